@@ -1,0 +1,64 @@
+//! Sharing architectures: how one input becomes per-task features.
+//!
+//! An [`Architecture`] owns the shared (and, for soft sharing or mixtures of experts,
+//! task-specific) layers that come before the task heads. The trainer only sees
+//! [`TaskFeatures`], so any architecture trains with any heads and any weighting.
+
+mod hard_sharing;
+mod mlp;
+
+pub use hard_sharing::HardSharing;
+pub use mlp::{Activation, Mlp, MlpConfig};
+
+use crate::Result;
+use tch::Tensor;
+
+/// A module that maps a batch to a batch of feature vectors: a trunk, an expert, a
+/// task tower. Architectures are generic over it, so users can plug their own.
+pub trait Backbone: std::fmt::Debug + Send {
+    /// Forward pass; `train` switches dropout and similar layers on.
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor;
+    /// The width of the output features.
+    fn out_dim(&self) -> i64;
+    /// The input width this module expects, when it has a fixed one (for shape checks).
+    fn in_dim(&self) -> Option<i64> {
+        None
+    }
+}
+
+/// The result of an architecture's forward pass.
+#[derive(Debug)]
+pub struct TaskFeatures {
+    /// The representation every task reads, when the architecture has one (hard
+    /// sharing's trunk output). Gradient aggregation in "rep-grad" mode differentiates
+    /// the task losses with respect to this tensor instead of the shared parameters.
+    pub shared: Option<Tensor>,
+    /// `per_task[k]`: the features head `k` reads.
+    pub per_task: Vec<Tensor>,
+}
+
+/// A multi-task sharing architecture.
+pub trait Architecture: std::fmt::Debug + Send {
+    /// The number of tasks it produces features for.
+    fn num_tasks(&self) -> usize;
+    /// `feature_dims()[k]`: the width of task `k`'s features.
+    fn feature_dims(&self) -> Vec<i64>;
+    /// Forward pass. Fails with a typed error naming the layer when `xs` has the wrong
+    /// shape.
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Result<TaskFeatures>;
+    /// A short name for reports (`"hps"`, `"mmoe"`...).
+    fn name(&self) -> &'static str;
+}
+
+/// Checks that `xs` is `[batch, width]`-shaped with the given width.
+pub fn check_input_width(context: &str, xs: &Tensor, width: i64) -> Result<()> {
+    let size = xs.size();
+    if size.len() < 2 || size[size.len() - 1] != width {
+        return Err(crate::Error::shape(
+            context,
+            format!("[batch, {width}]"),
+            format!("{size:?}"),
+        ));
+    }
+    Ok(())
+}

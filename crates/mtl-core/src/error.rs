@@ -1,0 +1,129 @@
+//! The error type shared by the `mtl-*` crates.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in `mtl`, with enough context to find the cause:
+/// the task, the step, the file and line, the shapes involved.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An error raised inside libtorch.
+    #[error("libtorch: {0}")]
+    Torch(#[from] tch::TchError),
+    /// A tensor or array does not have the shape an operation needs.
+    #[error("shape mismatch in {context}: expected {expected}, got {got}")]
+    Shape {
+        /// Where the mismatch was found (layer, head, method).
+        context: String,
+        /// What was expected.
+        expected: String,
+        /// What was given.
+        got: String,
+    },
+    /// The number of tasks does not match (including zero tasks).
+    #[error("task count mismatch in {context}: expected {expected}, got {got}")]
+    TaskCount {
+        /// Where the mismatch was found.
+        context: String,
+        /// The number of tasks expected (0 means "at least one").
+        expected: usize,
+        /// The number given.
+        got: usize,
+    },
+    /// A NaN or infinite value where a finite one is required.
+    #[error("non-finite value ({value}) in {what}{}{}", task.map(|t| format!(" of task {t}")).unwrap_or_default(), step.map(|s| format!(" at step {s}")).unwrap_or_default())]
+    NonFinite {
+        /// What held the value (features, loss, Jacobian row...).
+        what: String,
+        /// The task it belongs to, when it belongs to one.
+        task: Option<usize>,
+        /// The training step, when known.
+        step: Option<u64>,
+        /// The offending value, printed.
+        value: String,
+    },
+    /// A class label outside `0..classes`.
+    #[error("label {label} out of range 0..{classes} for task {task} at row {row}")]
+    LabelOutOfRange {
+        /// The task index.
+        task: usize,
+        /// The row of the dataset or batch.
+        row: usize,
+        /// The label found.
+        label: i64,
+        /// The number of classes of the task.
+        classes: i64,
+    },
+    /// Rows of a dataset disagree in count.
+    #[error("row count mismatch: {what} has {got} rows but the features have {expected}")]
+    RowCount {
+        /// Which array disagrees.
+        what: String,
+        /// The number of feature rows.
+        expected: usize,
+        /// The number of rows found.
+        got: usize,
+    },
+    /// A file could not be parsed.
+    #[error("{}:{line}: {message}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The 1-based line (or record) number.
+        line: u64,
+        /// What was wrong.
+        message: String,
+    },
+    /// An I/O error on a file.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A configuration or hyper-parameter value is invalid.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// No method, head or architecture of that name is registered.
+    #[error("unknown {kind} `{name}`; known: {known}")]
+    Unknown {
+        /// What was looked up (method, metric, task...).
+        kind: &'static str,
+        /// The name asked for.
+        name: String,
+        /// The names that exist, comma-separated.
+        known: String,
+    },
+    /// A checkpoint is corrupt or does not match the model.
+    #[error("checkpoint {}: {message}", path.display())]
+    Checkpoint {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Shorthand for [`Error::Shape`].
+    pub fn shape(
+        context: impl Into<String>,
+        expected: impl std::fmt::Display,
+        got: impl std::fmt::Display,
+    ) -> Self {
+        Error::Shape {
+            context: context.into(),
+            expected: expected.to_string(),
+            got: got.to_string(),
+        }
+    }
+
+    /// Shorthand for [`Error::Config`].
+    pub fn config(msg: impl Into<String>) -> Self {
+        Error::Config(msg.into())
+    }
+}

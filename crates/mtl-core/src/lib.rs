@@ -1,0 +1,31 @@
+//! # mtl-core
+//!
+//! The foundation of `mtl`: what every multi-task model needs regardless of its heads
+//! or how it weighs its tasks. It selects the device (and makes sure libtorch's CUDA
+//! backend is really loaded), seeds runs, splits parameters into shared and
+//! task-specific groups, extracts the K×d task Jacobian of the shared parameters and
+//! writes an aggregated gradient back, provides the sharing architectures (hard
+//! sharing over any [`Backbone`], an [`Mlp`] trunk), optimisers with saveable state, and
+//! the [`Error`] type the other crates use.
+//!
+//! It is not where task heads (`mtl-heads`), loss weightings and gradient aggregators
+//! (`mtl-losses`), data handling (`mtl-data`) or the training loop (`mtl`) live.
+
+pub mod arch;
+pub mod device;
+mod error;
+pub mod jacobian;
+pub mod optim;
+pub mod params;
+pub mod seed;
+mod target;
+
+pub use arch::{Activation, Architecture, Backbone, HardSharing, Mlp, MlpConfig, TaskFeatures};
+pub use device::{select_device, DeviceRequest};
+pub use error::{Error, Result};
+pub use jacobian::{check_jacobian, check_losses, task_jacobian};
+pub use optim::{Optimizer, OptimizerConfig};
+pub use params::{task_path, ParamGroups};
+pub use seed::{derive_rng, seed_everything, SeededRng};
+pub use target::TaskTarget;
+pub use tch;

@@ -1,0 +1,82 @@
+//! The Gram-matrix path: most aggregators depend on the task Jacobian J only through
+//! G = J Jᵀ (K×K). Compute it once, solve the small problem in f64 on the CPU, and form
+//! the result as wᵀJ, so no d-sized work happens beyond two passes over J.
+
+use mtl_core::{Error, Result};
+use tch::{Kind, Tensor};
+
+/// A K×K symmetric matrix in f64, row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gram {
+    k: usize,
+    data: Vec<f64>,
+}
+
+impl Gram {
+    /// Builds from row-major data; `data.len()` must be `k*k`.
+    pub fn from_vec(k: usize, data: Vec<f64>) -> Result<Self> {
+        if data.len() != k * k {
+            return Err(Error::shape(
+                "Gram",
+                format!("{k}x{k}"),
+                format!("{} values", data.len()),
+            ));
+        }
+        Ok(Gram { k, data })
+    }
+    /// G = J Jᵀ of a `[K, d]` Jacobian (computed in J's dtype on J's device, then
+    /// moved to the CPU in f64).
+    pub fn of(jacobian: &Tensor) -> Result<Self> {
+        check_jacobian_shape(jacobian)?;
+        let k = jacobian.size()[0] as usize;
+        let g = jacobian
+            .f_matmul(&jacobian.f_tr()?)?
+            .f_to_kind(Kind::Double)?
+            .f_to_device(tch::Device::Cpu)?;
+        let data = Vec::<f64>::try_from(g.f_reshape([-1])?)?;
+        Ok(Gram { k, data })
+    }
+    /// K.
+    pub fn k(&self) -> usize {
+        self.k
+    }
+    /// Entry (i, j) = ⟨g_i, g_j⟩.
+    pub fn get(&self, i: usize, j: usize) -> f64 {
+        self.data[i * self.k + j]
+    }
+    /// The row-major data.
+    pub fn as_slice(&self) -> &[f64] {
+        &self.data
+    }
+}
+
+/// Checks that a Jacobian is a non-empty `[K, d]` matrix with finite entries; names the
+/// first task whose row holds NaN or Inf.
+pub fn check_jacobian_shape(jacobian: &Tensor) -> Result<()> {
+    let size = jacobian.size();
+    if size.len() != 2 || size[0] == 0 {
+        return Err(Error::shape(
+            "task Jacobian",
+            "[K >= 1, d]",
+            format!("{size:?}"),
+        ));
+    }
+    mtl_core::check_jacobian(jacobian, None)
+}
+
+/// wᵀJ: the combination of the Jacobian's rows with weights `w` (length K), in J's
+/// dtype and on J's device.
+pub fn combine(weights: &[f64], jacobian: &Tensor) -> Result<Tensor> {
+    let k = jacobian.size()[0] as usize;
+    if weights.len() != k {
+        return Err(Error::TaskCount {
+            context: "combine weights".into(),
+            expected: k,
+            got: weights.len(),
+        });
+    }
+    let w = Tensor::from_slice(weights)
+        .f_to_kind(jacobian.kind())?
+        .f_to_device(jacobian.device())?;
+    Ok(w.f_unsqueeze(0)?.f_matmul(jacobian)?.f_squeeze_dim(0)?)
+}

@@ -1,0 +1,5 @@
+//! Every weighting and aggregator, one file each.
+
+mod equal;
+
+pub use equal::EqualWeighting;

@@ -1,0 +1,86 @@
+//! Every method by name: for configs, the CLI, benchmarks and `cargo xtask methods`.
+//!
+//! Adding a method is one file in `methods/` plus one entry in [`ENTRIES`].
+
+use crate::methods::*;
+use crate::{Aggregator, Weighting};
+use mtl_core::{Error, Result};
+
+/// Whether a method works on losses or on gradients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MethodLevel {
+    /// Combines the K task losses ([`Weighting`]).
+    Loss,
+    /// Combines the K×d task Jacobian ([`Aggregator`]).
+    Gradient,
+}
+
+/// A method built by name.
+#[derive(Debug)]
+pub enum Method {
+    /// A loss-level method.
+    Weighting(Box<dyn Weighting>),
+    /// A gradient-level method.
+    Aggregator(Box<dyn Aggregator>),
+}
+
+/// Registry metadata of one method.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MethodInfo {
+    /// The name used in configs (`"pcgrad"`).
+    pub name: &'static str,
+    /// Loss or gradient level.
+    pub level: MethodLevel,
+    /// The paper (authors, year, venue).
+    pub paper: &'static str,
+    /// Default hyper-parameters, as `name=value` pairs.
+    pub defaults: &'static str,
+    /// The reference outputs it is tested against (`shared/golden` files), or the
+    /// property tests when no golden file exists.
+    pub tested_by: &'static str,
+}
+
+type Builder = fn(num_tasks: usize, seed: u64) -> Result<Method>;
+
+/// (metadata, constructor with the paper's defaults) for every method.
+const ENTRIES: &[(MethodInfo, Builder)] = &[(
+    MethodInfo {
+        name: "ew",
+        level: MethodLevel::Loss,
+        paper: "equal weighting (baseline)",
+        defaults: "",
+        tested_by: "golden libmtl_EW.json",
+    },
+    |k, _| Ok(Method::Weighting(Box::new(EqualWeighting::new(k)))),
+)];
+
+/// Metadata of every registered method.
+pub fn list() -> Vec<MethodInfo> {
+    ENTRIES.iter().map(|(i, _)| i.clone()).collect()
+}
+
+/// Builds the method called `name` for `num_tasks` tasks with its paper defaults;
+/// `seed` drives any randomness it has.
+pub fn by_name(name: &str, num_tasks: usize, seed: u64) -> Result<Method> {
+    if num_tasks == 0 {
+        return Err(Error::TaskCount {
+            context: format!("method `{name}`"),
+            expected: 0,
+            got: 0,
+        });
+    }
+    let key = name.to_ascii_lowercase().replace('-', "_");
+    match ENTRIES.iter().find(|(i, _)| i.name == key) {
+        Some((_, build)) => build(num_tasks, seed),
+        None => Err(Error::Unknown {
+            kind: "method",
+            name: name.to_string(),
+            known: ENTRIES
+                .iter()
+                .map(|(i, _)| i.name)
+                .collect::<Vec<_>>()
+                .join(", "),
+        }),
+    }
+}

@@ -1,0 +1,48 @@
+//! The [`Weighting`] and [`Aggregator`] traits.
+
+use mtl_core::Result;
+use tch::Tensor;
+
+/// What a method may know about the step besides its main input.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StepContext<'a> {
+    /// The global training step (0-based).
+    pub step: u64,
+    /// The epoch (0-based).
+    pub epoch: usize,
+    /// The K task loss values of this step (detached), for methods that read them.
+    pub losses: &'a [f64],
+}
+
+/// A loss-level method: combines the K task losses into the scalar to backpropagate.
+pub trait Weighting: std::fmt::Debug + Send {
+    /// The registry name.
+    fn name(&self) -> &'static str;
+    /// `losses` is `[K]` and carries the graph; returns a scalar that does too.
+    fn combine(&mut self, losses: &Tensor, ctx: &StepContext) -> Result<Tensor>;
+    /// The task weights used by the last `combine` (d total / d loss_k), for reports.
+    fn weights(&self) -> Vec<f64>;
+    /// Learnable parameters (e.g. UW's log-variances); the trainer optimises them with
+    /// the model.
+    fn parameters(&self) -> Vec<Tensor> {
+        Vec::new()
+    }
+}
+
+/// The result of an aggregation.
+#[derive(Debug)]
+pub struct Aggregation {
+    /// The d-vector to use as the shared gradient.
+    pub gradient: Tensor,
+    /// The weights w with `gradient = wᵀ J`, when the method is such a combination.
+    pub weights: Option<Vec<f64>>,
+}
+
+/// A gradient-level method: maps the K×d task Jacobian J to one d-vector.
+pub trait Aggregator: std::fmt::Debug + Send {
+    /// The registry name.
+    fn name(&self) -> &'static str;
+    /// Aggregates `jacobian` (`[K, d]`, row k = ∇ loss_k). Errors on NaN/Inf (naming the
+    /// task), on a task count that does not match the method's state, on a bad shape.
+    fn aggregate(&mut self, jacobian: &Tensor, ctx: &StepContext) -> Result<Aggregation>;
+}
