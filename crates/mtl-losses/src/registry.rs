@@ -44,16 +44,34 @@ pub struct MethodInfo {
 type Builder = fn(num_tasks: usize, seed: u64) -> Result<Method>;
 
 /// (metadata, constructor with the paper's defaults) for every method.
-const ENTRIES: &[(MethodInfo, Builder)] = &[(
-    MethodInfo {
-        name: "ew",
-        level: MethodLevel::Loss,
-        paper: "equal weighting (baseline)",
-        defaults: "",
-        tested_by: "golden libmtl_EW.json",
-    },
-    |k, _| Ok(Method::Weighting(Box::new(EqualWeighting::new(k)))),
-)];
+const ENTRIES: &[(MethodInfo, Builder)] = &[
+    (
+        MethodInfo {
+            name: "ew",
+            level: MethodLevel::Loss,
+            paper: "equal weighting (baseline)",
+            defaults: "",
+            tested_by: "golden libmtl_EW.json",
+        },
+        |k, _| Ok(Method::Weighting(Box::new(EqualWeighting::new(k)))),
+    ),
+    (
+        MethodInfo {
+            name: "static",
+            level: MethodLevel::Loss,
+            paper: "fixed linear scalarisation (Keras loss_weights; baseline)",
+            defaults: "weights=1 for every task (configs pass them: registry::static_weights)",
+            tested_by: "tests/static_weights.rs (weighted-sum property, validation)",
+        },
+        |k, _| static_weights(vec![1.0; k]),
+    ),
+];
+
+/// Builds [`StaticWeighting`] with explicit weights (K = `weights.len()`), the form
+/// configs use for `"static"`.
+pub fn static_weights(weights: Vec<f64>) -> Result<Method> {
+    Ok(Method::Weighting(Box::new(StaticWeighting::new(weights)?)))
+}
 
 /// Metadata of every registered method.
 pub fn list() -> Vec<MethodInfo> {
