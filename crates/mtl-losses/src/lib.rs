@@ -17,6 +17,7 @@
 pub mod gram;
 pub mod methods;
 pub mod registry;
+pub mod solvers;
 mod traits;
 
 pub use registry::{by_name, list, Method, MethodInfo, MethodLevel};

@@ -65,6 +65,59 @@ const ENTRIES: &[(MethodInfo, Builder)] = &[
         },
         |k, _| static_weights(vec![1.0; k]),
     ),
+    (
+        MethodInfo {
+            name: "mean",
+            level: MethodLevel::Gradient,
+            paper: "mean of the task gradients (baseline; TorchJD Mean)",
+            defaults: "",
+            tested_by: "golden torchjd_Mean.json (tests/mean.rs), tests/properties.rs",
+        },
+        |k, _| Ok(Method::Aggregator(Box::new(Mean::for_tasks(k)))),
+    ),
+    (
+        MethodInfo {
+            name: "sum",
+            level: MethodLevel::Gradient,
+            paper: "sum of the task gradients (baseline; TorchJD Sum)",
+            defaults: "",
+            tested_by: "golden torchjd_Sum.json (tests/sum.rs)",
+        },
+        |k, _| Ok(Method::Aggregator(Box::new(Sum::for_tasks(k)))),
+    ),
+    (
+        MethodInfo {
+            name: "constant",
+            level: MethodLevel::Gradient,
+            paper: "fixed linear combination of the task gradients (TorchJD Constant)",
+            defaults: "weights=1/K for every task (configs pass them: methods::Constant::new)",
+            tested_by: "golden torchjd_Constant.json (tests/constant.rs)",
+        },
+        |k, _| Ok(Method::Aggregator(Box::new(Constant::new(Mean::weights(k))?))),
+    ),
+    (
+        MethodInfo {
+            name: "upgrad",
+            level: MethodLevel::Gradient,
+            paper: "Quinton & Rey, Jacobian Descent for Multi-Objective Optimization, \
+                    arXiv:2406.16232, 2024",
+            defaults: "pref_vector=1/K, norm_eps=1e-4, reg_eps=1e-4",
+            tested_by: "golden torchjd_UPGrad.json, libmtl_UPGrad.json (tests/upgrad.rs), \
+                        tests/properties.rs",
+        },
+        |k, _| Ok(Method::Aggregator(Box::new(UpGrad::for_tasks(k)))),
+    ),
+    (
+        MethodInfo {
+            name: "dualproj",
+            level: MethodLevel::Gradient,
+            paper: "Lopez-Paz & Ranzato, Gradient Episodic Memory for Continual Learning, \
+                    NeurIPS 2017 (Eq. 11, applied to the mean as in Quinton & Rey 2024)",
+            defaults: "pref_vector=1/K, norm_eps=1e-4, reg_eps=1e-4",
+            tested_by: "golden torchjd_DualProj.json (tests/dualproj.rs), tests/properties.rs",
+        },
+        |k, _| Ok(Method::Aggregator(Box::new(DualProj::for_tasks(k)))),
+    ),
 ];
 
 /// Builds [`StaticWeighting`] with explicit weights (K = `weights.len()`), the form

@@ -1,7 +1,17 @@
 //! Every weighting and aggregator, one file each.
 
+mod constant;
+mod dualproj;
 mod equal;
+mod mean;
 mod static_weights;
+mod sum;
+mod upgrad;
 
+pub use constant::Constant;
+pub use dualproj::DualProj;
 pub use equal::EqualWeighting;
+pub use mean::Mean;
 pub use static_weights::StaticWeighting;
+pub use sum::Sum;
+pub use upgrad::UpGrad;

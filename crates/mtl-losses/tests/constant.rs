@@ -1,0 +1,50 @@
+//! Constant against TorchJD's `Constant` (golden `torchjd_Constant.json`, whose weights
+//! are recorded per case) and the edge cases.
+
+mod common;
+mod support;
+
+use common::{to_vec, vec_f64};
+use mtl_core::Error;
+use mtl_losses::methods::Constant;
+use mtl_losses::Aggregator;
+use support::{common_edge_cases, ctx, rows, run_golden};
+
+#[test]
+fn golden_torchjd_constant() {
+    let (n, skipped) = run_golden("torchjd_Constant.json", true, |case| {
+        Box::new(Constant::new(vec_f64(&case["weights"])).unwrap())
+    });
+    assert_eq!(n, 21);
+    assert!(skipped.is_empty());
+}
+
+#[test]
+fn edge_cases() {
+    common_edge_cases(
+        || Box::new(Constant::new(vec![0.5, -1.0, 2.0]).unwrap()),
+        3,
+        4,
+    );
+    let out = Constant::new(vec![2.0])
+        .unwrap()
+        .aggregate(&rows(&[&[1.0, -2.0]]), &ctx())
+        .unwrap();
+    assert_eq!(to_vec(&out.gradient), vec![2.0, -4.0]);
+    // The number of weights fixes K.
+    assert!(matches!(
+        Constant::new(vec![1.0, 1.0])
+            .unwrap()
+            .aggregate(&rows(&[&[1.0], &[2.0], &[3.0]]), &ctx()),
+        Err(Error::TaskCount {
+            expected: 2,
+            got: 3,
+            ..
+        })
+    ));
+    assert!(Constant::new(vec![]).is_err());
+    assert!(matches!(
+        Constant::new(vec![1.0, f64::NAN]),
+        Err(Error::NonFinite { task: Some(1), .. })
+    ));
+}

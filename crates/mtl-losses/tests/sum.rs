@@ -1,0 +1,34 @@
+//! Sum against TorchJD's `Sum` (golden `torchjd_Sum.json`) and the edge cases.
+
+mod common;
+mod support;
+
+use common::to_vec;
+use mtl_core::Error;
+use mtl_losses::methods::Sum;
+use mtl_losses::Aggregator;
+use support::{common_edge_cases, ctx, rows, run_golden};
+
+#[test]
+fn golden_torchjd_sum() {
+    let (n, skipped) = run_golden("torchjd_Sum.json", true, |_| Box::new(Sum::new()));
+    assert_eq!(n, 21);
+    assert!(skipped.is_empty());
+}
+
+#[test]
+fn edge_cases() {
+    common_edge_cases(|| Box::new(Sum::new()), 3, 5);
+    let out = Sum::new()
+        .aggregate(&rows(&[&[1e-6, 1e6], &[1e6, 0.0]]), &ctx())
+        .unwrap();
+    assert_eq!(to_vec(&out.gradient), vec![1e6 + 1e-6, 1e6]);
+    assert!(matches!(
+        Sum::for_tasks(4).aggregate(&rows(&[&[1.0]]), &ctx()),
+        Err(Error::TaskCount {
+            expected: 4,
+            got: 1,
+            ..
+        })
+    ));
+}
