@@ -234,7 +234,9 @@ fn write_cargo_config(lt: &Libtorch) -> Result<()> {
          [build]\n\
          # Binaries carry no rpath to libtorch otherwise, and cargo ignores a\n\
          # LD_LIBRARY_PATH set in [env] when it runs them.\n\
-         rustflags = [\"-C\", \"link-arg=-Wl,-rpath,{lib}\"]\n"
+         rustflags = [\"-C\", \"link-arg=-Wl,-rpath,{lib}\"]\n\
+         # Doctests are linked by rustdoc, which does not read `rustflags`.\n\
+         rustdocflags = [\"-C\", \"link-arg=-Wl,-rpath,{lib}\"]\n"
     );
     let path = cargo_config_path();
     if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {

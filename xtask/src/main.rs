@@ -19,6 +19,7 @@ commands:
   doctor           report the libtorch install, CUDA, the cache, and how to fix problems
   test             setup, then fmt check, clippy -D warnings, and every test
   demo             setup, then train the olive-oil multi-task demo
+  methods [--json] list every loss weighting and gradient aggregator
   help             this text
 
 environment:
@@ -40,7 +41,8 @@ fn main() -> Result<()> {
         }
         "doctor" => doctor::doctor()?,
         "test" => test()?,
-        "demo" => demo(rest)?,
+        "demo" => example("olive_oil", rest)?,
+        "methods" => example("methods", rest)?,
         "help" | "--help" | "-h" => print!("{HELP}"),
         other => bail!("unknown command `{other}`\n\n{HELP}"),
     }
@@ -67,10 +69,12 @@ fn test() -> Result<()> {
     Ok(())
 }
 
-fn demo(rest: &[String]) -> Result<()> {
+/// Runs one of the root package's examples (in the test profile's build, so it
+/// reuses what `cargo xtask test` compiled).
+fn example(name: &str, rest: &[String]) -> Result<()> {
     libtorch::setup(false)?;
     let mut cmd = cargo();
-    cmd.args(["run", "--release", "--example", "olive_oil", "--"]);
+    cmd.args(["run", "--example", name, "--"]);
     cmd.args(rest);
     run(&mut cmd)
 }

@@ -1,1 +1,50 @@
-//! placeholder
+//! # mtl
+//!
+//! Multi-task learning on libtorch: one model, several tasks, and a choice of how
+//! their signals combine. This facade re-exports the layered crates (`mtl-core`,
+//! `mtl-heads`, `mtl-losses`, `mtl-data`) and adds what composes them: the
+//! [`MultiTaskModel`] (an architecture plus task heads), the [`Trainer`] (epochs,
+//! validation, early stopping, a JSON [`RunReport`]) and [`evaluate`].
+//!
+//! It holds no method, head or architecture of its own; those live in the crates it
+//! re-exports, so a user can depend on just the piece they need.
+
+mod early_stopping;
+mod evaluate;
+mod model;
+mod report;
+pub mod step;
+mod trainer;
+
+pub use early_stopping::{EarlyStopping, Monitor};
+pub use evaluate::{evaluate, Evaluation};
+pub use model::{Forward, MultiTaskModel};
+pub use report::{EpochRecord, RunReport};
+pub use step::{backward_step, GradMode, StepOutcome};
+pub use trainer::{Trainer, TrainerConfig};
+
+pub use mtl_core as core;
+pub use mtl_data as data;
+pub use mtl_heads as heads;
+pub use mtl_losses as losses;
+pub use tch;
+
+/// The names most programs need.
+pub mod prelude {
+    pub use crate::{
+        evaluate, EarlyStopping, GradMode, Monitor, MultiTaskModel, RunReport, Trainer,
+        TrainerConfig,
+    };
+    pub use mtl_core::{
+        seed_everything, select_device, task_path, Architecture, Backbone, DeviceRequest, Error,
+        HardSharing, MlpConfig, OptimizerConfig, Result, TaskTarget,
+    };
+    pub use mtl_data::MultiTaskDataset;
+    pub use mtl_heads::TaskHead;
+    pub use mtl_losses::{Aggregator, Method, Weighting};
+}
+
+/// Compiles the README's usage example as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctest;

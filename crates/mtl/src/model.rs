@@ -1,0 +1,155 @@
+//! A multi-task model: one sharing architecture plus one head per task.
+
+use mtl_core::{Architecture, Error, ParamGroups, Result, TaskFeatures, TaskTarget};
+use mtl_heads::TaskHead;
+use tch::{nn, Device, Tensor};
+
+/// An architecture and its task heads, with the var store that owns their weights.
+///
+/// Build the heads under `mtl_core::task_path(&vs.root(), k)` so the split into shared
+/// and task-specific parameters ([`ParamGroups`]) finds them.
+#[derive(Debug)]
+pub struct MultiTaskModel {
+    vs: nn::VarStore,
+    arch: Box<dyn Architecture>,
+    heads: Vec<Box<dyn TaskHead>>,
+}
+
+/// The outputs of one forward pass.
+#[derive(Debug)]
+pub struct Forward {
+    /// What the architecture produced.
+    pub features: TaskFeatures,
+    /// `outputs[k]`: head k's output.
+    pub outputs: Vec<Tensor>,
+}
+
+impl MultiTaskModel {
+    /// Assembles a model; the architecture must produce features for exactly as many
+    /// tasks as there are heads, each as wide as its head reads.
+    pub fn new(
+        vs: nn::VarStore,
+        arch: impl Architecture + 'static,
+        heads: Vec<Box<dyn TaskHead>>,
+    ) -> Result<Self> {
+        if heads.is_empty() || arch.num_tasks() != heads.len() {
+            return Err(Error::TaskCount {
+                context: format!("model: {} architecture vs heads", arch.name()),
+                expected: arch.num_tasks(),
+                got: heads.len(),
+            });
+        }
+        for (k, (dim, head)) in arch.feature_dims().iter().zip(&heads).enumerate() {
+            if *dim != head.in_dim() {
+                return Err(Error::shape(
+                    format!("head `{}` (task {k}) input", head.name()),
+                    format!("width {dim} (the architecture's output)"),
+                    format!("width {}", head.in_dim()),
+                ));
+            }
+        }
+        Ok(MultiTaskModel {
+            vs,
+            arch: Box::new(arch),
+            heads,
+        })
+    }
+
+    /// The number of tasks.
+    pub fn num_tasks(&self) -> usize {
+        self.heads.len()
+    }
+    /// The task names, in head order.
+    pub fn task_names(&self) -> Vec<String> {
+        self.heads.iter().map(|h| h.name().to_string()).collect()
+    }
+    /// The heads.
+    pub fn heads(&self) -> &[Box<dyn TaskHead>] {
+        &self.heads
+    }
+    /// The architecture.
+    pub fn architecture(&self) -> &dyn Architecture {
+        self.arch.as_ref()
+    }
+    /// The var store holding every weight.
+    pub fn var_store(&self) -> &nn::VarStore {
+        &self.vs
+    }
+    /// Mutable access to the var store (loading, freezing).
+    pub fn var_store_mut(&mut self) -> &mut nn::VarStore {
+        &mut self.vs
+    }
+    /// The device the weights live on.
+    pub fn device(&self) -> Device {
+        self.vs.device()
+    }
+    /// The trainable parameters split into shared and per-task groups.
+    pub fn param_groups(&self) -> Result<ParamGroups> {
+        ParamGroups::from_var_store(&self.vs, self.num_tasks())
+    }
+
+    /// Forward pass through the architecture and every head.
+    pub fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Forward> {
+        let features = self.arch.forward_t(xs, train)?;
+        if features.per_task.len() != self.heads.len() {
+            return Err(Error::TaskCount {
+                context: format!("{} architecture output", self.arch.name()),
+                expected: self.heads.len(),
+                got: features.per_task.len(),
+            });
+        }
+        let outputs = self
+            .heads
+            .iter()
+            .zip(&features.per_task)
+            .map(|(h, f)| h.forward_t(f, train))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Forward { features, outputs })
+    }
+
+    /// The K task losses of a forward pass against its targets.
+    pub fn losses(&self, outputs: &[Tensor], targets: &[TaskTarget]) -> Result<Vec<Tensor>> {
+        if targets.len() != self.heads.len() {
+            return Err(Error::TaskCount {
+                context: "batch targets".into(),
+                expected: self.heads.len(),
+                got: targets.len(),
+            });
+        }
+        self.heads
+            .iter()
+            .zip(outputs)
+            .zip(targets)
+            .map(|((h, o), t)| h.loss(o, t))
+            .collect()
+    }
+
+    /// A copy of every variable, for restoring the best weights later.
+    pub fn snapshot(&self) -> Vec<(String, Tensor)> {
+        let mut vars: Vec<(String, Tensor)> = self
+            .vs
+            .variables()
+            .into_iter()
+            .map(|(n, t)| (n, t.detach().copy()))
+            .collect();
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        vars
+    }
+
+    /// Restores a [`MultiTaskModel::snapshot`].
+    pub fn restore(&mut self, snapshot: &[(String, Tensor)]) -> Result<()> {
+        let vars = self.vs.variables();
+        tch::no_grad(|| -> Result<()> {
+            for (name, saved) in snapshot {
+                let mut v = vars
+                    .get(name)
+                    .ok_or_else(|| {
+                        Error::config(format!("snapshot variable `{name}` is not in the model"))
+                    })?
+                    .shallow_clone();
+                v.f_copy_(saved)?;
+            }
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,47 @@
+//! The JSON run report: configuration, per-epoch losses, metrics and task weights,
+//! timings.
+
+use crate::evaluate::Evaluation;
+use serde::{Deserialize, Serialize};
+
+/// One epoch of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    /// The epoch (0-based).
+    pub epoch: usize,
+    /// Mean training loss of each task over the epoch's steps.
+    pub train_losses: Vec<f64>,
+    /// Mean task weights over the epoch's steps (empty for methods without weights).
+    pub task_weights: Vec<f64>,
+    /// Validation results, when a validation set was given.
+    pub validation: Option<Evaluation>,
+    /// Seconds the epoch took, validation included.
+    pub seconds: f64,
+}
+
+/// Everything a run did, serialisable as JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunReport {
+    /// The trainer configuration.
+    pub config: crate::TrainerConfig,
+    /// The method's registry name.
+    pub method: String,
+    /// The task names.
+    pub tasks: Vec<String>,
+    /// One record per epoch run.
+    pub epochs: Vec<EpochRecord>,
+    /// The epoch whose weights the model holds at the end (the best one under early
+    /// stopping, else the last).
+    pub best_epoch: usize,
+    /// Whether early stopping ended the run before the epoch budget.
+    pub stopped_early: bool,
+    /// Wall-clock seconds for the whole fit.
+    pub seconds: f64,
+}
+
+impl RunReport {
+    /// The report as pretty-printed JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("reports contain only plain data")
+    }
+}

@@ -1,0 +1,136 @@
+//! One training step as a plain function over tensors: forward, per-task losses, the
+//! combination (loss-level weighting or gradient-level aggregation), gradients written
+//! to the parameters. The optimiser update is left to the caller, so a collective
+//! (data-parallel all-reduce) could sit between the stages without the methods knowing.
+
+use crate::model::MultiTaskModel;
+use mtl_core::{check_jacobian, check_losses, params, Error, ParamGroups, Result, TaskTarget};
+use mtl_losses::{Method, StepContext};
+use serde::{Deserialize, Serialize};
+use tch::Tensor;
+
+/// What a gradient-level method differentiates the task losses with respect to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GradMode {
+    /// The shared parameters: J is K × (number of shared weights).
+    #[default]
+    Parameters,
+    /// The shared representation ("rep-grad"): J is K × (batch × width), much cheaper
+    /// for a large trunk; the aggregated gradient is then backpropagated into the trunk.
+    Representation,
+}
+
+/// What one step measured.
+#[derive(Debug, Clone)]
+pub struct StepOutcome {
+    /// The K task losses.
+    pub losses: Vec<f64>,
+    /// The task weights the method used (empty when it has none).
+    pub weights: Vec<f64>,
+}
+
+/// Runs forward and backward for one batch and leaves the combined gradient in every
+/// parameter's `.grad()` (the caller zeroes grads before and steps the optimiser after).
+pub fn backward_step(
+    model: &MultiTaskModel,
+    groups: &ParamGroups,
+    method: &mut Method,
+    mode: GradMode,
+    x: &Tensor,
+    targets: &[TaskTarget],
+    step: u64,
+    epoch: usize,
+) -> Result<StepOutcome> {
+    let fwd = model.forward_t(x, true)?;
+    let losses = model.losses(&fwd.outputs, targets)?;
+    check_losses(&losses, Some(step))?;
+    let values = losses
+        .iter()
+        .map(|l| l.f_double_value(&[]))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let ctx = StepContext {
+        step,
+        epoch,
+        losses: &values,
+    };
+    let weights = match method {
+        Method::Weighting(w) => {
+            let stacked = Tensor::f_stack(&losses, 0)?;
+            let total = w.combine(&stacked, &ctx)?;
+            total.f_backward()?;
+            w.weights()
+        }
+        Method::Aggregator(a) => {
+            let wrt: Vec<Tensor> = match mode {
+                GradMode::Parameters => groups.shared_tensors(),
+                GradMode::Representation => vec![fwd.features.shared.as_ref().map(Tensor::shallow_clone).ok_or_else(|| {
+                    Error::config(format!(
+                        "rep-grad mode needs a shared representation, and the {} architecture has none",
+                        model.architecture().name()
+                    ))
+                })?],
+            };
+            let jac =
+                jacobian_and_head_grads(&losses, &wrt, groups, mode == GradMode::Representation)?;
+            check_jacobian(&jac, Some(step))?;
+            let agg = a.aggregate(&jac, &ctx)?;
+            match mode {
+                GradMode::Parameters => params::write_flat_grad(&wrt, &agg.gradient)?,
+                GradMode::Representation => {
+                    let z = &wrt[0];
+                    let g = agg.gradient.f_view(z.size().as_slice())?.f_detach()?;
+                    (z * g).f_sum(z.kind())?.f_backward()?;
+                }
+            }
+            agg.weights.unwrap_or_default()
+        }
+    };
+    Ok(StepOutcome {
+        losses: values,
+        weights,
+    })
+}
+
+/// Row k of the returned Jacobian is ∇ loss_k with respect to `wrt` (flattened); as a
+/// by-product, each task's own parameters receive that task's gradient, so the K
+/// backward passes are all the step needs.
+fn jacobian_and_head_grads(
+    losses: &[Tensor],
+    wrt: &[Tensor],
+    groups: &ParamGroups,
+    keep_last_graph: bool,
+) -> Result<Tensor> {
+    let k = losses.len();
+    params::ensure_grads(&groups.all_tensors())?;
+    let mut rows = Vec::with_capacity(k);
+    for (t, loss) in losses.iter().enumerate() {
+        let own = groups.task.get(t).map(|g| g.as_slice()).unwrap_or(&[]);
+        let mut inputs: Vec<Tensor> = wrt.iter().map(Tensor::shallow_clone).collect();
+        inputs.extend(own.iter().map(|p| p.tensor.shallow_clone()));
+        let keep = keep_last_graph || t + 1 < k;
+        let grads = Tensor::f_run_backward(&[loss], &inputs, keep, false)?;
+        let (shared_g, own_g) = grads.split_at(wrt.len());
+        let flat = shared_g
+            .iter()
+            .zip(wrt)
+            .map(|(g, p)| {
+                if g.defined() {
+                    g.f_reshape([-1])
+                } else {
+                    p.f_zeros_like()?.f_reshape([-1])
+                }
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        rows.push(Tensor::f_cat(&flat, 0)?);
+        tch::no_grad(|| -> Result<()> {
+            for (p, g) in own.iter().zip(own_g) {
+                if g.defined() {
+                    p.tensor.grad().f_copy_(g)?;
+                }
+            }
+            Ok(())
+        })?;
+    }
+    Ok(Tensor::f_stack(&rows, 0)?)
+}
