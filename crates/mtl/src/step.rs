@@ -57,7 +57,10 @@ pub fn backward_step(
     let weights = match method {
         Method::Weighting(w) => {
             let stacked = Tensor::f_stack(&losses, 0)?;
-            let total = w.combine(&stacked, &ctx)?;
+            let mut total = w.combine(&stacked, &ctx)?;
+            if let Some(aux) = &fwd.features.auxiliary_loss {
+                total = total + aux;
+            }
             total.f_backward()?;
             w.weights()
         }
@@ -82,6 +85,11 @@ pub fn backward_step(
                     let g = agg.gradient.f_view(z.size().as_slice())?.f_detach()?;
                     (z * g).f_sum(z.kind())?.f_backward()?;
                 }
+            }
+            // The architecture's own term is not a task signal: it bypasses the
+            // aggregator and accumulates on top of the aggregated gradient.
+            if let Some(aux) = aux {
+                aux.f_backward()?;
             }
             agg.weights.unwrap_or_default()
         }

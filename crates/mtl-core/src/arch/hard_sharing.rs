@@ -41,10 +41,7 @@ impl Architecture for HardSharing {
         }
         let z = self.trunk.forward_t(xs, train);
         let per_task = (0..self.num_tasks).map(|_| z.shallow_clone()).collect();
-        Ok(TaskFeatures {
-            shared: Some(z),
-            per_task,
-        })
+        Ok(TaskFeatures::new(Some(z), per_task))
     }
     fn name(&self) -> &'static str {
         "hps"

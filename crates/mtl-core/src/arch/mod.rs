@@ -35,6 +35,17 @@ pub struct TaskFeatures {
     pub shared: Option<Tensor>,
     /// `per_task[k]`: the features head `k` reads.
     pub per_task: Vec<Tensor>,
+    /// A scalar the architecture adds to the training objective (soft sharing's L2 tie
+    /// between towers, an adversarial or orthogonality term), if it has one. The trainer
+    /// adds it to the combined loss, outside the task weighting.
+    pub auxiliary_loss: Option<Tensor>,
+}
+
+impl TaskFeatures {
+    /// Features for architectures with no auxiliary loss.
+    pub fn new(shared: Option<Tensor>, per_task: Vec<Tensor>) -> Self {
+        TaskFeatures { shared, per_task, auxiliary_loss: None }
+    }
 }
 
 /// A multi-task sharing architecture.
