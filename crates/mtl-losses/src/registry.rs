@@ -67,6 +67,17 @@ const ENTRIES: &[(MethodInfo, Builder)] = &[
     ),
     (
         MethodInfo {
+            name: "uw",
+            level: MethodLevel::Loss,
+            paper: "Kendall, Gal & Cipolla, Multi-Task Learning Using Uncertainty to Weigh \
+                    Losses for Scene Geometry and Semantics, CVPR 2018",
+            defaults: "loss_scale_init=-0.5 (learnable, optimised by the trainer)",
+            tested_by: "golden libmtl_UW.json",
+        },
+        |k, _| Ok(Method::Weighting(Box::new(UncertaintyWeighting::new(k)))),
+    ),
+    (
+        MethodInfo {
             name: "mean",
             level: MethodLevel::Gradient,
             paper: "mean of the task gradients (baseline; TorchJD Mean)",

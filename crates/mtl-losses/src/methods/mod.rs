@@ -6,6 +6,7 @@ mod equal;
 mod mean;
 mod static_weights;
 mod sum;
+mod uncertainty;
 mod upgrad;
 
 pub use constant::Constant;
@@ -14,4 +15,5 @@ pub use equal::EqualWeighting;
 pub use mean::Mean;
 pub use static_weights::StaticWeighting;
 pub use sum::Sum;
+pub use uncertainty::UncertaintyWeighting;
 pub use upgrad::UpGrad;
