@@ -74,8 +74,9 @@ pub fn backward_step(
                     ))
                 })?],
             };
-            let jac =
-                jacobian_and_head_grads(&losses, &wrt, groups, mode == GradMode::Representation)?;
+            let aux = fwd.features.auxiliary_loss.as_ref();
+            let keep_graph = mode == GradMode::Representation || aux.is_some();
+            let jac = jacobian_and_head_grads(&losses, &wrt, groups, keep_graph)?;
             check_jacobian(&jac, Some(step))?;
             let agg = a.aggregate(&jac, &ctx)?;
             match mode {
