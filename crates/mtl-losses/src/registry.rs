@@ -129,6 +129,19 @@ const ENTRIES: &[(MethodInfo, Builder)] = &[
         },
         |k, _| Ok(Method::Aggregator(Box::new(DualProj::for_tasks(k)))),
     ),
+    (
+        MethodInfo {
+            name: "mgda",
+            level: MethodLevel::Gradient,
+            paper: "Sener & Koltun, Multi-Task Learning as Multi-Objective Optimization, \
+                    NeurIPS 2018",
+            defaults: "solver=exact (min-norm QP; torchjd/libmtl Frank-Wolfe variants via \
+                       methods::Mgda), normalization=none",
+            tested_by: "golden torchjd_MGDA.json, libmtl_MGDA.json (tests/mgda.rs), \
+                        tests/properties.rs",
+        },
+        |k, _| Ok(Method::Aggregator(Box::new(Mgda::new().for_tasks(k)))),
+    ),
 ];
 
 /// Builds [`StaticWeighting`] with explicit weights (K = `weights.len()`), the form
