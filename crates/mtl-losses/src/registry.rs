@@ -78,6 +78,17 @@ const ENTRIES: &[(MethodInfo, Builder)] = &[
     ),
     (
         MethodInfo {
+            name: "gradnorm",
+            level: MethodLevel::Gradient,
+            paper: "Chen, Badrinarayanan, Lee & Rabinovich, GradNorm: Gradient Normalization \
+                    for Adaptive Loss Balancing in Deep Multitask Networks, ICML 2018",
+            defaults: "alpha=1.5, weight_lr=0.025 (logits s init 0, w = K softmax(s))",
+            tested_by: "golden libmtl_GradNorm.json",
+        },
+        |k, _| Ok(Method::Aggregator(Box::new(GradNorm::new(k)))),
+    ),
+    (
+        MethodInfo {
             name: "mean",
             level: MethodLevel::Gradient,
             paper: "mean of the task gradients (baseline; TorchJD Mean)",

@@ -3,6 +3,7 @@
 mod constant;
 mod dualproj;
 mod equal;
+mod gradnorm;
 mod mean;
 mod mgda;
 mod static_weights;
@@ -13,6 +14,7 @@ mod upgrad;
 pub use constant::Constant;
 pub use dualproj::DualProj;
 pub use equal::EqualWeighting;
+pub use gradnorm::{GradNorm, GradNormConfig};
 pub use mean::Mean;
 pub use mgda::{Mgda, MgdaNormalization, MgdaSolver};
 pub use static_weights::StaticWeighting;
