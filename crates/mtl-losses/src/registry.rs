@@ -153,6 +153,18 @@ const ENTRIES: &[(MethodInfo, Builder)] = &[
         },
         |k, _| Ok(Method::Aggregator(Box::new(Mgda::new().for_tasks(k)))),
     ),
+    (
+        MethodInfo {
+            name: "imtl_g",
+            level: MethodLevel::Gradient,
+            paper: "Liu, Li, Kuang, Xue, Chen, Yang, Liao & Zhang, Towards Impartial \
+                    Multi-task Learning, ICLR 2021 (IMTL-G; pseudo-inverse form of \
+                    Quinton & Rey 2024)",
+            defaults: "form=pseudo-inverse (closed form = LibMTL via methods::ImtlG)",
+            tested_by: "golden torchjd_IMTLG.json, libmtl_IMTL.json (tests/imtl_g.rs)",
+        },
+        |k, _| Ok(Method::Aggregator(Box::new(ImtlG::new().for_tasks(k)))),
+    ),
 ];
 
 /// Builds [`StaticWeighting`] with explicit weights (K = `weights.len()`), the form
