@@ -20,7 +20,9 @@ pub mod params;
 pub mod seed;
 mod target;
 
-pub use arch::{Activation, Architecture, Backbone, HardSharing, Mlp, MlpConfig, TaskFeatures};
+pub use arch::{
+    Activation, Architecture, Backbone, Cnn, CnnConfig, HardSharing, Mlp, MlpConfig, TaskFeatures,
+};
 pub use device::{select_device, DeviceRequest};
 pub use error::{Error, Result};
 pub use jacobian::{check_jacobian, check_losses, task_jacobian};

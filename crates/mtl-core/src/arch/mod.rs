@@ -4,9 +4,11 @@
 //! task-specific) layers that come before the task heads. The trainer only sees
 //! [`TaskFeatures`], so any architecture trains with any heads and any weighting.
 
+mod cnn;
 mod hard_sharing;
 mod mlp;
 
+pub use cnn::{Cnn, CnnConfig};
 pub use hard_sharing::HardSharing;
 pub use mlp::{Activation, Mlp, MlpConfig};
 

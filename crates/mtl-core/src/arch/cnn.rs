@@ -1,0 +1,209 @@
+//! A small convolutional [`Backbone`]: LeNet as used for MultiMNIST by Sener & Koltun,
+//! "Multi-Task Learning as Multi-Objective Optimization", NeurIPS 2018 (after LeCun et
+//! al., "Gradient-based learning applied to document recognition", 1998).
+//!
+//! Forward computation, on rows of `C·H·W` floats (datasets stay two-dimensional; the
+//! rows are viewed as `[B, C, H, W]` images inside):
+//!
+//! ```text
+//! x ─ view [B,C,H,W] ─ conv k×k (C→c₁) ─ max-pool 2 ─ ReLU
+//!                    ─ conv k×k (c₁→c₂) ─ max-pool 2 ─ ReLU ─ flatten ─ linear (→out) ─ ReLU
+//! ```
+//!
+//! The defaults (`c₁ = 10`, `c₂ = 20`, `k = 5`, `out = 50`) are the paper's.
+
+use super::Backbone;
+use crate::{Error, Result};
+use serde::{Deserialize, Serialize};
+use tch::{nn, Tensor};
+
+/// Configuration of a [`Cnn`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CnnConfig {
+    /// Input channels `C`.
+    pub channels: i64,
+    /// Input height `H`.
+    pub height: i64,
+    /// Input width `W`.
+    pub width: i64,
+    /// Output channels of the two convolutions.
+    pub conv_channels: [i64; 2],
+    /// Side of the square convolution kernels.
+    pub kernel: i64,
+    /// Width of the output features (the final linear layer).
+    pub out_dim: i64,
+}
+
+impl CnnConfig {
+    /// LeNet for single-channel `height × width` images with the paper's widths.
+    pub fn new(height: i64, width: i64) -> Self {
+        CnnConfig {
+            channels: 1,
+            height,
+            width,
+            conv_channels: [10, 20],
+            kernel: 5,
+            out_dim: 50,
+        }
+    }
+    /// Sets the number of input channels.
+    pub fn channels(mut self, c: i64) -> Self {
+        self.channels = c;
+        self
+    }
+    /// Sets the output channels of the two convolutions.
+    pub fn conv_channels(mut self, first: i64, second: i64) -> Self {
+        self.conv_channels = [first, second];
+        self
+    }
+    /// Sets the convolution kernel side.
+    pub fn kernel(mut self, k: i64) -> Self {
+        self.kernel = k;
+        self
+    }
+    /// Sets the width of the output features.
+    pub fn out_dim(mut self, n: i64) -> Self {
+        self.out_dim = n;
+        self
+    }
+
+    /// The width of an input row, `C·H·W`.
+    pub fn in_dim(&self) -> i64 {
+        self.channels * self.height * self.width
+    }
+
+    /// The spatial size after the two conv/pool stages, or `None` if the image is too
+    /// small for the kernel.
+    fn final_spatial(&self) -> Option<(i64, i64)> {
+        let stage = |s: i64| {
+            let conv = s - self.kernel + 1;
+            (conv >= 2).then_some(conv / 2)
+        };
+        let h = stage(stage(self.height)?)?;
+        let w = stage(stage(self.width)?)?;
+        Some((h, w))
+    }
+
+    /// Builds the network under `path` (`conv1`, `conv2`, `fc`).
+    pub fn build(&self, path: &nn::Path) -> Result<Cnn> {
+        let all_positive = [
+            self.channels,
+            self.height,
+            self.width,
+            self.conv_channels[0],
+            self.conv_channels[1],
+            self.kernel,
+            self.out_dim,
+        ]
+        .iter()
+        .all(|&v| v > 0);
+        if !all_positive {
+            return Err(Error::config(format!(
+                "CNN sizes must all be positive, got {self:?}"
+            )));
+        }
+        let (h, w) = self.final_spatial().ok_or_else(|| {
+            Error::config(format!(
+                "CNN input {}×{} is too small for two {k}×{k} convolutions each followed by \
+                 a 2×2 max-pool",
+                self.height,
+                self.width,
+                k = self.kernel
+            ))
+        })?;
+        let [c1, c2] = self.conv_channels;
+        let conv1 = nn::conv2d(
+            path / "conv1",
+            self.channels,
+            c1,
+            self.kernel,
+            Default::default(),
+        );
+        let conv2 = nn::conv2d(path / "conv2", c1, c2, self.kernel, Default::default());
+        let flat = c2 * h * w;
+        let fc = nn::linear(path / "fc", flat, self.out_dim, Default::default());
+        Ok(Cnn {
+            conv1,
+            conv2,
+            fc,
+            cfg: self.clone(),
+        })
+    }
+}
+
+/// The LeNet backbone built by [`CnnConfig::build`].
+#[derive(Debug)]
+pub struct Cnn {
+    conv1: nn::Conv2D,
+    conv2: nn::Conv2D,
+    fc: nn::Linear,
+    cfg: CnnConfig,
+}
+
+impl Cnn {
+    /// Its configuration.
+    pub fn config(&self) -> &CnnConfig {
+        &self.cfg
+    }
+}
+
+impl Backbone for Cnn {
+    fn forward_t(&self, xs: &Tensor, _train: bool) -> Tensor {
+        let c = &self.cfg;
+        xs.view([-1, c.channels, c.height, c.width])
+            .apply(&self.conv1)
+            .max_pool2d_default(2)
+            .relu()
+            .apply(&self.conv2)
+            .max_pool2d_default(2)
+            .relu()
+            .flatten(1, -1)
+            .apply(&self.fc)
+            .relu()
+    }
+    fn out_dim(&self) -> i64 {
+        self.cfg.out_dim
+    }
+    fn in_dim(&self) -> Option<i64> {
+        Some(self.cfg.in_dim())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{Device, Kind};
+
+    #[test]
+    fn lenet_on_multimnist_sized_rows() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let cnn = CnnConfig::new(28, 28).build(&(vs.root() / "cnn")).unwrap();
+        assert_eq!(cnn.in_dim(), Some(784));
+        let x = Tensor::randn([3, 784], (Kind::Float, Device::Cpu));
+        let y = cnn.forward_t(&x, true);
+        assert_eq!(y.size(), vec![3, 50]);
+        // ReLU output.
+        assert!(y.min().double_value(&[]) >= 0.0);
+        // 28 → 24 → 12 → 8 → 4: the flattened width is 20·4·4.
+        let names = vs.variables();
+        assert_eq!(names["cnn.fc.weight"].size(), vec![50, 320]);
+        assert_eq!(names["cnn.conv1.weight"].size(), vec![10, 1, 5, 5]);
+        assert_eq!(names.len(), 6);
+    }
+
+    #[test]
+    fn configurable_and_validated() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let cnn = CnnConfig::new(12, 10)
+            .channels(3)
+            .conv_channels(4, 6)
+            .kernel(3)
+            .out_dim(7)
+            .build(&vs.root())
+            .unwrap();
+        let x = Tensor::randn([2, 3 * 12 * 10], (Kind::Float, Device::Cpu));
+        assert_eq!(cnn.forward_t(&x, false).size(), vec![2, 7]);
+        assert!(CnnConfig::new(8, 8).build(&vs.root()).is_err());
+        assert!(CnnConfig::new(28, 28).out_dim(0).build(&vs.root()).is_err());
+    }
+}
