@@ -89,6 +89,18 @@ const ENTRIES: &[(MethodInfo, Builder)] = &[
     ),
     (
         MethodInfo {
+            name: "pcgrad",
+            level: MethodLevel::Gradient,
+            paper: "Yu, Kumar, Gupta, Levine, Hausman & Finn, Gradient Surgery for \
+                    Multi-Task Learning, NeurIPS 2020",
+            defaults: "skip_self=true, eps=0 (paper/TorchJD; LibMTL: skip_self=false, eps=1e-8), \
+                       random order per task and step from the seed",
+            tested_by: "golden torchjd_PCGrad.json, libmtl_PCGrad.json (replayed orders)",
+        },
+        |k, seed| Ok(Method::Aggregator(Box::new(PcGrad::new(k, seed)))),
+    ),
+    (
+        MethodInfo {
             name: "mean",
             level: MethodLevel::Gradient,
             paper: "mean of the task gradients (baseline; TorchJD Mean)",
