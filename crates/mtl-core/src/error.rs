@@ -74,6 +74,18 @@ pub enum Error {
         /// What was wrong.
         message: String,
     },
+    /// A binary file (IDX, NPY, NPZ, safetensors, gzip) breaks its format.
+    #[error("{}: at byte {offset}: expected {expected}, found {found}", path.display())]
+    Format {
+        /// The file (an archive member as `archive/member`).
+        path: PathBuf,
+        /// The byte offset of the problem (in the decompressed stream for compressed data).
+        offset: u64,
+        /// What the format requires there.
+        expected: String,
+        /// What the file holds instead.
+        found: String,
+    },
     /// An I/O error on a file.
     #[error("{}: {source}", path.display())]
     Io {
