@@ -17,6 +17,7 @@ mod error;
 pub mod jacobian;
 pub mod optim;
 pub mod params;
+pub mod schedule;
 pub mod seed;
 mod target;
 
@@ -26,8 +27,9 @@ pub use arch::{
 pub use device::{select_device, DeviceRequest};
 pub use error::{Error, Result};
 pub use jacobian::{check_jacobian, check_losses, task_jacobian};
-pub use optim::{Optimizer, OptimizerConfig};
+pub use optim::{clip_grad_norm, Optimizer, OptimizerConfig};
 pub use params::{task_path, ParamGroups};
+pub use schedule::LrSchedule;
 pub use seed::{derive_rng, seed_everything, SeededRng};
 pub use target::TaskTarget;
 pub use tch;

@@ -261,6 +261,51 @@ impl Optimizer {
     }
 }
 
+/// Rescales the gradients of `params` in place so their global L2 norm (the norm of the
+/// concatenation of every gradient) is at most `max_norm`, as
+/// `torch.nn.utils.clip_grad_norm_` does (scale `max_norm / (norm + 1e-6)`, applied only
+/// when below 1). Returns the norm before clipping; a non-finite norm is an error rather
+/// than a silent rescaling of NaNs.
+pub fn clip_grad_norm(params: &[Tensor], max_norm: f64) -> Result<f64> {
+    if !(max_norm.is_finite() && max_norm > 0.0) {
+        return Err(Error::config(format!(
+            "gradient clipping norm must be positive, got {max_norm}"
+        )));
+    }
+    let grads: Vec<Tensor> = params
+        .iter()
+        .map(Tensor::grad)
+        .filter(Tensor::defined)
+        .collect();
+    if grads.is_empty() {
+        return Ok(0.0);
+    }
+    let mut sq = 0.0;
+    for g in &grads {
+        let n = g.f_norm()?.f_double_value(&[])?;
+        sq += n * n;
+    }
+    let norm = sq.sqrt();
+    if !norm.is_finite() {
+        return Err(Error::NonFinite {
+            what: "global gradient norm".into(),
+            task: None,
+            step: None,
+            value: norm.to_string(),
+        });
+    }
+    let coef = max_norm / (norm + 1e-6);
+    if coef < 1.0 {
+        tch::no_grad(|| -> Result<()> {
+            for g in &grads {
+                let _ = g.shallow_clone().f_mul_scalar_(coef)?;
+            }
+            Ok(())
+        })?;
+    }
+    Ok(norm)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -306,6 +351,23 @@ mod tests {
             (got[0] - 0.9).abs() < 1e-7 && (got[1] + 0.9).abs() < 1e-7,
             "{got:?}"
         );
+    }
+
+    #[test]
+    fn clipping_rescales_to_the_global_norm() {
+        let a = Tensor::from_slice(&[3.0f64]).set_requires_grad(true);
+        let b = Tensor::from_slice(&[4.0f64]).set_requires_grad(true);
+        (&a * &a * 0.5 + &b * &b * 0.5).sum(Kind::Double).backward();
+        let params = [a.shallow_clone(), b.shallow_clone()];
+        // The gradients are (3, 4): global norm 5.
+        assert_eq!(clip_grad_norm(&params, 10.0).unwrap(), 5.0);
+        assert_eq!(a.grad().double_value(&[0]), 3.0);
+        assert!((clip_grad_norm(&params, 1.0).unwrap() - 5.0).abs() < 1e-12);
+        let ga = a.grad().double_value(&[0]);
+        let gb = b.grad().double_value(&[0]);
+        assert!(((ga * ga + gb * gb).sqrt() - 1.0).abs() < 1e-6, "{ga} {gb}");
+        assert!((ga / gb - 0.75).abs() < 1e-12);
+        assert!(clip_grad_norm(&params, 0.0).is_err());
     }
 
     #[test]

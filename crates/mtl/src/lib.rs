@@ -11,6 +11,7 @@
 
 mod early_stopping;
 mod evaluate;
+mod freeze;
 mod model;
 mod report;
 pub mod step;
@@ -37,7 +38,7 @@ pub mod prelude {
     };
     pub use mtl_core::{
         seed_everything, select_device, task_path, Architecture, Backbone, DeviceRequest, Error,
-        HardSharing, MlpConfig, OptimizerConfig, Result, TaskTarget,
+        HardSharing, LrSchedule, MlpConfig, OptimizerConfig, Result, TaskTarget,
     };
     pub use mtl_data::MultiTaskDataset;
     pub use mtl_heads::TaskHead;

@@ -15,6 +15,12 @@ pub struct EpochRecord {
     pub task_weights: Vec<f64>,
     /// Validation results, when a validation set was given.
     pub validation: Option<Evaluation>,
+    /// The learning rate of the epoch's last step.
+    #[serde(default)]
+    pub lr: f64,
+    /// Mean global gradient norm before clipping (recorded when clipping is on).
+    #[serde(default)]
+    pub grad_norm: Option<f64>,
     /// Seconds the epoch took, validation included.
     pub seconds: f64,
 }

@@ -4,10 +4,11 @@
 
 use crate::early_stopping::EarlyStopping;
 use crate::evaluate::{evaluate, Evaluation};
+use crate::freeze::FreezeGuard;
 use crate::model::MultiTaskModel;
 use crate::report::{EpochRecord, RunReport};
 use crate::step::{backward_step, GradMode};
-use mtl_core::{derive_rng, params, Error, OptimizerConfig, Result};
+use mtl_core::{clip_grad_norm, derive_rng, params, Error, LrSchedule, OptimizerConfig, Result};
 use mtl_data::MultiTaskDataset;
 use mtl_losses::Method;
 use serde::{Deserialize, Serialize};
@@ -30,6 +31,15 @@ pub struct TrainerConfig {
     pub early_stopping: Option<EarlyStopping>,
     /// Parameter or representation gradients for gradient-level methods.
     pub grad_mode: GradMode,
+    /// How the learning rate changes over the run's optimiser steps.
+    #[serde(default)]
+    pub lr_schedule: LrSchedule,
+    /// Clip the global gradient norm (of every trained parameter) to this value.
+    #[serde(default)]
+    pub clip_grad_norm: Option<f64>,
+    /// Var-store name prefixes of parameters to keep fixed (e.g. `"trunk.0."` for the first layer of an `Mlp` trunk built under `trunk`).
+    #[serde(default)]
+    pub frozen: Vec<String>,
 }
 
 impl Default for TrainerConfig {
@@ -42,6 +52,9 @@ impl Default for TrainerConfig {
             seed: 0,
             early_stopping: None,
             grad_mode: GradMode::Parameters,
+            lr_schedule: LrSchedule::Constant,
+            clip_grad_norm: None,
+            frozen: Vec::new(),
         }
     }
 }
@@ -83,12 +96,36 @@ impl TrainerConfig {
         self
     }
 
+    /// Sets the learning-rate schedule.
+    pub fn lr_schedule(mut self, schedule: LrSchedule) -> Self {
+        self.lr_schedule = schedule;
+        self
+    }
+    /// Clips the global gradient norm to `max_norm` before every update.
+    pub fn clip_grad_norm(mut self, max_norm: f64) -> Self {
+        self.clip_grad_norm = Some(max_norm);
+        self
+    }
+    /// Keeps every parameter whose var-store name starts with `prefix` fixed.
+    pub fn freeze(mut self, prefix: impl Into<String>) -> Self {
+        self.frozen.push(prefix.into());
+        self
+    }
+
     fn check(&self) -> Result<()> {
         if self.epochs == 0 || self.batch_size == 0 {
             return Err(Error::config(format!(
                 "epochs and batch_size must be positive, got {} and {}",
                 self.epochs, self.batch_size
             )));
+        }
+        self.lr_schedule.check()?;
+        if let Some(c) = self.clip_grad_norm {
+            if !(c.is_finite() && c > 0.0) {
+                return Err(Error::config(format!(
+                    "clip_grad_norm must be positive, got {c}"
+                )));
+            }
         }
         Ok(())
     }
@@ -158,6 +195,9 @@ impl Trainer {
             Method::Aggregator(a) => a.name(),
         }
         .to_string();
+        // Frozen variables stop requiring gradients before the groups are split, so they
+        // are neither in the Jacobian nor in the optimiser.
+        let _frozen = FreezeGuard::apply(model.var_store(), &cfg.frozen)?;
         let groups = model.param_groups()?;
         let mut trainable = groups.all_tensors();
         if let Method::Weighting(w) = &method {
@@ -167,6 +207,9 @@ impl Trainer {
         let mut opt = cfg.optimizer.build(trainable)?;
         let mut rng = derive_rng(cfg.seed, "batches");
         let device = model.device();
+        let steps_per_epoch = train.batches(cfg.batch_size, None)?.len() as u64;
+        let total_steps = steps_per_epoch * cfg.epochs as u64;
+        let base_lr = cfg.optimizer.lr();
 
         let start = Instant::now();
         let mut epochs = Vec::new();
@@ -179,8 +222,10 @@ impl Trainer {
             let mut loss_sum = vec![0.0; k];
             let mut weight_sum: Vec<f64> = Vec::new();
             let mut steps_in_epoch = 0.0;
+            let mut norm_sum = 0.0;
             for batch in train.batches(cfg.batch_size, Some(&mut rng))? {
                 let batch = batch.to_device(device);
+                opt.set_lr(base_lr * cfg.lr_schedule.factor(step, total_steps));
                 opt.zero_grad();
                 let out = backward_step(
                     model,
@@ -192,6 +237,9 @@ impl Trainer {
                     step,
                     epoch,
                 )?;
+                if let Some(max_norm) = cfg.clip_grad_norm {
+                    norm_sum += clip_grad_norm(opt.params(), max_norm)?;
+                }
                 opt.step()?;
                 for (s, l) in loss_sum.iter_mut().zip(&out.losses) {
                     *s += l;
@@ -215,6 +263,8 @@ impl Trainer {
                 train_losses: loss_sum.iter().map(|s| s / steps_in_epoch).collect(),
                 task_weights: weight_sum.iter().map(|s| s / steps_in_epoch).collect(),
                 validation: validation_eval,
+                lr: opt.lr(),
+                grad_norm: cfg.clip_grad_norm.map(|_| norm_sum / steps_in_epoch),
                 seconds: t0.elapsed().as_secs_f64(),
             };
             tracing::info!(epoch, train_losses = ?record.train_losses, weights = ?record.task_weights, "epoch done");
