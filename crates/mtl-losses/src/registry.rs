@@ -177,6 +177,19 @@ const ENTRIES: &[(MethodInfo, Builder)] = &[
         },
         |k, _| Ok(Method::Aggregator(Box::new(ImtlG::new().for_tasks(k)))),
     ),
+    (
+        MethodInfo {
+            name: "cagrad",
+            level: MethodLevel::Gradient,
+            paper: "Liu, Liu, Jin, Stone & Liu, Conflict-Averse Gradient Descent for \
+                    Multi-task Learning, NeurIPS 2021",
+            defaults: "c=0.5, rescale=1 (official code / LibMTL convention; TorchJD's via \
+                       methods::CaGrad::torchjd)",
+            tested_by: "golden torchjd_CAGrad.json, libmtl_CAGrad.json (tests/cagrad.rs), \
+                        tests/properties.rs",
+        },
+        |k, _| Ok(Method::Aggregator(Box::new(CaGrad::new().for_tasks(k)))),
+    ),
 ];
 
 /// Builds [`StaticWeighting`] with explicit weights (K = `weights.len()`), the form

@@ -1,5 +1,6 @@
 //! Every weighting and aggregator, one file each.
 
+mod cagrad;
 mod constant;
 mod dualproj;
 mod equal;
@@ -13,6 +14,7 @@ mod sum;
 mod uncertainty;
 mod upgrad;
 
+pub use cagrad::{CaGrad, CaGradConvention, CaGradRescale};
 pub use constant::Constant;
 pub use dualproj::DualProj;
 pub use equal::EqualWeighting;

@@ -15,8 +15,9 @@ use mtl_core::{Error, Result};
 
 /// The weights of the min-norm point of the convex hull of the K vectors whose Gram
 /// matrix is `gram` (K×K, row-major). When the min-norm point is reached by several
-/// combinations (dependent vectors), one of them is returned; the point itself is
-/// unique. For an all-zero Gram the uniform weights are returned.
+/// combinations (dependent vectors), one of them is returned, with the weight of
+/// identical vectors split equally among them; the point itself is unique. For an
+/// all-zero Gram the uniform weights are returned.
 pub fn min_norm_simplex(gram: &[f64], k: usize) -> Result<Vec<f64>> {
     if k == 0 || gram.len() != k * k {
         return Err(Error::shape(
@@ -51,7 +52,38 @@ pub fn min_norm_simplex(gram: &[f64], k: usize) -> Result<Vec<f64>> {
             "min-norm solve failed: the Gram matrix is not positive semi-definite",
         ));
     }
-    Ok(x.iter().map(|v| v / total).collect())
+    let mut w: Vec<f64> = x.iter().map(|v| v / total).collect();
+    share_among_duplicates(gram, k, scale, &mut w);
+    Ok(w)
+}
+
+/// Splits the weight of each group of identical vectors (‖gᵢ − gⱼ‖² at rounding level)
+/// equally within the group. The point is unchanged; the weights become the symmetric
+/// choice among the equivalent ones, independent of the task order.
+fn share_among_duplicates(gram: &[f64], k: usize, scale: f64, w: &mut [f64]) {
+    let tol = 1e-13 * scale;
+    let mut group = vec![usize::MAX; k];
+    for i in 0..k {
+        if group[i] != usize::MAX {
+            continue;
+        }
+        group[i] = i;
+        for j in i + 1..k {
+            let dist2 = gram[i * k + i] + gram[j * k + j] - 2.0 * gram[i * k + j];
+            if group[j] == usize::MAX && dist2.abs() <= tol {
+                group[j] = i;
+            }
+        }
+    }
+    for leader in 0..k {
+        let members: Vec<usize> = (0..k).filter(|&j| group[j] == leader).collect();
+        if members.len() > 1 {
+            let share = members.iter().map(|&j| w[j]).sum::<f64>() / members.len() as f64;
+            for &j in &members {
+                w[j] = share;
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -69,6 +101,18 @@ mod tests {
         // g1 = (1, 0), g2 = (2, 0): the hull's min-norm point is g1.
         let w = min_norm_simplex(&[1.0, 2.0, 2.0, 4.0], 2).unwrap();
         assert_eq!(w, vec![1.0, 0.0]);
+    }
+
+    #[test]
+    fn duplicates_share_their_weight() {
+        // g1 = g2 = (1, 0), g3 = (0, 1): the point (1/2, 1/2) with 1/4, 1/4, 1/2.
+        let g = [1.0, 1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 1.0];
+        let w = min_norm_simplex(&g, 3).unwrap();
+        assert!(
+            (w[0] - 0.25).abs() < 1e-15 && (w[1] - 0.25).abs() < 1e-15,
+            "{w:?}"
+        );
+        assert!((w[2] - 0.5).abs() < 1e-15);
     }
 
     #[test]
