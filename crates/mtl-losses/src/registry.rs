@@ -190,6 +190,19 @@ const ENTRIES: &[(MethodInfo, Builder)] = &[
         },
         |k, _| Ok(Method::Aggregator(Box::new(CaGrad::new().for_tasks(k)))),
     ),
+    (
+        MethodInfo {
+            name: "aligned_mtl",
+            level: MethodLevel::Gradient,
+            paper: "Senushkin, Patakin, Kuznetsov & Konushin, Independent Component \
+                    Alignment for Multi-Task Learning, CVPR 2023",
+            defaults: "pref_vector=1 (authors' code, LibMTL; TorchJD uses 1/K), scale=min, \
+                       rank tolerance=lambda_max*K*eps(dtype)",
+            tested_by: "golden torchjd_AlignedMTL.json, libmtl_Aligned_MTL.json \
+                        (tests/aligned_mtl.rs)",
+        },
+        |k, _| Ok(Method::Aggregator(Box::new(AlignedMtl::new().for_tasks(k)))),
+    ),
 ];
 
 /// Builds [`StaticWeighting`] with explicit weights (K = `weights.len()`), the form

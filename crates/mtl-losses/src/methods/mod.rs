@@ -1,5 +1,6 @@
 //! Every weighting and aggregator, one file each.
 
+mod aligned_mtl;
 mod cagrad;
 mod constant;
 mod dualproj;
@@ -14,6 +15,7 @@ mod sum;
 mod uncertainty;
 mod upgrad;
 
+pub use aligned_mtl::{AlignedMtl, AlignedPreference, AlignedScale};
 pub use cagrad::{CaGrad, CaGradConvention, CaGradRescale};
 pub use constant::Constant;
 pub use dualproj::DualProj;
