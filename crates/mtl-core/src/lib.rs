@@ -22,7 +22,10 @@ pub mod seed;
 mod target;
 
 pub use arch::{
-    Activation, Architecture, Backbone, Cnn, CnnConfig, HardSharing, Mlp, MlpConfig, TaskFeatures,
+    gradient_reversal, smooth_step, Activation, Architecture, AspMtl, AspMtlConfig, Backbone,
+    BackboneBuilder, Cgc, CgcConfig, Cnn, CnnConfig, CrossStitch, CrossStitchConfig, DSelectK,
+    DSelectKConfig, HardSharing, Mlp, MlpBuilder, MlpConfig, Mmoe, MmoeConfig, Mtan, MtanConfig,
+    Ple, PleConfig, SoftSharing, SoftSharingConfig, SoftmaxGate, TaskFeatures, TaskTowers,
 };
 pub use device::{select_device, DeviceRequest};
 pub use error::{Error, Result};

@@ -4,13 +4,35 @@
 //! task-specific) layers that come before the task heads. The trainer only sees
 //! [`TaskFeatures`], so any architecture trains with any heads and any weighting.
 
+mod asp_mtl;
+mod builder;
+mod cgc;
 mod cnn;
+mod cross_stitch;
+mod dselect_k;
+mod gate;
 mod hard_sharing;
 mod mlp;
+mod mmoe;
+mod mtan;
+mod ple;
+mod soft_sharing;
+mod towers;
 
+pub use asp_mtl::{gradient_reversal, AspMtl, AspMtlConfig};
+pub use builder::{BackboneBuilder, MlpBuilder};
+pub use cgc::{Cgc, CgcConfig};
 pub use cnn::{Cnn, CnnConfig};
+pub use cross_stitch::{CrossStitch, CrossStitchConfig};
+pub use dselect_k::{smooth_step, DSelectK, DSelectKConfig};
+pub use gate::SoftmaxGate;
 pub use hard_sharing::HardSharing;
 pub use mlp::{Activation, Mlp, MlpConfig};
+pub use mmoe::{Mmoe, MmoeConfig};
+pub use mtan::{Mtan, MtanConfig};
+pub use ple::{Ple, PleConfig};
+pub use soft_sharing::{SoftSharing, SoftSharingConfig};
+pub use towers::TaskTowers;
 
 use crate::Result;
 use tch::Tensor;
@@ -46,7 +68,11 @@ pub struct TaskFeatures {
 impl TaskFeatures {
     /// Features for architectures with no auxiliary loss.
     pub fn new(shared: Option<Tensor>, per_task: Vec<Tensor>) -> Self {
-        TaskFeatures { shared, per_task, auxiliary_loss: None }
+        TaskFeatures {
+            shared,
+            per_task,
+            auxiliary_loss: None,
+        }
     }
 }
 

@@ -1,0 +1,89 @@
+//! The softmax gate of mixture-of-experts layers (Jacobs et al., "Adaptive Mixtures of
+//! Local Experts", 1991; per task in MMoE, CGC and PLE): `g(x) = softmax(W x + b)` over
+//! `E` experts, and the gated sum `Σ_e g_e(x) · expert_e(x)`.
+
+use crate::{Error, Result};
+use tch::{nn, Kind, Tensor};
+
+/// A linear map to one logit per expert, normalised by a softmax.
+#[derive(Debug)]
+pub struct SoftmaxGate {
+    linear: nn::Linear,
+    num_experts: i64,
+    name: String,
+}
+
+impl SoftmaxGate {
+    /// A gate under `path` reading `in_dim` inputs and weighing `num_experts` experts;
+    /// `name` ("mmoe gate of task 1") labels its shape errors.
+    pub fn new(path: &nn::Path, in_dim: i64, num_experts: usize, name: String) -> Self {
+        let num_experts = num_experts as i64;
+        let linear = nn::linear(path, in_dim, num_experts, Default::default());
+        SoftmaxGate {
+            linear,
+            num_experts,
+            name,
+        }
+    }
+
+    /// The number of experts it weighs.
+    pub fn num_experts(&self) -> i64 {
+        self.num_experts
+    }
+
+    /// `[B, E]` gate weights, each row summing to one.
+    pub fn weights(&self, xs: &Tensor) -> Result<Tensor> {
+        Ok(xs
+            .f_linear(&self.linear.ws, self.linear.bs.as_ref())?
+            .f_softmax(-1, Kind::Float)?)
+    }
+
+    /// The gated sum of `experts` (`[B, E, D]`) with this gate's weights for `xs`.
+    pub fn mix(&self, xs: &Tensor, experts: &Tensor) -> Result<Tensor> {
+        let size = experts.size();
+        if size.len() != 3 || size[1] != self.num_experts {
+            return Err(Error::shape(
+                self.name.clone(),
+                format!("[batch, {} experts, width]", self.num_experts),
+                format!("{size:?}"),
+            ));
+        }
+        mix(&self.weights(xs)?, experts)
+    }
+}
+
+/// `Σ_e w[b, e] · experts[b, e, :]`: `[B, E]` weights times `[B, E, D]` experts.
+pub fn mix(weights: &Tensor, experts: &Tensor) -> Result<Tensor> {
+    Ok(weights
+        .f_unsqueeze(1)?
+        .f_matmul(experts)?
+        .f_squeeze_dim(1)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::Device;
+
+    #[test]
+    fn rows_sum_to_one_and_mix_is_a_convex_combination() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let gate = SoftmaxGate::new(&vs.root(), 4, 3, "g".into());
+        let x = Tensor::randn([5, 4], (Kind::Float, Device::Cpu));
+        let w = gate.weights(&x).unwrap();
+        let ones = Tensor::ones([5], (Kind::Float, Device::Cpu));
+        assert!(w
+            .sum_dim_intlist(1, false, Kind::Float)
+            .allclose(&ones, 1e-6, 1e-6, false));
+        // Experts that all output the same vector mix to that vector.
+        let e = Tensor::arange(2, (Kind::Float, Device::Cpu))
+            .view([1, 1, 2])
+            .expand([5, 3, 2], false);
+        let m = gate.mix(&x, &e).unwrap();
+        assert!(m.allclose(&e.select(1, 0), 1e-6, 1e-6, false));
+        let err = gate
+            .mix(&x, &Tensor::zeros([5, 2, 2], (Kind::Float, Device::Cpu)))
+            .unwrap_err();
+        assert!(err.to_string().contains("in g:"), "{err}");
+    }
+}
