@@ -9,16 +9,31 @@
 //! It does not build models or train them: heads live in `mtl-heads`, losses and task
 //! weightings in `mtl-losses`, the training loop in `mtl`.
 
+mod array;
 mod batch;
 mod csv;
 mod dataset;
+mod idx;
+mod locate;
+mod named;
+mod npy;
+mod npz;
 mod olive;
+mod safetensors;
+mod source;
 mod standardize;
 mod target;
 
 pub use crate::csv::{read_csv, CsvSpec, CsvTarget, TargetKind};
+pub use crate::safetensors::{parse_safetensors, read_safetensors};
+pub use array::{ArrayElement, DType, DenseArray};
 pub use batch::{Batch, Batches};
 pub use dataset::{MultiTaskDataset, Split, SplitRows};
-pub use olive::{data_dir, olive_oil, OLIVE_FEATURES, OLIVE_REGIONS};
+pub use idx::{parse_idx, read_idx};
+pub use locate::{cache_data_dir, data_dir, data_root};
+pub use named::NamedArrays;
+pub use npy::{encode_npy, parse_npy, read_npy, write_npy};
+pub use npz::{parse_npz, read_npz};
+pub use olive::{olive_oil, OLIVE_FEATURES, OLIVE_REGIONS};
 pub use standardize::Standardizer;
 pub use target::{TargetData, TaskData};

@@ -1,11 +1,11 @@
 //! The olive-oil dataset (Forina et al.): 572 oils, 8 fatty acids, two nested class
-//! tasks (region and area); and where the shipped data sets live.
+//! tasks (region and area).
 
 use crate::csv::{read_csv, CsvSpec, CsvTarget, TargetKind};
 use crate::dataset::MultiTaskDataset;
 use crate::target::{TargetData, TaskData};
 use mtl_core::{Error, Result};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The 8 fatty-acid feature columns, in file order.
 pub const OLIVE_FEATURES: [&str; 8] = [
@@ -22,27 +22,6 @@ pub const OLIVE_FEATURES: [&str; 8] = [
 /// Region names by class (codes 1, 2, 3 in the file). The file has no region names;
 /// these follow from the areas each code groups (Apulia, Calabria and Sicily under 1).
 pub const OLIVE_REGIONS: [&str; 3] = ["Southern Italy", "Sardinia", "Northern Italy"];
-
-/// The directory holding the shipped data sets: `$MTL_DATA_DIR` when set, else the
-/// repository's `data/`, else `../shared/data` beside the repository.
-pub fn data_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("MTL_DATA_DIR").filter(|d| !d.is_empty()) {
-        return PathBuf::from(dir);
-    }
-    // The crate lives at <repo>/crates/mtl-data.
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let repo = manifest.ancestors().nth(2).unwrap_or(manifest);
-    let local = repo.join("data");
-    if local.is_dir() {
-        return local;
-    }
-    let shared = repo.join("../shared/data");
-    if shared.is_dir() {
-        shared
-    } else {
-        local
-    }
-}
 
 /// Loads `olive-oil/olive.csv` under `data_dir`: tasks `"region"` (3 classes, codes
 /// 1–3 → 0–2) and `"area"` (9 classes, codes 1–9 → 0–8), each with class names, over
