@@ -5,18 +5,37 @@
 //! `Vec<Box<dyn TaskHead>>`; a head crate written outside this workspace depends on this
 //! crate only and implements [`TaskHead`].
 //!
-//! Losses are plain functions (see [`loss`]) that skip rows with missing labels; metrics
-//! accumulate over batches (see [`metrics`]). This crate does not decide how task losses
-//! are combined (`mtl-losses`) or how features are produced (`mtl-core`).
+//! Losses are plain functions (see [`loss`] and the crate root) that skip unlabelled
+//! rows and entries; metrics accumulate over batches (see [`metrics`]). This crate does
+//! not decide how task losses are combined (`mtl-losses`) or how features are produced
+//! (`mtl-core`).
 //!
-//! The built-in heads are one linear layer each: [`ClassificationHead`] (softmax
-//! cross-entropy; accuracy, macro-F1), [`BinaryHead`] (binary cross-entropy on the logit;
-//! accuracy, ROC-AUC) and [`RegressionHead`] (MSE or L1; MSE, MAE). Each puts its
-//! variables under the var-store path it is given, so building it under
-//! [`mtl_core::task_path`] makes them task-specific parameters. Errors name the head:
-//! a feature width that does not fit is an [`Error::Shape`](mtl_core::Error::Shape) with
-//! context ``head `name` ``. A label out of range is reported with `task: 0`, since a
-//! head does not know its index; the caller that does should fill it in.
+//! The built-in heads are one affine layer each (a 1×1 convolution for the per-pixel
+//! heads), with these losses and metrics (the first metric is the primary):
+//!
+//! | head | output | loss | metrics |
+//! |---|---|---|---|
+//! | [`ClassificationHead`] | `[B, C]` logits | softmax cross-entropy | accuracy, macro-F1 |
+//! | [`BinaryHead`] | `[B]` logit | binary cross-entropy | accuracy, ROC-AUC |
+//! | [`RegressionHead`] | `[B, m]` (`[B, 2m]` with a variance) | MSE, L1, Huber or Gaussian NLL ([`RegressionLoss`]) | MSE, MAE |
+//! | [`MultiLabelHead`] | `[B, L]` logits | binary cross-entropy per label | micro-F1, macro-F1, mean and per-label ROC-AUC |
+//! | [`SegmentationHead`] | `[B, C, H, W]` logits | pixel cross-entropy with an ignore index | mIoU, pixel accuracy |
+//! | [`DepthHead`] | `[B, 1, H, W]` | L1 over measured pixels | absolute and relative error |
+//! | [`NormalHead`] | `[B, 3, H, W]` unit vectors | 1 − cosine over measured pixels | mean and median angle, % within 11.25°, 22.5°, 30° |
+//! | [`SequenceHead`] | `[B, T, C]` logits | token cross-entropy, padding masked | token accuracy |
+//!
+//! The three per-pixel heads reproduce LibMTL's NYUv2 losses and metrics. A target's
+//! mask is `Bool [B]` (a row is labelled or not) for every head; the multi-label, pixel
+//! and token heads also take a mask with one entry per label, pixel or token.
+//!
+//! Each head puts its variables under the var-store path it is given, so building it
+//! under [`mtl_core::task_path`] makes them task-specific parameters. Errors name the
+//! head: a feature width that does not fit is an
+//! [`Error::Shape`] with context ``head `name` ``. A label out
+//! of range is reported with `task: 0` and its batch row (the image or sequence for
+//! dense heads), since a head does not know its index; the caller that does should
+//! fill it in. [`TaskTarget`], [`Error`] and [`Result`] are re-exported so that a head
+//! crate needs no other `mtl` dependency.
 //!
 //! ```
 //! use mtl_core::{task_path, TaskTarget};
@@ -49,16 +68,31 @@
 
 mod binary;
 mod classification;
+mod depth;
+mod entries;
 mod head;
 mod layer;
 pub mod loss;
 pub mod metrics;
+mod multilabel;
+mod normals;
 mod regression;
 mod rows;
+mod segmentation;
+mod sequence;
 
 pub use binary::BinaryHead;
 pub use classification::ClassificationHead;
+pub use depth::{depth_l1, DepthHead};
 pub use head::{MetricValue, Metrics, TaskHead};
-pub use loss::{bce_with_logits, cross_entropy, l1, mse};
-pub use metrics::{BinaryMetrics, ClassificationMetrics, RegressionMetrics};
-pub use regression::{RegressionHead, RegressionLoss};
+pub use loss::{bce_with_logits, cross_entropy, gaussian_nll, huber, l1, mse};
+pub use metrics::{
+    BinaryMetrics, ClassificationMetrics, DepthMetrics, MultiLabelMetrics, NormalMetrics,
+    RegressionMetrics, SegmentationMetrics, TokenMetrics,
+};
+pub use mtl_core::{Error, Result, TaskTarget};
+pub use multilabel::{multilabel_bce_with_logits, MultiLabelHead};
+pub use normals::{normal_cosine_loss, NormalHead};
+pub use regression::{RegressionHead, RegressionLoss, DEFAULT_HUBER_DELTA};
+pub use segmentation::{pixel_cross_entropy, SegmentationHead, DEFAULT_IGNORE_INDEX};
+pub use sequence::{token_cross_entropy, SequenceHead, DEFAULT_PADDING_LABEL};

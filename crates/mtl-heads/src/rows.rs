@@ -18,7 +18,7 @@ pub(crate) fn is_float(kind: Kind) -> bool {
 }
 
 /// Whether `kind` holds integers (not booleans).
-fn is_integer(kind: Kind) -> bool {
+pub(crate) fn is_integer(kind: Kind) -> bool {
     matches!(
         kind,
         Kind::Uint8 | Kind::Int8 | Kind::Int16 | Kind::Int | Kind::Int64
@@ -32,7 +32,7 @@ pub(crate) fn describe(t: &Tensor) -> String {
 
 /// Fails with [`Error::NonFinite`] when a floating-point `t` holds a NaN or infinity,
 /// reporting the first one.
-fn check_finite(t: &Tensor, what: impl FnOnce() -> String) -> Result<()> {
+pub(crate) fn check_finite(t: &Tensor, what: impl FnOnce() -> String) -> Result<()> {
     if !is_float(t.kind()) {
         return Ok(());
     }
@@ -51,7 +51,7 @@ fn check_finite(t: &Tensor, what: impl FnOnce() -> String) -> Result<()> {
 }
 
 /// The position of the first `true` in a 1-D boolean tensor.
-fn first_true(flags: &Tensor) -> Result<Option<i64>> {
+pub(crate) fn first_true(flags: &Tensor) -> Result<Option<i64>> {
     let hits = flags.f_nonzero()?;
     if hits.size()[0] == 0 {
         return Ok(None);

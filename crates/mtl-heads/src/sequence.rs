@@ -1,0 +1,369 @@
+//! The head of a sequence-tagging task: one class per token of a sequence (the
+//! secondary structure of each residue of a protein, the part of speech of each word).
+
+use crate::entries::{both, entry_mask, flat_target, to_batch_row};
+use crate::layer::Dense;
+use crate::loss::cross_entropy_in;
+use crate::rows::{class_rows, describe, is_float, is_integer};
+use crate::{MetricValue, Metrics, TaskHead};
+use mtl_core::{Error, Result, TaskTarget};
+use tch::{nn, Kind, Tensor};
+
+/// The label of padding tokens, unless set otherwise (see
+/// [`SequenceHead::with_padding_label`]).
+pub const DEFAULT_PADDING_LABEL: i64 = -1;
+
+/// Softmax cross-entropy of per-token `logits` `[B, T, C]` against tag sequences
+/// (integer `[B, T]`), averaged over the real tokens of the batch.
+///
+/// Padding is marked either by the target's mask — `Bool [B, T]`, true on real tokens,
+/// or `Bool [B]` for whole sequences without tags — or by `padding_label` in the tags
+/// (`None`: no tag value means padding). A tag that is neither padding nor in `0..C` is
+/// [`Error::LabelOutOfRange`] at its sequence's row. No real token gives an exact,
+/// differentiable zero.
+///
+/// ```
+/// use mtl_core::TaskTarget;
+/// use tch::Tensor;
+///
+/// // One sequence of two tokens, two tags; the second token is padding.
+/// let logits = Tensor::from_slice(&[0.0f32, 2.0, 5.0, -5.0]).view([1, 2, 2]);
+/// let tags = TaskTarget::masked(
+///     Tensor::from_slice(&[1i64, 0]).view([1, 2]),
+///     Tensor::from_slice(&[true, false]).view([1, 2]),
+/// );
+/// let loss = mtl_heads::token_cross_entropy(&logits, &tags, None)?;
+/// assert!((loss.double_value(&[]) - (1.0 + (-2.0f64).exp()).ln()).abs() < 1e-6);
+/// # Ok::<(), mtl_core::Error>(())
+/// ```
+pub fn token_cross_entropy(
+    logits: &Tensor,
+    target: &TaskTarget,
+    padding_label: Option<i64>,
+) -> Result<Tensor> {
+    token_cross_entropy_in("token_cross_entropy", logits, target, None, padding_label)
+}
+
+/// [`token_cross_entropy`], with errors naming `ctx` and the width checked against
+/// `classes`.
+fn token_cross_entropy_in(
+    ctx: &str,
+    logits: &Tensor,
+    target: &TaskTarget,
+    classes: Option<i64>,
+    padding_label: Option<i64>,
+) -> Result<Tensor> {
+    let tokens = Tokens::of(ctx, logits, target, classes, padding_label)?;
+    cross_entropy_in(ctx, &tokens.logits, &tokens.target, classes)
+        .map_err(|e| to_batch_row(e, tokens.per_sequence))
+}
+
+/// A tagging batch flattened to one row per token.
+struct Tokens {
+    /// `[B·T, C]`, sequence by sequence.
+    logits: Tensor,
+    /// `[B·T]` tags, masked on padding.
+    target: TaskTarget,
+    per_sequence: i64,
+}
+
+impl Tokens {
+    /// Checks `logits` (floating `[B, T, C]`, `C == classes` when given) against the
+    /// target (integer `[B, T]`, mask `[B]` or `[B, T]`) and flattens both.
+    fn of(
+        ctx: &str,
+        logits: &Tensor,
+        target: &TaskTarget,
+        classes: Option<i64>,
+        padding_label: Option<i64>,
+    ) -> Result<Self> {
+        let size = logits.size();
+        let fits = size.len() == 3 && size[2] >= 1 && classes.is_none_or(|c| size[2] == c);
+        if !is_float(logits.kind()) || !fits {
+            let width = classes.map_or("classes".to_string(), |c| c.to_string());
+            return Err(Error::shape(
+                ctx,
+                format!("floating [batch, tokens, {width}] logits"),
+                describe(logits),
+            ));
+        }
+        let grid = [size[0], size[1]];
+        let tags = &target.values;
+        if !is_integer(tags.kind()) || tags.size() != grid {
+            return Err(Error::shape(
+                ctx,
+                format!("integer {grid:?} tag sequences"),
+                describe(tags),
+            ));
+        }
+        let tags = tags.f_to_device(logits.device())?;
+        let marked = entry_mask(ctx, target, &grid, logits.device())?;
+        let real = padding_label.map(|p| tags.f_ne(p)).transpose()?;
+        Ok(Tokens {
+            logits: logits.f_reshape([-1, size[2]])?,
+            target: flat_target(tags.f_reshape([-1])?, both(marked, real)?)?,
+            per_sequence: size[1],
+        })
+    }
+}
+
+/// A linear layer applied to every token's features `[B, T, in_dim]`, giving one logit
+/// per tag, trained with [`token_cross_entropy`] and evaluated by token accuracy (see
+/// [`TokenMetrics`]).
+///
+/// Outputs are logits `[B, T, classes]`; targets are tags `[B, T]`, padding marked by a
+/// mask `[B, T]` or by the padding label ([`DEFAULT_PADDING_LABEL`] unless set).
+///
+/// ```
+/// use mtl_core::TaskTarget;
+/// use mtl_heads::{SequenceHead, TaskHead};
+/// use tch::{nn, Device, Kind, Tensor};
+///
+/// let vs = nn::VarStore::new(Device::Cpu);
+/// // Three-state secondary structure: helix, strand, coil.
+/// let head = SequenceHead::new(&(vs.root() / "task0" / "head"), "ss3", 32, 3)?;
+/// let logits = head.forward_t(&Tensor::randn([2, 7, 32], (Kind::Float, Device::Cpu)), true)?;
+/// assert_eq!(logits.size(), [2, 7, 3]);
+/// let tags = Tensor::from_slice(&[0i64, 0, 2, 1, 1, 2, 2, 2, 0, 0, 2, -1, -1, -1]).view([2, 7]);
+/// assert!(head.loss(&logits, &TaskTarget::new(tags))?.double_value(&[]) > 0.0);
+/// # Ok::<(), mtl_core::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct SequenceHead {
+    name: String,
+    classes: i64,
+    padding_label: Option<i64>,
+    layer: Dense,
+}
+
+impl SequenceHead {
+    /// Builds the head's layer under `path` (variables `weight`, `bias`), treating
+    /// [`DEFAULT_PADDING_LABEL`] as padding. Fails with [`Error::Config`] unless
+    /// `in_dim >= 1` and `classes >= 2`.
+    pub fn new(
+        path: &nn::Path,
+        name: impl Into<String>,
+        in_dim: i64,
+        classes: i64,
+    ) -> Result<Self> {
+        let name = name.into();
+        if classes < 2 {
+            return Err(Error::config(format!(
+                "sequence head `{name}` needs at least 2 classes, got {classes}"
+            )));
+        }
+        let layer = Dense::new(path, &name, in_dim, classes)?;
+        Ok(SequenceHead {
+            name,
+            classes,
+            padding_label: Some(DEFAULT_PADDING_LABEL),
+            layer,
+        })
+    }
+
+    /// Treats tokens tagged `padding_label` as padding instead; `None` leaves padding to
+    /// the mask alone.
+    pub fn with_padding_label(mut self, padding_label: Option<i64>) -> Self {
+        self.padding_label = padding_label;
+        self
+    }
+
+    /// The number of tags.
+    pub fn classes(&self) -> i64 {
+        self.classes
+    }
+
+    /// The tag that marks padding, if any.
+    pub fn padding_label(&self) -> Option<i64> {
+        self.padding_label
+    }
+}
+
+impl TaskHead for SequenceHead {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn in_dim(&self) -> i64 {
+        self.layer.in_dim()
+    }
+
+    fn forward_t(&self, features: &Tensor, _train: bool) -> Result<Tensor> {
+        self.layer
+            .forward_tokens(&format!("head `{}`", self.name), features)
+    }
+
+    fn loss(&self, output: &Tensor, target: &TaskTarget) -> Result<Tensor> {
+        let ctx = format!("head `{}` token_cross_entropy", self.name);
+        token_cross_entropy_in(&ctx, output, target, Some(self.classes), self.padding_label)
+    }
+
+    fn metrics(&self) -> Box<dyn Metrics> {
+        let context = format!("head `{}` metrics", self.name);
+        Box::new(
+            TokenMetrics::new(self.classes)
+                .with_padding_label(self.padding_label)
+                .with_context(context),
+        )
+    }
+}
+
+/// Token accuracy of a `classes`-way tagging task, from logits `[B, T, classes]` and
+/// tags `[B, T]`: the fraction of real (non-padding) tokens of the whole evaluation
+/// whose most likely tag is the true one — the Q3 or Q8 score of protein secondary
+/// structure. Higher is better.
+///
+/// ```
+/// use mtl_core::TaskTarget;
+/// use mtl_heads::{Metrics, TokenMetrics};
+/// use tch::Tensor;
+///
+/// let mut m = TokenMetrics::new(2);
+/// // Predicted tags 0, 1, 1; the last token is padding.
+/// let logits = Tensor::from_slice(&[1.0f32, 0.0, 0.0, 1.0, 0.0, 1.0]).view([1, 3, 2]);
+/// m.update(&logits, &TaskTarget::new(Tensor::from_slice(&[0i64, 0, -1]).view([1, 3])))?;
+/// assert_eq!(m.compute()[0].value, 0.5);
+/// # Ok::<(), mtl_core::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct TokenMetrics {
+    context: String,
+    classes: i64,
+    padding_label: Option<i64>,
+    hits: u64,
+    tokens: u64,
+}
+
+impl TokenMetrics {
+    /// An empty accumulator treating [`DEFAULT_PADDING_LABEL`] as padding. With
+    /// `classes < 1` every update is a shape error.
+    pub fn new(classes: i64) -> Self {
+        TokenMetrics {
+            context: "token metrics".to_string(),
+            classes,
+            padding_label: Some(DEFAULT_PADDING_LABEL),
+            hits: 0,
+            tokens: 0,
+        }
+    }
+
+    /// Treats tokens tagged `padding_label` as padding instead; `None` leaves padding to
+    /// the mask alone.
+    pub fn with_padding_label(mut self, padding_label: Option<i64>) -> Self {
+        self.padding_label = padding_label;
+        self
+    }
+
+    /// Names `context` (e.g. the head) in the errors of [`Metrics::update`].
+    pub fn with_context(mut self, context: impl Into<String>) -> Self {
+        self.context = context.into();
+        self
+    }
+}
+
+impl Metrics for TokenMetrics {
+    fn update(&mut self, output: &Tensor, target: &TaskTarget) -> Result<()> {
+        let ctx = &self.context;
+        let classes = Some(self.classes);
+        let tokens = Tokens::of(ctx, output, target, classes, self.padding_label)?;
+        let (logits, tags) = class_rows(ctx, &tokens.logits, &tokens.target, classes)
+            .map_err(|e| to_batch_row(e, tokens.per_sequence))?;
+        let hits = logits
+            .f_detach()?
+            .f_argmax(1, false)?
+            .f_eq_tensor(&tags)?
+            .f_sum(Kind::Int64)?
+            .f_int64_value(&[])?;
+        self.hits += hits as u64;
+        self.tokens += tags.numel() as u64;
+        Ok(())
+    }
+
+    fn compute(&self) -> Vec<MetricValue> {
+        if self.tokens == 0 {
+            return Vec::new();
+        }
+        vec![MetricValue {
+            name: "token_accuracy".to_string(),
+            value: self.hits as f64 / self.tokens as f64,
+            higher_is_better: true,
+        }]
+    }
+
+    fn reset(&mut self) {
+        self.hits = 0;
+        self.tokens = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::Device;
+
+    /// Logits `[1, n, classes]` that predict `tags[i]` at token `i`.
+    fn predicting(tags: &[i64], classes: i64) -> Tensor {
+        Tensor::from_slice(tags)
+            .one_hot(classes)
+            .to_kind(Kind::Float)
+            .unsqueeze(0)
+    }
+
+    #[test]
+    fn accuracy_over_real_tokens_only() {
+        let mut m = TokenMetrics::new(3).with_padding_label(Some(9));
+        assert!(m.compute().is_empty());
+        let logits = Tensor::cat(
+            &[predicting(&[0, 1, 2, 2], 3), predicting(&[1, 1, 0, 0], 3)],
+            0,
+        );
+        // Sequence 0: right, wrong, right, padding. Sequence 1: masked off after two
+        // tokens; right, wrong.
+        let tags = Tensor::from_slice(&[0i64, 2, 2, 9, 1, 0, 7, 7]).view([2, 4]);
+        let mask = Tensor::from_slice(&[true, true, true, true, true, true, false, false]);
+        m.update(&logits, &TaskTarget::masked(tags, mask.view([2, 4])))
+            .unwrap();
+        assert_eq!(m.compute()[0].value, 3.0 / 5.0);
+        // A whole sequence masked by a row mask adds nothing.
+        let tags = Tensor::from_slice(&[0i64, 1, 2, 2, 5, 5, 5, 5]).view([2, 4]);
+        let target = TaskTarget::masked(tags, Tensor::from_slice(&[true, false]));
+        m.update(&logits, &target).unwrap();
+        assert_eq!(m.compute()[0].value, 7.0 / 9.0);
+        m.reset();
+        assert!(m.compute().is_empty());
+    }
+
+    #[test]
+    fn bad_tags_name_their_sequence() {
+        let logits = Tensor::zeros([3, 2, 4], (Kind::Float, Device::Cpu));
+        let tags = TaskTarget::new(Tensor::from_slice(&[0i64, 1, -1, 3, 2, -2]).view([3, 2]));
+        let err = token_cross_entropy(&logits, &tags, Some(-1)).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::LabelOutOfRange {
+                    row: 2,
+                    label: -2,
+                    classes: 4,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        // Without a padding label, -1 is out of range too, one sequence earlier.
+        let err = token_cross_entropy(&logits, &tags, None).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::LabelOutOfRange {
+                    row: 1,
+                    label: -1,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let err = token_cross_entropy(&logits.view([6, 4]), &tags, None).unwrap_err();
+        assert!(matches!(&err, Error::Shape { context, .. } if context == "token_cross_entropy"));
+    }
+}
