@@ -27,6 +27,26 @@ pub trait Weighting: std::fmt::Debug + Send {
     fn parameters(&self) -> Vec<Tensor> {
         Vec::new()
     }
+    /// Internal state besides [`Weighting::parameters`] (which checkpoints store as
+    /// tensors), as JSON for checkpoints; `Null` for a method without any.
+    fn state(&self) -> serde_json::Value {
+        serde_json::Value::Null
+    }
+    /// Restores what [`Weighting::state`] returned.
+    fn load_state(&mut self, state: &serde_json::Value) -> Result<()> {
+        no_state(self.name(), state)
+    }
+}
+
+/// The default `load_state`: a stateless method accepts only `Null`.
+fn no_state(name: &str, state: &serde_json::Value) -> Result<()> {
+    if state.is_null() {
+        Ok(())
+    } else {
+        Err(mtl_core::Error::config(format!(
+            "method `{name}` keeps no state, but was given {state}"
+        )))
+    }
 }
 
 /// The result of an aggregation.
@@ -45,4 +65,13 @@ pub trait Aggregator: std::fmt::Debug + Send {
     /// Aggregates `jacobian` (`[K, d]`, row k = ∇ loss_k). Errors on NaN/Inf (naming the
     /// task), on a task count that does not match the method's state, on a bad shape.
     fn aggregate(&mut self, jacobian: &Tensor, ctx: &StepContext) -> Result<Aggregation>;
+    /// Internal state (learned weights, RNG position...) as JSON for checkpoints;
+    /// `Null` for a stateless method.
+    fn state(&self) -> serde_json::Value {
+        serde_json::Value::Null
+    }
+    /// Restores what [`Aggregator::state`] returned.
+    fn load_state(&mut self, state: &serde_json::Value) -> Result<()> {
+        no_state(self.name(), state)
+    }
 }

@@ -49,6 +49,7 @@ impl FreezeGuard {
     }
 
     /// The names of the frozen variables.
+    #[cfg(test)]
     pub(crate) fn names(&self) -> Vec<String> {
         self.frozen.iter().map(|(n, _)| n.clone()).collect()
     }

@@ -14,6 +14,7 @@ mod evaluate;
 mod freeze;
 mod model;
 mod report;
+mod run_state;
 pub mod step;
 mod trainer;
 
@@ -22,7 +23,7 @@ pub use evaluate::{evaluate, Evaluation};
 pub use model::{Forward, MultiTaskModel};
 pub use report::{EpochRecord, RunReport};
 pub use step::{backward_step, GradMode, StepOutcome};
-pub use trainer::{Trainer, TrainerConfig};
+pub use trainer::{CheckpointPolicy, Trainer, TrainerConfig};
 
 pub use mtl_core as core;
 pub use mtl_data as data;
@@ -33,8 +34,8 @@ pub use tch;
 /// The names most programs need.
 pub mod prelude {
     pub use crate::{
-        evaluate, EarlyStopping, GradMode, Monitor, MultiTaskModel, RunReport, Trainer,
-        TrainerConfig,
+        evaluate, CheckpointPolicy, EarlyStopping, GradMode, Monitor, MultiTaskModel, RunReport,
+        Trainer, TrainerConfig,
     };
     pub use mtl_core::{
         seed_everything, select_device, task_path, Architecture, Backbone, DeviceRequest, Error,

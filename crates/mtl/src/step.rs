@@ -32,6 +32,7 @@ pub struct StepOutcome {
 
 /// Runs forward and backward for one batch and leaves the combined gradient in every
 /// parameter's `.grad()` (the caller zeroes grads before and steps the optimiser after).
+#[allow(clippy::too_many_arguments)] // the stages of a step, kept a plain function on purpose
 pub fn backward_step(
     model: &MultiTaskModel,
     groups: &ParamGroups,
@@ -59,7 +60,7 @@ pub fn backward_step(
             let stacked = Tensor::f_stack(&losses, 0)?;
             let mut total = w.combine(&stacked, &ctx)?;
             if let Some(aux) = &fwd.features.auxiliary_loss {
-                total = total + aux;
+                total += aux;
             }
             total.f_backward()?;
             w.weights()
@@ -131,7 +132,12 @@ fn jacobian_and_head_grads(
                 }
             })
             .collect::<std::result::Result<Vec<_>, _>>()?;
-        rows.push(Tensor::f_cat(&flat, 0)?);
+        // An architecture with no shared parameters (soft sharing) has a K × 0 Jacobian.
+        rows.push(if flat.is_empty() {
+            Tensor::f_zeros([0], (loss.kind(), loss.device()))?
+        } else {
+            Tensor::f_cat(&flat, 0)?
+        });
         tch::no_grad(|| -> Result<()> {
             for (p, g) in own.iter().zip(own_g) {
                 if g.defined() {

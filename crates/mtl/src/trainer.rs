@@ -1,17 +1,24 @@
 //! The training loop: epochs of seeded mini-batches, one method (weighting or
 //! aggregator) combining the tasks, validation each epoch, early stopping with the best
-//! weights restored, and a [`RunReport`].
+//! weights restored, checkpoints to resume from, and a [`RunReport`].
+//!
+//! Randomness is owned by the run: batches are shuffled by a generator derived from the
+//! seed, and libtorch's generator (dropout) is re-seeded from the seed at the start of
+//! every epoch, so a run resumed from an epoch-end checkpoint continues bit for bit.
 
 use crate::early_stopping::EarlyStopping;
 use crate::evaluate::{evaluate, Evaluation};
 use crate::freeze::FreezeGuard;
 use crate::model::MultiTaskModel;
 use crate::report::{EpochRecord, RunReport};
+use crate::run_state::{self, Best, Parts, RunState};
 use crate::step::{backward_step, GradMode};
 use mtl_core::{clip_grad_norm, derive_rng, params, Error, LrSchedule, OptimizerConfig, Result};
 use mtl_data::MultiTaskDataset;
 use mtl_losses::Method;
+use rand::RngCore;
 use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// Trainer settings (plain data: serialisable into the report and from config files).
@@ -40,6 +47,41 @@ pub struct TrainerConfig {
     /// Var-store name prefixes of parameters to keep fixed (e.g. `"trunk.0."` for the first layer of an `Mlp` trunk built under `trunk`).
     #[serde(default)]
     pub frozen: Vec<String>,
+    /// Where and how often to write checkpoints.
+    #[serde(default)]
+    pub checkpoint: Option<CheckpointPolicy>,
+    /// Show progress bars (only ever on a terminal, and never when `CI` is set).
+    #[serde(default = "yes")]
+    pub progress: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// When and where the trainer writes checkpoints: the file is replaced atomically every
+/// `every_epochs` epochs and after the last one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointPolicy {
+    /// The checkpoint file (safetensors; `.safetensors` is the natural extension).
+    pub path: PathBuf,
+    /// Epochs between checkpoints (≥ 1).
+    pub every_epochs: usize,
+}
+
+impl CheckpointPolicy {
+    /// A checkpoint at `path` after every epoch.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        CheckpointPolicy {
+            path: path.into(),
+            every_epochs: 1,
+        }
+    }
+    /// Checkpoints only every `n` epochs (and after the last).
+    pub fn every(mut self, n: usize) -> Self {
+        self.every_epochs = n;
+        self
+    }
 }
 
 impl Default for TrainerConfig {
@@ -55,6 +97,8 @@ impl Default for TrainerConfig {
             lr_schedule: LrSchedule::Constant,
             clip_grad_norm: None,
             frozen: Vec::new(),
+            checkpoint: None,
+            progress: true,
         }
     }
 }
@@ -112,6 +156,17 @@ impl TrainerConfig {
         self
     }
 
+    /// Writes checkpoints as `policy` says.
+    pub fn checkpoint(mut self, policy: CheckpointPolicy) -> Self {
+        self.checkpoint = Some(policy);
+        self
+    }
+    /// Turns progress bars on or off.
+    pub fn progress(mut self, on: bool) -> Self {
+        self.progress = on;
+        self
+    }
+
     fn check(&self) -> Result<()> {
         if self.epochs == 0 || self.batch_size == 0 {
             return Err(Error::config(format!(
@@ -120,6 +175,11 @@ impl TrainerConfig {
             )));
         }
         self.lr_schedule.check()?;
+        if let Some(c) = &self.checkpoint {
+            if c.every_epochs == 0 {
+                return Err(Error::config("checkpoint every_epochs must be at least 1"));
+            }
+        }
         if let Some(c) = self.clip_grad_norm {
             if !(c.is_finite() && c > 0.0) {
                 return Err(Error::config(format!(
@@ -136,6 +196,12 @@ impl TrainerConfig {
 pub struct Trainer {
     config: TrainerConfig,
     method: Option<Method>,
+    resume: Option<PathBuf>,
+}
+
+/// A libtorch seed for epoch `epoch` of a run seeded with `seed`.
+fn epoch_seed(seed: u64, epoch: usize) -> u64 {
+    derive_rng(seed, &format!("torch-epoch-{epoch}")).next_u64() >> 1
 }
 
 impl Trainer {
@@ -145,6 +211,7 @@ impl Trainer {
         Ok(Trainer {
             config,
             method: None,
+            resume: None,
         })
     }
 
@@ -152,6 +219,16 @@ impl Trainer {
     /// hyper-parameters such as static weights) instead of `config.method`.
     pub fn with_method(mut self, method: Method) -> Self {
         self.method = Some(method);
+        self
+    }
+
+    /// Makes the next [`Trainer::fit`] continue the run saved in the checkpoint at `path`
+    /// (written by a trainer with the same configuration but for `epochs` and the
+    /// checkpoint policy, on the same data). The model's weights, the optimiser, the
+    /// method's state, the batch order and the early-stopping state all continue from
+    /// the checkpoint, so the result equals that of an uninterrupted run.
+    pub fn resume_from(mut self, path: impl Into<PathBuf>) -> Self {
+        self.resume = Some(path.into());
         self
     }
 
@@ -211,20 +288,33 @@ impl Trainer {
         let total_steps = steps_per_epoch * cfg.epochs as u64;
         let base_lr = cfg.optimizer.lr();
 
+        let mut state = match self.resume.take() {
+            Some(path) => run_state::load(
+                &path,
+                &mut Parts {
+                    cfg: &cfg,
+                    model,
+                    method: &mut method,
+                    optimizer: &mut opt,
+                    batch_rng: &mut rng,
+                    train_rows: train.len(),
+                },
+            )?,
+            None => RunState::default(),
+        };
+
         let start = Instant::now();
-        let mut epochs = Vec::new();
-        let mut best: Option<(f64, usize, Vec<(String, tch::Tensor)>)> = None;
-        let mut since_best = 0;
-        let mut stopped_early = false;
-        let mut step: u64 = 0;
-        for epoch in 0..cfg.epochs {
+        while state.epoch < cfg.epochs && !state.stopped_early {
+            let epoch = state.epoch;
             let t0 = Instant::now();
+            mtl_core::seed_everything(epoch_seed(cfg.seed, epoch));
             let mut loss_sum = vec![0.0; k];
             let mut weight_sum: Vec<f64> = Vec::new();
             let mut steps_in_epoch = 0.0;
             let mut norm_sum = 0.0;
             for batch in train.batches(cfg.batch_size, Some(&mut rng))? {
                 let batch = batch.to_device(device);
+                let step = state.step;
                 opt.set_lr(base_lr * cfg.lr_schedule.factor(step, total_steps));
                 opt.zero_grad();
                 let out = backward_step(
@@ -251,7 +341,7 @@ impl Trainer {
                     *s += w;
                 }
                 steps_in_epoch += 1.0;
-                step += 1;
+                state.step += 1;
                 tracing::trace!(step, losses = ?out.losses, "step");
             }
             let validation_eval: Option<Evaluation> = match validation {
@@ -268,7 +358,6 @@ impl Trainer {
                 seconds: t0.elapsed().as_secs_f64(),
             };
             tracing::info!(epoch, train_losses = ?record.train_losses, weights = ?record.task_weights, "epoch done");
-            let mut stop = false;
             if let (Some(es), Some(ev)) = (&cfg.early_stopping, &record.validation) {
                 let score = es.monitor.score(ev).ok_or_else(|| {
                     Error::config(format!(
@@ -276,40 +365,73 @@ impl Trainer {
                         es.monitor
                     ))
                 })?;
-                let improved = best
+                let improved = state
+                    .best
                     .as_ref()
-                    .is_none_or(|(b, _, _)| score > b + es.min_delta);
+                    .is_none_or(|b| score > b.score + es.min_delta);
                 if improved {
-                    best = Some((score, epoch, model.snapshot()));
-                    since_best = 0;
+                    state.best = Some(Best {
+                        score,
+                        epoch,
+                        weights: model.snapshot(),
+                    });
+                    state.since_best = 0;
                 } else {
-                    since_best += 1;
-                    stop = since_best >= es.patience;
+                    state.since_best += 1;
+                    state.stopped_early = state.since_best >= es.patience;
                 }
             }
-            epochs.push(record);
-            if stop {
-                stopped_early = true;
+            state.records.push(record);
+            state.epoch += 1;
+            if state.stopped_early {
                 tracing::info!(epoch, "early stopping");
-                break;
+            }
+            if let Some(policy) = &cfg.checkpoint {
+                let last = state.epoch == cfg.epochs || state.stopped_early;
+                if last || state.epoch % policy.every_epochs == 0 {
+                    self.save_checkpoint(
+                        &policy.path,
+                        &mut Parts {
+                            cfg: &cfg,
+                            model,
+                            method: &mut method,
+                            optimizer: &mut opt,
+                            batch_rng: &mut rng,
+                            train_rows: train.len(),
+                        },
+                        &state,
+                        start.elapsed().as_secs_f64(),
+                    )?;
+                }
             }
         }
-        let best_epoch = match best {
-            Some((_, e, snap)) => {
-                model.restore(&snap)?;
-                e
+        let best_epoch = match &state.best {
+            Some(b) => {
+                model.restore(&b.weights)?;
+                b.epoch
             }
-            None => epochs.len().saturating_sub(1),
+            None => state.records.len().saturating_sub(1),
         };
         self.method = Some(method);
         Ok(RunReport {
             config: cfg,
             method: method_name,
             tasks: model.task_names(),
-            epochs,
+            epochs: state.records,
             best_epoch,
-            stopped_early,
-            seconds: start.elapsed().as_secs_f64(),
+            stopped_early: state.stopped_early,
+            seconds: state.seconds + start.elapsed().as_secs_f64(),
         })
+    }
+
+    fn save_checkpoint(
+        &self,
+        path: &Path,
+        parts: &mut Parts<'_>,
+        state: &RunState,
+        elapsed: f64,
+    ) -> Result<()> {
+        let _span = tracing::info_span!("checkpoint", path = %path.display()).entered();
+        run_state::save(path, parts, state, elapsed)
     }
 }

@@ -277,4 +277,41 @@ impl Aggregator for GradNorm {
             weights: Some(w),
         })
     }
+    /// The learned logits and the recorded initial losses.
+    fn state(&self) -> serde_json::Value {
+        serde_json::json!({
+            "logits": self.logits,
+            "initial_losses": self.initial_losses,
+            "last_logit_gradient": self.last_logit_gradient,
+        })
+    }
+
+    fn load_state(&mut self, state: &serde_json::Value) -> Result<()> {
+        let bad = |what: &str| Error::config(format!("gradnorm state: {what} in {state}"));
+        let vector = |key: &str| -> Result<Option<Vec<f64>>> {
+            match state.get(key) {
+                None | Some(serde_json::Value::Null) => Ok(None),
+                Some(v) => serde_json::from_value::<Vec<f64>>(v.clone())
+                    .map(Some)
+                    .map_err(|_| bad(&format!("`{key}` is not a list of numbers"))),
+            }
+        };
+        let logits = vector("logits")?.ok_or_else(|| bad("no `logits`"))?;
+        let initial = vector("initial_losses")?;
+        let last = vector("last_logit_gradient")?;
+        let k = self.logits.len();
+        for v in std::iter::once(&logits).chain(&initial).chain(&last) {
+            if v.len() != k {
+                return Err(Error::TaskCount {
+                    context: "gradnorm state".into(),
+                    expected: k,
+                    got: v.len(),
+                });
+            }
+        }
+        self.logits = logits;
+        self.initial_losses = initial;
+        self.last_logit_gradient = last;
+        Ok(())
+    }
 }

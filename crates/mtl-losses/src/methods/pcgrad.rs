@@ -234,4 +234,17 @@ impl Aggregator for PcGrad {
             weights: Some(weights),
         })
     }
+    /// The position of the visiting-order generator, so a resumed run draws the
+    /// orders it would have drawn.
+    fn state(&self) -> serde_json::Value {
+        serde_json::json!({ "rng": mtl_core::checkpoint::rng_state(&self.rng) })
+    }
+
+    fn load_state(&mut self, state: &serde_json::Value) -> Result<()> {
+        let rng = state
+            .get("rng")
+            .ok_or_else(|| Error::config(format!("pcgrad state without `rng`: {state}")))?;
+        self.rng = mtl_core::checkpoint::rng_from_state(rng)?;
+        Ok(())
+    }
 }

@@ -1,0 +1,262 @@
+//! What a fit must carry from one epoch to the next, and its checkpoint: with the
+//! weights, the optimiser moments, the method's state and the shuffling generator's
+//! position, it is everything a resumed run needs to continue exactly where the saved
+//! one was.
+
+use crate::model::MultiTaskModel;
+use crate::report::EpochRecord;
+use crate::trainer::TrainerConfig;
+use mtl_core::checkpoint::{rng_from_state, rng_state, Checkpoint};
+use mtl_core::{Error, Optimizer, Result, SeededRng};
+use mtl_losses::Method;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use tch::Tensor;
+
+/// The best epoch so far under early stopping, with a copy of its weights.
+#[derive(Debug)]
+pub(crate) struct Best {
+    pub score: f64,
+    pub epoch: usize,
+    pub weights: Vec<(String, Tensor)>,
+}
+
+/// The loop's progress between epochs.
+#[derive(Debug, Default)]
+pub(crate) struct RunState {
+    /// The next epoch to run.
+    pub epoch: usize,
+    /// The global step count.
+    pub step: u64,
+    pub records: Vec<EpochRecord>,
+    pub best: Option<Best>,
+    pub since_best: usize,
+    pub stopped_early: bool,
+    /// Wall-clock seconds spent in earlier (checkpointed) sessions of this run.
+    pub seconds: f64,
+}
+
+/// The JSON part of a checkpoint.
+#[derive(Debug, Serialize, Deserialize)]
+struct Saved {
+    tasks: Vec<String>,
+    method: String,
+    config: TrainerConfig,
+    train_rows: usize,
+    epoch: usize,
+    step: u64,
+    optimizer_steps: u64,
+    batch_rng: serde_json::Value,
+    method_state: serde_json::Value,
+    method_parameters: usize,
+    records: Vec<EpochRecord>,
+    best: Option<(f64, usize)>,
+    since_best: usize,
+    stopped_early: bool,
+    seconds: f64,
+}
+
+/// Everything about the loop that the checkpoint must match, and nothing that may
+/// change on resume (the epoch budget, where and how often to checkpoint, display).
+fn resume_key(cfg: &TrainerConfig) -> TrainerConfig {
+    TrainerConfig {
+        epochs: 0,
+        checkpoint: None,
+        progress: false,
+        ..cfg.clone()
+    }
+}
+
+fn method_name(method: &Method) -> &'static str {
+    match method {
+        Method::Weighting(w) => w.name(),
+        Method::Aggregator(a) => a.name(),
+    }
+}
+
+/// What [`save`] and [`load`] act on.
+pub(crate) struct Parts<'a> {
+    pub cfg: &'a TrainerConfig,
+    pub model: &'a mut MultiTaskModel,
+    pub method: &'a mut Method,
+    pub optimizer: &'a mut Optimizer,
+    pub batch_rng: &'a mut SeededRng,
+    pub train_rows: usize,
+}
+
+/// Writes the checkpoint of the run after `state.epoch - 1` epochs.
+pub(crate) fn save(
+    path: &Path,
+    parts: &mut Parts<'_>,
+    state: &RunState,
+    elapsed: f64,
+) -> Result<()> {
+    let (opt_tensors, optimizer_steps) = parts.optimizer.state();
+    let (method_state, method_params) = match &*parts.method {
+        Method::Weighting(w) => (w.state(), w.parameters()),
+        Method::Aggregator(a) => (a.state(), Vec::new()),
+    };
+    let saved = Saved {
+        tasks: parts.model.task_names(),
+        method: method_name(parts.method).to_string(),
+        config: parts.cfg.clone(),
+        train_rows: parts.train_rows,
+        epoch: state.epoch,
+        step: state.step,
+        optimizer_steps,
+        batch_rng: rng_state(parts.batch_rng),
+        method_state,
+        method_parameters: method_params.len(),
+        records: state.records.clone(),
+        best: state.best.as_ref().map(|b| (b.score, b.epoch)),
+        since_best: state.since_best,
+        stopped_early: state.stopped_early,
+        seconds: state.seconds + elapsed,
+    };
+    let json = serde_json::to_value(&saved)
+        .map_err(|e| Error::config(format!("run state is not serialisable: {e}")))?;
+    let mut ckpt = Checkpoint::new(json);
+    ckpt.extend(None, parts.model.snapshot());
+    ckpt.extend(Some("optimizer"), opt_tensors);
+    ckpt.extend(
+        Some("method"),
+        method_params
+            .into_iter()
+            .enumerate()
+            .map(|(i, t)| (i.to_string(), t)),
+    );
+    if let Some(b) = &state.best {
+        ckpt.extend(
+            Some("best"),
+            b.weights
+                .iter()
+                .map(|(n, t)| (n.clone(), t.shallow_clone())),
+        );
+    }
+    ckpt.save(path)
+}
+
+/// Restores a checkpoint into freshly built parts and returns the loop state to
+/// continue from. Anything that does not match (tasks, method, configuration, the
+/// model's variables and shapes, the training set size) is an [`Error::Checkpoint`].
+pub(crate) fn load(path: &Path, parts: &mut Parts<'_>) -> Result<RunState> {
+    let mismatch = |message: String| Error::Checkpoint {
+        path: path.to_path_buf(),
+        message,
+    };
+    let ckpt = Checkpoint::load(path)?;
+    let saved: Saved = serde_json::from_value(ckpt.state.clone())
+        .map_err(|e| mismatch(format!("not a trainer checkpoint: {e}")))?;
+    if saved.tasks != parts.model.task_names() {
+        return Err(mismatch(format!(
+            "saved for tasks {:?}, the model has {:?}",
+            saved.tasks,
+            parts.model.task_names()
+        )));
+    }
+    let method = method_name(parts.method);
+    if saved.method != method {
+        return Err(mismatch(format!(
+            "saved with method `{}`, resuming with `{method}`",
+            saved.method
+        )));
+    }
+    if resume_key(&saved.config) != resume_key(parts.cfg) {
+        return Err(mismatch(format!(
+            "saved with a different trainer configuration (only `epochs` and the \
+             checkpoint policy may change on resume): saved {:?}, now {:?}",
+            resume_key(&saved.config),
+            resume_key(parts.cfg)
+        )));
+    }
+    if saved.train_rows != parts.train_rows {
+        return Err(mismatch(format!(
+            "saved for {} training rows, resuming with {}",
+            saved.train_rows, parts.train_rows
+        )));
+    }
+
+    let weights = ckpt.group(None);
+    let vars = parts.model.var_store().variables();
+    if weights.len() != vars.len() {
+        return Err(mismatch(format!(
+            "holds {} model variables, the model has {}",
+            weights.len(),
+            vars.len()
+        )));
+    }
+    for (name, t) in &weights {
+        let v = vars
+            .get(name)
+            .ok_or_else(|| mismatch(format!("variable `{name}` is not in the model")))?;
+        if v.size() != t.size() {
+            return Err(mismatch(format!(
+                "variable `{name}` has shape {:?}, the model's is {:?}",
+                t.size(),
+                v.size()
+            )));
+        }
+    }
+    parts.model.restore(&weights)?;
+
+    match &mut *parts.method {
+        Method::Weighting(w) => {
+            let params = w.parameters();
+            let saved_params = ckpt.group(Some("method"));
+            if params.len() != saved.method_parameters || saved_params.len() != params.len() {
+                return Err(mismatch(format!(
+                    "holds {} method parameters, the method has {}",
+                    saved_params.len(),
+                    params.len()
+                )));
+            }
+            tch::no_grad(|| -> Result<()> {
+                for (i, p) in params.iter().enumerate() {
+                    let (_, t) = saved_params
+                        .iter()
+                        .find(|(n, _)| *n == i.to_string())
+                        .ok_or_else(|| mismatch(format!("method parameter {i} is missing")))?;
+                    if p.size() != t.size() {
+                        return Err(mismatch(format!(
+                            "method parameter {i} has the wrong shape"
+                        )));
+                    }
+                    p.shallow_clone().f_copy_(t)?;
+                }
+                Ok(())
+            })?;
+            w.load_state(&saved.method_state)?;
+        }
+        Method::Aggregator(a) => a.load_state(&saved.method_state)?,
+    }
+    parts
+        .optimizer
+        .load_state(&ckpt.group(Some("optimizer")), saved.optimizer_steps)
+        .map_err(|e| mismatch(e.to_string()))?;
+    *parts.batch_rng = rng_from_state(&saved.batch_rng).map_err(|e| mismatch(e.to_string()))?;
+
+    let best = match saved.best {
+        Some((score, epoch)) => {
+            let weights = ckpt.group(Some("best"));
+            if weights.len() != vars.len() {
+                return Err(mismatch("the best-epoch weights are incomplete".into()));
+            }
+            Some(Best {
+                score,
+                epoch,
+                weights,
+            })
+        }
+        None => None,
+    };
+    tracing::info!(path = %path.display(), epoch = saved.epoch, step = saved.step, "resumed from checkpoint");
+    Ok(RunState {
+        epoch: saved.epoch,
+        step: saved.step,
+        records: saved.records,
+        best,
+        since_best: saved.since_best,
+        stopped_early: saved.stopped_early,
+        seconds: saved.seconds,
+    })
+}
