@@ -203,6 +203,63 @@ const ENTRIES: &[(MethodInfo, Builder)] = &[
         },
         |k, _| Ok(Method::Aggregator(Box::new(AlignedMtl::new().for_tasks(k)))),
     ),
+    (
+        MethodInfo {
+            name: "krum",
+            level: MethodLevel::Gradient,
+            paper: "Blanchard, El Mhamdi, Guerraoui & Stainer, Machine Learning with \
+                    Adversaries: Byzantine Tolerant Gradient Descent, NeurIPS 2017",
+            defaults: "n_byzantine=1, n_selected=1 (needs K >= 4)",
+            tested_by: "golden torchjd_Krum.json (tests/krum.rs)",
+        },
+        |k, _| Ok(Method::Aggregator(Box::new(Krum::new(1, 1)?.for_tasks(k)?))),
+    ),
+    (
+        MethodInfo {
+            name: "trimmed_mean",
+            level: MethodLevel::Gradient,
+            paper: "Yin, Chen, Kannan & Bartlett, Byzantine-Robust Distributed Learning: \
+                    Towards Optimal Statistical Rates, ICML 2018",
+            defaults: "trim_number=1 (needs K >= 3)",
+            tested_by: "golden torchjd_TrimmedMean.json (tests/trimmed_mean.rs)",
+        },
+        |k, _| Ok(Method::Aggregator(Box::new(TrimmedMean::new(1).for_tasks(k)?))),
+    ),
+    (
+        MethodInfo {
+            name: "config",
+            level: MethodLevel::Gradient,
+            paper: "Liu, Chu & Thuerey, ConFIG: Towards Conflict-free Training of Physics \
+                    Informed Neural Networks, arXiv:2408.11104, 2024",
+            defaults: "pref_vector=1",
+            tested_by: "golden torchjd_ConFIG.json (tests/config_method.rs)",
+        },
+        |k, _| Ok(Method::Aggregator(Box::new(ConFig::new().for_tasks(k)))),
+    ),
+    (
+        MethodInfo {
+            name: "graddrop",
+            level: MethodLevel::Gradient,
+            paper: "Chen, Ngiam, Huang, Luong, Kretzschmar, Chai & Anguelov, Just Pick a \
+                    Sign: Optimizing Deep Multitask Models with Gradient Sign Dropout, \
+                    NeurIPS 2020",
+            defaults: "f=identity, leak=0, U drawn from the run seed",
+            tested_by: "golden torchjd_GradDrop.json, replayed draws (tests/graddrop.rs)",
+        },
+        |k, seed| Ok(Method::Aggregator(Box::new(GradDrop::new(seed).for_tasks(k)))),
+    ),
+    (
+        MethodInfo {
+            name: "random",
+            level: MethodLevel::Gradient,
+            paper: "Lin, Ye, Xu, Shi & Zhang, Reasonable Effectiveness of Random Weighting: \
+                    A Litmus Test for Multi-Task Learning, TMLR 2022 (random gradient \
+                    weighting)",
+            defaults: "weights=softmax(N(0, I)) drawn from the run seed each step",
+            tested_by: "golden torchjd_Random.json, replayed draws (tests/random.rs)",
+        },
+        |k, seed| Ok(Method::Aggregator(Box::new(Random::new(seed).for_tasks(k)))),
+    ),
 ];
 
 /// Builds [`StaticWeighting`] with explicit weights (K = `weights.len()`), the form

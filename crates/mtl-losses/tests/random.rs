@@ -1,0 +1,70 @@
+//! Random against TorchJD's `Random` (golden `torchjd_Random.json`, replaying the
+//! recorded normal draws), and the seeded aggregator's behaviour.
+
+mod common;
+mod support;
+
+use common::{assert_close, cases, load, matrix, to_vec, tolerances, vec_f64};
+use mtl_core::Error;
+use mtl_losses::gram::combine;
+use mtl_losses::methods::Random;
+use mtl_losses::Aggregator;
+use support::{common_edge_cases, ctx, rows};
+
+#[test]
+fn golden_torchjd_random_replayed() {
+    let doc = load("torchjd_Random.json");
+    for case in cases(&doc) {
+        let z = vec_f64(&case["random_draws"]["randn"][0]);
+        let w = Random::weights_from_normals(&z);
+        let (rel, abs) = tolerances(case);
+        let what = case["name"].as_str().unwrap();
+        assert_close(&w, &vec_f64(&case["weights"]), rel, 1e-15, what);
+        let out = combine(&w, &matrix(&case["G"])).unwrap();
+        assert_close(&to_vec(&out), &vec_f64(&case["expected"]), rel, abs, what);
+    }
+    assert_eq!(cases(&doc).len(), 21);
+}
+
+#[test]
+fn seeded_draws() {
+    let j = rows(&[&[1.0, 0.0], &[0.0, 1.0], &[1.0, 1.0]]);
+    let draw = |seed| {
+        Random::new(seed)
+            .aggregate(&j, &ctx())
+            .unwrap()
+            .weights
+            .unwrap()
+    };
+    assert_eq!(draw(3), draw(3));
+    assert_ne!(draw(3), draw(4));
+    let mut a = Random::new(3);
+    let first = a.aggregate(&j, &ctx()).unwrap().weights.unwrap();
+    let second = a.aggregate(&j, &ctx()).unwrap().weights.unwrap();
+    assert_ne!(first, second);
+    for w in [first, second] {
+        assert!((w.iter().sum::<f64>() - 1.0).abs() < 1e-15 && w.iter().all(|&x| x > 0.0));
+    }
+    // Large draws do not overflow.
+    let w = Random::weights_from_normals(&[1000.0, 0.0]);
+    assert_eq!(w, vec![1.0, 0.0]);
+}
+
+#[test]
+fn edge_cases() {
+    common_edge_cases(|| Box::new(Random::new(1)), 3, 5);
+    let out = Random::new(1)
+        .aggregate(&rows(&[&[3.0, -4.0]]), &ctx())
+        .unwrap();
+    assert_eq!(to_vec(&out.gradient), vec![3.0, -4.0]);
+    assert!(matches!(
+        Random::new(1)
+            .for_tasks(2)
+            .aggregate(&rows(&[&[1.0]]), &ctx()),
+        Err(Error::TaskCount {
+            expected: 2,
+            got: 1,
+            ..
+        })
+    ));
+}
