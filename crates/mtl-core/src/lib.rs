@@ -12,6 +12,7 @@
 //! (`mtl-losses`), data handling (`mtl-data`) or the training loop (`mtl`) live.
 
 pub mod arch;
+pub mod checkpoint;
 pub mod device;
 mod error;
 pub mod jacobian;
@@ -27,6 +28,7 @@ pub use arch::{
     DSelectKConfig, HardSharing, Mlp, MlpBuilder, MlpConfig, Mmoe, MmoeConfig, Mtan, MtanConfig,
     Ple, PleConfig, SoftSharing, SoftSharingConfig, SoftmaxGate, TaskFeatures, TaskTowers,
 };
+pub use checkpoint::Checkpoint;
 pub use device::{select_device, DeviceRequest};
 pub use error::{Error, Result};
 pub use jacobian::{check_jacobian, check_losses, task_jacobian};
