@@ -188,7 +188,7 @@ fn install(cuda: bool) -> Result<Libtorch> {
         run(pip().arg(&torch))?;
     } else {
         run(pip().args(["--no-deps", &torch]))?;
-        run(pip().arg(CUDA_RUNTIME))?;
+        run(pip().args(["--no-warn-conflicts", CUDA_RUNTIME]))?;
     }
     let root = python_torch(&venv_python()).context("torch installed but cannot be found")?;
     let version = read_version(&root).context("installed torch has no version.py")?;
