@@ -31,6 +31,18 @@ fn edge_cases() {
         .aggregate(&rows(&[&[1.0, -2.0]]), &ctx())
         .unwrap();
     assert_eq!(to_vec(&out.gradient), vec![2.0, -4.0]);
+    // Identical, opposite, zero rows and wild norms: just the fixed combination.
+    let mut c = Constant::new(vec![1.0, 2.0, 3.0]).unwrap();
+    let j = rows(&[&[1.0, 2.0], &[-1.0, -2.0], &[0.0, 0.0]]);
+    assert_eq!(
+        to_vec(&c.aggregate(&j, &ctx()).unwrap().gradient),
+        vec![-1.0, -2.0]
+    );
+    let j = rows(&[&[1e-6, 0.0], &[1e-6, 0.0], &[0.0, 1e6]]);
+    assert_eq!(
+        to_vec(&c.aggregate(&j, &ctx()).unwrap().gradient),
+        vec![3e-6, 3e6]
+    );
     // The number of weights fixes K.
     assert!(matches!(
         Constant::new(vec![1.0, 1.0])

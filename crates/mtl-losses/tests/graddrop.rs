@@ -92,6 +92,10 @@ fn edge_cases() {
         .combine_with(&j, &Tensor::from_slice(&[0.3, 0.7]))
         .unwrap();
     assert_eq!(to_vec(&out), vec![0.0, -1.0]);
+    // Identical rows agree in sign everywhere (P is 0 or 1): nothing is dropped.
+    let j2 = rows(&[&[1.0, -2.0], &[1.0, -2.0]]);
+    let out = GradDrop::new(0).aggregate(&j2, &ctx()).unwrap();
+    assert_eq!(to_vec(&out.gradient), vec![2.0, -4.0]);
     let out = GradDrop::new(0)
         .aggregate(&rows(&[&[3.0, -4.0]]), &ctx())
         .unwrap();

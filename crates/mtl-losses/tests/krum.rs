@@ -62,6 +62,12 @@ fn edge_cases() {
         Err(Error::Config(_))
     ));
     assert!(Krum::new(1, 0).is_err());
+    assert!(matches!(
+        Krum::new(0, 1)
+            .unwrap()
+            .aggregate(&rows(&[&[1.0, 2.0]]), &ctx()),
+        Err(Error::Config(_))
+    ));
     assert!(Krum::new(1, 1).unwrap().for_tasks(3).is_err());
     // Identical rows, a zero row, opposite rows, wild norms: a valid selection.
     let j = rows(&[

@@ -29,6 +29,19 @@ fn edge_cases() {
         .aggregate(&rows(&[&[1.0, -2.0], &[-1.0, 2.0]]), &ctx())
         .unwrap();
     assert_eq!(to_vec(&out.gradient), vec![0.0, 0.0]);
+    // Identical rows, a zero row, norms 1e-6 vs 1e6.
+    let out = Mean::new()
+        .aggregate(&rows(&[&[1.0, 2.0], &[1.0, 2.0]]), &ctx())
+        .unwrap();
+    assert_eq!(to_vec(&out.gradient), vec![1.0, 2.0]);
+    let out = Mean::new()
+        .aggregate(&rows(&[&[3.0, 0.0], &[0.0, 0.0], &[0.0, 3.0]]), &ctx())
+        .unwrap();
+    assert_eq!(to_vec(&out.gradient), vec![1.0, 1.0]);
+    let out = Mean::new()
+        .aggregate(&rows(&[&[1e-6, 0.0], &[0.0, 1e6]]), &ctx())
+        .unwrap();
+    assert_eq!(to_vec(&out.gradient), vec![0.5e-6, 0.5e6]);
     // Built for K = 2, given 3.
     let j = rows(&[&[1.0], &[2.0], &[3.0]]);
     assert!(matches!(

@@ -57,6 +57,26 @@ fn edge_cases() {
         .aggregate(&rows(&[&[3.0, -4.0]]), &ctx())
         .unwrap();
     assert_eq!(to_vec(&out.gradient), vec![3.0, -4.0]);
+    // Identical rows: any convex combination is the row; opposite rows: a point on
+    // the segment between them; a zero row only shrinks the result.
+    let out = Random::new(1)
+        .aggregate(&rows(&[&[1.0, 2.0], &[1.0, 2.0]]), &ctx())
+        .unwrap();
+    let g = to_vec(&out.gradient);
+    assert!((g[0] - 1.0).abs() < 1e-15 && (g[1] - 2.0).abs() < 1e-15);
+    let out = Random::new(1)
+        .aggregate(&rows(&[&[1.0, 2.0], &[-1.0, -2.0]]), &ctx())
+        .unwrap();
+    let w = out.weights.unwrap();
+    assert_eq!(
+        to_vec(&out.gradient),
+        vec![w[0] - w[1], 2.0 * (w[0] - w[1])]
+    );
+    let out = Random::new(1)
+        .aggregate(&rows(&[&[1e-6, 0.0], &[0.0, 0.0], &[0.0, 1e6]]), &ctx())
+        .unwrap();
+    let (g, w) = (to_vec(&out.gradient), out.weights.unwrap());
+    assert_eq!(g, vec![w[0] * 1e-6, w[2] * 1e6]);
     assert!(matches!(
         Random::new(1)
             .for_tasks(2)

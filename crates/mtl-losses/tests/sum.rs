@@ -23,6 +23,23 @@ fn edge_cases() {
         .aggregate(&rows(&[&[1e-6, 1e6], &[1e6, 0.0]]), &ctx())
         .unwrap();
     assert_eq!(to_vec(&out.gradient), vec![1e6 + 1e-6, 1e6]);
+    // K = 1, identical, opposite, and zero rows.
+    let out = Sum::new()
+        .aggregate(&rows(&[&[3.0, -4.0]]), &ctx())
+        .unwrap();
+    assert_eq!(to_vec(&out.gradient), vec![3.0, -4.0]);
+    let out = Sum::new()
+        .aggregate(&rows(&[&[1.0, 2.0], &[1.0, 2.0]]), &ctx())
+        .unwrap();
+    assert_eq!(to_vec(&out.gradient), vec![2.0, 4.0]);
+    let out = Sum::new()
+        .aggregate(&rows(&[&[1.0, 2.0], &[0.0, 0.0], &[-1.0, -2.0]]), &ctx())
+        .unwrap();
+    assert_eq!(to_vec(&out.gradient), vec![0.0, 0.0]);
+    let out = Sum::new()
+        .aggregate(&rows(&[&[1e-6, 1e6], &[1e6, 0.0]]), &ctx())
+        .unwrap();
+    assert_eq!(to_vec(&out.gradient), vec![1e6 + 1e-6, 1e6]);
     assert!(matches!(
         Sum::for_tasks(4).aggregate(&rows(&[&[1.0]]), &ctx()),
         Err(Error::TaskCount {

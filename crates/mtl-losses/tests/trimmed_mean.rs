@@ -62,6 +62,12 @@ fn edge_cases() {
         to_vec(&TrimmedMean::new(1).aggregate(&j, &ctx()).unwrap().gradient),
         vec![0.0, 0.0]
     );
+    // Identical rows: the row.
+    let j = rows(&[&[1.0, 2.0], &[1.0, 2.0], &[1.0, 2.0]]);
+    assert_eq!(
+        to_vec(&TrimmedMean::new(1).aggregate(&j, &ctx()).unwrap().gradient),
+        vec![1.0, 2.0]
+    );
     // Wild norms: the extreme values are exactly the ones dropped.
     let j = rows(&[&[1e-6, 1e6], &[1.0, 1.0], &[1e6, 1e-6]]);
     assert_eq!(
