@@ -10,7 +10,7 @@
 //! task k   a_k^j = σ(conv1×1(ReLU(conv1×1([u_j ; t_k^{j−1}]))))      (just u_0 at j = 0)
 //!          â_k^j = a_k^j ⊙ p_j                                         (the attended maps)
 //!          t_k^j = maxpool2(ReLU(conv3×3(â_k^j)))                     (to block j+1's size)
-//! features_k = global average pool of â_k^{L−1}                       [B, c_{L−1}]
+//! features_k = flatten(average pool of â_k^{L−1} to a g_h × g_w grid)  [B, c_{L−1}·g_h·g_w]
 //! ```
 //!
 //! The attention modules are task `k`'s own (`task_path(path, k)/attention<j>`); the
@@ -19,13 +19,14 @@
 //! features read the shared maps of every block, so `TaskFeatures::shared` is all of
 //! them (`u_j`, `p_j`) flattened into one `[B, Σ 2·c_j·H_j·W_j]` tensor, which the
 //! attention modules read back from slices: every shared parameter reaches the tasks
-//! only through it, as rep-grad needs. A per-task tower after the pooling is
+//! only through it, as rep-grad needs. The pooling grid is `1 × 1` (global average
+//! pooling) by default. A per-task tower after the pooling is
 //! [`TaskTowers`](super::TaskTowers)' job.
 
 use super::{check_input_width, Architecture, TaskFeatures};
 use crate::{task_path, Error, Result};
 use serde::{Deserialize, Serialize};
-use tch::{nn, Kind, Tensor};
+use tch::{nn, Tensor};
 
 /// Configuration of an [`Mtan`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -40,6 +41,9 @@ pub struct MtanConfig {
     pub block_channels: Vec<i64>,
     /// Number of tasks.
     pub num_tasks: usize,
+    /// The grid the attended maps are average-pooled to before flattening (`[1, 1]`,
+    /// global average pooling, by default; a finer grid keeps coarse positions).
+    pub pool_grid: [i64; 2],
 }
 
 impl MtanConfig {
@@ -51,6 +55,7 @@ impl MtanConfig {
             width,
             block_channels: vec![16, 32],
             num_tasks,
+            pool_grid: [1, 1],
         }
     }
     /// Sets the input channels.
@@ -61,6 +66,12 @@ impl MtanConfig {
     /// Sets the channels of each block (and so the number of blocks).
     pub fn block_channels(mut self, c: impl Into<Vec<i64>>) -> Self {
         self.block_channels = c.into();
+        self
+    }
+
+    /// Sets the pooling grid of the task features.
+    pub fn pool_grid(mut self, height: i64, width: i64) -> Self {
+        self.pool_grid = [height, width];
         self
     }
 
@@ -82,6 +93,7 @@ impl MtanConfig {
         let positive = [self.channels, self.height, self.width]
             .iter()
             .chain(&self.block_channels)
+            .chain(&self.pool_grid)
             .all(|&v| v > 0);
         let min_side = 1i64 << l.saturating_sub(1).min(30);
         if l == 0 || !positive || self.height < min_side || self.width < min_side {
@@ -224,7 +236,11 @@ impl Mtan {
             let attended = mask.f_mul(p)?;
             if j == upto {
                 let features = match &att.next {
-                    None => Some(attended.f_mean_dim([2, 3].as_slice(), false, Kind::Float)?),
+                    None => Some(
+                        attended
+                            .f_adaptive_avg_pool2d(self.cfg.pool_grid)?
+                            .f_flatten(1, -1)?,
+                    ),
                     Some(_) => None,
                 };
                 return Ok((Some(mask), features));
@@ -249,7 +265,8 @@ impl Architecture for Mtan {
     }
     fn feature_dims(&self) -> Vec<i64> {
         let c = self.cfg.block_channels.last().copied().unwrap_or(0);
-        vec![c; self.attention.len()]
+        let [ph, pw] = self.cfg.pool_grid;
+        vec![c * ph * pw; self.attention.len()]
     }
     fn forward_t(&self, xs: &Tensor, train: bool) -> Result<TaskFeatures> {
         let (maps, z) = self.shared_maps(xs, train)?;
@@ -272,7 +289,7 @@ impl Architecture for Mtan {
 mod tests {
     use super::*;
     use crate::ParamGroups;
-    use tch::Device;
+    use tch::{Device, Kind};
 
     fn build(vs: &nn::VarStore) -> Mtan {
         MtanConfig::new(8, 6, 2)
@@ -292,6 +309,17 @@ mod tests {
         assert_eq!(f.per_task[1].size(), vec![3, 5]);
         // u_0, p_0: 4·8·6 each; u_1, p_1: 5·4·3 each.
         assert_eq!(f.shared.unwrap().size(), vec![3, 2 * 192 + 2 * 60]);
+        let grid = MtanConfig::new(8, 6, 2)
+            .channels(2)
+            .block_channels([4, 5])
+            .pool_grid(2, 3)
+            .build(&nn::VarStore::new(Device::Cpu).root())
+            .unwrap();
+        assert_eq!(grid.feature_dims(), vec![30, 30]);
+        assert_eq!(
+            grid.forward_t(&x, false).unwrap().per_task[0].size(),
+            vec![3, 30]
+        );
         let m = mtan.attention_mask(&x, 1, 1).unwrap();
         assert_eq!(m.size(), vec![3, 5, 4, 3]);
         let (lo, hi) = (m.min().double_value(&[]), m.max().double_value(&[]));
