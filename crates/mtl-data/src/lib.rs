@@ -11,29 +11,40 @@
 
 mod array;
 mod batch;
+mod census;
 mod csv;
 mod dataset;
 mod idx;
 mod locate;
+mod mnist;
 mod named;
 mod npy;
 mod npz;
 mod olive;
 mod safetensors;
+mod sklearn;
 mod source;
 mod standardize;
 mod target;
+mod toy;
 
 pub use crate::csv::{read_csv, CsvSpec, CsvTarget, TargetKind};
 pub use crate::safetensors::{parse_safetensors, read_safetensors};
 pub use array::{ArrayElement, DType, DenseArray};
 pub use batch::{Batch, Batches};
+pub use census::{
+    census_income, CensusConfig, CensusGroup, CensusIncome, CENSUS_COLLEGE_EDUCATION,
+    CENSUS_COLUMNS, CENSUS_NUMERIC,
+};
 pub use dataset::{MultiTaskDataset, Split, SplitRows};
 pub use idx::{parse_idx, read_idx};
 pub use locate::{cache_data_dir, data_dir, data_root};
+pub use mnist::{mnist, multi_mnist, MultiMnistConfig};
 pub use named::NamedArrays;
 pub use npy::{encode_npy, parse_npy, read_npy, write_npy};
 pub use npz::{parse_npz, read_npz};
 pub use olive::{olive_oil, OLIVE_FEATURES, OLIVE_REGIONS};
+pub use sklearn::{digits, linnerud, LinnerudTargets};
 pub use standardize::Standardizer;
 pub use target::{TargetData, TaskData};
+pub use toy::{toy_objectives, toy_objectives_f64, TOY_LOWER};
