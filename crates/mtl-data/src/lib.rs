@@ -16,6 +16,7 @@ mod csv;
 mod dataset;
 mod idx;
 mod locate;
+mod mmoe_synthetic;
 mod mnist;
 mod named;
 mod npy;
@@ -39,6 +40,7 @@ pub use census::{
 pub use dataset::{MultiTaskDataset, Split, SplitRows};
 pub use idx::{parse_idx, read_idx};
 pub use locate::{cache_data_dir, data_dir, data_root};
+pub use mmoe_synthetic::mmoe_synthetic;
 pub use mnist::{mnist, multi_mnist, MultiMnistConfig};
 pub use named::NamedArrays;
 pub use npy::{encode_npy, parse_npy, read_npy, write_npy};

@@ -1,0 +1,179 @@
+//! The synthetic two-task regression data of Ma, Zhao, Yi, Chen, Hong & Chi, "Modeling
+//! Task Relationships in Multi-task Learning with Multi-gate Mixture-of-Experts", KDD
+//! 2018, section 3.2, whose task relatedness is set by one number.
+//!
+//! Construction, for input dimension `d` and correlation score `p ∈ [−1, 1]`:
+//!
+//! 1. draw two orthogonal unit vectors `u₁, u₂ ∈ ℝ^d` (Gram–Schmidt on Gaussian draws);
+//! 2. `w₁ = c·u₁`, `w₂ = c·(p·u₁ + √(1 − p²)·u₂)`, so `cos(w₁, w₂) = u₁ᵀ(w₂/c) = p`;
+//! 3. draw rows `x ~ N(0, I_d)`;
+//! 4. `y_i = w_iᵀx + Σ_{j=1}^{m} sin(α_j w_iᵀx + β_j) + ε_i`, `ε_i ~ N(0, 0.01)`.
+//!
+//! The paper's constants: `c = 1`, `m = 10`, and `α_j, β_j ~ N(0, 0.01)` drawn once
+//! and shared by both tasks. The sinusoids make the tasks non-linear, so the Pearson
+//! correlation of the labels falls with `p` without equalling it. Everything is drawn
+//! from one seeded ChaCha8 stream, so a seed fixes the data set.
+
+use crate::{MultiTaskDataset, TaskData};
+use mtl_core::{Error, Result};
+use ndarray::Array2;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// The scale `c` of the task weight vectors.
+const SCALE: f64 = 1.0;
+/// The number of sinusoids `m`.
+const SINUSOIDS: usize = 10;
+/// The variance of `α_j`, `β_j`.
+const SHAPE_VARIANCE: f64 = 0.01;
+/// The variance of the label noise.
+const NOISE_VARIANCE: f64 = 0.01;
+
+/// A standard normal draw (Box–Muller), so no distribution crate is needed.
+fn normal(rng: &mut ChaCha8Rng) -> f64 {
+    // 1 − U lies in (0, 1], keeping the logarithm finite.
+    let u1: f64 = 1.0 - rng.gen::<f64>();
+    let u2: f64 = rng.gen::<f64>();
+    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+}
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+fn unit(v: Vec<f64>) -> Vec<f64> {
+    let n = dot(&v, &v).sqrt();
+    v.into_iter().map(|x| x / n).collect()
+}
+
+/// `n` rows of the two-task data of Ma et al. (2018) with `dim` Gaussian features and
+/// task weight vectors at cosine `correlation`; tasks `"y1"` and `"y2"` are
+/// one-dimensional regressions.
+///
+/// ```
+/// let ds = mtl_data::mmoe_synthetic(100, 8, 0.5, 7)?;
+/// assert_eq!((ds.len(), ds.num_features(), ds.num_tasks()), (100, 8, 2));
+/// assert!(mtl_data::mmoe_synthetic(100, 8, 1.5, 7).is_err());
+/// # Ok::<(), mtl_core::Error>(())
+/// ```
+pub fn mmoe_synthetic(
+    n: usize,
+    dim: usize,
+    correlation: f64,
+    seed: u64,
+) -> Result<MultiTaskDataset> {
+    if !(-1.0..=1.0).contains(&correlation) {
+        return Err(Error::config(format!(
+            "mmoe_synthetic: the correlation must be in [-1, 1], got {correlation}"
+        )));
+    }
+    if n == 0 || dim < 2 {
+        return Err(Error::config(format!(
+            "mmoe_synthetic: need at least one row and two dimensions (for two orthogonal \
+             vectors), got n = {n}, dim = {dim}"
+        )));
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let u1 = unit((0..dim).map(|_| normal(&mut rng)).collect());
+    let raw: Vec<f64> = (0..dim).map(|_| normal(&mut rng)).collect();
+    let along = dot(&raw, &u1);
+    let u2 = unit(raw.iter().zip(&u1).map(|(r, u)| r - along * u).collect());
+    let side = (1.0 - correlation * correlation).max(0.0).sqrt();
+    let w1: Vec<f64> = u1.iter().map(|u| SCALE * u).collect();
+    let w2: Vec<f64> = u1
+        .iter()
+        .zip(&u2)
+        .map(|(a, b)| SCALE * (correlation * a + side * b))
+        .collect();
+    let shape_sd = SHAPE_VARIANCE.sqrt();
+    let alpha: Vec<f64> = (0..SINUSOIDS)
+        .map(|_| shape_sd * normal(&mut rng))
+        .collect();
+    let beta: Vec<f64> = (0..SINUSOIDS)
+        .map(|_| shape_sd * normal(&mut rng))
+        .collect();
+    let noise_sd = NOISE_VARIANCE.sqrt();
+    let label = |z: f64, rng: &mut ChaCha8Rng| -> f32 {
+        let waves: f64 = alpha
+            .iter()
+            .zip(&beta)
+            .map(|(a, b)| (a * z + b).sin())
+            .sum();
+        (z + waves + noise_sd * normal(rng)) as f32
+    };
+    let mut x = Array2::<f32>::zeros((n, dim));
+    let mut y1 = Array2::<f32>::zeros((n, 1));
+    let mut y2 = Array2::<f32>::zeros((n, 1));
+    let mut row = vec![0.0f64; dim];
+    for i in 0..n {
+        for (j, v) in row.iter_mut().enumerate() {
+            *v = normal(&mut rng);
+            x[[i, j]] = *v as f32;
+        }
+        y1[[i, 0]] = label(dot(&w1, &row), &mut rng);
+        y2[[i, 0]] = label(dot(&w2, &row), &mut rng);
+    }
+    MultiTaskDataset::new(
+        x,
+        vec![
+            TaskData::regression("y1", y1),
+            TaskData::regression("y2", y2),
+        ],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::TargetData;
+
+    fn labels(ds: &MultiTaskDataset, k: usize) -> Vec<f64> {
+        match &ds.tasks()[k].data {
+            TargetData::Regression(v) => v.iter().map(|&x| x as f64).collect(),
+            other => panic!("not a regression: {other:?}"),
+        }
+    }
+
+    fn pearson(a: &[f64], b: &[f64]) -> f64 {
+        let n = a.len() as f64;
+        let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
+        let cov: f64 = a.iter().zip(b).map(|(x, y)| (x - ma) * (y - mb)).sum();
+        let va: f64 = a.iter().map(|x| (x - ma).powi(2)).sum();
+        let vb: f64 = b.iter().map(|y| (y - mb).powi(2)).sum();
+        cov / (va * vb).sqrt()
+    }
+
+    #[test]
+    fn label_correlation_follows_the_score() {
+        let mut last = f64::INFINITY;
+        for p in [1.0, 0.9, 0.5, 0.0] {
+            let ds = mmoe_synthetic(4000, 50, p, 11).unwrap();
+            let r = pearson(&labels(&ds, 0), &labels(&ds, 1));
+            assert!(r < last, "correlation {p}: Pearson {r} not below {last}");
+            assert!((r - p).abs() < 0.1, "correlation {p}: Pearson {r}");
+            last = r;
+        }
+    }
+
+    #[test]
+    fn seeded_and_shaped() {
+        let a = mmoe_synthetic(30, 5, 0.3, 2).unwrap();
+        let b = mmoe_synthetic(30, 5, 0.3, 2).unwrap();
+        let c = mmoe_synthetic(30, 5, 0.3, 3).unwrap();
+        assert_eq!(a.features(), b.features());
+        assert_eq!(labels(&a, 1), labels(&b, 1));
+        assert_ne!(a.features(), c.features());
+        assert_eq!(a.task_names(), ["y1", "y2"]);
+        // x ~ N(0, I): the sample variance of all entries is near one.
+        let big = mmoe_synthetic(2000, 10, 0.0, 4).unwrap();
+        let var = big.features().mapv(|v| (v as f64).powi(2)).mean().unwrap();
+        assert!((var - 1.0).abs() < 0.05, "{var}");
+    }
+
+    #[test]
+    fn bad_arguments_are_config_errors() {
+        for (n, d, p) in [(0, 5, 0.5), (10, 1, 0.5), (10, 5, -1.01), (10, 5, f64::NAN)] {
+            assert!(matches!(mmoe_synthetic(n, d, p, 0), Err(Error::Config(_))));
+        }
+    }
+}
