@@ -9,6 +9,8 @@
 //! It holds no method, head or architecture of its own; those live in the crates it
 //! re-exports, so a user can depend on just the piece they need.
 
+mod baselines;
+mod delta_m;
 mod early_stopping;
 mod evaluate;
 mod freeze;
@@ -18,6 +20,8 @@ mod run_state;
 pub mod step;
 mod trainer;
 
+pub use baselines::Baselines;
+pub use delta_m::{DeltaM, TaskDelta};
 pub use early_stopping::{EarlyStopping, Monitor};
 pub use evaluate::{evaluate, Evaluation};
 pub use model::{Forward, MultiTaskModel};
@@ -34,8 +38,8 @@ pub use tch;
 /// The names most programs need.
 pub mod prelude {
     pub use crate::{
-        evaluate, CheckpointPolicy, EarlyStopping, GradMode, Monitor, MultiTaskModel, RunReport,
-        Trainer, TrainerConfig,
+        evaluate, Baselines, CheckpointPolicy, DeltaM, EarlyStopping, GradMode, Monitor,
+        MultiTaskModel, RunReport, Trainer, TrainerConfig,
     };
     pub use mtl_core::{
         seed_everything, select_device, task_path, Architecture, Backbone, DeviceRequest, Error,

@@ -1,7 +1,10 @@
 //! The JSON run report: configuration, per-epoch losses, metrics and task weights,
 //! timings.
 
+use crate::baselines::Baselines;
+use crate::delta_m::DeltaM;
 use crate::evaluate::Evaluation;
+use mtl_core::Result;
 use serde::{Deserialize, Serialize};
 
 /// One epoch of a run.
@@ -43,9 +46,30 @@ pub struct RunReport {
     pub stopped_early: bool,
     /// Wall-clock seconds for the whole fit.
     pub seconds: f64,
+    /// The final model on the test set, once [`RunReport::compare_to_baselines`] (or
+    /// the caller) has set it.
+    #[serde(default)]
+    pub test: Option<Evaluation>,
+    /// Δm against single-task baselines, with the tasks that show negative transfer.
+    #[serde(default)]
+    pub delta_m: Option<DeltaM>,
 }
 
 impl RunReport {
+    /// Records the model's test evaluation and its Δm against `baselines`; returns Δm.
+    pub fn compare_to_baselines(
+        &mut self,
+        test: Evaluation,
+        baselines: &Baselines,
+    ) -> Result<&DeltaM> {
+        let delta = baselines.delta_m(&test)?;
+        for t in delta.tasks.iter().filter(|t| t.negative_transfer) {
+            tracing::warn!(task = %t.task, metric = %t.metric, value = t.value, baseline = t.baseline, "negative transfer");
+        }
+        self.test = Some(test);
+        Ok(self.delta_m.insert(delta))
+    }
+
     /// The report as pretty-printed JSON.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("reports contain only plain data")

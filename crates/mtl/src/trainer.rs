@@ -421,6 +421,8 @@ impl Trainer {
             best_epoch,
             stopped_early: state.stopped_early,
             seconds: state.seconds + start.elapsed().as_secs_f64(),
+            test: None,
+            delta_m: None,
         })
     }
 

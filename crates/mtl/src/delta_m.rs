@@ -1,0 +1,134 @@
+//! Δm, the average relative change of a multi-task model against single-task
+//! baselines (Maninis, Radosavovic & Kokkinos, "Attentive Single-Tasking of Multiple
+//! Tasks", CVPR 2019), in the sign convention of Liu et al. (CAGrad, 2021) and Navon et
+//! al. (Nash-MTL, 2022):
+//!
+//! ```text
+//! Δm = (1/K) Σₖ (−1)^{lₖ} (Mₖ − M_b,ₖ) / M_b,ₖ × 100 %,   lₖ = 1 if higher is better
+//! ```
+//!
+//! so **lower is better**: a negative Δm means the multi-task model beats its
+//! single-task baselines on average. Each task's term is positive exactly when the task
+//! does worse than its baseline, which is what the report flags as negative transfer.
+//! Mₖ is the task's primary metric (the first its head reports).
+
+use crate::evaluate::Evaluation;
+use mtl_core::{Error, Result};
+use serde::{Deserialize, Serialize};
+
+/// One task's comparison with its baseline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskDelta {
+    /// The task name.
+    pub task: String,
+    /// The metric compared.
+    pub metric: String,
+    /// Whether higher values of the metric are better.
+    pub higher_is_better: bool,
+    /// The multi-task model's value Mₖ.
+    pub value: f64,
+    /// The single-task baseline's value M_b,ₖ.
+    pub baseline: f64,
+    /// (−1)^{lₖ} (Mₖ − M_b,ₖ) / M_b,ₖ × 100: positive means worse than the baseline.
+    pub relative_change: f64,
+    /// The task does worse than its single-task baseline.
+    pub negative_transfer: bool,
+}
+
+/// Δm over all tasks, with the per-task terms.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeltaM {
+    /// Δm in percent (lower is better; negative: the multi-task model wins on average).
+    pub delta_m: f64,
+    /// One entry per task.
+    pub tasks: Vec<TaskDelta>,
+}
+
+impl DeltaM {
+    /// Δm from (task, metric, higher-is-better, model value, baseline value) tuples.
+    /// A zero or non-finite baseline (the ratio is undefined) is an error.
+    pub fn from_values(values: &[(String, String, bool, f64, f64)]) -> Result<Self> {
+        if values.is_empty() {
+            return Err(Error::TaskCount {
+                context: "Δm".into(),
+                expected: 0,
+                got: 0,
+            });
+        }
+        let tasks = values
+            .iter()
+            .map(|(task, metric, higher, value, baseline)| {
+                if !(baseline.is_finite() && *baseline != 0.0 && value.is_finite()) {
+                    return Err(Error::config(format!(
+                        "Δm: task `{task}` has {metric} {value} against baseline {baseline}; \
+                         the relative change needs finite values and a non-zero baseline"
+                    )));
+                }
+                let sign = if *higher { -1.0 } else { 1.0 };
+                let relative_change = sign * (value - baseline) / baseline * 100.0;
+                Ok(TaskDelta {
+                    task: task.clone(),
+                    metric: metric.clone(),
+                    higher_is_better: *higher,
+                    value: *value,
+                    baseline: *baseline,
+                    relative_change,
+                    negative_transfer: relative_change > 0.0,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let delta_m = tasks.iter().map(|t| t.relative_change).sum::<f64>() / tasks.len() as f64;
+        Ok(DeltaM { delta_m, tasks })
+    }
+
+    /// Δm of `model` (an evaluation of the multi-task model) against `baselines`, where
+    /// `baselines[k]` evaluates task k's single-task model on the same rows (its only
+    /// task, or task k of a K-task evaluation).
+    pub fn compute(model: &Evaluation, baselines: &[Evaluation]) -> Result<Self> {
+        let k = model.tasks.len();
+        if baselines.len() != k {
+            return Err(Error::TaskCount {
+                context: "Δm baselines".into(),
+                expected: k,
+                got: baselines.len(),
+            });
+        }
+        let mut values = Vec::with_capacity(k);
+        for (t, (name, base)) in model.tasks.iter().zip(baselines).enumerate() {
+            let primary = model
+                .metrics
+                .get(t)
+                .and_then(|m| m.first())
+                .ok_or_else(|| Error::config(format!("Δm: task `{name}` reports no metric")))?;
+            let bt = base.tasks.iter().position(|n| n == name).ok_or_else(|| {
+                Error::config(format!(
+                    "Δm: the baseline for task `{name}` evaluates {:?}",
+                    base.tasks
+                ))
+            })?;
+            let baseline = base.metric(bt, &primary.name).ok_or_else(|| {
+                Error::config(format!(
+                    "Δm: the baseline for task `{name}` lacks metric `{}`",
+                    primary.name
+                ))
+            })?;
+            values.push((
+                name.clone(),
+                primary.name.clone(),
+                primary.higher_is_better,
+                primary.value,
+                baseline,
+            ));
+        }
+        Self::from_values(&values)
+    }
+
+    /// The tasks that do worse than their baselines.
+    pub fn negative_transfer(&self) -> Vec<&str> {
+        self.tasks
+            .iter()
+            .filter(|t| t.negative_transfer)
+            .map(|t| t.task.as_str())
+            .collect()
+    }
+}
