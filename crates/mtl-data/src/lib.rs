@@ -3,8 +3,20 @@
 //! Data for multi-task learning: a validated [`MultiTaskDataset`] (features plus K
 //! tasks of class, binary or regression targets, with masks for missing labels),
 //! seeded train/validation/test splits, a [`Standardizer`] fitted on training features,
-//! mini-[`Batch`]es as `tch` tensors with one [`mtl_core::TaskTarget`] per task, a CSV
-//! reader with file-and-line errors, and the shipped olive-oil data set.
+//! and mini-[`Batch`]es as `tch` tensors with one [`mtl_core::TaskTarget`] per task.
+//!
+//! - **Loaders** with typed errors that name the file and the line or byte: CSV
+//!   ([`read_csv`]), IDX ([`read_idx`], raw or gzip), NPY and NPZ ([`read_npy`],
+//!   [`read_npz`]) and safetensors ([`read_safetensors`]). The binary ones read each
+//!   payload straight into a CPU tensor ([`DenseArray`]), viewable as `ndarray` and
+//!   handed to libtorch without a further copy.
+//! - **Data sets**, found by [`data_root`]: olive oil, MultiMNIST ([`multi_mnist`]),
+//!   Census-Income KDD with the MMoE task groups ([`census_income`]), Linnerud, the 8×8
+//!   digits with derived tasks, the MMoE synthetic regression, and the CAGrad toy
+//!   objectives ([`toy_objectives`]).
+//! - **Heterogeneous tasks**, each with its own dataset ([`MultiInputData`]), drawn per
+//!   step by a seeded [`TaskSchedule`] (all, round-robin, proportional, temperature,
+//!   annealed).
 //!
 //! It does not build models or train them: heads live in `mtl-heads`, losses and task
 //! weightings in `mtl-losses`, the training loop in `mtl`.
@@ -18,11 +30,13 @@ mod idx;
 mod locate;
 mod mmoe_synthetic;
 mod mnist;
+mod multi_input;
 mod named;
 mod npy;
 mod npz;
 mod olive;
 mod safetensors;
+mod schedule;
 mod sklearn;
 mod source;
 mod standardize;
@@ -42,10 +56,12 @@ pub use idx::{parse_idx, read_idx};
 pub use locate::{cache_data_dir, data_dir, data_root};
 pub use mmoe_synthetic::mmoe_synthetic;
 pub use mnist::{mnist, multi_mnist, MultiMnistConfig};
+pub use multi_input::{MultiInputData, MultiInputSplit};
 pub use named::NamedArrays;
 pub use npy::{encode_npy, parse_npy, read_npy, write_npy};
 pub use npz::{parse_npz, read_npz};
 pub use olive::{olive_oil, OLIVE_FEATURES, OLIVE_REGIONS};
+pub use schedule::{ScheduleConfig, TaskSampling, TaskSchedule};
 pub use sklearn::{digits, linnerud, LinnerudTargets};
 pub use standardize::Standardizer;
 pub use target::{TargetData, TaskData};
