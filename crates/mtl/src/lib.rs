@@ -15,6 +15,7 @@ mod early_stopping;
 mod evaluate;
 mod freeze;
 mod model;
+mod progress;
 mod report;
 mod run_state;
 pub mod step;

@@ -10,6 +10,7 @@ use crate::early_stopping::EarlyStopping;
 use crate::evaluate::{evaluate, Evaluation};
 use crate::freeze::FreezeGuard;
 use crate::model::MultiTaskModel;
+use crate::progress::{should_draw, Progress};
 use crate::report::{EpochRecord, RunReport};
 use crate::run_state::{self, Best, Parts, RunState};
 use crate::step::{backward_step, GradMode};
@@ -199,6 +200,21 @@ pub struct Trainer {
     resume: Option<PathBuf>,
 }
 
+/// The epoch bar's message: training losses, and the validation total with the
+/// early-stopping wait when there is one.
+fn epoch_summary(record: &EpochRecord, state: &RunState) -> String {
+    let train: f64 = record.train_losses.iter().sum();
+    match &record.validation {
+        Some(v) => format!(
+            "train {train:.4} val {:.4} (best epoch {}, waited {})",
+            v.total_loss(),
+            state.best.as_ref().map_or(record.epoch, |b| b.epoch),
+            state.since_best
+        ),
+        None => format!("train {train:.4}"),
+    }
+}
+
 /// A libtorch seed for epoch `epoch` of a run seeded with `seed`.
 fn epoch_seed(seed: u64, epoch: usize) -> u64 {
     derive_rng(seed, &format!("torch-epoch-{epoch}")).next_u64() >> 1
@@ -304,8 +320,17 @@ impl Trainer {
         };
 
         let start = Instant::now();
+        let progress = Progress::new(
+            should_draw(cfg.progress),
+            state.epoch,
+            cfg.epochs,
+            steps_per_epoch,
+            model.task_names(),
+        );
+        let _fit_span = tracing::info_span!("fit", method = %method_name, tasks = k).entered();
         while state.epoch < cfg.epochs && !state.stopped_early {
             let epoch = state.epoch;
+            let _epoch_span = tracing::info_span!("epoch", epoch).entered();
             let t0 = Instant::now();
             mtl_core::seed_everything(epoch_seed(cfg.seed, epoch));
             let mut loss_sum = vec![0.0; k];
@@ -313,8 +338,9 @@ impl Trainer {
             let mut steps_in_epoch = 0.0;
             let mut norm_sum = 0.0;
             for batch in train.batches(cfg.batch_size, Some(&mut rng))? {
-                let batch = batch.to_device(device);
                 let step = state.step;
+                let _step_span = tracing::debug_span!("step", step).entered();
+                let batch = batch.to_device(device);
                 opt.set_lr(base_lr * cfg.lr_schedule.factor(step, total_steps));
                 opt.zero_grad();
                 let out = backward_step(
@@ -343,9 +369,13 @@ impl Trainer {
                 steps_in_epoch += 1.0;
                 state.step += 1;
                 tracing::trace!(step, losses = ?out.losses, "step");
+                progress.step(|| loss_sum.iter().map(|s| s / steps_in_epoch).collect());
             }
             let validation_eval: Option<Evaluation> = match validation {
-                Some(v) => Some(evaluate(model, v, cfg.batch_size.max(256))?),
+                Some(v) => {
+                    let _eval_span = tracing::info_span!("eval", rows = v.len()).entered();
+                    Some(evaluate(model, v, cfg.batch_size.max(256))?)
+                }
                 None => None,
             };
             let record = EpochRecord {
@@ -381,6 +411,7 @@ impl Trainer {
                     state.stopped_early = state.since_best >= es.patience;
                 }
             }
+            progress.epoch(|| epoch_summary(&record, &state));
             state.records.push(record);
             state.epoch += 1;
             if state.stopped_early {
@@ -405,6 +436,7 @@ impl Trainer {
                 }
             }
         }
+        progress.finish();
         let best_epoch = match &state.best {
             Some(b) => {
                 model.restore(&b.weights)?;
