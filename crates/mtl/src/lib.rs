@@ -11,6 +11,7 @@
 
 mod baselines;
 mod delta_m;
+pub mod diagnostics;
 mod early_stopping;
 mod evaluate;
 mod freeze;
@@ -23,6 +24,7 @@ mod trainer;
 
 pub use baselines::Baselines;
 pub use delta_m::{DeltaM, TaskDelta};
+pub use diagnostics::{DiagnosticsConfig, GradientSample};
 pub use early_stopping::{EarlyStopping, Monitor};
 pub use evaluate::{evaluate, Evaluation};
 pub use model::{Forward, MultiTaskModel};

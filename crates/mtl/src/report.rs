@@ -3,6 +3,7 @@
 
 use crate::baselines::Baselines;
 use crate::delta_m::DeltaM;
+use crate::diagnostics::GradientSample;
 use crate::evaluate::Evaluation;
 use mtl_core::Result;
 use serde::{Deserialize, Serialize};
@@ -53,6 +54,9 @@ pub struct RunReport {
     /// Δm against single-task baselines, with the tasks that show negative transfer.
     #[serde(default)]
     pub delta_m: Option<DeltaM>,
+    /// Gradient diagnostics samples, when the configuration asked for them.
+    #[serde(default)]
+    pub diagnostics: Vec<GradientSample>,
 }
 
 impl RunReport {

@@ -3,6 +3,7 @@
 //! position, it is everything a resumed run needs to continue exactly where the saved
 //! one was.
 
+use crate::diagnostics::GradientSample;
 use crate::model::MultiTaskModel;
 use crate::report::EpochRecord;
 use crate::trainer::TrainerConfig;
@@ -34,6 +35,8 @@ pub(crate) struct RunState {
     pub stopped_early: bool,
     /// Wall-clock seconds spent in earlier (checkpointed) sessions of this run.
     pub seconds: f64,
+    /// Gradient diagnostics sampled so far.
+    pub samples: Vec<GradientSample>,
 }
 
 /// The JSON part of a checkpoint.
@@ -54,14 +57,18 @@ struct Saved {
     since_best: usize,
     stopped_early: bool,
     seconds: f64,
+    #[serde(default)]
+    samples: Vec<GradientSample>,
 }
 
 /// Everything about the loop that the checkpoint must match, and nothing that may
-/// change on resume (the epoch budget, where and how often to checkpoint, display).
+/// change on resume (the epoch budget, where and how often to checkpoint, what to
+/// measure, display).
 fn resume_key(cfg: &TrainerConfig) -> TrainerConfig {
     TrainerConfig {
         epochs: 0,
         checkpoint: None,
+        diagnostics: None,
         progress: false,
         ..cfg.clone()
     }
@@ -112,6 +119,7 @@ pub(crate) fn save(
         since_best: state.since_best,
         stopped_early: state.stopped_early,
         seconds: state.seconds + elapsed,
+        samples: state.samples.clone(),
     };
     let json = serde_json::to_value(&saved)
         .map_err(|e| Error::config(format!("run state is not serialisable: {e}")))?;
@@ -258,5 +266,6 @@ pub(crate) fn load(path: &Path, parts: &mut Parts<'_>) -> Result<RunState> {
         since_best: saved.since_best,
         stopped_early: saved.stopped_early,
         seconds: saved.seconds,
+        samples: saved.samples,
     })
 }

@@ -6,6 +6,7 @@
 //! seed, and libtorch's generator (dropout) is re-seeded from the seed at the start of
 //! every epoch, so a run resumed from an epoch-end checkpoint continues bit for bit.
 
+use crate::diagnostics::{self, DiagnosticsConfig};
 use crate::early_stopping::EarlyStopping;
 use crate::evaluate::{evaluate, Evaluation};
 use crate::freeze::FreezeGuard;
@@ -51,6 +52,9 @@ pub struct TrainerConfig {
     /// Where and how often to write checkpoints.
     #[serde(default)]
     pub checkpoint: Option<CheckpointPolicy>,
+    /// Gradient diagnostics (conflict, norms, task affinity) sampled every N steps.
+    #[serde(default)]
+    pub diagnostics: Option<DiagnosticsConfig>,
     /// Show progress bars (only ever on a terminal, and never when `CI` is set).
     #[serde(default = "yes")]
     pub progress: bool,
@@ -99,6 +103,7 @@ impl Default for TrainerConfig {
             clip_grad_norm: None,
             frozen: Vec::new(),
             checkpoint: None,
+            diagnostics: None,
             progress: true,
         }
     }
@@ -162,6 +167,11 @@ impl TrainerConfig {
         self.checkpoint = Some(policy);
         self
     }
+    /// Samples gradient diagnostics as `d` says.
+    pub fn diagnostics(mut self, d: DiagnosticsConfig) -> Self {
+        self.diagnostics = Some(d);
+        self
+    }
     /// Turns progress bars on or off.
     pub fn progress(mut self, on: bool) -> Self {
         self.progress = on;
@@ -176,6 +186,9 @@ impl TrainerConfig {
             )));
         }
         self.lr_schedule.check()?;
+        if let Some(d) = &self.diagnostics {
+            d.check()?;
+        }
         if let Some(c) = &self.checkpoint {
             if c.every_epochs == 0 {
                 return Err(Error::config("checkpoint every_epochs must be at least 1"));
@@ -342,6 +355,18 @@ impl Trainer {
                 let _step_span = tracing::debug_span!("step", step).entered();
                 let batch = batch.to_device(device);
                 opt.set_lr(base_lr * cfg.lr_schedule.factor(step, total_steps));
+                if let Some(d) = cfg.diagnostics.as_ref().filter(|d| d.due(step)) {
+                    state.samples.push(diagnostics::sample(
+                        d,
+                        model,
+                        &groups,
+                        &batch.x,
+                        &batch.targets,
+                        step,
+                        epoch,
+                        opt.lr(),
+                    )?);
+                }
                 opt.zero_grad();
                 let out = backward_step(
                     model,
@@ -455,6 +480,7 @@ impl Trainer {
             seconds: state.seconds + start.elapsed().as_secs_f64(),
             test: None,
             delta_m: None,
+            diagnostics: state.samples,
         })
     }
 
