@@ -221,3 +221,30 @@ fn registered_aggregators_build_and_run() {
     assert!(by_name("trimmed_mean", 2, 0).is_err());
     assert!(by_name("Trimmed-Mean", 3, 0).is_ok());
 }
+
+/// K = 48 > d: the active-set solves stay exact with many dependent rows.
+#[test]
+fn many_tasks() {
+    let j = support::sample(48, 20, 77);
+    let rows = rows_of(&j);
+    let scale = max_sq_norm(&rows);
+    let out = Mgda::new().aggregate(&j, &ctx()).unwrap();
+    let (p, w) = (to_vec(&out.gradient), out.weights.unwrap());
+    let p2 = dot(&p, &p);
+    for (i, r) in rows.iter().enumerate() {
+        assert!(dot(&p, r) >= p2 - 1e-9 * scale);
+        if w[i] > 1e-6 {
+            assert!((dot(&p, r) - p2).abs() <= 1e-9 * scale);
+        }
+    }
+    let trace: f64 = rows.iter().map(|r| dot(r, r)).sum();
+    let out = UpGrad::new()
+        .with_eps(1e-4, 0.0)
+        .unwrap()
+        .aggregate(&j, &ctx())
+        .unwrap();
+    let g = to_vec(&out.gradient);
+    for r in &rows {
+        assert!(dot(&g, r) >= -1e-10 * trace);
+    }
+}
