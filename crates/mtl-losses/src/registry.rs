@@ -127,7 +127,10 @@ const ENTRIES: &[(MethodInfo, Builder)] = &[
             defaults: "weights=1/K for every task (configs pass them: methods::Constant::new)",
             tested_by: "golden torchjd_Constant.json (tests/constant.rs)",
         },
-        |k, _| Ok(Method::Aggregator(Box::new(Constant::new(Mean::weights(k))?))),
+        |k, _| {
+            let weights = Mean::weights(k);
+            Ok(Method::Aggregator(Box::new(Constant::new(weights)?)))
+        },
     ),
     (
         MethodInfo {
@@ -223,7 +226,10 @@ const ENTRIES: &[(MethodInfo, Builder)] = &[
             defaults: "trim_number=1 (needs K >= 3)",
             tested_by: "golden torchjd_TrimmedMean.json (tests/trimmed_mean.rs)",
         },
-        |k, _| Ok(Method::Aggregator(Box::new(TrimmedMean::new(1).for_tasks(k)?))),
+        |k, _| {
+            let trimmed = TrimmedMean::new(1).for_tasks(k)?;
+            Ok(Method::Aggregator(Box::new(trimmed)))
+        },
     ),
     (
         MethodInfo {
@@ -246,7 +252,10 @@ const ENTRIES: &[(MethodInfo, Builder)] = &[
             defaults: "f=identity, leak=0, U drawn from the run seed",
             tested_by: "golden torchjd_GradDrop.json, replayed draws (tests/graddrop.rs)",
         },
-        |k, seed| Ok(Method::Aggregator(Box::new(GradDrop::new(seed).for_tasks(k)))),
+        |k, seed| {
+            let graddrop = GradDrop::new(seed).for_tasks(k);
+            Ok(Method::Aggregator(Box::new(graddrop)))
+        },
     ),
     (
         MethodInfo {
