@@ -212,7 +212,8 @@ const ENTRIES: &[(MethodInfo, Builder)] = &[
             level: MethodLevel::Gradient,
             paper: "Blanchard, El Mhamdi, Guerraoui & Stainer, Machine Learning with \
                     Adversaries: Byzantine Tolerant Gradient Descent, NeurIPS 2017",
-            defaults: "n_byzantine=1, n_selected=1 (needs K >= 4)",
+            defaults: "n_byzantine=1, n_selected=1 (needs K >= 4), squared distances \
+                       (paper; TorchJD's plain distances via methods::Krum::torchjd)",
             tested_by: "golden torchjd_Krum.json (tests/krum.rs)",
         },
         |k, _| Ok(Method::Aggregator(Box::new(Krum::new(1, 1)?.for_tasks(k)?))),

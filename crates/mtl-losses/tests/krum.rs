@@ -1,6 +1,6 @@
-//! Krum against TorchJD's `Krum(n_byzantine=1, n_selected=1)` (golden
+//! Krum against TorchJD's `Krum(n_byzantine=1, n_selected=1)` (plain distances, golden
 //! `torchjd_Krum.json`; K < 4 cases are skipped there because Krum needs K ≥ f + 3),
-//! Multi-Krum, and the edge cases.
+//! the paper's squared-distance scores, Multi-Krum, and the edge cases.
 
 mod common;
 mod support;
@@ -14,7 +14,7 @@ use support::{common_edge_cases, ctx, rows, run_golden};
 #[test]
 fn golden_torchjd_krum() {
     let (n, skipped) = run_golden("torchjd_Krum.json", true, |_| {
-        Box::new(Krum::new(1, 1).unwrap())
+        Box::new(Krum::torchjd(1, 1).unwrap())
     });
     assert_eq!(n, 6);
     assert_eq!(skipped.len(), 15);
@@ -45,6 +45,24 @@ fn outlier_is_rejected() {
     // The selected rows' mean.
     let g = to_vec(&out.gradient);
     assert!(g[0] > 0.8 && g[0] < 1.2 && g[1].abs() < 0.2, "{g:?}");
+}
+
+/// The paper scores with squared distances, TorchJD with plain ones; on these five
+/// points (f = 0: sums over the 3 nearest) the two pick different rows: squared
+/// scores (59.75, 33.16, 36.08, 52.32, 103.74), plain (12.96, 9.84, 9.08, 10.88, 17.58).
+#[test]
+fn squared_and_plain_distances() {
+    let j = rows(&[
+        &[2.1, 3.4],
+        &[3.4, 1.0],
+        &[6.5, 0.9],
+        &[7.4, 0.7],
+        &[5.9, 6.9],
+    ]);
+    let paper = Krum::new(0, 1).unwrap().aggregate(&j, &ctx()).unwrap();
+    assert_eq!(paper.weights.unwrap(), vec![0.0, 1.0, 0.0, 0.0, 0.0]);
+    let torchjd = Krum::torchjd(0, 1).unwrap().aggregate(&j, &ctx()).unwrap();
+    assert_eq!(torchjd.weights.unwrap(), vec![0.0, 0.0, 1.0, 0.0, 0.0]);
 }
 
 #[test]

@@ -4,13 +4,13 @@
 //! Byzantine Tolerant Gradient Descent", NeurIPS 2017 (TorchJD's `Krum`).
 //!
 //! Update rule: with f = `n_byzantine` rows that may be adversarial, score each row by
-//! the sum of its Euclidean distances to its K − f − 2 nearest other rows,
-//! sᵢ = Σ_{j ∈ N(i)} ‖gᵢ − gⱼ‖ (TorchJD's choice; the paper sums squared distances,
-//! which can select a different row), and average the m = `n_selected` rows of lowest
-//! score (m = 1: Krum; m > 1: Multi-Krum). Distances come
+//! the sum of its squared distances to its K − f − 2 nearest other rows,
+//! sᵢ = Σ_{j ∈ N(i)} ‖gᵢ − gⱼ‖² (the paper), and average the m = `n_selected` rows of
+//! lowest score (m = 1: Krum; m > 1: Multi-Krum). TorchJD sums the plain distances
+//! ‖gᵢ − gⱼ‖ instead, which can select a different row; [`Krum::torchjd`] does the same. Distances come
 //! from the Gram matrix, ‖gᵢ − gⱼ‖² = Gᵢᵢ + Gⱼⱼ − 2Gᵢⱼ (clamped at 0 against rounding).
 //! Needs K ≥ f + 3 and K ≥ m. Ties are broken by the lower task index.
-//! Defaults: f = 1, m = 1 (so K ≥ 4).
+//! Defaults: f = 1, m = 1 (so K ≥ 4), squared distances.
 
 use crate::gram::Gram;
 use crate::solvers::{checked_gram, weighted};
@@ -23,6 +23,7 @@ use tch::Tensor;
 pub struct Krum {
     n_byzantine: usize,
     n_selected: usize,
+    squared: bool,
     num_tasks: Option<usize>,
 }
 
@@ -31,13 +32,15 @@ impl Default for Krum {
         Krum {
             n_byzantine: 1,
             n_selected: 1,
+            squared: true,
             num_tasks: None,
         }
     }
 }
 
 impl Krum {
-    /// With f = `n_byzantine` and m = `n_selected` (≥ 1); any K ≥ max(f + 3, m).
+    /// The paper's Krum (squared distances) with f = `n_byzantine` and m =
+    /// `n_selected` (≥ 1); any K ≥ max(f + 3, m).
     pub fn new(n_byzantine: usize, n_selected: usize) -> Result<Self> {
         if n_selected == 0 {
             return Err(Error::config("krum: n_selected must be at least 1"));
@@ -45,7 +48,15 @@ impl Krum {
         Ok(Krum {
             n_byzantine,
             n_selected,
+            squared: true,
             num_tasks: None,
+        })
+    }
+    /// TorchJD's variant: scores are sums of plain (not squared) distances.
+    pub fn torchjd(n_byzantine: usize, n_selected: usize) -> Result<Self> {
+        Ok(Krum {
+            squared: false,
+            ..Krum::new(n_byzantine, n_selected)?
         })
     }
     /// Accepts exactly `num_tasks` rows; errors when that K is too small for f and m.
@@ -76,9 +87,12 @@ impl Krum {
             .map(|i| {
                 let mut dist: Vec<f64> = (0..k)
                     .map(|j| {
-                        (gram.get(i, i) + gram.get(j, j) - 2.0 * gram.get(i, j))
-                            .max(0.0)
-                            .sqrt()
+                        let d2 = (gram.get(i, i) + gram.get(j, j) - 2.0 * gram.get(i, j)).max(0.0);
+                        if self.squared {
+                            d2
+                        } else {
+                            d2.sqrt()
+                        }
                     })
                     .collect();
                 dist.sort_by(|a, b| a.total_cmp(b));
