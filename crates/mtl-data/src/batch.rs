@@ -1,8 +1,11 @@
 //! Mini-batches as tensors, and the iterator that cuts a dataset into them.
 
+use crate::array::{DType, DenseArray};
 use crate::dataset::MultiTaskDataset;
 use crate::target::{TargetData, TaskData};
 use mtl_core::TaskTarget;
+use rayon::prelude::*;
+use std::sync::Arc;
 use tch::{Device, Tensor};
 
 /// One mini-batch: features, one target per task, and which dataset rows it holds.
@@ -39,11 +42,33 @@ impl Batch {
     }
 }
 
+/// The dataset a [`Batches`] reads: borrowed, or shared so the iterator can outlive the
+/// borrow (and move to a prefetching thread).
+#[derive(Debug, Clone)]
+enum Source<'a> {
+    Borrowed(&'a MultiTaskDataset),
+    Shared(Arc<MultiTaskDataset>),
+}
+
+impl std::ops::Deref for Source<'_> {
+    type Target = MultiTaskDataset;
+
+    fn deref(&self) -> &MultiTaskDataset {
+        match self {
+            Source::Borrowed(d) => d,
+            Source::Shared(d) => d,
+        }
+    }
+}
+
 /// An iterator over the mini-batches of a dataset, made by
-/// [`MultiTaskDataset::batches`].
-#[derive(Debug)]
+/// [`MultiTaskDataset::batches`] (borrowing the dataset) or
+/// [`MultiTaskDataset::shared_batches`] (sharing it, `Batches<'static>`). Wrap it in
+/// [`prefetch`](crate::prefetch) or [`prefetch_scoped`](crate::prefetch_scoped) to
+/// assemble batches on a background thread.
+#[derive(Debug, Clone)]
 pub struct Batches<'a> {
-    dataset: &'a MultiTaskDataset,
+    dataset: Source<'a>,
     order: Vec<usize>,
     pos: usize,
     batch_size: usize,
@@ -53,7 +78,7 @@ impl<'a> Batches<'a> {
     /// `order` must hold valid rows of `dataset` and `batch_size` be at least 1.
     pub(crate) fn new(dataset: &'a MultiTaskDataset, order: Vec<usize>, batch_size: usize) -> Self {
         Batches {
-            dataset,
+            dataset: Source::Borrowed(dataset),
             order,
             pos: 0,
             batch_size,
@@ -66,6 +91,22 @@ impl<'a> Batches<'a> {
     }
 }
 
+impl Batches<'static> {
+    /// As [`new`](Self::new), over a shared dataset.
+    pub(crate) fn shared(
+        dataset: Arc<MultiTaskDataset>,
+        order: Vec<usize>,
+        batch_size: usize,
+    ) -> Self {
+        Batches {
+            dataset: Source::Shared(dataset),
+            order,
+            pos: 0,
+            batch_size,
+        }
+    }
+}
+
 impl Iterator for Batches<'_> {
     type Item = Batch;
 
@@ -74,7 +115,7 @@ impl Iterator for Batches<'_> {
             return None;
         }
         let end = (self.pos + self.batch_size).min(self.order.len());
-        let batch = build_batch(self.dataset, &self.order[self.pos..end]);
+        let batch = build_batch(&self.dataset, &self.order[self.pos..end]);
         self.pos = end;
         Some(batch)
     }
@@ -87,16 +128,60 @@ impl Iterator for Batches<'_> {
 
 impl ExactSizeIterator for Batches<'_> {}
 
-/// Gathers `rows` (all valid rows of `ds`) into tensors.
+/// Feature values per batch above which rows are copied on several threads: below it
+/// the hand-off costs more than the copy.
+const PARALLEL_VALUES: usize = 1 << 16;
+
+/// Gathers `rows` (all valid rows of `ds`) into tensors. The features are copied
+/// straight into the batch tensor's memory, row by row, on the rayon pool when the
+/// batch is large.
 pub(crate) fn build_batch(ds: &MultiTaskDataset, rows: &[usize]) -> Batch {
-    let b = rows.len() as i64;
-    let f = ds.num_features() as i64;
+    let f = ds.num_features();
     let feats = ds.features();
-    let x: Vec<f32> = rows.iter().flat_map(|&r| feats.row(r).to_vec()).collect();
+    let x = match DenseArray::zeros(DType::F32, &[rows.len(), f]) {
+        Ok(mut dense) => {
+            let bytes = dense.bytes_mut();
+            let fill = |(chunk, &r): (&mut [u8], &usize)| {
+                let row = feats.row(r);
+                match row.as_slice() {
+                    Some(values) => chunk.copy_from_slice(f32_bytes(values)),
+                    None => {
+                        for (dst, v) in chunk.chunks_exact_mut(4).zip(row.iter()) {
+                            dst.copy_from_slice(&v.to_ne_bytes());
+                        }
+                    }
+                }
+            };
+            if f > 0 {
+                if rows.len() * f >= PARALLEL_VALUES {
+                    bytes
+                        .par_chunks_mut(4 * f)
+                        .zip(rows.par_iter())
+                        .for_each(fill);
+                } else {
+                    bytes.chunks_mut(4 * f).zip(rows.iter()).for_each(fill);
+                }
+            }
+            dense.into_tensor()
+        }
+        // A batch too large to allocate: the plain path reports it from libtorch.
+        Err(_) => {
+            let x: Vec<f32> = rows.iter().flat_map(|&r| feats.row(r).to_vec()).collect();
+            Tensor::from_slice(&x).reshape([rows.len() as i64, f as i64])
+        }
+    };
     Batch {
-        x: Tensor::from_slice(&x).reshape([b, f]),
+        x,
         targets: ds.tasks().iter().map(|t| task_target(t, rows)).collect(),
         rows: rows.to_vec(),
+    }
+}
+
+/// The bytes of `f32` values, in native order.
+fn f32_bytes(values: &[f32]) -> &[u8] {
+    // SAFETY: any initialised `f32`s are valid bytes, and the length is exact.
+    unsafe {
+        std::slice::from_raw_parts(values.as_ptr().cast::<u8>(), std::mem::size_of_val(values))
     }
 }
 

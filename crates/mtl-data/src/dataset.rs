@@ -326,6 +326,30 @@ impl MultiTaskDataset {
         Ok(Batches::new(self, order, batch_size))
     }
 
+    /// As [`batches`](Self::batches), over a shared dataset: the iterator holds the
+    /// [`Arc`](std::sync::Arc), so it is `'static` and can move to another thread (see
+    /// [`prefetch`](crate::prefetch)).
+    ///
+    /// ```
+    /// # use mtl_data::{MultiTaskDataset, TaskData};
+    /// # use ndarray::{Array1, Array2};
+    /// let ds = std::sync::Arc::new(MultiTaskDataset::new(
+    ///     Array2::zeros((10, 3)),
+    ///     vec![TaskData::classes("c", Array1::zeros(10), 2)],
+    /// )?);
+    /// let sizes: Vec<usize> = mtl_data::prefetch(ds.shared_batches(4, None)?, 2).map(|b| b.len()).collect();
+    /// assert_eq!(sizes, [4, 4, 2]);
+    /// # Ok::<(), mtl_core::Error>(())
+    /// ```
+    pub fn shared_batches(
+        self: &std::sync::Arc<Self>,
+        batch_size: usize,
+        rng: Option<&mut SeededRng>,
+    ) -> Result<Batches<'static>> {
+        let order = self.batches(batch_size, rng)?.order().to_vec();
+        Ok(Batches::shared(self.clone(), order, batch_size))
+    }
+
     /// One batch of the given rows, in that order.
     pub fn batch(&self, rows: &[usize]) -> Result<Batch> {
         self.check_rows(rows, "batch")?;

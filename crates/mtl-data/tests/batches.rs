@@ -70,3 +70,47 @@ proptest! {
         prop_assert_eq!(rows, (0..n).collect::<Vec<_>>());
     }
 }
+
+#[test]
+fn large_batches_and_column_major_features_hold_the_right_rows() {
+    let n = 300;
+    let f = 300;
+    let x = Array2::from_shape_fn((n, f), |(r, c)| (r * 1000 + c) as f32);
+    let y = TaskData::binary("b", Array1::from_shape_fn(n, |i| (i % 2) as f32));
+    for features in [x.clone(), x.t().to_owned().reversed_axes()] {
+        let ds = MultiTaskDataset::new(features, vec![y.clone()]).unwrap();
+        let mut rng = derive_rng(9, "batches");
+        // 256 × 300 values: the parallel copy.
+        let batch = ds.batches(256, Some(&mut rng)).unwrap().next().unwrap();
+        let got: Vec<f32> = Vec::try_from(batch.x.reshape([-1])).unwrap();
+        let want: Vec<f32> = batch
+            .rows
+            .iter()
+            .flat_map(|&r| (0..f).map(move |c| (r * 1000 + c) as f32))
+            .collect();
+        assert_eq!(got, want);
+    }
+}
+
+#[test]
+fn shared_and_prefetched_batches_match_borrowed_ones() {
+    let ds = std::sync::Arc::new(dataset(37));
+    let mut a = derive_rng(4, "batches");
+    let mut b = derive_rng(4, "batches");
+    let borrowed: Vec<Vec<usize>> = ds
+        .batches(5, Some(&mut a))
+        .unwrap()
+        .map(|b| b.rows)
+        .collect();
+    let shared: Vec<Vec<usize>> =
+        mtl_data::prefetch(ds.shared_batches(5, Some(&mut b)).unwrap(), 3)
+            .map(|b| b.rows)
+            .collect();
+    assert_eq!(borrowed, shared);
+    let scoped: Vec<Vec<usize>> = std::thread::scope(|s| {
+        mtl_data::prefetch_scoped(s, ds.batches(5, None).unwrap(), 2)
+            .map(|b| b.rows)
+            .collect()
+    });
+    assert_eq!(scoped.concat(), (0..37).collect::<Vec<_>>());
+}
