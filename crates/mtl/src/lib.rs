@@ -16,6 +16,7 @@ mod early_stopping;
 mod evaluate;
 mod freeze;
 mod model;
+pub mod plots;
 mod progress;
 mod report;
 mod run_state;
