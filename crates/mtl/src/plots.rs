@@ -297,9 +297,8 @@ pub fn plot_matrix(
     };
     let (w, h) = plot.dim_in_pixel();
     let value_size = (w.min(h) as f64 / (k as f64 * 6.0)).clamp(10.0, 26.0);
-    for i in 0..k {
-        for j in 0..k {
-            let v = matrix[i][j];
+    for (i, row) in matrix.iter().enumerate() {
+        for (j, &v) in row.iter().enumerate() {
             let centre = chart.backend_coord(&(j as f64 + 0.5, (k - i) as f64 - 0.5));
             let colour = if (v / scale).abs() > 0.6 {
                 WHITE
