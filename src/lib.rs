@@ -1,1 +1,3 @@
 //! Shared support for the examples and benchmarks of the `mtl` workspace.
+
+pub mod bench;

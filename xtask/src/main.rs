@@ -3,6 +3,7 @@
 //! Every command that builds Rust code first runs [`setup`], so a fresh clone needs
 //! nothing but `cargo xtask demo` or `cargo xtask test`.
 
+mod bench;
 mod data;
 mod doctor;
 mod libtorch;
@@ -20,6 +21,7 @@ commands:
   doctor           report the libtorch install, CUDA, the cache, and how to fix problems
   test             setup, then fmt check, clippy -D warnings, and every test
   demo             setup, then train the olive-oil multi-task demo
+  bench [--peer]   setup, then time every method per training step (target/bench/bench.json)
   data [NAME|all]  download, verify and unpack the real data sets into the cache
   methods [--json] list every loss weighting and gradient aggregator
   help             this text
@@ -44,6 +46,7 @@ fn main() -> Result<()> {
         "doctor" => doctor::doctor()?,
         "test" => test()?,
         "demo" => example("olive_oil", rest)?,
+        "bench" => bench::bench(rest)?,
         "data" => data::data(rest)?,
         "methods" => example("methods", rest)?,
         "help" | "--help" | "-h" => print!("{HELP}"),

@@ -1,0 +1,320 @@
+//! The floor of each workload: the same network written as a plain `tch` loop with no
+//! `mtl` in it (`tch::nn` layers, libtorch's loss functions and libtorch's C++ Adam), doing
+//! only the work every method must do.
+//!
+//! * [`FloorKind::Loss`]: forward, one backward of the summed losses, Adam: what a
+//!   loss-level method cannot avoid.
+//! * [`FloorKind::Grad`]: forward, K backward passes (one per task loss, the graph kept
+//!   between them) whose gradients are summed into `.grad()`, Adam: what a gradient-level
+//!   method in parameter mode cannot avoid.
+//! * [`FloorKind::Rep`]: forward, K backward passes down to the shared representation
+//!   (and each task's own layers), one backward of the summed representation gradient
+//!   through the trunk, Adam: the rep-grad floor.
+
+use super::spec::{FixedBatch, LossKind, Workload};
+use tch::nn::{self, Module, OptimizerConfig};
+use tch::{Kind, Reduction, Tensor};
+
+/// Which floor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FloorKind {
+    /// Forward + one backward + Adam.
+    Loss,
+    /// Forward + K backward passes + Adam.
+    Grad,
+    /// Forward + K backward passes to the representation + one trunk backward + Adam.
+    Rep,
+}
+
+impl FloorKind {
+    /// The `method` the floor's rows carry.
+    pub fn row_method(self) -> &'static str {
+        match self {
+            FloorKind::Loss => "EW",
+            FloorKind::Grad => "fwd+K*bwd",
+            FloorKind::Rep => "fwd+K*bwd(rep)",
+        }
+    }
+
+    /// Parses [`FloorKind::row_method`] or `loss` / `grad` / `rep`.
+    pub fn parse(s: &str) -> Option<Self> {
+        [FloorKind::Loss, FloorKind::Grad, FloorKind::Rep]
+            .into_iter()
+            .find(|f| f.row_method() == s || f.short() == s)
+    }
+
+    /// `loss`, `grad` or `rep`.
+    pub fn short(self) -> &'static str {
+        match self {
+            FloorKind::Loss => "loss",
+            FloorKind::Grad => "grad",
+            FloorKind::Rep => "rep",
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Lenet {
+    c1: nn::Conv2D,
+    c2: nn::Conv2D,
+    fc: nn::Linear,
+}
+
+#[derive(Debug)]
+enum Net {
+    Mlp {
+        l1: nn::Linear,
+        l2: nn::Linear,
+    },
+    Lenet(Box<Lenet>),
+    Mmoe {
+        experts: Vec<nn::Linear>,
+        gates: Vec<nn::Linear>,
+        towers: Vec<nn::Linear>,
+    },
+}
+
+/// The plain-`tch` model of a workload with its C++ Adam.
+#[derive(Debug)]
+pub struct FloorModel {
+    vs: nn::VarStore,
+    net: Net,
+    heads: Vec<nn::Linear>,
+    kinds: Vec<LossKind>,
+    /// Per task: the variables only that task's loss reads.
+    own: Vec<Vec<Tensor>>,
+    opt: nn::Optimizer,
+}
+
+impl FloorModel {
+    /// Builds the workload's network on `device` with Adam at the workload's rate.
+    pub fn new(w: Workload, device: tch::Device) -> Result<Self, tch::TchError> {
+        let _rng = super::spec::rng_lock();
+        let vs = nn::VarStore::new(device);
+        let root = vs.root();
+        let kinds: Vec<LossKind> = w.tasks().into_iter().map(|(_, k)| k).collect();
+        let k = kinds.len();
+        let lin = |p: nn::Path, i, o| nn::linear(p, i, o, Default::default());
+        let net = match w {
+            Workload::Mlp | Workload::MlpK10 => Net::Mlp {
+                l1: lin(&root / "l1", 128, 256),
+                l2: lin(&root / "l2", 256, 256),
+            },
+            Workload::Lenet => Net::Lenet(Box::new(Lenet {
+                c1: nn::conv2d(&root / "c1", 1, 10, 5, Default::default()),
+                c2: nn::conv2d(&root / "c2", 10, 20, 5, Default::default()),
+                fc: lin(&root / "fc", 720, 50),
+            })),
+            Workload::Mmoe => Net::Mmoe {
+                experts: (0..8)
+                    .map(|e| lin(&root / format!("e{e}"), 100, 64))
+                    .collect(),
+                gates: (0..k)
+                    .map(|t| lin(&root / format!("g{t}"), 100, 8))
+                    .collect(),
+                towers: (0..k)
+                    .map(|t| lin(&root / format!("t{t}"), 64, 32))
+                    .collect(),
+            },
+        };
+        let out = |kind| if kind == LossKind::Ce { 10 } else { 1 };
+        let heads: Vec<nn::Linear> = kinds
+            .iter()
+            .enumerate()
+            .map(|(t, &kind)| lin(&root / format!("h{t}"), w.feature_dim(), out(kind)))
+            .collect();
+        let mut own: Vec<Vec<Tensor>> = heads
+            .iter()
+            .map(|h| {
+                vec![
+                    h.ws.shallow_clone(),
+                    h.bs.as_ref().expect("bias").shallow_clone(),
+                ]
+            })
+            .collect();
+        if let Net::Mmoe { gates, towers, .. } = &net {
+            for (t, o) in own.iter_mut().enumerate() {
+                for l in [&gates[t], &towers[t]] {
+                    o.push(l.ws.shallow_clone());
+                    o.push(l.bs.as_ref().expect("bias").shallow_clone());
+                }
+            }
+        }
+        let opt = nn::Adam::default().build(&vs, w.lr())?;
+        FloorModel::define_grads(&vs)?;
+        Ok(FloorModel {
+            vs,
+            net,
+            heads,
+            kinds,
+            own,
+            opt,
+        })
+    }
+
+    /// Makes every gradient defined, so the K-pass floors can accumulate in place.
+    fn define_grads(vs: &nn::VarStore) -> Result<(), tch::TchError> {
+        let zero = vs
+            .trainable_variables()
+            .iter()
+            .map(|v| (v * 0.0).sum(Kind::Float))
+            .reduce(|a, b| a + b)
+            .expect("variables");
+        zero.f_backward()
+    }
+
+    /// Forward: the shared representation and the K task losses.
+    fn forward(&self, b: &FixedBatch) -> (Tensor, Vec<Tensor>) {
+        let x = &b.x;
+        let (shared, per_task): (Tensor, Vec<Tensor>) = match &self.net {
+            Net::Mlp { l1, l2 } => {
+                let z = x.apply(l1).relu().apply(l2).relu();
+                (
+                    z.shallow_clone(),
+                    self.heads.iter().map(|_| z.shallow_clone()).collect(),
+                )
+            }
+            Net::Lenet(l) => {
+                let Lenet { c1, c2, fc } = l.as_ref();
+                let z = x
+                    .view([-1, 1, 36, 36])
+                    .apply(c1)
+                    .max_pool2d_default(2)
+                    .relu()
+                    .apply(c2)
+                    .max_pool2d_default(2)
+                    .relu()
+                    .flatten(1, -1)
+                    .apply(fc)
+                    .relu();
+                (
+                    z.shallow_clone(),
+                    self.heads.iter().map(|_| z.shallow_clone()).collect(),
+                )
+            }
+            Net::Mmoe {
+                experts,
+                gates,
+                towers,
+            } => {
+                let outs: Vec<Tensor> = experts.iter().map(|e| e.forward(x).relu()).collect();
+                let e = Tensor::stack(&outs, 1); // [B, E, 64]
+                let feats = gates
+                    .iter()
+                    .zip(towers)
+                    .map(|(g, t)| {
+                        let w = g.forward(x).softmax(-1, Kind::Float).unsqueeze(1);
+                        w.matmul(&e).squeeze_dim(1).apply(t).relu()
+                    })
+                    .collect();
+                (e, feats)
+            }
+        };
+        let losses = self
+            .heads
+            .iter()
+            .zip(&per_task)
+            .zip(&self.kinds)
+            .zip(&b.targets)
+            .map(|(((h, f), kind), y)| {
+                let out = f.apply(h);
+                let y = &y.values;
+                match kind {
+                    LossKind::Ce => out.cross_entropy_for_logits(y),
+                    LossKind::Mse => out.mse_loss(y, Reduction::Mean),
+                    LossKind::Bce => out.binary_cross_entropy_with_logits::<Tensor>(
+                        y,
+                        None,
+                        None,
+                        Reduction::Mean,
+                    ),
+                }
+            })
+            .collect();
+        (shared, losses)
+    }
+
+    /// One training step of the given floor; returns the summed loss (detached).
+    pub fn step(&mut self, kind: FloorKind, b: &FixedBatch) -> Result<Tensor, tch::TchError> {
+        if kind == FloorKind::Loss {
+            // libtorch's default: the gradients are set to none, backward allocates them.
+            self.opt.zero_grad();
+        } else {
+            // The K passes accumulate into the gradients in place.
+            let vars = self.vs.trainable_variables();
+            if vars.iter().any(|v| !v.grad().defined()) {
+                FloorModel::define_grads(&self.vs)?;
+            }
+            tch::no_grad(|| {
+                for v in &vars {
+                    let _ = v.grad().zero_();
+                }
+            });
+        }
+        let (z, losses) = self.forward(b);
+        let k = losses.len();
+        match kind {
+            FloorKind::Loss => {
+                let total = losses
+                    .iter()
+                    .skip(1)
+                    .fold(losses[0].shallow_clone(), |a, l| a + l);
+                total.f_backward()?;
+            }
+            FloorKind::Grad => {
+                let params = self.vs.trainable_variables();
+                for (t, loss) in losses.iter().enumerate() {
+                    let grads = Tensor::f_run_backward(&[loss], &params, t + 1 < k, false)?;
+                    accumulate(&params, &grads)?;
+                }
+            }
+            FloorKind::Rep => {
+                let mut gz: Option<Tensor> = None;
+                for (t, loss) in losses.iter().enumerate() {
+                    let mut inputs = vec![z.shallow_clone()];
+                    inputs.extend(self.own[t].iter().map(Tensor::shallow_clone));
+                    let grads = Tensor::f_run_backward(&[loss], &inputs, true, false)?;
+                    accumulate(&inputs[1..], &grads[1..])?;
+                    gz = Some(match gz {
+                        None => grads[0].shallow_clone(),
+                        Some(s) => s + &grads[0],
+                    });
+                }
+                let gz = gz.expect("at least one task").detach();
+                (&z * gz).sum(Kind::Float).f_backward()?;
+            }
+        }
+        self.opt.step();
+        Ok(Tensor::stack(&losses, 0).sum(Kind::Float).detach())
+    }
+}
+
+fn accumulate(params: &[Tensor], grads: &[Tensor]) -> Result<(), tch::TchError> {
+    tch::no_grad(|| -> Result<(), tch::TchError> {
+        for (p, g) in params.iter().zip(grads) {
+            if g.defined() {
+                let _ = p.grad().f_add_(g)?;
+            }
+        }
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::spec::make_data;
+    use tch::Device;
+
+    #[test]
+    fn every_floor_steps_every_workload() {
+        for w in Workload::ALL {
+            let data = make_data(w, 0, 1, Device::Cpu);
+            let mut m = FloorModel::new(w, Device::Cpu).unwrap();
+            for kind in [FloorKind::Loss, FloorKind::Grad, FloorKind::Rep] {
+                let l = m.step(kind, &data[0]).unwrap().double_value(&[]);
+                assert!(l.is_finite(), "{} {kind:?}", w.name());
+            }
+        }
+    }
+}

@@ -1,0 +1,567 @@
+//! One measurement ("job"), run in its own process by default so its peak resident memory
+//! (`VmHWM`) is its own: a method on a workload, a workload's floor, or the aggregators
+//! alone at one K (W4).
+
+use super::floor::{FloorKind, FloorModel};
+use super::spec::{build_model, make_data, row_method_name, FixedBatch, Workload};
+use super::timing::{proc_status_mib, round3, CpuSnapshot, Summary};
+use mtl::core::{params, OptimizerConfig};
+use mtl::losses::{by_name, list, Method, MethodLevel, StepContext};
+use mtl::{backward_step, GradMode};
+use serde_json::{json, Map, Value};
+use std::time::Instant;
+use tch::{Device, Kind, Tensor};
+
+/// The implementation name of our rows.
+pub const IMPL: &str = "mtl";
+/// The implementation name of the floor rows.
+pub const FLOOR_IMPL: &str = "tch_floor";
+
+/// What to measure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Job {
+    /// A registered method's full training step on a workload.
+    Method {
+        /// The workload.
+        workload: Workload,
+        /// Our registry name.
+        method: String,
+        /// Parameter or representation gradients (gradient-level methods).
+        mode: GradMode,
+    },
+    /// A workload's plain-`tch` floor.
+    Floor {
+        /// The workload.
+        workload: Workload,
+        /// Which floor.
+        kind: FloorKind,
+    },
+    /// Every gradient-level method's `aggregate` alone on a random K×d Jacobian, with the
+    /// floor of reading it once.
+    Aggregators {
+        /// K.
+        k: usize,
+    },
+}
+
+/// `param` or `rep`.
+pub fn mode_name(mode: GradMode) -> &'static str {
+    match mode {
+        GradMode::Parameters => "param",
+        GradMode::Representation => "rep",
+    }
+}
+
+impl Job {
+    /// The job as one command-line word: `method:mlp:pcgrad:param`, `floor:mlp:grad`,
+    /// `agg:40`.
+    pub fn encode(&self) -> String {
+        match self {
+            Job::Method {
+                workload,
+                method,
+                mode,
+            } => format!("method:{}:{method}:{}", workload.name(), mode_name(*mode)),
+            Job::Floor { workload, kind } => format!("floor:{}:{}", workload.name(), kind.short()),
+            Job::Aggregators { k } => format!("agg:{k}"),
+        }
+    }
+
+    /// Parses [`Job::encode`].
+    pub fn decode(s: &str) -> Result<Self, String> {
+        let parts: Vec<&str> = s.split(':').collect();
+        match parts[..] {
+            ["method", w, m, mode] => Ok(Job::Method {
+                workload: Workload::parse(w)?,
+                method: m.to_string(),
+                mode: match mode {
+                    "param" => GradMode::Parameters,
+                    "rep" => GradMode::Representation,
+                    o => return Err(format!("unknown grad mode `{o}`")),
+                },
+            }),
+            ["floor", w, k] => Ok(Job::Floor {
+                workload: Workload::parse(w)?,
+                kind: FloorKind::parse(k).ok_or_else(|| format!("unknown floor `{k}`"))?,
+            }),
+            ["agg", k] => Ok(Job::Aggregators {
+                k: k.parse().map_err(|_| format!("bad K `{k}`"))?,
+            }),
+            _ => Err(format!("bad job `{s}`")),
+        }
+    }
+
+    /// A short label for the progress bar.
+    pub fn label(&self) -> String {
+        match self {
+            Job::Method {
+                workload,
+                method,
+                mode,
+            } => format!("{}/{method} ({})", workload.name(), mode_name(*mode)),
+            Job::Floor { workload, kind } => format!("{}/floor {}", workload.name(), kind.short()),
+            Job::Aggregators { k } => format!("aggregators K={k}"),
+        }
+    }
+}
+
+/// Settings shared by every job.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// Timed steps.
+    pub steps: usize,
+    /// Untimed warm-up steps.
+    pub warmup: usize,
+    /// Fewest timed steps when the budget cuts a slow row.
+    pub min_steps: usize,
+    /// When warm-up predicts more than this many seconds of timed steps, time fewer.
+    pub method_budget_s: f64,
+    /// Intra-op threads (`tch::set_num_threads`).
+    pub threads: i32,
+    /// The data and method seed.
+    pub seed: u64,
+    /// Distinct fixed batches cycled through.
+    pub n_batches: i64,
+    /// The device.
+    pub device: Device,
+    /// The epoch passed to methods (2, as the harness pins LibMTL's, so GradNorm and DWA
+    /// run their steady-state branches).
+    pub epoch: usize,
+    /// Foreign CPU fraction above which a measurement is repeated.
+    pub contention_threshold: f64,
+    /// How many times a contended measurement is repeated.
+    pub contention_retries: usize,
+    /// W4: the Jacobian's width d.
+    pub agg_dim: i64,
+    /// W4: timed calls per aggregator.
+    pub agg_reps: usize,
+    /// W4: the registry names to time (empty: every gradient-level method).
+    pub agg_methods: Vec<String>,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig {
+            steps: 100,
+            warmup: 10,
+            min_steps: 30,
+            method_budget_s: 40.0,
+            threads: 2,
+            seed: 0,
+            n_batches: 8,
+            device: Device::Cpu,
+            epoch: 2,
+            contention_threshold: 0.10,
+            contention_retries: 2,
+            agg_dim: 1_000_000,
+            agg_reps: 10,
+            agg_methods: Vec::new(),
+        }
+    }
+}
+
+fn sync(device: Device) {
+    if let Device::Cuda(i) = device {
+        tch::Cuda::synchronize(i as i64);
+    }
+}
+
+/// One timed measurement of a step function: warm-up, then timed steps.
+struct Measured {
+    summary: Summary,
+    steps: usize,
+    reduced: bool,
+    warmup_est_ms: f64,
+    foreign: f64,
+    own_cores: f64,
+}
+
+fn measure(
+    cfg: &RunConfig,
+    first_step: &mut usize,
+    step: &mut dyn FnMut(usize) -> anyhow::Result<()>,
+) -> anyhow::Result<Measured> {
+    let mut warm = Vec::with_capacity(cfg.warmup);
+    for _ in 0..cfg.warmup {
+        let t0 = Instant::now();
+        step(*first_step)?;
+        sync(cfg.device);
+        warm.push(t0.elapsed().as_secs_f64());
+        *first_step += 1;
+    }
+    let mut tail: Vec<f64> = warm[warm.len() / 2..].to_vec();
+    tail.sort_by(f64::total_cmp);
+    let est = if tail.is_empty() {
+        0.0
+    } else {
+        super::timing::percentile(&tail, 50.0)
+    };
+    let mut steps = cfg.steps;
+    if est > 0.0 && est * steps as f64 > cfg.method_budget_s {
+        steps = cfg.min_steps.max((cfg.method_budget_s / est) as usize);
+    }
+    let steps = steps.min(cfg.steps).max(1);
+    let mut times = Vec::with_capacity(steps);
+    let s0 = CpuSnapshot::now();
+    for _ in 0..steps {
+        let t0 = Instant::now();
+        step(*first_step)?;
+        sync(cfg.device);
+        times.push(t0.elapsed().as_secs_f64());
+        *first_step += 1;
+    }
+    let (foreign, own_cores) = s0.contention_since(&CpuSnapshot::now());
+    Ok(Measured {
+        summary: Summary::of_seconds(&times),
+        steps,
+        reduced: steps < cfg.steps,
+        warmup_est_ms: est * 1e3,
+        foreign,
+        own_cores,
+    })
+}
+
+/// Measures with retries while other processes use more than the threshold of the
+/// machine, keeping the least contended attempt (as the harness's `with_retries`).
+fn measure_with_retries(
+    cfg: &RunConfig,
+    step: &mut dyn FnMut(usize) -> anyhow::Result<()>,
+) -> anyhow::Result<Map<String, Value>> {
+    let mut i = 0;
+    let mut attempts = vec![measure(cfg, &mut i, step)?];
+    while attempts
+        .iter()
+        .all(|a| a.foreign > cfg.contention_threshold)
+        && attempts.len() <= cfg.contention_retries
+    {
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        attempts.push(measure(cfg, &mut i, step)?);
+    }
+    let best = attempts
+        .iter()
+        .min_by(|a, b| a.foreign.total_cmp(&b.foreign))
+        .expect("one attempt");
+    let mut row = best.summary.to_json();
+    row.insert("steps".into(), json!(best.steps));
+    row.insert("warmup".into(), json!(cfg.warmup));
+    row.insert("steps_reduced".into(), json!(best.reduced));
+    row.insert("warmup_est_ms".into(), json!(best.warmup_est_ms));
+    row.insert("foreign_cpu_frac".into(), json!(round3(best.foreign)));
+    row.insert(
+        "self_cpu_cores".into(),
+        json!((best.own_cores * 100.0).round() / 100.0),
+    );
+    row.insert(
+        "contended".into(),
+        json!(best.foreign > cfg.contention_threshold),
+    );
+    if attempts.len() > 1 {
+        let a: Vec<Value> = attempts
+            .iter()
+            .map(|a| json!({"median_ms": a.summary.median_ms, "foreign_cpu_frac": round3(a.foreign)}))
+            .collect();
+        row.insert("attempts".into(), Value::Array(a));
+    }
+    Ok(row)
+}
+
+fn memory_keys(row: &mut Map<String, Value>, rss_after_init: Option<f64>) {
+    row.insert("peak_rss_mib".into(), json!(proc_status_mib("VmHWM")));
+    row.insert("rss_after_init_mib".into(), json!(rss_after_init));
+}
+
+/// Sets the thread count and the device's deterministic settings for a job.
+pub fn init_torch(cfg: &RunConfig) {
+    tch::set_num_threads(cfg.threads);
+}
+
+/// Runs a job in this process and returns its rows (one for a method or a floor, one
+/// per method plus the floor for W4).
+pub fn run(job: &Job, cfg: &RunConfig) -> Vec<Value> {
+    init_torch(cfg);
+    let t0 = Instant::now();
+    let mut base = Map::new();
+    let result = match job {
+        Job::Method {
+            workload,
+            method,
+            mode,
+        } => {
+            base.insert("impl".into(), json!(IMPL));
+            base.insert("workload".into(), json!(workload.name()));
+            base.insert("method".into(), json!(row_method_name(method)));
+            base.insert("mtl_method".into(), json!(method));
+            base.insert("grad_mode".into(), json!(mode_name(*mode)));
+            base.insert("num_tasks".into(), json!(workload.num_tasks()));
+            base.insert("arch".into(), json!(workload.arch()));
+            if let Some(info) = list().into_iter().find(|i| i.name == method.as_str()) {
+                base.insert("level".into(), json!(info.level));
+                base.insert("mtl_defaults".into(), json!(info.defaults));
+            }
+            run_method(*workload, method, *mode, cfg).map(|r| vec![r])
+        }
+        Job::Floor { workload, kind } => {
+            base.insert("impl".into(), json!(FLOOR_IMPL));
+            base.insert("workload".into(), json!(workload.name()));
+            base.insert("method".into(), json!(kind.row_method()));
+            base.insert("floor".into(), json!(kind.short()));
+            base.insert("num_tasks".into(), json!(workload.num_tasks()));
+            base.insert("arch".into(), json!(workload.arch()));
+            base.insert(
+                "note".into(),
+                json!("plain tch: tch::nn layers, libtorch losses, libtorch's C++ Adam; no mtl"),
+            );
+            run_floor(*workload, *kind, cfg).map(|r| vec![r])
+        }
+        Job::Aggregators { k } => run_aggregators(*k, cfg),
+    };
+    let wall = t0.elapsed().as_secs_f64();
+    match result {
+        Ok(rows) => rows
+            .into_iter()
+            .map(|r| {
+                let mut row = base.clone();
+                row.extend(r.as_object().cloned().unwrap_or_default());
+                row.entry("status").or_insert(json!("ok"));
+                row.entry("wall_s").or_insert(json!(wall));
+                row.insert("device".into(), json!(format!("{:?}", cfg.device)));
+                Value::Object(row)
+            })
+            .collect(),
+        Err(e) => {
+            let mut row = base;
+            row.insert("status".into(), json!("failed"));
+            row.insert("error".into(), json!(format!("{e:#}")));
+            row.insert("wall_s".into(), json!(wall));
+            if let Job::Aggregators { k } = job {
+                row.insert("workload".into(), json!(format!("agg_k{k}")));
+                row.insert("method".into(), json!("*"));
+            }
+            vec![Value::Object(row)]
+        }
+    }
+}
+
+fn cycle(data: &[FixedBatch], i: usize) -> &FixedBatch {
+    &data[i % data.len()]
+}
+
+fn run_method(w: Workload, name: &str, mode: GradMode, cfg: &RunConfig) -> anyhow::Result<Value> {
+    let rss0 = proc_status_mib("VmRSS");
+    let data = make_data(w, cfg.seed, cfg.n_batches, cfg.device);
+    tch::manual_seed(cfg.seed as i64);
+    let model = build_model(w, cfg.device)?;
+    let mut method = by_name(name, w.num_tasks(), cfg.seed)?;
+    let groups = model.param_groups()?;
+    let mut trainable = groups.all_tensors();
+    if let Method::Weighting(wt) = &method {
+        trainable.extend(wt.parameters());
+    }
+    params::ensure_grads(&trainable)?;
+    let mut opt = OptimizerConfig::adam(w.lr()).build(trainable)?;
+    let epoch = cfg.epoch;
+    let mut last = None;
+    let mut step = |i: usize| -> anyhow::Result<()> {
+        let b = cycle(&data, i);
+        opt.zero_grad();
+        let out = backward_step(
+            &model,
+            &groups,
+            &mut method,
+            mode,
+            &b.x,
+            &b.targets,
+            i as u64,
+            epoch,
+        )?;
+        opt.step()?;
+        last = Some(out);
+        Ok(())
+    };
+    let mut row = measure_with_retries(cfg, &mut step)?;
+    if let Some(out) = last {
+        row.insert("loss_last".into(), json!(out.losses));
+        if !out.weights.is_empty() {
+            row.insert("weights_last".into(), json!(out.weights));
+        }
+    }
+    memory_keys(&mut row, rss0);
+    Ok(Value::Object(row))
+}
+
+fn run_floor(w: Workload, kind: FloorKind, cfg: &RunConfig) -> anyhow::Result<Value> {
+    let rss0 = proc_status_mib("VmRSS");
+    let data = make_data(w, cfg.seed, cfg.n_batches, cfg.device);
+    tch::manual_seed(cfg.seed as i64);
+    let mut model = FloorModel::new(w, cfg.device)?;
+    let mut last = None;
+    let mut step = |i: usize| -> anyhow::Result<()> {
+        last = Some(model.step(kind, cycle(&data, i))?);
+        Ok(())
+    };
+    let mut row = measure_with_retries(cfg, &mut step)?;
+    if let Some(l) = last {
+        row.insert("loss_sum_last".into(), json!(l.double_value(&[])));
+    }
+    memory_keys(&mut row, rss0);
+    Ok(Value::Object(row))
+}
+
+/// The gradient-level methods W4 times.
+pub fn aggregator_names(cfg: &RunConfig) -> Vec<String> {
+    list()
+        .into_iter()
+        .filter(|i| i.level == MethodLevel::Gradient)
+        .map(|i| i.name.to_string())
+        .filter(|n| cfg.agg_methods.is_empty() || cfg.agg_methods.contains(n))
+        .collect()
+}
+
+/// W4 at one K: J ~ N(0, 1) of `[K, d]` f32; the floor is `J.sum()` (J read once); each
+/// aggregator gets `agg_reps` timed calls after two untimed ones, with fresh state.
+fn run_aggregators(k: usize, cfg: &RunConfig) -> anyhow::Result<Vec<Value>> {
+    let d = cfg.agg_dim;
+    tch::manual_seed(cfg.seed as i64);
+    let jac = Tensor::randn([k as i64, d], (Kind::Float, cfg.device));
+    let losses = vec![1.0; k];
+    let time = |f: &mut dyn FnMut(u64) -> anyhow::Result<()>| -> anyhow::Result<Summary> {
+        for i in 0..2 {
+            f(i)?;
+        }
+        sync(cfg.device);
+        let mut t = Vec::with_capacity(cfg.agg_reps);
+        for i in 0..cfg.agg_reps {
+            let t0 = Instant::now();
+            f(2 + i as u64)?;
+            sync(cfg.device);
+            t.push(t0.elapsed().as_secs_f64());
+        }
+        Ok(Summary::of_seconds(&t))
+    };
+    let s0 = CpuSnapshot::now();
+    let floor = time(&mut |_| {
+        let s = jac.sum(Kind::Float);
+        drop(std::hint::black_box(s));
+        Ok(())
+    })?;
+    let workload = format!("agg_k{k}");
+    let mut rows = Vec::new();
+    let mut floor_row = floor.to_json();
+    floor_row.insert("impl".into(), json!(FLOOR_IMPL));
+    floor_row.insert("workload".into(), json!(workload));
+    floor_row.insert("method".into(), json!("read J once (sum)"));
+    floor_row.insert("num_tasks".into(), json!(k));
+    floor_row.insert("dim".into(), json!(d));
+    floor_row.insert("steps".into(), json!(cfg.agg_reps));
+    rows.push(Value::Object(floor_row));
+    for name in aggregator_names(cfg) {
+        let mut row = Map::new();
+        row.insert("impl".into(), json!(IMPL));
+        row.insert("workload".into(), json!(workload));
+        row.insert("method".into(), json!(row_method_name(&name)));
+        row.insert("mtl_method".into(), json!(name));
+        row.insert("num_tasks".into(), json!(k));
+        row.insert("dim".into(), json!(d));
+        let t0 = Instant::now();
+        let r = (|| -> anyhow::Result<Summary> {
+            let Method::Aggregator(mut a) = by_name(&name, k, cfg.seed)? else {
+                anyhow::bail!("`{name}` is not an aggregator");
+            };
+            time(&mut |step| {
+                let ctx = StepContext {
+                    step,
+                    epoch: cfg.epoch,
+                    losses: &losses,
+                };
+                let out = a.aggregate(&jac, &ctx)?;
+                drop(std::hint::black_box(out.gradient));
+                Ok(())
+            })
+        })();
+        match r {
+            Ok(s) => {
+                row.extend(s.to_json());
+                row.insert("status".into(), json!("ok"));
+                row.insert("steps".into(), json!(cfg.agg_reps));
+                row.insert("floor_ms".into(), json!(floor.median_ms));
+                row.insert("floor_ratio".into(), json!(s.median_ms / floor.median_ms));
+            }
+            Err(e) => {
+                row.insert("status".into(), json!("failed"));
+                row.insert("error".into(), json!(format!("{e:#}")));
+            }
+        }
+        row.insert("wall_s".into(), json!(t0.elapsed().as_secs_f64()));
+        rows.push(Value::Object(row));
+    }
+    let (foreign, _) = s0.contention_since(&CpuSnapshot::now());
+    for r in &mut rows {
+        if let Value::Object(m) = r {
+            m.insert("foreign_cpu_frac".into(), json!(round3(foreign)));
+            m.insert(
+                "contended".into(),
+                json!(foreign > cfg.contention_threshold),
+            );
+        }
+    }
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jobs_round_trip() {
+        for j in [
+            Job::Method {
+                workload: Workload::Mmoe,
+                method: "pcgrad".into(),
+                mode: GradMode::Representation,
+            },
+            Job::Floor {
+                workload: Workload::Lenet,
+                kind: FloorKind::Grad,
+            },
+            Job::Aggregators { k: 40 },
+        ] {
+            assert_eq!(Job::decode(&j.encode()).unwrap(), j);
+        }
+        assert!(Job::decode("method:mlp:ew").is_err());
+    }
+
+    #[test]
+    fn a_tiny_run_of_each_job_kind() {
+        let cfg = RunConfig {
+            steps: 2,
+            warmup: 1,
+            min_steps: 1,
+            agg_dim: 1000,
+            agg_reps: 2,
+            agg_methods: vec!["mean".into(), "upgrad".into()],
+            ..RunConfig::default()
+        };
+        let rows = run(
+            &Job::Method {
+                workload: Workload::Mlp,
+                method: "pcgrad".into(),
+                mode: GradMode::Parameters,
+            },
+            &cfg,
+        );
+        assert_eq!(rows[0]["status"], "ok", "{}", rows[0]);
+        assert_eq!(rows[0]["method"], "PCGrad");
+        assert!(rows[0]["peak_rss_mib"].as_f64().unwrap() > 0.0);
+        let rows = run(
+            &Job::Floor {
+                workload: Workload::Mmoe,
+                kind: FloorKind::Rep,
+            },
+            &cfg,
+        );
+        assert_eq!(rows[0]["status"], "ok", "{}", rows[0]);
+        let rows = run(&Job::Aggregators { k: 3 }, &cfg);
+        assert_eq!(rows.len(), 3);
+        assert!(rows.iter().all(|r| r["status"] != "failed"), "{rows:?}");
+    }
+}

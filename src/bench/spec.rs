@@ -1,0 +1,395 @@
+//! The benchmark workloads: the peer harness's `WORKLOAD_SPECS`
+//! (`shared/peer_bench/libmtl_bench.py`) rebuilt with `mtl`, their fixed synthetic data
+//! (the harness's `make_data`, draw for draw), and the names LibMTL gives our methods.
+
+use mtl::core::arch::{MlpBuilder, MmoeConfig, TaskTowers};
+use mtl::core::{task_path, CnnConfig, HardSharing, MlpConfig, Result, TaskTarget};
+use mtl::heads::{BinaryHead, ClassificationHead, RegressionHead, RegressionLoss, TaskHead};
+use mtl::MultiTaskModel;
+use tch::{nn, Device, Kind, Tensor};
+
+/// One benchmark workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Workload {
+    /// W1: x[256,128], HPS trunk Linear(128,256)-ReLU-Linear(256,256)-ReLU; heads
+    /// cls_a, cls_b (Linear(256,10) + CE) and reg (Linear(256,1) + MSE).
+    Mlp,
+    /// W2: x[256,1,36,36] (rows of 1296), HPS LeNet trunk; heads left, right
+    /// (Linear(50,10) + CE).
+    Lenet,
+    /// W3: x[1024,100], MMoE with 8 experts Linear(100,64)-ReLU, a softmax gate per
+    /// task, towers Linear(64,32)-ReLU-Linear(32,1); ctr (BCE) and val (MSE).
+    Mmoe,
+    /// The W1 trunk with K = 10 classification heads: parameter vs representation
+    /// gradients for the gradient-level methods (not in the LibMTL harness).
+    MlpK10,
+}
+
+/// How a task's loss is computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LossKind {
+    /// Softmax cross-entropy over 10 classes.
+    Ce,
+    /// Mean squared error on one output.
+    Mse,
+    /// Binary cross-entropy on one logit.
+    Bce,
+}
+
+impl Workload {
+    /// Every workload, in run order.
+    pub const ALL: [Workload; 4] = [
+        Workload::Mlp,
+        Workload::Lenet,
+        Workload::Mmoe,
+        Workload::MlpK10,
+    ];
+
+    /// The name used on the command line and in the JSON rows.
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::Mlp => "mlp",
+            Workload::Lenet => "lenet",
+            Workload::Mmoe => "mmoe",
+            Workload::MlpK10 => "mlp_k10",
+        }
+    }
+
+    /// Parses a workload name.
+    pub fn parse(s: &str) -> std::result::Result<Self, String> {
+        Workload::ALL
+            .into_iter()
+            .find(|w| w.name() == s.trim())
+            .ok_or_else(|| {
+                format!(
+                    "unknown workload `{s}` (known: {})",
+                    Workload::ALL.map(|w| w.name()).join(", ")
+                )
+            })
+    }
+
+    /// Whether the LibMTL harness has this workload.
+    pub fn in_peer_harness(self) -> bool {
+        !matches!(self, Workload::MlpK10)
+    }
+
+    /// Rows per batch.
+    pub fn batch(self) -> i64 {
+        match self {
+            Workload::Mmoe => 1024,
+            _ => 256,
+        }
+    }
+
+    /// Adam's learning rate.
+    pub fn lr(self) -> f64 {
+        1e-3
+    }
+
+    /// The sharing architecture, as the harness names it.
+    pub fn arch(self) -> &'static str {
+        match self {
+            Workload::Mmoe => "MMoE",
+            _ => "HPS",
+        }
+    }
+
+    /// The task names and loss kinds, in LibMTL's task order.
+    pub fn tasks(self) -> Vec<(String, LossKind)> {
+        let named = |v: &[(&str, LossKind)]| v.iter().map(|(n, k)| (n.to_string(), *k)).collect();
+        match self {
+            Workload::Mlp => named(&[
+                ("cls_a", LossKind::Ce),
+                ("cls_b", LossKind::Ce),
+                ("reg", LossKind::Mse),
+            ]),
+            Workload::Lenet => named(&[("left", LossKind::Ce), ("right", LossKind::Ce)]),
+            Workload::Mmoe => named(&[("ctr", LossKind::Bce), ("val", LossKind::Mse)]),
+            Workload::MlpK10 => (0..10).map(|k| (format!("cls{k}"), LossKind::Ce)).collect(),
+        }
+    }
+
+    /// K, the number of tasks.
+    pub fn num_tasks(self) -> usize {
+        self.tasks().len()
+    }
+
+    /// The width of the trunk's output every head reads (the tower output for MMoE).
+    pub fn feature_dim(self) -> i64 {
+        match self {
+            Workload::Mlp | Workload::MlpK10 => 256,
+            Workload::Lenet => 50,
+            Workload::Mmoe => 32,
+        }
+    }
+
+    /// The harness's description of the workload.
+    pub fn desc(self) -> &'static str {
+        match self {
+            Workload::Mlp => {
+                "x[256,128]; HPS encoder Linear(128,256)-ReLU-Linear(256,256)-ReLU; heads cls_a: \
+                 Linear(256,10)+CE, cls_b: Linear(256,10)+CE, reg: Linear(256,1)+MSE"
+            }
+            Workload::Lenet => {
+                "x[256,1,36,36]; HPS encoder Conv(1,10,5)-MaxPool2-ReLU-Conv(10,20,5)-MaxPool2-\
+                 ReLU-Flatten-Linear(720,50)-ReLU; heads left/right: Linear(50,10)+CE"
+            }
+            Workload::Mmoe => {
+                "x[1024,100]; MMoE, 8 experts Linear(100,64)-ReLU, per-task gate \
+                 Linear(100,8)-Softmax; towers Linear(64,32)-ReLU-Linear(32,1); ctr: \
+                 BCE-with-logits, val: MSE"
+            }
+            Workload::MlpK10 => {
+                "x[256,128]; the mlp workload's HPS encoder with 10 heads Linear(256,10)+CE \
+                 (labels: argmax of 10 random projections); not in the LibMTL harness"
+            }
+        }
+    }
+}
+
+/// One fixed batch: the input rows and one target per task.
+#[derive(Debug)]
+pub struct FixedBatch {
+    /// `Float [B, in]` (LeNet images flattened to rows of 1296).
+    pub x: Tensor,
+    /// One target per task: `Int64 [B]` classes, `Float [B, 1]` regression and binary.
+    pub targets: Vec<TaskTarget>,
+}
+
+/// Serialises use of libtorch's global random generator, so concurrent callers (tests
+/// run in threads) cannot interleave their draws.
+pub fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The harness's `make_data`: `torch.manual_seed(seed)`, then the same draws in the same
+/// order from libtorch's CPU generator, so the batches are the ones LibMTL trains on.
+/// `n_batches` batches, moved to `device`.
+pub fn make_data(w: Workload, seed: u64, n_batches: i64, device: Device) -> Vec<FixedBatch> {
+    let _rng = rng_lock();
+    tch::manual_seed(seed as i64);
+    let b = w.batch();
+    let k = n_batches;
+    let f = (Kind::Float, Device::Cpu);
+    let (x, labels): (Tensor, Vec<Tensor>) = match w {
+        Workload::Mlp => {
+            let x = Tensor::randn([k, b, 128], f);
+            let wa = Tensor::randn([128, 10], f);
+            let wb = Tensor::randn([128, 10], f);
+            let wr = Tensor::randn([128, 1], f);
+            let ya = x.matmul(&wa).argmax(-1, false);
+            let yb = x.matmul(&wb).argmax(-1, false);
+            let yr = x.matmul(&wr) / (128f64).sqrt() + Tensor::randn([k, b, 1], f) * 0.1;
+            (x, vec![ya, yb, yr])
+        }
+        Workload::Lenet => {
+            let x = Tensor::rand([k, b, 1, 36, 36], f).reshape([k, b, 36 * 36]);
+            let left = Tensor::randint(10, [k, b], (Kind::Int64, Device::Cpu));
+            let right = Tensor::randint(10, [k, b], (Kind::Int64, Device::Cpu));
+            (x, vec![left, right])
+        }
+        Workload::Mmoe => {
+            let x = Tensor::randn([k, b, 100], f);
+            let w1 = Tensor::randn([100, 1], f);
+            let w2 = Tensor::randn([100, 1], f);
+            let y1 = x.matmul(&w1).gt(0.0).to_kind(Kind::Float);
+            let y2 = x.matmul(&w2) / 10.0 + Tensor::randn([k, b, 1], f) * 0.1;
+            (x, vec![y1, y2])
+        }
+        Workload::MlpK10 => {
+            let x = Tensor::randn([k, b, 128], f);
+            let ys = (0..10)
+                .map(|_| x.matmul(&Tensor::randn([128, 10], f)).argmax(-1, false))
+                .collect();
+            (x, ys)
+        }
+    };
+    (0..k)
+        .map(|i| FixedBatch {
+            x: x.get(i).contiguous().to_device(device),
+            targets: labels
+                .iter()
+                .map(|y| TaskTarget::new(y.get(i).contiguous().to_device(device)))
+                .collect(),
+        })
+        .collect()
+}
+
+/// The workload's model built with `mtl` (hard sharing or MMoE with towers, and the
+/// library's heads), on `device`.
+pub fn build_model(w: Workload, device: Device) -> Result<MultiTaskModel> {
+    let _rng = rng_lock();
+    let vs = nn::VarStore::new(device);
+    let root = vs.root();
+    let feat = w.feature_dim();
+    let heads: Vec<Box<dyn TaskHead>> = w
+        .tasks()
+        .into_iter()
+        .enumerate()
+        .map(|(k, (name, kind))| -> Result<Box<dyn TaskHead>> {
+            let p = task_path(&root, k) / "head";
+            Ok(match kind {
+                LossKind::Ce => Box::new(ClassificationHead::new(&p, name, feat, 10)?),
+                LossKind::Mse => {
+                    Box::new(RegressionHead::new(&p, name, feat, 1, RegressionLoss::Mse)?)
+                }
+                LossKind::Bce => Box::new(BinaryHead::new(&p, name, feat)?),
+            })
+        })
+        .collect::<Result<_>>()?;
+    let k = heads.len();
+    match w {
+        Workload::Mlp | Workload::MlpK10 => {
+            let trunk = MlpConfig::new([128, 256, 256]).build(&(&root / "trunk"))?;
+            MultiTaskModel::new(vs, HardSharing::new(trunk, k)?, heads)
+        }
+        Workload::Lenet => {
+            let trunk = CnnConfig::new(36, 36).build(&(&root / "trunk"))?;
+            MultiTaskModel::new(vs, HardSharing::new(trunk, k)?, heads)
+        }
+        Workload::Mmoe => {
+            let mmoe =
+                MmoeConfig::new(100, 8, k).build(&(&root / "mmoe"), &MlpBuilder::new([64]))?;
+            let arch = TaskTowers::build(mmoe, &root, &MlpBuilder::new([32]))?;
+            MultiTaskModel::new(vs, arch, heads)
+        }
+    }
+}
+
+/// LibMTL's name for one of our registry names, when LibMTL has the method.
+pub fn libmtl_name(ours: &str) -> Option<&'static str> {
+    const LIBMTL: [&str; 15] = [
+        "EW",
+        "UW",
+        "GradNorm",
+        "DWA",
+        "RLW",
+        "MGDA",
+        "PCGrad",
+        "GradVac",
+        "IMTL",
+        "CAGrad",
+        "Nash_MTL",
+        "Aligned_MTL",
+        "DB_MTL",
+        "FAMO",
+        "UPGrad",
+    ];
+    let norm = |s: &str| s.to_ascii_lowercase().replace(['_', '-'], "");
+    let ours = match ours {
+        // IMTL-G is LibMTL's IMTL (its gradient half; LibMTL has no IMTL-L).
+        "imtl_g" | "imtl" => "imtl",
+        other => other,
+    };
+    LIBMTL.into_iter().find(|l| norm(l) == norm(ours))
+}
+
+/// The name a row carries in `method`: LibMTL's when it has the method, ours otherwise.
+pub fn row_method_name(ours: &str) -> String {
+    libmtl_name(ours).map_or_else(|| ours.to_string(), str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_map_to_libmtl() {
+        assert_eq!(libmtl_name("ew"), Some("EW"));
+        assert_eq!(libmtl_name("imtl_g"), Some("IMTL"));
+        assert_eq!(libmtl_name("nash_mtl"), Some("Nash_MTL"));
+        assert_eq!(libmtl_name("upgrad"), Some("UPGrad"));
+        assert_eq!(libmtl_name("mean"), None);
+        assert_eq!(row_method_name("dualproj"), "dualproj");
+    }
+
+    /// Sums and entries of `make_data(w, 0, 8)` as the peer harness computes them with
+    /// torch 2.13.0 (`libmtl_bench.make_data`), so both sides train on the same batches.
+    #[test]
+    fn data_is_the_harness_data() {
+        type Expect = (Workload, f64, [f64; 2], &'static [(f64, f64)]);
+        let expect: [Expect; 3] = [
+            (
+                Workload::Mlp,
+                -888.9204999630147,
+                [-1.1258398294448853, -2.7204272747039795],
+                &[
+                    (9386.0, 1.0),
+                    (8924.0, 3.0),
+                    (19.42793827969581, 0.8439006805419922),
+                ],
+            ),
+            (
+                Workload::Lenet,
+                1327441.0535655618,
+                [0.49625658988952637, 0.6502350568771362],
+                &[(9460.0, 2.0), (9294.0, 9.0)],
+            ),
+            (
+                Workload::Mmoe,
+                -1040.7046193622182,
+                [-1.1258398294448853, -2.7204272747039795],
+                &[(4097.0, 0.0), (-75.52863783063367, -0.4321810305118561)],
+            ),
+        ];
+        for (w, x_sum, x_at, ys) in expect {
+            let data = make_data(w, 0, 8, Device::Cpu);
+            let x = Tensor::stack(
+                &data.iter().map(|b| b.x.shallow_clone()).collect::<Vec<_>>(),
+                0,
+            )
+            .reshape([-1]);
+            let close = |a: f64, b: f64, tol: f64| (a - b).abs() <= tol * b.abs().max(1.0);
+            assert!(close(
+                x.to_kind(Kind::Double).sum(Kind::Double).double_value(&[]),
+                x_sum,
+                1e-9
+            ));
+            assert_eq!(x.double_value(&[0]), x_at[0]);
+            assert_eq!(x.double_value(&[12345]), x_at[1]);
+            for (t, (sum, at7)) in ys.iter().enumerate() {
+                let y = Tensor::stack(
+                    &data
+                        .iter()
+                        .map(|b| b.targets[t].values.shallow_clone())
+                        .collect::<Vec<_>>(),
+                    0,
+                )
+                .reshape([-1])
+                .to_kind(Kind::Double);
+                let got = y.sum(Kind::Double).double_value(&[]);
+                assert!(
+                    close(got, *sum, 1e-6),
+                    "{} task {t}: {got} vs {sum}",
+                    w.name()
+                );
+                assert_eq!(
+                    y.double_value(&[7]) as f32,
+                    *at7 as f32,
+                    "{} task {t}",
+                    w.name()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_workload_builds_and_fits_its_data() {
+        for w in Workload::ALL {
+            let data = make_data(w, 0, 2, Device::Cpu);
+            assert_eq!(data.len(), 2);
+            let model = build_model(w, Device::Cpu).unwrap();
+            assert_eq!(model.num_tasks(), w.num_tasks());
+            let x = data[0].x.narrow(0, 0, 4);
+            let targets: Vec<TaskTarget> = data[0]
+                .targets
+                .iter()
+                .map(|t| TaskTarget::new(t.values.narrow(0, 0, 4)))
+                .collect();
+            let fwd = model.forward_t(&x, true).unwrap();
+            let losses = model.losses(&fwd.outputs, &targets).unwrap();
+            assert_eq!(losses.len(), w.num_tasks(), "{}", w.name());
+        }
+    }
+}
