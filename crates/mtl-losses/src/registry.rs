@@ -78,6 +78,76 @@ const ENTRIES: &[(MethodInfo, Builder)] = &[
     ),
     (
         MethodInfo {
+            name: "dwa",
+            level: MethodLevel::Loss,
+            paper: "Liu, Johns & Davison, End-to-End Multi-Task Learning with Attention, \
+                    CVPR 2019 (Dynamic Weight Average)",
+            defaults: "T=2 (weights 1 in epochs 0 and 1; per-epoch mean losses accumulated \
+                       from the steps)",
+            tested_by: "golden libmtl_DWA.json (tests/dwa.rs)",
+        },
+        |k, _| Ok(Method::Weighting(Box::new(Dwa::new(k)))),
+    ),
+    (
+        MethodInfo {
+            name: "rlw",
+            level: MethodLevel::Loss,
+            paper: "Lin, Ye, Zhang & Tsang, Reasonable Effectiveness of Random Weighting: A \
+                    Litmus Test for Multi-Task Learning, TMLR 2022 (Random Loss Weighting)",
+            defaults: "weights=softmax(N(0, I)) drawn from the run seed each step",
+            tested_by: "golden libmtl_RLW.json, replayed draws (tests/rlw.rs)",
+        },
+        |k, seed| Ok(Method::Weighting(Box::new(Rlw::new(k, seed)))),
+    ),
+    (
+        MethodInfo {
+            name: "gls",
+            level: MethodLevel::Loss,
+            paper: "Chennupati, Sistu, Yogamani & Rawashdeh, MultiNet++: Multi-Stream \
+                    Feature Aggregation and Geometric Loss Strategy for Multi-Task \
+                    Learning, CVPR Workshops 2019",
+            defaults: "(no hyper-parameters; losses must be positive)",
+            tested_by: "golden libmtl_GLS.json (tests/gls.rs)",
+        },
+        |k, _| Ok(Method::Weighting(Box::new(Gls::new(k)))),
+    ),
+    (
+        MethodInfo {
+            name: "imtl_l",
+            level: MethodLevel::Loss,
+            paper: "Liu, Li, Kuang, Xue, Chen, Yang, Liao & Zhang, Towards Impartial \
+                    Multi-task Learning, ICLR 2021 (IMTL-L, loss balance)",
+            defaults: "loss_scale_init=0 (learnable, optimised by the trainer)",
+            tested_by: "tests/imtl_l.rs (closed-form gradients, stationary point)",
+        },
+        |k, _| Ok(Method::Weighting(Box::new(ImtlL::new(k)))),
+    ),
+    (
+        MethodInfo {
+            name: "stch",
+            level: MethodLevel::Loss,
+            paper: "Lin, Zhang, Yang, Liu, Wang & Zhang, Smooth Tchebycheff Scalarization \
+                    for Multi-Objective Optimization, ICML 2024",
+            defaults: "mu=1, warmup_epochs=4 (nadir point = mean losses of epoch 4), \
+                       preference=1",
+            tested_by: "tests/stch.rs (closed-form weights, warm-up, nadir, mu -> 0 limit)",
+        },
+        |k, _| Ok(Method::Weighting(Box::new(Stch::new(k)))),
+    ),
+    (
+        MethodInfo {
+            name: "famo",
+            level: MethodLevel::Loss,
+            paper: "Liu, Feng, Stone & Liu, FAMO: Fast Adaptive Multitask Optimization, \
+                    NeurIPS 2023",
+            defaults: "w_lr=0.025, gamma=1e-3 (internal Adam on the logits), min_losses=0; \
+                       step t's update finished with step t+1's losses",
+            tested_by: "golden libmtl_FAMO.json (tests/famo.rs)",
+        },
+        |k, _| Ok(Method::Weighting(Box::new(Famo::new(k)))),
+    ),
+    (
+        MethodInfo {
             name: "gradnorm",
             level: MethodLevel::Gradient,
             paper: "Chen, Badrinarayanan, Lee & Rabinovich, GradNorm: Gradient Normalization \

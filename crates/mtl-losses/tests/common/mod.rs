@@ -67,3 +67,52 @@ pub fn tolerances(case: &Value) -> (f64, f64) {
         case["tol_abs"].as_f64().unwrap_or(1e-12),
     )
 }
+
+/// Runs a loss-level method on `losses` (as an f64 leaf) and returns the total and
+/// d total / d losses, computed by autograd.
+pub fn weighting_grad(
+    method: &mut dyn mtl_losses::Weighting,
+    losses: &[f64],
+    ctx: &mtl_losses::StepContext,
+) -> mtl_core::Result<(f64, Vec<f64>)> {
+    let leaf = Tensor::from_slice(losses).set_requires_grad(true);
+    let total = method.combine(&leaf, ctx)?;
+    assert_eq!(total.size(), Vec::<i64>::new(), "the total is a scalar");
+    let value = total.double_value(&[]);
+    let grads = Tensor::run_backward(&[&total], &[&leaf], false, false);
+    Ok((value, to_vec(&grads[0])))
+}
+
+/// The input checks every loss-level method shares: a loss vector of the wrong length
+/// is a `TaskCount` error; NaN or Inf is a `NonFinite` error naming the task and step.
+/// `make(k)` builds a fresh method for k tasks.
+pub fn weighting_edge_cases(make: impl Fn(usize) -> Box<dyn mtl_losses::Weighting>, k: usize) {
+    use mtl_core::Error;
+    let ctx = mtl_losses::StepContext {
+        step: 7,
+        epoch: 0,
+        losses: &[],
+    };
+    let good: Vec<f64> = (0..k).map(|i| 0.5 + i as f64).collect();
+    let mut longer = good.clone();
+    longer.push(1.0);
+    match make(k).combine(&Tensor::from_slice(&longer), &ctx) {
+        Err(Error::TaskCount { expected, got, .. }) => {
+            assert_eq!((expected, got), (k, k + 1));
+        }
+        other => panic!("wrong K: {other:?}"),
+    }
+    for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+        let mut v = good.clone();
+        v[k - 1] = bad;
+        match make(k).combine(&Tensor::from_slice(&v), &ctx) {
+            Err(Error::NonFinite { task, step, .. }) => {
+                assert_eq!(task, Some(k - 1));
+                assert_eq!(step, Some(7));
+            }
+            other => panic!("{bad} loss: {other:?}"),
+        }
+    }
+    let (total, grad) = weighting_grad(make(k).as_mut(), &good, &ctx).unwrap();
+    assert!(total.is_finite() && grad.iter().all(|g| g.is_finite()));
+}

@@ -1,0 +1,173 @@
+//! FAMO against LibMTL's `FAMO` (golden `libmtl_FAMO.json`, a stateful sequence: the
+//! logits before each step, the weights d loss / d Lₖ, the aggregated gradient, and the
+//! logits after `update_w` with the internal Adam), run both ways: finishing each
+//! update at the next step's `combine`, and with explicit `update_w` calls. Plus
+//! properties and edge cases.
+
+mod common;
+
+use mtl_core::Error;
+use mtl_losses::methods::{Famo, FamoConfig};
+use mtl_losses::{by_name, Method, StepContext, Weighting};
+use tch::Tensor;
+
+fn ctx(step: u64) -> StepContext<'static> {
+    StepContext {
+        step,
+        epoch: 0,
+        losses: &[],
+    }
+}
+
+/// wᵀG for a `[K, d]` JSON matrix.
+fn combine(weights: &[f64], g: &serde_json::Value) -> Vec<f64> {
+    let rows: Vec<Vec<f64>> = g.as_array().unwrap().iter().map(common::vec_f64).collect();
+    (0..rows[0].len())
+        .map(|j| rows.iter().zip(weights).map(|(r, w)| w * r[j]).sum())
+        .collect()
+}
+
+fn run_golden(explicit_update: bool) {
+    let doc = common::load("libmtl_FAMO.json");
+    assert_eq!(doc["params"]["FAMO_w_lr"].as_f64(), Some(0.025));
+    assert_eq!(doc["params"]["FAMO_w_gamma"].as_f64(), Some(0.001));
+    let cases = common::cases(&doc);
+    assert_eq!(cases.len(), 2);
+    for case in cases {
+        let name = case["name"].as_str().unwrap();
+        let k = case["K"].as_u64().unwrap() as usize;
+        let (rel, abs) = common::tolerances(case);
+        let Method::Weighting(mut famo) = by_name("famo", k, 0).unwrap() else {
+            panic!("famo is a loss-level method")
+        };
+        let mut reference = Famo::new(k);
+        let steps = case["steps"].as_array().unwrap();
+        for (t, step) in steps.iter().enumerate() {
+            let what = |s: &str| format!("{name} step {t}: {s}");
+            let losses = common::vec_f64(&step["losses"]);
+            let (_, grad) = common::weighting_grad(famo.as_mut(), &losses, &ctx(t as u64)).unwrap();
+            common::weighting_grad(&mut reference, &losses, &ctx(t as u64)).unwrap();
+            // The logits the weights came from.
+            common::assert_close(
+                reference.logits(),
+                &common::vec_f64(&step["w_before"]),
+                rel,
+                abs,
+                &what("w_before"),
+            );
+            let expected_w = common::vec_f64(&step["weights"]);
+            common::assert_close(&grad, &expected_w, rel, abs, &what("weights (autograd)"));
+            common::assert_close(&famo.weights(), &expected_w, rel, abs, &what("weights"));
+            common::assert_close(
+                &combine(&grad, &step["G"]),
+                &common::vec_f64(&step["expected"]),
+                rel,
+                abs,
+                &what("expected"),
+            );
+            let curr = common::vec_f64(&step["curr_losses"]);
+            let last = t + 1 == steps.len();
+            if explicit_update || last {
+                reference.update_w(&curr).unwrap();
+                assert!(!reference.pending());
+                common::assert_close(
+                    reference.logits(),
+                    &common::vec_f64(&step["w_after"]),
+                    rel,
+                    abs,
+                    &what("w_after"),
+                );
+            } else {
+                // The harness fed the post-update losses in as the next step's losses.
+                assert_eq!(curr, common::vec_f64(&steps[t + 1]["losses"]));
+            }
+        }
+    }
+}
+
+#[test]
+fn golden_libmtl_famo_update_at_next_combine() {
+    run_golden(false);
+}
+
+#[test]
+fn golden_libmtl_famo_explicit_update_w() {
+    run_golden(true);
+}
+
+#[test]
+fn weights_sum_to_one_and_favour_the_slower_task() {
+    let mut famo = Famo::new(3);
+    let mut losses = [1.0, 1.0, 1.0];
+    for t in 0..50 {
+        let (_, g) = common::weighting_grad(&mut famo, &losses, &ctx(t)).unwrap();
+        assert!((g.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+        // Task 0 improves fast, task 2 not at all.
+        losses = [losses[0] * 0.9, losses[1] * 0.97, losses[2]];
+    }
+    let w = famo.logits();
+    assert!(w[2] > w[1] && w[1] > w[0], "{w:?}");
+}
+
+#[test]
+fn identical_progress_keeps_equal_weights_and_k1() {
+    let mut famo = Famo::new(2);
+    for t in 0..5 {
+        let l = 1.0 / (1.0 + t as f64);
+        let (_, g) = common::weighting_grad(&mut famo, &[l, l], &ctx(t)).unwrap();
+        assert!((g[0] - 0.5).abs() < 1e-12 && (g[1] - 0.5).abs() < 1e-12);
+    }
+    assert!(famo.logits().iter().all(|w| w.abs() < 1e-15));
+    let mut one = Famo::new(1);
+    for t in 0..3 {
+        let (_, g) = common::weighting_grad(&mut one, &[0.5 + t as f64], &ctx(t)).unwrap();
+        assert!((g[0] - 1.0).abs() < 1e-12);
+    }
+}
+
+#[test]
+fn state_round_trip() {
+    let mut a = Famo::new(2);
+    common::weighting_grad(&mut a, &[1.0, 2.0], &ctx(0)).unwrap();
+    common::weighting_grad(&mut a, &[0.5, 1.9], &ctx(1)).unwrap();
+    let mut b = Famo::new(2);
+    b.load_state(&a.state()).unwrap();
+    assert!(b.pending());
+    let ga = common::weighting_grad(&mut a, &[0.4, 1.8], &ctx(2)).unwrap();
+    let gb = common::weighting_grad(&mut b, &[0.4, 1.8], &ctx(2)).unwrap();
+    assert_eq!(ga, gb);
+    assert_eq!(a.logits(), b.logits());
+    assert!(Famo::new(3).load_state(&a.state()).is_err());
+}
+
+#[test]
+fn edge_cases() {
+    common::weighting_edge_cases(|k| Box::new(Famo::new(k)), 3);
+    let mut famo = Famo::new(2);
+    // update_w with nothing pending, a negative loss, a wrong K.
+    assert!(matches!(famo.update_w(&[1.0, 1.0]), Err(Error::Config(_))));
+    assert!(matches!(
+        famo.combine(&Tensor::from_slice(&[1.0f64, -1.0]), &ctx(0)),
+        Err(Error::Config(_))
+    ));
+    common::weighting_grad(&mut famo, &[1.0, 1.0], &ctx(0)).unwrap();
+    assert!(matches!(
+        famo.update_w(&[1.0]),
+        Err(Error::TaskCount { .. })
+    ));
+    assert!(matches!(
+        famo.update_w(&[1.0, f64::NAN]),
+        Err(Error::NonFinite { task: Some(1), .. })
+    ));
+    assert!(famo.pending(), "a failed update leaves the state as it was");
+    // A zero loss is allowed (ε keeps the log finite).
+    famo.update_w(&[0.0, 1.0]).unwrap();
+    let (t, g) = common::weighting_grad(&mut famo, &[0.0, 1.0], &ctx(1)).unwrap();
+    assert!(t.is_finite() && g.iter().all(|g| g.is_finite()));
+    let bad = FamoConfig {
+        w_lr: 0.0,
+        gamma: 1e-3,
+    };
+    assert!(Famo::with_config(2, bad).is_err());
+    assert!(Famo::with_config(0, FamoConfig::default()).is_err());
+}
