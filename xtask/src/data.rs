@@ -396,3 +396,45 @@ fn sklearn(scratch: &Path, out: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_data_set_has_its_files_listed() {
+        let counts: Vec<usize> = NAMES.iter().map(|n| expected(n).len()).collect();
+        assert_eq!(counts, [1, 14, 4, 2]);
+        assert_eq!(
+            NAMES.iter().map(|n| expected(n).len()).sum::<usize>(),
+            SUMS.lines().count()
+        );
+        for (sum, path) in entries(SUMS).chain(entries(RAW_SUMS)) {
+            assert_eq!(sum.len(), 64, "{path}");
+            assert!(sum.bytes().all(|b| b.is_ascii_hexdigit()), "{path}");
+        }
+    }
+
+    #[test]
+    fn every_compressed_file_has_a_content_sum() {
+        for (_, path) in entries(RAW_SUMS) {
+            assert!(entries(SUMS).any(|(_, p)| p == path), "{path}");
+        }
+        let gz_made_here = entries(SUMS)
+            .filter(|(_, p)| p.starts_with("mnist/") || p.starts_with("census-income-kdd/"))
+            .count();
+        assert_eq!(gz_made_here, entries(RAW_SUMS).count());
+    }
+
+    #[test]
+    fn sha256_of_a_known_file() {
+        let path = std::env::temp_dir().join(format!("xtask-sha-{}", std::process::id()));
+        std::fs::write(&path, b"abc").unwrap();
+        let sum = sha256(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(
+            sum,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}
