@@ -104,7 +104,34 @@ impl CsvSpec {
 /// ```
 pub fn read_csv(path: impl AsRef<Path>, spec: &CsvSpec) -> Result<MultiTaskDataset> {
     let path = path.as_ref();
-    let (file_header, rows) = read_records(path)?;
+    let file = std::fs::File::open(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    from_reader(path, std::io::BufReader::new(file), spec)
+}
+
+/// Parses CSV text held in memory, as [`read_csv`] does a file; errors name the path
+/// `<memory>`.
+///
+/// ```
+/// use mtl_data::{parse_csv, CsvSpec, CsvTarget, TargetKind};
+/// let spec = CsvSpec::new(vec![CsvTarget::new("y", TargetKind::Binary)]);
+/// let ds = parse_csv(b"a,y\n0.5,1\n1.5,0\n", &spec)?;
+/// assert_eq!((ds.len(), ds.num_features()), (2, 1));
+/// assert!(parse_csv(b"a,y\n0.5,1,7\n", &spec).is_err());
+/// # Ok::<(), mtl_core::Error>(())
+/// ```
+pub fn parse_csv(bytes: &[u8], spec: &CsvSpec) -> Result<MultiTaskDataset> {
+    from_reader(Path::new("<memory>"), bytes, spec)
+}
+
+fn from_reader(
+    path: &Path,
+    reader: impl std::io::Read,
+    spec: &CsvSpec,
+) -> Result<MultiTaskDataset> {
+    let (file_header, rows) = read_records(path, reader)?;
     let header = spec.header.clone().unwrap_or(file_header);
     let columns = Columns {
         path,
@@ -202,16 +229,12 @@ struct Row {
 }
 
 /// The file's header line and its data rows.
-fn read_records(path: &Path) -> Result<(Vec<String>, Vec<Row>)> {
-    let file = std::fs::File::open(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+fn read_records(path: &Path, input: impl std::io::Read) -> Result<(Vec<String>, Vec<Row>)> {
     let mut reader = ::csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
         .trim(::csv::Trim::All)
-        .from_reader(std::io::BufReader::new(file));
+        .from_reader(input);
     let mut rows = Vec::new();
     for record in reader.records() {
         let record = record.map_err(|e| csv_error(path, e))?;

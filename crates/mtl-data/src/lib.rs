@@ -44,7 +44,7 @@ mod standardize;
 mod target;
 mod toy;
 
-pub use crate::csv::{read_csv, CsvSpec, CsvTarget, TargetKind};
+pub use crate::csv::{parse_csv, read_csv, CsvSpec, CsvTarget, TargetKind};
 pub use crate::safetensors::{parse_safetensors, read_safetensors};
 pub use array::{ArrayElement, DType, DenseArray};
 pub use batch::{Batch, Batches};
