@@ -7,7 +7,9 @@ use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
-/// Which optimiser to use and its hyper-parameters.
+/// Which optimiser to use and its hyper-parameters. In configs only `kind` and `lr`
+/// are required; the rest default to PyTorch's defaults (no momentum or weight decay,
+/// β = (0.9, 0.999), ε = 1e-8).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum OptimizerConfig {
@@ -16,10 +18,13 @@ pub enum OptimizerConfig {
         /// Learning rate.
         lr: f64,
         /// Momentum factor (0 disables it).
+        #[serde(default)]
         momentum: f64,
         /// Nesterov momentum.
+        #[serde(default)]
         nesterov: bool,
         /// L2 penalty added to the gradient.
+        #[serde(default)]
         weight_decay: f64,
     },
     /// Adam (Kingma & Ba 2015); with `decoupled_weight_decay`, AdamW (Loshchilov & Hutter 2019).
@@ -27,16 +32,31 @@ pub enum OptimizerConfig {
         /// Learning rate.
         lr: f64,
         /// β₁.
+        #[serde(default = "default_beta1")]
         beta1: f64,
         /// β₂.
+        #[serde(default = "default_beta2")]
         beta2: f64,
         /// ε.
+        #[serde(default = "default_eps")]
         eps: f64,
         /// Weight decay.
+        #[serde(default)]
         weight_decay: f64,
         /// Decay the weights directly (AdamW) instead of through the gradient.
+        #[serde(default)]
         decoupled_weight_decay: bool,
     },
+}
+
+fn default_beta1() -> f64 {
+    0.9
+}
+fn default_beta2() -> f64 {
+    0.999
+}
+fn default_eps() -> f64 {
+    1e-8
 }
 
 impl OptimizerConfig {
@@ -406,6 +426,17 @@ mod tests {
             Vec::<f64>::try_from(&w.detach()).unwrap()
         };
         assert_eq!(run(None), run(Some(3)));
+    }
+
+    #[test]
+    fn configs_need_only_kind_and_rate() {
+        let adam: OptimizerConfig = serde_json::from_str(r#"{"kind":"adam","lr":0.01}"#).unwrap();
+        assert_eq!(adam, OptimizerConfig::adam(0.01));
+        let sgd: OptimizerConfig =
+            serde_json::from_str(r#"{"kind":"sgd","lr":0.1,"momentum":0.9}"#).unwrap();
+        assert!(
+            matches!(sgd, OptimizerConfig::Sgd { momentum, nesterov: false, .. } if momentum == 0.9)
+        );
     }
 
     #[test]

@@ -65,7 +65,8 @@ impl DeltaM {
                     )));
                 }
                 let sign = if *higher { -1.0 } else { 1.0 };
-                let relative_change = sign * (value - baseline) / baseline * 100.0;
+                // `+ 0.0` turns the −0 of an exact tie into 0.
+                let relative_change = sign * (value - baseline) / baseline * 100.0 + 0.0;
                 Ok(TaskDelta {
                     task: task.clone(),
                     metric: metric.clone(),

@@ -61,6 +61,7 @@ pub struct EarlyStopping {
     /// Epochs without improvement before stopping.
     pub patience: usize,
     /// The smallest change that counts as an improvement.
+    #[serde(default)]
     pub min_delta: f64,
 }
 

@@ -23,8 +23,10 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-/// Trainer settings (plain data: serialisable into the report and from config files).
+/// Trainer settings (plain data: serialisable into the report and from config files,
+/// where every field may be left out for its [`Default`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct TrainerConfig {
     /// The maximum number of epochs.
     pub epochs: usize,

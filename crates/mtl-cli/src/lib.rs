@@ -1,0 +1,12 @@
+//! # mtl-cli
+//!
+//! The `mtl` command line: `mtl train CONFIG` trains a hard-sharing multi-task model
+//! on a CSV file described by a TOML or JSON [`RunConfig`] and writes the JSON run
+//! report and PNG plots; `mtl methods` lists the registered task-combination methods.
+//! The library half exists so the run can be driven and tested without a process.
+
+pub mod config;
+pub mod run;
+
+pub use config::RunConfig;
+pub use run::{run, summary, Overrides, RunOutcome};
