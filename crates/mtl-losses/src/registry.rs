@@ -340,6 +340,44 @@ const ENTRIES: &[(MethodInfo, Builder)] = &[
         },
         |k, seed| Ok(Method::Aggregator(Box::new(Random::new(seed).for_tasks(k)))),
     ),
+    (
+        MethodInfo {
+            name: "nash_mtl",
+            level: MethodLevel::Gradient,
+            paper: "Navon, Shamsian, Achituve, Maron, Kawaguchi, Chechik & Fetaya, \
+                    Multi-Task Learning as a Bargaining Game, ICML 2022",
+            defaults: "max_norm=1, update_weights_every=1, optim_niter=20 (convex problems \
+                       solved by an f64 log-barrier method)",
+            tested_by: "golden torchjd_NashMTL.json, libmtl_Nash_MTL.json, \
+                        libmtl_Nash_MTL_sequence.json (tests/nash_mtl.rs; 2 cases where \
+                        the reference ECOS output violates its constraints are skipped)",
+        },
+        |k, _| Ok(Method::Aggregator(Box::new(NashMtl::new(k)))),
+    ),
+    (
+        MethodInfo {
+            name: "db_mtl",
+            level: MethodLevel::Gradient,
+            paper: "Lin, Jiang, Ye, Zhang, Chen, Chen, Liu & Kwok, Dual-Balancing for \
+                    Multi-Task Learning, arXiv:2308.12029, 2023",
+            defaults: "beta=0.9, beta_sigma=0 (LibMTL), log(L + 1e-8) via rows / (L + 1e-8)",
+            tested_by: "golden libmtl_DB_MTL.json (tests/db_mtl.rs)",
+        },
+        |k, _| Ok(Method::Aggregator(Box::new(DbMtl::new(k)))),
+    ),
+    (
+        MethodInfo {
+            name: "gradvac",
+            level: MethodLevel::Gradient,
+            paper: "Wang, Tsvetkov, Firat & Cao, Gradient Vaccine: Investigating and \
+                    Improving Multi-task Optimization in Massively Multilingual Models, \
+                    ICLR 2021",
+            defaults: "beta=0.5 (LibMTL), whole-model granularity, eps=1e-8, random task \
+                       order per task and step from the seed",
+            tested_by: "golden libmtl_GradVac.json, replayed orders (tests/gradvac.rs)",
+        },
+        |k, seed| Ok(Method::Aggregator(Box::new(GradVac::new(k, seed)))),
+    ),
 ];
 
 /// Builds [`StaticWeighting`] with explicit weights (K = `weights.len()`), the form
