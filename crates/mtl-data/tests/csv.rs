@@ -181,7 +181,11 @@ fn in_memory_csv_reports_bad_utf8_at_its_line() {
     let ok = mtl_data::parse_csv(b"a,kind\n1,cat\n2,dog\n", &spec).unwrap();
     assert_eq!(ok.class_names(0).unwrap(), ["cat", "dog"]);
     match mtl_data::parse_csv(b"a,kind\n1,cat\n2,d\xffg\n", &spec) {
-        Err(Error::Parse { path, line, message }) => {
+        Err(Error::Parse {
+            path,
+            line,
+            message,
+        }) => {
             assert_eq!((path, line), (PathBuf::from("<memory>"), 3));
             assert!(message.contains("Utf8"), "{message}");
         }
