@@ -378,6 +378,30 @@ const ENTRIES: &[(MethodInfo, Builder)] = &[
         },
         |k, seed| Ok(Method::Aggregator(Box::new(GradVac::new(k, seed)))),
     ),
+    (
+        MethodInfo {
+            name: "moco",
+            level: MethodLevel::Gradient,
+            paper: "Fernando, Shen, Liu, Chaudhury, Murugesan & Chen, Mitigating Gradient \
+                    Bias in Multi-objective Learning: A Provably Convergent Approach, \
+                    ICLR 2023",
+            defaults: "beta=0.5, beta_sigma=0.5, gamma=0.1, gamma_sigma=0.5, rho=0, \
+                       lambda back to the simplex by softmax (LibMTL; projection optional)",
+            tested_by: "tests/moco.rs (hand-computed steps, tracking, simplex maps)",
+        },
+        |k, _| Ok(Method::Aggregator(Box::new(MoCo::new(k)))),
+    ),
+    (
+        MethodInfo {
+            name: "fairgrad",
+            level: MethodLevel::Gradient,
+            paper: "Ban & Ji, Fair Resource Allocation in Multi-Task Learning, ICML 2024",
+            defaults: "alpha=1 (Gw = w^(-1/alpha) solved by Newton in f64)",
+            tested_by: "tests/fairgrad.rs (closed forms, fixed-point residual, Nash-MTL \
+                        agreement at alpha=1)",
+        },
+        |k, _| Ok(Method::Aggregator(Box::new(FairGrad::new(k)))),
+    ),
 ];
 
 /// Builds [`StaticWeighting`] with explicit weights (K = `weights.len()`), the form

@@ -323,3 +323,20 @@ fn state_round_trip() {
         .load_state(&serde_json::json!({"step": 1}))
         .is_err());
 }
+
+#[test]
+fn random_jacobians_give_finite_clipped_updates() {
+    for seed in 0..24u64 {
+        let k = 2 + seed as usize % 9;
+        let d = [2usize, 5, 30][seed as usize % 3];
+        let mut nash = NashMtl::new(k);
+        for step in 0..3 {
+            let j = support::sample(k, d, 1000 + 10 * seed + step);
+            let out = nash.aggregate(&j, &ctx(step)).unwrap();
+            let g = common::to_vec(&out.gradient);
+            assert!(g.iter().all(|v| v.is_finite()), "seed {seed}");
+            assert!(g.iter().map(|v| v * v).sum::<f64>().sqrt() <= 1.0 + 1e-9);
+            assert!(nash.alpha().iter().all(|a| a.is_finite() && *a > 0.0));
+        }
+    }
+}

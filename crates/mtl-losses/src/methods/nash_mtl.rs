@@ -360,7 +360,7 @@ fn barrier(g: &[f64], c: &[f64], r: f64, mut alpha: Vec<f64>) -> Option<Vec<f64>
 /// Solves H x = b for a symmetric positive-definite H by Cholesky after symmetric
 /// diagonal scaling (the barrier Hessian's rows differ by many orders of magnitude near
 /// the boundary); `None` when a pivot is not positive.
-fn solve_spd(h: &[f64], b: &[f64]) -> Option<Vec<f64>> {
+pub(super) fn solve_spd(h: &[f64], b: &[f64]) -> Option<Vec<f64>> {
     let k = b.len();
     let d: Vec<f64> = (0..k)
         .map(|i| {
