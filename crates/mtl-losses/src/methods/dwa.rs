@@ -2,7 +2,7 @@
 //! falling over the last two epochs.
 //!
 //! Reference: Shikun Liu, Edward Johns and Andrew J. Davison, "End-to-End Multi-Task
-//! Learning with Attention", CVPR 2019 (arXiv:1803.10704), Eq. 7.
+//! Learning with Attention", CVPR 2019 (arXiv:1803.10704).
 //!
 //! Update rule: with L̄ₖ(e) the mean training loss of task k over epoch e and temperature
 //! T,

@@ -1,7 +1,7 @@
 //! FairGrad: the update as an α-fair allocation of progress among the tasks.
 //!
 //! Reference: Hao Ban and Kaiyi Ji, "Fair Resource Allocation in Multi-Task Learning",
-//! ICML 2024 (arXiv:2402.15638), Section 4 (the α-fair update) and LibMTL's `FairGrad`.
+//! ICML 2024 (arXiv:2402.15638), and LibMTL's `FairGrad`.
 //!
 //! Update rule: with G = JJᵀ and fairness α > 0, the update Δ = Σₖ wₖ gₖ has weights
 //! w > 0 solving

@@ -2,7 +2,7 @@
 //!
 //! Reference: Sumanth Chennupati, Ganesh Sistu, Senthil Yogamani and Samir A. Rawashdeh,
 //! "MultiNet++: Multi-Stream Feature Aggregation and Geometric Loss Strategy for
-//! Multi-Task Learning", CVPR 2019 Workshops (arXiv:1904.08492), Eq. 2.
+//! Multi-Task Learning", CVPR 2019 Workshops (arXiv:1904.08492).
 //!
 //! Update rule:
 //!

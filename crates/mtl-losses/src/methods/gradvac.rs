@@ -3,7 +3,7 @@
 //!
 //! Reference: Zirui Wang, Yulia Tsvetkov, Orhan Firat and Yuan Cao, "Gradient Vaccine:
 //! Investigating and Improving Multi-task Optimization in Massively Multilingual Models",
-//! ICLR 2021 (arXiv:2010.05874), Algorithm 1 and Eq. 2, at whole-model granularity.
+//! ICLR 2021 (arXiv:2010.05874), Algorithm 1, at whole-model granularity.
 //!
 //! Update rule: with targets φ̂ᵢⱼ (init 0) and EMA factor β, for every task i, starting
 //! from gᵢ' = gᵢ, visit the other tasks j in a random order:

@@ -3,7 +3,7 @@
 //!
 //! Reference: Liyang Liu, Yi Li, Zhanghui Kuang, Jing-Hao Xue, Yimin Chen, Wenming Yang,
 //! Qingmin Liao and Wayne Zhang, "Towards Impartial Multi-task Learning", ICLR 2021,
-//! Section 3.2 (loss balance). The gradient half, IMTL-G, is
+//! the loss-balance part (IMTL-L). The gradient half, IMTL-G, is
 //! [`crate::methods::ImtlG`].
 //!
 //! Update rule: one learnable scalar sₖ per task, trained jointly with the model by the

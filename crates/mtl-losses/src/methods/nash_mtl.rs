@@ -3,7 +3,7 @@
 //!
 //! Reference: Aviv Navon, Aviv Shamsian, Idan Achituve, Haggai Maron, Kenji Kawaguchi,
 //! Gal Chechik and Ethan Fetaya, "Multi-Task Learning as a Bargaining Game", ICML 2022
-//! (arXiv:2202.01017), Algorithm 1 and Section 3.3 (the sequence of convex problems); the
+//! (arXiv:2202.01017), Algorithm 1 and its sequence of convex problems; the
 //! official code, as adapted by LibMTL's `Nash_MTL` and TorchJD's `NashMTL`.
 //!
 //! Update rule: with G = JJᵀ, the bargaining solution is Δ = Σₖ αₖ gₖ with α > 0 solving

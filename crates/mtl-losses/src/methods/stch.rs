@@ -3,7 +3,7 @@
 //!
 //! Reference: Xi Lin, Xiaoyuan Zhang, Zhiyuan Yang, Fei Liu, Zhenkun Wang and Qingfu
 //! Zhang, "Smooth Tchebycheff Scalarization for Multi-Objective Optimization", ICML 2024
-//! (arXiv:2402.19078), Eq. 9, in the multi-task form of the authors' code and LibMTL.
+//! (arXiv:2402.19078), in the multi-task form of the authors' code and LibMTL.
 //!
 //! Update rule: the paper's smooth Tchebycheff function of objectives fₖ with
 //! preference λ, ideal point z* and smoothing μ is
