@@ -332,7 +332,7 @@ const ENTRIES: &[(MethodInfo, Builder)] = &[
         MethodInfo {
             name: "random",
             level: MethodLevel::Gradient,
-            paper: "Lin, Ye, Xu, Shi & Zhang, Reasonable Effectiveness of Random Weighting: \
+            paper: "Lin, Ye, Zhang & Tsang, Reasonable Effectiveness of Random Weighting: \
                     A Litmus Test for Multi-Task Learning, TMLR 2022 (random gradient \
                     weighting)",
             defaults: "weights=softmax(N(0, I)) drawn from the run seed each step",

@@ -1,6 +1,6 @@
 //! Random weights: a fresh random convex combination of the task gradients each step.
 //!
-//! Lin, Ye, Xu, Shi & Zhang, "Reasonable Effectiveness of Random Weighting: A Litmus
+//! Lin, Ye, Zhang & Tsang, "Reasonable Effectiveness of Random Weighting: A Litmus
 //! Test for Multi-Task Learning", TMLR 2022 (Algorithm 2, RGW; TorchJD's `Random`).
 //!
 //! Update rule: draw z ~ N(0, I_K) and use w = softmax(z): g = Σₖ wₖ gₖ. The draws come
