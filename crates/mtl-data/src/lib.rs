@@ -55,7 +55,7 @@ pub use census::{
 pub use dataset::{MultiTaskDataset, Split, SplitRows};
 pub use idx::{parse_idx, read_idx};
 pub use locate::{cache_data_dir, data_dir, data_root};
-pub use mmoe_synthetic::mmoe_synthetic;
+pub use mmoe_synthetic::{mmoe_synthetic, MmoeSyntheticConfig};
 pub use mnist::{mnist, multi_mnist, MultiMnistConfig};
 pub use multi_input::{MultiInputData, MultiInputSplit};
 pub use named::NamedArrays;
