@@ -26,7 +26,8 @@ pub use arch::{
     gradient_reversal, smooth_step, Activation, Architecture, AspMtl, AspMtlConfig, Backbone,
     BackboneBuilder, Cgc, CgcConfig, Cnn, CnnConfig, CrossStitch, CrossStitchConfig, DSelectK,
     DSelectKConfig, HardSharing, Mlp, MlpBuilder, MlpConfig, Mmoe, MmoeConfig, Mtan, MtanConfig,
-    Ple, PleConfig, SoftSharing, SoftSharingConfig, SoftmaxGate, TaskFeatures, TaskTowers,
+    MultiInput, Ple, PleConfig, SoftSharing, SoftSharingConfig, SoftmaxGate, TaskFeatures,
+    TaskTowers,
 };
 pub use checkpoint::Checkpoint;
 pub use device::{select_device, DeviceRequest};

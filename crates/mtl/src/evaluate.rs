@@ -1,8 +1,10 @@
-//! Evaluation: per-task losses and metrics over a whole dataset, without gradients.
+//! Evaluation: per-task losses and metrics over a whole dataset, without gradients;
+//! for tasks that bring their own data, each task over its own rows through its own
+//! path of the model.
 
 use crate::model::MultiTaskModel;
-use mtl_core::Result;
-use mtl_data::MultiTaskDataset;
+use mtl_core::{Error, Result};
+use mtl_data::{MultiInputData, MultiTaskDataset};
 use mtl_heads::MetricValue;
 use serde::{Deserialize, Serialize};
 
@@ -65,5 +67,52 @@ pub fn evaluate(
             .map(|(s, n)| if *n > 0.0 { s / n } else { 0.0 })
             .collect(),
         metrics: metrics.iter().map(|m| m.compute()).collect(),
+    })
+}
+
+/// Evaluates `model` on heterogeneous tasks in evaluation mode: task `k` over the rows
+/// of its own dataset in `data`, through its own path
+/// ([`MultiTaskModel::forward_task`]). Its loss is the mean over its labelled rows.
+pub fn evaluate_multi_input(
+    model: &MultiTaskModel,
+    data: &MultiInputData,
+    batch_size: usize,
+) -> Result<Evaluation> {
+    let k = model.num_tasks();
+    if data.num_tasks() != k {
+        return Err(Error::TaskCount {
+            context: "evaluation data vs model".into(),
+            expected: k,
+            got: data.num_tasks(),
+        });
+    }
+    let device = model.device();
+    let mut losses = Vec::with_capacity(k);
+    let mut metrics = Vec::with_capacity(k);
+    tch::no_grad(|| -> Result<()> {
+        for (t, head) in model.heads().iter().enumerate() {
+            let mut m = head.metrics();
+            let (mut sum, mut labelled) = (0.0, 0.0);
+            for batch in data.dataset(t)?.batches(batch_size, None)? {
+                let batch = batch.to_device(device);
+                let fwd = model.forward_task(&batch.x, t, false)?;
+                let target = &batch.targets[0];
+                let n = target.labelled() as f64;
+                sum += model
+                    .task_loss(t, &fwd.output, target)?
+                    .f_double_value(&[])?
+                    * n;
+                labelled += n;
+                m.update(&fwd.output, target)?;
+            }
+            losses.push(if labelled > 0.0 { sum / labelled } else { 0.0 });
+            metrics.push(m.compute());
+        }
+        Ok(())
+    })?;
+    Ok(Evaluation {
+        tasks: model.task_names(),
+        losses,
+        metrics,
     })
 }

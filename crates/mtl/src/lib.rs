@@ -4,7 +4,8 @@
 //! their signals combine. This facade re-exports the layered crates (`mtl-core`,
 //! `mtl-heads`, `mtl-losses`, `mtl-data`) and adds what composes them: the
 //! [`MultiTaskModel`] (an architecture plus task heads), the [`Trainer`] (epochs,
-//! validation, early stopping, a JSON [`RunReport`]) and [`evaluate`].
+//! validation, early stopping, a JSON [`RunReport`]) and [`evaluate`]. Tasks that each
+//! bring their own dataset and inputs train with [`Trainer::fit_multi_input`].
 //!
 //! It holds no method, head or architecture of its own; those live in the crates it
 //! re-exports, so a user can depend on just the piece they need.
@@ -14,21 +15,25 @@ mod delta_m;
 pub mod diagnostics;
 mod early_stopping;
 mod evaluate;
+mod fit_multi_input;
 mod freeze;
 mod model;
+mod multi_input_step;
 pub mod plots;
 mod progress;
 mod report;
 mod run_state;
 pub mod step;
+mod task_optimizers;
 mod trainer;
 
 pub use baselines::Baselines;
 pub use delta_m::{DeltaM, TaskDelta};
 pub use diagnostics::{DiagnosticsConfig, GradientSample};
 pub use early_stopping::{EarlyStopping, Monitor};
-pub use evaluate::{evaluate, Evaluation};
-pub use model::{Forward, MultiTaskModel};
+pub use evaluate::{evaluate, evaluate_multi_input, Evaluation};
+pub use model::{Forward, MultiTaskModel, TaskForward};
+pub use multi_input_step::backward_multi_input_step;
 pub use report::{EpochRecord, RunReport};
 pub use step::{backward_step, GradMode, StepOutcome};
 pub use trainer::{CheckpointPolicy, Trainer, TrainerConfig};
@@ -42,14 +47,14 @@ pub use tch;
 /// The names most programs need.
 pub mod prelude {
     pub use crate::{
-        evaluate, Baselines, CheckpointPolicy, DeltaM, EarlyStopping, GradMode, Monitor,
-        MultiTaskModel, RunReport, Trainer, TrainerConfig,
+        evaluate, evaluate_multi_input, Baselines, CheckpointPolicy, DeltaM, EarlyStopping,
+        GradMode, Monitor, MultiTaskModel, RunReport, Trainer, TrainerConfig,
     };
     pub use mtl_core::{
         seed_everything, select_device, task_path, Architecture, Backbone, DeviceRequest, Error,
-        HardSharing, LrSchedule, MlpConfig, OptimizerConfig, Result, TaskTarget,
+        HardSharing, LrSchedule, MlpConfig, MultiInput, OptimizerConfig, Result, TaskTarget,
     };
-    pub use mtl_data::MultiTaskDataset;
+    pub use mtl_data::{MultiInputData, MultiTaskDataset, TaskSampling};
     pub use mtl_heads::TaskHead;
     pub use mtl_losses::{Aggregator, Method, Weighting};
 }

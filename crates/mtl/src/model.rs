@@ -24,6 +24,15 @@ pub struct Forward {
     pub outputs: Vec<Tensor>,
 }
 
+/// One task's path of a forward pass ([`MultiTaskModel::forward_task`]).
+#[derive(Debug)]
+pub struct TaskForward {
+    /// What the architecture produced on the task's path (`per_task` holds one tensor).
+    pub features: TaskFeatures,
+    /// The task head's output.
+    pub output: Tensor,
+}
+
 impl MultiTaskModel {
     /// Assembles a model; the architecture must produce features for exactly as many
     /// tasks as there are heads, each as wide as its head reads.
@@ -105,6 +114,36 @@ impl MultiTaskModel {
             .map(|(h, f)| h.forward_t(f, train))
             .collect::<Result<Vec<_>>>()?;
         Ok(Forward { features, outputs })
+    }
+
+    /// Task `task`'s path alone ([`Architecture::forward_task`]) and its head, for a
+    /// batch of that task's own rows.
+    pub fn forward_task(&self, xs: &Tensor, task: usize, train: bool) -> Result<TaskForward> {
+        let head = self.head(task)?;
+        let features = self.arch.forward_task(xs, task, train)?;
+        if features.per_task.len() != 1 {
+            return Err(Error::TaskCount {
+                context: format!("{} architecture output for task {task}", self.arch.name()),
+                expected: 1,
+                got: features.per_task.len(),
+            });
+        }
+        let output = head.forward_t(&features.per_task[0], train)?;
+        Ok(TaskForward { features, output })
+    }
+
+    /// Head `task`'s masked loss of `output` against `target`.
+    pub fn task_loss(&self, task: usize, output: &Tensor, target: &TaskTarget) -> Result<Tensor> {
+        self.head(task)?.loss(output, target)
+    }
+
+    fn head(&self, task: usize) -> Result<&dyn TaskHead> {
+        self.heads.get(task).map(|h| h.as_ref()).ok_or_else(|| {
+            Error::config(format!(
+                "task index {task} out of range 0..{}",
+                self.heads.len()
+            ))
+        })
     }
 
     /// The K task losses of a forward pass against its targets.

@@ -45,7 +45,47 @@ pub fn backward_step(
 ) -> Result<StepOutcome> {
     let fwd = model.forward_t(x, true)?;
     let losses = model.losses(&fwd.outputs, targets)?;
-    check_losses(&losses, Some(step))?;
+    let wrt = match mode {
+        GradMode::Parameters => Wrt::Parameters,
+        GradMode::Representation => Wrt::Representation(fwd.features.shared.as_ref()),
+    };
+    combine_and_backward(
+        model,
+        groups,
+        method,
+        wrt,
+        &losses,
+        fwd.features.auxiliary_loss.as_ref(),
+        step,
+        epoch,
+    )
+}
+
+/// What the Jacobian of a gradient-level method is taken with respect to.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Wrt<'a> {
+    /// The shared parameters.
+    Parameters,
+    /// The forward pass's shared representation, if the architecture has one.
+    Representation(Option<&'a Tensor>),
+}
+
+/// The combine and backward stages of a step, given the K task losses: a loss with no
+/// graph (a task absent from the step, passed as a constant zero) is an exact zero to a
+/// weighting and a zero Jacobian row to an aggregator. `aux` is the architecture's own
+/// term, added outside the combination.
+#[allow(clippy::too_many_arguments)] // the stages of a step, kept a plain function on purpose
+pub(crate) fn combine_and_backward(
+    model: &MultiTaskModel,
+    groups: &ParamGroups,
+    method: &mut Method,
+    wrt: Wrt<'_>,
+    losses: &[Tensor],
+    aux: Option<&Tensor>,
+    step: u64,
+    epoch: usize,
+) -> Result<StepOutcome> {
+    check_losses(losses, Some(step))?;
     let values = losses
         .iter()
         .map(|l| l.f_double_value(&[]))
@@ -57,36 +97,34 @@ pub fn backward_step(
     };
     let weights = match method {
         Method::Weighting(w) => {
-            let stacked = Tensor::f_stack(&losses, 0)?;
+            let stacked = Tensor::f_stack(losses, 0)?;
             let mut total = w.combine(&stacked, &ctx)?;
-            if let Some(aux) = &fwd.features.auxiliary_loss {
+            if let Some(aux) = aux {
                 total += aux;
             }
             total.f_backward()?;
             w.weights()
         }
         Method::Aggregator(a) => {
-            let wrt: Vec<Tensor> = match mode {
-                GradMode::Parameters => groups.shared_tensors(),
-                GradMode::Representation => vec![fwd.features.shared.as_ref().map(Tensor::shallow_clone).ok_or_else(|| {
+            let (wrt, representation): (Vec<Tensor>, bool) = match wrt {
+                Wrt::Parameters => (groups.shared_tensors(), false),
+                Wrt::Representation(z) => (vec![z.map(Tensor::shallow_clone).ok_or_else(|| {
                     Error::config(format!(
                         "rep-grad mode needs a shared representation, and the {} architecture has none",
                         model.architecture().name()
                     ))
-                })?],
+                })?], true),
             };
-            let aux = fwd.features.auxiliary_loss.as_ref();
-            let keep_graph = mode == GradMode::Representation || aux.is_some();
-            let jac = jacobian_and_head_grads(&losses, &wrt, groups, keep_graph)?;
+            let keep_graph = representation || aux.is_some();
+            let jac = jacobian_and_head_grads(losses, &wrt, groups, keep_graph)?;
             check_jacobian(&jac, Some(step))?;
             let agg = a.aggregate(&jac, &ctx)?;
-            match mode {
-                GradMode::Parameters => params::write_flat_grad(&wrt, &agg.gradient)?,
-                GradMode::Representation => {
-                    let z = &wrt[0];
-                    let g = agg.gradient.f_view(z.size().as_slice())?.f_detach()?;
-                    (z * g).f_sum(z.kind())?.f_backward()?;
-                }
+            if representation {
+                let z = &wrt[0];
+                let g = agg.gradient.f_view(z.size().as_slice())?.f_detach()?;
+                (z * g).f_sum(z.kind())?.f_backward()?;
+            } else {
+                params::write_flat_grad(&wrt, &agg.gradient)?;
             }
             // The architecture's own term is not a task signal: it bypasses the
             // aggregator and accumulates on top of the aggregated gradient.
@@ -104,7 +142,8 @@ pub fn backward_step(
 
 /// Row k of the returned Jacobian is ∇ loss_k with respect to `wrt` (flattened); as a
 /// by-product, each task's own parameters receive that task's gradient, so the K
-/// backward passes are all the step needs.
+/// backward passes are all the step needs. A loss without a graph (a task absent from
+/// the step) has a zero row and leaves its task's gradients as they are.
 fn jacobian_and_head_grads(
     losses: &[Tensor],
     wrt: &[Tensor],
@@ -114,7 +153,12 @@ fn jacobian_and_head_grads(
     let k = losses.len();
     params::ensure_grads(&groups.all_tensors())?;
     let mut rows = Vec::with_capacity(k);
+    let d: i64 = wrt.iter().map(|p| p.numel() as i64).sum();
     for (t, loss) in losses.iter().enumerate() {
+        if !loss.requires_grad() {
+            rows.push(Tensor::f_zeros([d], (loss.kind(), loss.device()))?);
+            continue;
+        }
         let own = groups.task.get(t).map(|g| g.as_slice()).unwrap_or(&[]);
         let mut inputs: Vec<Tensor> = wrt.iter().map(Tensor::shallow_clone).collect();
         inputs.extend(own.iter().map(|p| p.tensor.shallow_clone()));

@@ -13,7 +13,7 @@ use crate::freeze::FreezeGuard;
 use crate::model::MultiTaskModel;
 use crate::progress::{should_draw, Progress};
 use crate::report::{EpochRecord, RunReport};
-use crate::run_state::{self, Best, Parts, RunState};
+use crate::run_state::{self, Parts, RunState};
 use crate::step::{backward_step, GradMode};
 use mtl_core::{clip_grad_norm, derive_rng, params, Error, LrSchedule, OptimizerConfig, Result};
 use mtl_data::MultiTaskDataset;
@@ -60,6 +60,20 @@ pub struct TrainerConfig {
     /// Show progress bars (only ever on a terminal, and never when `CI` is set).
     #[serde(default = "yes")]
     pub progress: bool,
+    /// Drop the last batch of an epoch when it is smaller than `batch_size` (for
+    /// methods whose state is sized to the batch, such as DB-MTL in rep-grad mode).
+    /// With per-task data ([`Trainer::fit_multi_input`]) a task's short batch at the
+    /// end of a pass over its rows is left out of its step.
+    #[serde(default)]
+    pub drop_last: bool,
+    /// How many tasks [`Trainer::fit_multi_input`] draws per step (ignored by
+    /// [`TaskSampling::All`](mtl_data::TaskSampling::All) and by [`Trainer::fit`]).
+    #[serde(default = "one")]
+    pub tasks_per_step: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 fn yes() -> bool {
@@ -107,6 +121,8 @@ impl Default for TrainerConfig {
             checkpoint: None,
             diagnostics: None,
             progress: true,
+            drop_last: false,
+            tasks_per_step: 1,
         }
     }
 }
@@ -179,6 +195,16 @@ impl TrainerConfig {
         self.progress = on;
         self
     }
+    /// Drops (or keeps) an epoch's last, smaller batch.
+    pub fn drop_last(mut self, yes: bool) -> Self {
+        self.drop_last = yes;
+        self
+    }
+    /// Sets how many tasks a multi-input step draws.
+    pub fn tasks_per_step(mut self, n: usize) -> Self {
+        self.tasks_per_step = n;
+        self
+    }
 
     fn check(&self) -> Result<()> {
         if self.epochs == 0 || self.batch_size == 0 {
@@ -186,6 +212,9 @@ impl TrainerConfig {
                 "epochs and batch_size must be positive, got {} and {}",
                 self.epochs, self.batch_size
             )));
+        }
+        if self.tasks_per_step == 0 {
+            return Err(Error::config("tasks_per_step must be at least 1"));
         }
         self.lr_schedule.check()?;
         if let Some(d) = &self.diagnostics {
@@ -211,13 +240,13 @@ impl TrainerConfig {
 #[derive(Debug)]
 pub struct Trainer {
     config: TrainerConfig,
-    method: Option<Method>,
-    resume: Option<PathBuf>,
+    pub(crate) method: Option<Method>,
+    pub(crate) resume: Option<PathBuf>,
 }
 
 /// The epoch bar's message: training losses, and the validation total with the
 /// early-stopping wait when there is one.
-fn epoch_summary(record: &EpochRecord, state: &RunState) -> String {
+pub(crate) fn epoch_summary(record: &EpochRecord, state: &RunState) -> String {
     let train: f64 = record.train_losses.iter().sum();
     match &record.validation {
         Some(v) => format!(
@@ -231,7 +260,7 @@ fn epoch_summary(record: &EpochRecord, state: &RunState) -> String {
 }
 
 /// A libtorch seed for epoch `epoch` of a run seeded with `seed`.
-fn epoch_seed(seed: u64, epoch: usize) -> u64 {
+pub(crate) fn epoch_seed(seed: u64, epoch: usize) -> u64 {
     derive_rng(seed, &format!("torch-epoch-{epoch}")).next_u64() >> 1
 }
 
@@ -294,15 +323,7 @@ impl Trainer {
                 es.monitor
             )));
         }
-        let mut method = match self.method.take() {
-            Some(m) => m,
-            None => mtl_losses::by_name(&cfg.method, k, cfg.seed)?,
-        };
-        let method_name = match &method {
-            Method::Weighting(w) => w.name(),
-            Method::Aggregator(a) => a.name(),
-        }
-        .to_string();
+        let (mut method, method_name) = self.take_method(k)?;
         // Frozen variables stop requiring gradients before the groups are split, so they
         // are neither in the Jacobian nor in the optimiser.
         let _frozen = FreezeGuard::apply(model.var_store(), &cfg.frozen)?;
@@ -315,7 +336,17 @@ impl Trainer {
         let mut opt = cfg.optimizer.build(trainable)?;
         let mut rng = derive_rng(cfg.seed, "batches");
         let device = model.device();
-        let steps_per_epoch = train.batches(cfg.batch_size, None)?.len() as u64;
+        let steps_per_epoch = match cfg.drop_last {
+            true => (train.len() / cfg.batch_size) as u64,
+            false => train.len().div_ceil(cfg.batch_size) as u64,
+        };
+        if steps_per_epoch == 0 {
+            return Err(Error::config(format!(
+                "drop_last with batch_size {} leaves no batch of the {} training rows",
+                cfg.batch_size,
+                train.len()
+            )));
+        }
         let total_steps = steps_per_epoch * cfg.epochs as u64;
         let base_lr = cfg.optimizer.lr();
 
@@ -352,7 +383,10 @@ impl Trainer {
             let mut weight_sum: Vec<f64> = Vec::new();
             let mut steps_in_epoch = 0.0;
             let mut norm_sum = 0.0;
-            for batch in train.batches(cfg.batch_size, Some(&mut rng))? {
+            // Batches come in full until the last, so taking `steps_per_epoch` of them
+            // is what drops a short last one.
+            let batches = train.batches(cfg.batch_size, Some(&mut rng))?;
+            for batch in batches.take(steps_per_epoch as usize) {
                 let step = state.step;
                 let _step_span = tracing::debug_span!("step", step).entered();
                 let batch = batch.to_device(device);
@@ -416,27 +450,7 @@ impl Trainer {
             };
             tracing::info!(epoch, train_losses = ?record.train_losses, weights = ?record.task_weights, "epoch done");
             if let (Some(es), Some(ev)) = (&cfg.early_stopping, &record.validation) {
-                let score = es.monitor.score(ev).ok_or_else(|| {
-                    Error::config(format!(
-                        "early-stopping monitor {:?} is not among the validation metrics",
-                        es.monitor
-                    ))
-                })?;
-                let improved = state
-                    .best
-                    .as_ref()
-                    .is_none_or(|b| score > b.score + es.min_delta);
-                if improved {
-                    state.best = Some(Best {
-                        score,
-                        epoch,
-                        weights: model.snapshot(),
-                    });
-                    state.since_best = 0;
-                } else {
-                    state.since_best += 1;
-                    state.stopped_early = state.since_best >= es.patience;
-                }
+                es.observe(ev, epoch, &mut state, model)?;
             }
             progress.epoch(|| epoch_summary(&record, &state));
             state.records.push(record);
@@ -464,6 +478,34 @@ impl Trainer {
             }
         }
         progress.finish();
+        self.finish(model, method, method_name, state, start)
+    }
+
+    /// The method to train with: the one given to [`Trainer::with_method`] (or kept
+    /// from the last fit), else `config.method` by name; with its registry name.
+    pub(crate) fn take_method(&mut self, k: usize) -> Result<(Method, String)> {
+        let method = match self.method.take() {
+            Some(m) => m,
+            None => mtl_losses::by_name(&self.config.method, k, self.config.seed)?,
+        };
+        let name = match &method {
+            Method::Weighting(w) => w.name(),
+            Method::Aggregator(a) => a.name(),
+        }
+        .to_string();
+        Ok((method, name))
+    }
+
+    /// Ends a fit: restores the best epoch's weights, keeps the method for the next fit
+    /// and assembles the report.
+    pub(crate) fn finish(
+        &mut self,
+        model: &mut MultiTaskModel,
+        method: Method,
+        method_name: String,
+        state: RunState,
+        start: Instant,
+    ) -> Result<RunReport> {
         let best_epoch = match &state.best {
             Some(b) => {
                 model.restore(&b.weights)?;
@@ -473,7 +515,7 @@ impl Trainer {
         };
         self.method = Some(method);
         Ok(RunReport {
-            config: cfg,
+            config: self.config.clone(),
             method: method_name,
             tasks: model.task_names(),
             epochs: state.records,

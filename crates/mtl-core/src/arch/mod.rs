@@ -15,6 +15,7 @@ mod hard_sharing;
 mod mlp;
 mod mmoe;
 mod mtan;
+mod multi_input;
 mod ple;
 mod soft_sharing;
 mod towers;
@@ -30,6 +31,7 @@ pub use hard_sharing::HardSharing;
 pub use mlp::{Activation, Mlp, MlpConfig};
 pub use mmoe::{Mmoe, MmoeConfig};
 pub use mtan::{Mtan, MtanConfig};
+pub use multi_input::MultiInput;
 pub use ple::{Ple, PleConfig};
 pub use soft_sharing::{SoftSharing, SoftSharingConfig};
 pub use towers::TaskTowers;
@@ -87,6 +89,25 @@ pub trait Architecture: std::fmt::Debug + Send {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Result<TaskFeatures>;
     /// A short name for reports (`"hps"`, `"mmoe"`...).
     fn name(&self) -> &'static str;
+    /// Task `task`'s path alone, for a batch of that task's own rows (which, with
+    /// task-specific inputs, may have that task's own width): `per_task` holds the one
+    /// tensor head `task` reads. The default runs [`forward_t`](Self::forward_t) and
+    /// keeps task `task`; architectures with task-specific inputs override it.
+    fn forward_task(&self, xs: &Tensor, task: usize, train: bool) -> Result<TaskFeatures> {
+        let mut all = self.forward_t(xs, train)?;
+        if task >= all.per_task.len() {
+            return Err(crate::Error::config(format!(
+                "{}: task index {task} out of range 0..{}",
+                self.name(),
+                all.per_task.len()
+            )));
+        }
+        let picked = all.per_task.swap_remove(task);
+        Ok(TaskFeatures {
+            per_task: vec![picked],
+            ..all
+        })
+    }
 }
 
 /// Checks that `xs` is `[batch, width]`-shaped with the given width.
