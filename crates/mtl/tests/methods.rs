@@ -79,7 +79,7 @@ fn train(
     let mut m = model(data, classes);
     let config = TrainerConfig::default()
         .epochs(8)
-        .batch_size(if data.len() % 64 == 0 { 64 } else { 52 })
+        .batch_size(if data.len().is_multiple_of(64) { 64 } else { 52 })
         .optimizer(OptimizerConfig::adam(1e-2))
         .method(method)
         .grad_mode(mode);
@@ -119,7 +119,7 @@ fn every_method_lowers_the_loss_on_a_synthetic_problem() {
 #[test]
 fn every_method_lowers_the_loss_on_olive_oil() {
     let data = olive_oil(mtl::data::data_dir()).unwrap();
-    assert_eq!(data.len() % 52, 0);
+    assert!(data.len().is_multiple_of(52));
     let data = Standardizer::fit(&data).apply(&data).unwrap();
     let mut trained = 0;
     for info in list() {
