@@ -1,55 +1,12 @@
 //! End-to-end behaviour of the Trainer on a small synthetic two-task problem.
 
-use mtl::data::{MultiTaskDataset, TaskData};
-use mtl::heads::{ClassificationHead, RegressionHead, RegressionLoss};
+mod common;
+
+use common::{model, synthetic, torch_lock};
+use mtl::heads::ClassificationHead;
 use mtl::prelude::*;
 use mtl::step::backward_step;
-use ndarray::{Array1, Array2};
-use rand::{Rng, SeedableRng};
 use tch::{nn, Device, Tensor};
-
-/// Task 0: the sign of x0 + x1 (2 classes); task 1: x2 − 2·x3 (regression).
-fn synthetic(n: usize, seed: u64) -> MultiTaskDataset {
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let x = Array2::from_shape_fn((n, 4), |_| rng.gen_range(-1.0f32..1.0));
-    let cls: Array1<i64> = x
-        .rows()
-        .into_iter()
-        .map(|r| i64::from(r[0] + r[1] > 0.0))
-        .collect();
-    let reg = Array2::from_shape_fn((n, 1), |(i, _)| x[[i, 2]] - 2.0 * x[[i, 3]]);
-    MultiTaskDataset::new(
-        x,
-        vec![
-            TaskData::classes("sign", cls, 2),
-            TaskData::regression("linear", reg),
-        ],
-    )
-    .unwrap()
-}
-
-fn model(seed: u64) -> MultiTaskModel {
-    seed_everything(seed);
-    let vs = nn::VarStore::new(Device::Cpu);
-    let trunk = MlpConfig::new([4, 16, 8])
-        .build(&(vs.root() / "trunk"))
-        .unwrap();
-    let h0 = ClassificationHead::new(&(task_path(&vs.root(), 0) / "head"), "sign", 8, 2).unwrap();
-    let h1 = RegressionHead::new(
-        &(task_path(&vs.root(), 1) / "head"),
-        "linear",
-        8,
-        1,
-        RegressionLoss::Mse,
-    )
-    .unwrap();
-    MultiTaskModel::new(
-        vs,
-        HardSharing::new(trunk, 2).unwrap(),
-        vec![Box::new(h0), Box::new(h1)],
-    )
-    .unwrap()
-}
 
 fn config(method: &str) -> TrainerConfig {
     TrainerConfig::default()
@@ -62,6 +19,8 @@ fn config(method: &str) -> TrainerConfig {
 
 #[test]
 fn every_foundation_method_lowers_both_losses_in_both_modes() {
+    // Runs draw from libtorch's process-global generator.
+    let _torch = torch_lock();
     let data = synthetic(256, 1);
     for method in ["ew", "static", "uw", "gradnorm", "pcgrad"] {
         for mode in [GradMode::Parameters, GradMode::Representation] {
@@ -84,6 +43,8 @@ fn every_foundation_method_lowers_both_losses_in_both_modes() {
 
 #[test]
 fn same_seed_same_run() {
+    // Runs draw from libtorch's process-global generator.
+    let _torch = torch_lock();
     let data = synthetic(128, 2);
     let run = |method: &str| {
         let mut m = model(5);
@@ -111,6 +72,8 @@ fn same_seed_same_run() {
 
 #[test]
 fn early_stopping_restores_the_best_weights() {
+    // Runs draw from libtorch's process-global generator.
+    let _torch = torch_lock();
     let data = synthetic(200, 3);
     let split = data.split(0.3, 0.0, 1).unwrap();
     let mut m = model(1);
@@ -152,6 +115,8 @@ fn early_stopping_restores_the_best_weights() {
 
 #[test]
 fn report_round_trips_through_json() {
+    // Runs draw from libtorch's process-global generator.
+    let _torch = torch_lock();
     let data = synthetic(64, 4);
     let mut m = model(2);
     let report = Trainer::new(config("gradnorm").epochs(2))
@@ -165,6 +130,8 @@ fn report_round_trips_through_json() {
 
 #[test]
 fn mismatches_are_typed_errors() {
+    // Runs draw from libtorch's process-global generator.
+    let _torch = torch_lock();
     let data = synthetic(32, 5);
     let mut m = model(3);
     let single = data.only_task(0).unwrap();
@@ -226,6 +193,8 @@ impl TaskHead for NanHead {
 
 #[test]
 fn nan_task_loss_names_task_and_step() {
+    // Runs draw from libtorch's process-global generator.
+    let _torch = torch_lock();
     let vs = nn::VarStore::new(Device::Cpu);
     let trunk = MlpConfig::new([4, 8])
         .build(&(vs.root() / "trunk"))
