@@ -41,7 +41,8 @@ options:
   --agg-dim N          W4: the Jacobian width d (default 1000000)
   --agg-reps N         W4: timed calls per aggregator (default 10)
   --no-aggregators     skip W4
-  --no-floor           skip the plain-tch floors
+  --no-floor           skip the plain-tch floors (each method row also times its floor
+                       in its own process, interleaved with its steps; this skips that too)
   --in-process         run every row in this process (faster; the peak memory is then
                        cumulative, not per row)
   --min-steps N        fewest timed steps when the method budget cuts a row (default 30)
@@ -50,6 +51,9 @@ options:
                        repeat a row whose window saw other processes use more than F of
                        the CPUs (default 0.10, up to 2 times)
   --quiet              no progress bar
+  --optimizer libtorch diagnostic: step the mtl rows with libtorch's C++ Adam (as the
+                       floors do) instead of mtl_core::Optimizer; rows get impl
+                       mtl+libtorch_adam
 
 As the --peer-cmd of shared/peer_bench/libmtl_bench.py it reads PEER_BENCH_OUT,
 PEER_BENCH_WORKLOADS, PEER_BENCH_SEED, PEER_BENCH_WARMUP, PEER_BENCH_STEPS and
@@ -203,7 +207,10 @@ pub fn parse_options(args: &[String]) -> Result<Options> {
             "--agg-reps" => cfg.agg_reps = int(value()?)?.max(1),
             "--agg-methods" => cfg.agg_methods = resolve_methods(&value()?)?,
             "--no-aggregators" => agg_ks.clear(),
-            "--no-floor" => floors = false,
+            "--no-floor" => {
+                floors = false;
+                cfg.pair_floor = false;
+            }
             "--in-process" => in_process = true,
             "--quiet" => quiet = true,
             "--min-steps" => cfg.min_steps = int(value()?)?.max(1),
@@ -216,6 +223,13 @@ pub fn parse_options(args: &[String]) -> Result<Options> {
             "--contention-retries" => cfg.contention_retries = int(value()?)?,
             "--n-batches" => cfg.n_batches = int(value()?)?.max(1) as i64,
             "--epoch" => cfg.epoch = int(value()?)?,
+            "--optimizer" => {
+                cfg.optimizer = match value()?.as_str() {
+                    "mtl" => job::StepOptimizer::Mtl,
+                    "libtorch" => job::StepOptimizer::Libtorch,
+                    o => bail!("--optimizer: `{o}` is not mtl or libtorch"),
+                }
+            }
             other => bail!("unknown option `{other}`\n\n{HELP}"),
         }
     }
@@ -317,6 +331,13 @@ fn child_args(o: &Options) -> Vec<String> {
         "--agg-reps".into(),
         c.agg_reps.to_string(),
     ];
+    if !c.pair_floor {
+        a.push("--no-floor".into());
+    }
+    if c.optimizer == job::StepOptimizer::Libtorch {
+        a.push("--optimizer".into());
+        a.push("libtorch".into());
+    }
     if !c.agg_methods.is_empty() {
         a.push("--agg-methods".into());
         a.push(c.agg_methods.join(","));
@@ -325,7 +346,7 @@ fn child_args(o: &Options) -> Vec<String> {
 }
 
 /// Runs one job in a fresh copy of this executable and collects its rows.
-fn run_child(job: &Job, o: &Options) -> Vec<Value> {
+fn run_child(exe: &std::path::Path, job: &Job, o: &Options) -> Vec<Value> {
     let failed = |e: String| {
         let mut row = json!({"impl": IMPL, "workload": "", "method": "", "status": "failed",
                              "error": e, "job": job.encode()});
@@ -351,10 +372,6 @@ fn run_child(job: &Job, o: &Options) -> Vec<Value> {
             }
         }
         vec![row]
-    };
-    let exe = match std::env::current_exe() {
-        Ok(e) => e,
-        Err(e) => return failed(format!("cannot find this executable: {e}")),
     };
     let out = Command::new(exe)
         .arg("__job")
@@ -394,7 +411,7 @@ fn run_child(job: &Job, o: &Options) -> Vec<Value> {
 /// The floor a method row is compared with: the loss floor for loss-level methods, the
 /// K-backward floor (parameter or representation) for gradient-level ones.
 fn floor_of(row: &Value) -> Option<&'static str> {
-    if row["impl"] != IMPL {
+    if !row["impl"].as_str().is_some_and(|i| i.starts_with(IMPL)) {
         return None;
     }
     use super::floor::FloorKind;
@@ -421,6 +438,10 @@ pub fn add_floor_ratios(rows: &mut [Value]) {
         .collect();
     for r in rows.iter_mut() {
         let Some(fm) = floor_of(r) else { continue };
+        if r.get("floor_paired_ms").is_some() {
+            // Measured in the same process, interleaved: keep that ratio.
+            continue;
+        }
         let (Some(w), Some(m)) = (r["workload"].as_str(), r["median_ms"].as_f64()) else {
             continue;
         };
@@ -508,8 +529,37 @@ pub fn environment(o: &Options) -> Value {
     })
 }
 
+/// A private copy of this executable for the job processes, so a rebuild of the
+/// original during the run cannot change or remove what they run. Removed on drop.
+struct ExeCopy(PathBuf);
+
+impl ExeCopy {
+    fn new() -> Result<Self> {
+        let me = std::env::current_exe().context("finding this executable")?;
+        let dir = std::env::temp_dir().join(format!("mtl-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let copy = dir.join("mtl-bench");
+        std::fs::copy(&me, &copy)
+            .with_context(|| format!("copying {} to {}", me.display(), copy.display()))?;
+        Ok(ExeCopy(copy))
+    }
+}
+
+impl Drop for ExeCopy {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
 fn run_benchmark(o: &Options, argv: &[String]) -> Result<()> {
     let jobs = plan(o);
+    let exe_copy = if o.in_process {
+        None
+    } else {
+        Some(ExeCopy::new()?)
+    };
     let load_start = load_average();
     let t0 = Instant::now();
     let pb = if o.quiet {
@@ -526,10 +576,9 @@ fn run_benchmark(o: &Options, argv: &[String]) -> Result<()> {
     let mut agg_rows = Vec::new();
     for j in &jobs {
         pb.set_message(j.label());
-        let got = if o.in_process {
-            job::run(j, &o.cfg)
-        } else {
-            run_child(j, o)
+        let got = match &exe_copy {
+            None => job::run(j, &o.cfg),
+            Some(exe) => run_child(&exe.0, j, o),
         };
         for r in &got {
             pb.println(report::progress_line(r));

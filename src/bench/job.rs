@@ -105,6 +105,41 @@ impl Job {
     }
 }
 
+/// Which Adam the `mtl` rows step with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StepOptimizer {
+    /// `mtl_core::Optimizer`, as the `Trainer` uses (the real rows).
+    #[default]
+    Mtl,
+    /// libtorch's C++ Adam (the floors' optimiser), with the gradients zeroed in place as
+    /// `mtl_core::Optimizer::zero_grad` does: a diagnostic that isolates the optimiser's
+    /// share of a method's overhead. Learnable weighting parameters (UW's) are not
+    /// stepped. Rows carry `impl` = `mtl+libtorch_adam`.
+    Libtorch,
+}
+
+/// The optimiser of a method row.
+enum Adam {
+    Mtl(mtl::core::Optimizer),
+    Libtorch(tch::nn::Optimizer, Vec<Tensor>),
+}
+
+impl Adam {
+    fn zero_grad(&mut self) {
+        match self {
+            Adam::Mtl(o) => o.zero_grad(),
+            Adam::Libtorch(_, params) => params::zero_grads(params),
+        }
+    }
+    fn step(&mut self) -> anyhow::Result<()> {
+        match self {
+            Adam::Mtl(o) => o.step()?,
+            Adam::Libtorch(o, _) => o.step(),
+        }
+        Ok(())
+    }
+}
+
 /// Settings shared by every job.
 #[derive(Debug, Clone)]
 pub struct RunConfig {
@@ -137,6 +172,10 @@ pub struct RunConfig {
     pub agg_reps: usize,
     /// W4: the registry names to time (empty: every gradient-level method).
     pub agg_methods: Vec<String>,
+    /// The optimiser of the method rows.
+    pub optimizer: StepOptimizer,
+    /// Time each method's floor in the same process, interleaved with its steps.
+    pub pair_floor: bool,
 }
 
 impl Default for RunConfig {
@@ -156,6 +195,8 @@ impl Default for RunConfig {
             agg_dim: 1_000_000,
             agg_reps: 10,
             agg_methods: Vec::new(),
+            optimizer: StepOptimizer::Mtl,
+            pair_floor: true,
         }
     }
 }
@@ -166,29 +207,40 @@ fn sync(device: Device) {
     }
 }
 
-/// One timed measurement of a step function: warm-up, then timed steps.
+/// One timed measurement: the method's per-step times and, when paired, the floor's.
 struct Measured {
     summary: Summary,
+    floor: Option<Summary>,
     steps: usize,
+    floor_steps: usize,
     reduced: bool,
     warmup_est_ms: f64,
     foreign: f64,
     own_cores: f64,
 }
 
-fn measure(
+type StepFn<'a> = dyn FnMut(usize) -> anyhow::Result<()> + 'a;
+
+fn timed(
     cfg: &RunConfig,
-    first_step: &mut usize,
-    step: &mut dyn FnMut(usize) -> anyhow::Result<()>,
-) -> anyhow::Result<Measured> {
-    let mut warm = Vec::with_capacity(cfg.warmup);
-    for _ in 0..cfg.warmup {
+    i: &mut usize,
+    step: &mut StepFn<'_>,
+    n: usize,
+    out: &mut Vec<f64>,
+) -> anyhow::Result<()> {
+    for _ in 0..n {
         let t0 = Instant::now();
-        step(*first_step)?;
+        step(*i)?;
         sync(cfg.device);
-        warm.push(t0.elapsed().as_secs_f64());
-        *first_step += 1;
+        out.push(t0.elapsed().as_secs_f64());
+        *i += 1;
     }
+    Ok(())
+}
+
+/// The number of timed steps once warm-up has estimated a step's time: fewer when the
+/// method budget would be exceeded (as the harness's `decide_steps`).
+fn decide_steps(cfg: &RunConfig, warm: &[f64]) -> (usize, f64) {
     let mut tail: Vec<f64> = warm[warm.len() / 2..].to_vec();
     tail.sort_by(f64::total_cmp);
     let est = if tail.is_empty() {
@@ -200,42 +252,83 @@ fn measure(
     if est > 0.0 && est * steps as f64 > cfg.method_budget_s {
         steps = cfg.min_steps.max((cfg.method_budget_s / est) as usize);
     }
-    let steps = steps.min(cfg.steps).max(1);
-    let mut times = Vec::with_capacity(steps);
-    let s0 = CpuSnapshot::now();
-    for _ in 0..steps {
-        let t0 = Instant::now();
-        step(*first_step)?;
-        sync(cfg.device);
-        times.push(t0.elapsed().as_secs_f64());
-        *first_step += 1;
-    }
-    let (foreign, own_cores) = s0.contention_since(&CpuSnapshot::now());
-    Ok(Measured {
-        summary: Summary::of_seconds(&times),
-        steps,
-        reduced: steps < cfg.steps,
-        warmup_est_ms: est * 1e3,
-        foreign,
-        own_cores,
-    })
+    (steps.min(cfg.steps).max(1), est)
 }
 
-/// Measures with retries while other processes use more than the threshold of the
-/// machine, keeping the least contended attempt (as the harness's `with_retries`).
+/// The method's timed steps, and the floor's interleaved with them in up to four blocks
+/// (`floor`: the floor's step function and its step counter), so both see the same
+/// machine state; the floor gets half as many steps (at least 5).
+fn measure(
+    cfg: &RunConfig,
+    i: &mut usize,
+    step: &mut StepFn<'_>,
+    mut floor: Option<(&mut StepFn<'_>, &mut usize)>,
+    steps: usize,
+) -> anyhow::Result<(Vec<f64>, Vec<f64>, f64, f64)> {
+    let blocks = if floor.is_some() {
+        steps.clamp(1, 4)
+    } else {
+        1
+    };
+    let floor_steps = (steps / 2).max(5);
+    let mut times = Vec::with_capacity(steps);
+    let mut floor_times = Vec::with_capacity(floor_steps);
+    let s0 = CpuSnapshot::now();
+    for b in 0..blocks {
+        let chunk = |total: usize| total * (b + 1) / blocks - total * b / blocks;
+        timed(cfg, i, step, chunk(steps), &mut times)?;
+        if let Some((f, fi)) = floor.as_mut() {
+            timed(cfg, fi, *f, chunk(floor_steps), &mut floor_times)?;
+        }
+    }
+    let (foreign, own) = s0.contention_since(&CpuSnapshot::now());
+    Ok((times, floor_times, foreign, own))
+}
+
+/// Warm-up, then the timed steps (paired with the floor's when given), repeated while
+/// other processes use more than the threshold of the machine; keeps the least
+/// contended attempt (as the harness's `with_retries`).
 fn measure_with_retries(
     cfg: &RunConfig,
-    step: &mut dyn FnMut(usize) -> anyhow::Result<()>,
+    start: usize,
+    step: &mut StepFn<'_>,
+    mut floor: Option<&mut StepFn<'_>>,
 ) -> anyhow::Result<Map<String, Value>> {
-    let mut i = 0;
-    let mut attempts = vec![measure(cfg, &mut i, step)?];
-    while attempts
-        .iter()
-        .all(|a| a.foreign > cfg.contention_threshold)
-        && attempts.len() <= cfg.contention_retries
-    {
+    let mut i = start;
+    let mut warm = Vec::with_capacity(cfg.warmup);
+    timed(cfg, &mut i, step, cfg.warmup, &mut warm)?;
+    let (steps, est) = decide_steps(cfg, &warm);
+    let mut fi = 0;
+    if let Some(f) = floor.as_mut() {
+        timed(cfg, &mut fi, *f, (cfg.warmup / 2).max(2), &mut Vec::new())?;
+    }
+    let mut attempts: Vec<Measured> = Vec::new();
+    loop {
+        let (t, ft, foreign, own_cores) = measure(
+            cfg,
+            &mut i,
+            step,
+            floor.as_mut().map(|f| (&mut **f, &mut fi)),
+            steps,
+        )?;
+        attempts.push(Measured {
+            summary: Summary::of_seconds(&t),
+            floor: (!ft.is_empty()).then(|| Summary::of_seconds(&ft)),
+            steps: t.len(),
+            floor_steps: ft.len(),
+            reduced: steps < cfg.steps,
+            warmup_est_ms: est * 1e3,
+            foreign,
+            own_cores,
+        });
+        let best = attempts
+            .iter()
+            .map(|a| a.foreign)
+            .fold(f64::INFINITY, f64::min);
+        if best <= cfg.contention_threshold || attempts.len() > cfg.contention_retries {
+            break;
+        }
         std::thread::sleep(std::time::Duration::from_secs(2));
-        attempts.push(measure(cfg, &mut i, step)?);
     }
     let best = attempts
         .iter()
@@ -246,6 +339,16 @@ fn measure_with_retries(
     row.insert("warmup".into(), json!(cfg.warmup));
     row.insert("steps_reduced".into(), json!(best.reduced));
     row.insert("warmup_est_ms".into(), json!(best.warmup_est_ms));
+    if let Some(f) = best.floor {
+        row.insert("floor_paired_ms".into(), json!(f.median_ms));
+        row.insert("floor_paired_p10_ms".into(), json!(f.p10_ms));
+        row.insert("floor_paired_p90_ms".into(), json!(f.p90_ms));
+        row.insert("floor_paired_steps".into(), json!(best.floor_steps));
+        row.insert(
+            "floor_ratio".into(),
+            json!(best.summary.median_ms / f.median_ms),
+        );
+    }
     row.insert("foreign_cpu_frac".into(), json!(round3(best.foreign)));
     row.insert(
         "self_cpu_cores".into(),
@@ -287,7 +390,11 @@ pub fn run(job: &Job, cfg: &RunConfig) -> Vec<Value> {
             method,
             mode,
         } => {
-            base.insert("impl".into(), json!(IMPL));
+            let imp = match cfg.optimizer {
+                StepOptimizer::Mtl => IMPL,
+                StepOptimizer::Libtorch => "mtl+libtorch_adam",
+            };
+            base.insert("impl".into(), json!(imp));
             base.insert("workload".into(), json!(workload.name()));
             base.insert("method".into(), json!(row_method_name(method)));
             base.insert("mtl_method".into(), json!(method));
@@ -358,7 +465,13 @@ fn run_method(w: Workload, name: &str, mode: GradMode, cfg: &RunConfig) -> anyho
         trainable.extend(wt.parameters());
     }
     params::ensure_grads(&trainable)?;
-    let mut opt = OptimizerConfig::adam(w.lr()).build(trainable)?;
+    let mut opt = match cfg.optimizer {
+        StepOptimizer::Mtl => Adam::Mtl(OptimizerConfig::adam(w.lr()).build(trainable)?),
+        StepOptimizer::Libtorch => Adam::Libtorch(
+            tch::nn::OptimizerConfig::build(tch::nn::Adam::default(), model.var_store(), w.lr())?,
+            trainable,
+        ),
+    };
     let epoch = cfg.epoch;
     let mut last = None;
     let mut step = |i: usize| -> anyhow::Result<()> {
@@ -378,15 +491,58 @@ fn run_method(w: Workload, name: &str, mode: GradMode, cfg: &RunConfig) -> anyho
         last = Some(out);
         Ok(())
     };
-    let mut row = measure_with_retries(cfg, &mut step)?;
+    // The peak memory is the method's own: read after two untimed steps, before the
+    // paired floor model exists.
+    const PROBE: usize = 2;
+    for i in 0..PROBE {
+        step(i)?;
+    }
+    let peak = proc_status_mib("VmHWM");
+    let mut floor = if cfg.pair_floor {
+        let kind = match (&method_level(name), mode) {
+            (MethodLevel::Loss, _) => FloorKind::Loss,
+            (MethodLevel::Gradient, GradMode::Parameters) => FloorKind::Grad,
+            (MethodLevel::Gradient, GradMode::Representation) => FloorKind::Rep,
+        };
+        Some((FloorModel::new(w, cfg.device)?, kind))
+    } else {
+        None
+    };
+    let mut row = {
+        let mut floor_step = floor.as_mut().map(|(fm, kind)| {
+            let kind = *kind;
+            let data = &data;
+            move |i: usize| -> anyhow::Result<()> {
+                let _ = fm.step(kind, cycle(data, i))?;
+                Ok(())
+            }
+        });
+        measure_with_retries(
+            cfg,
+            PROBE,
+            &mut step,
+            floor_step.as_mut().map(|f| f as &mut StepFn<'_>),
+        )?
+    };
+    if let Some((_, kind)) = &floor {
+        row.insert("floor_paired".into(), json!(kind.row_method()));
+    }
     if let Some(out) = last {
         row.insert("loss_last".into(), json!(out.losses));
         if !out.weights.is_empty() {
             row.insert("weights_last".into(), json!(out.weights));
         }
     }
-    memory_keys(&mut row, rss0);
+    row.insert("peak_rss_mib".into(), json!(peak));
+    row.insert("rss_after_init_mib".into(), json!(rss0));
     Ok(Value::Object(row))
+}
+
+fn method_level(name: &str) -> MethodLevel {
+    list()
+        .into_iter()
+        .find(|i| i.name == name)
+        .map_or(MethodLevel::Loss, |i| i.level)
 }
 
 fn run_floor(w: Workload, kind: FloorKind, cfg: &RunConfig) -> anyhow::Result<Value> {
@@ -399,7 +555,7 @@ fn run_floor(w: Workload, kind: FloorKind, cfg: &RunConfig) -> anyhow::Result<Va
         last = Some(model.step(kind, cycle(&data, i))?);
         Ok(())
     };
-    let mut row = measure_with_retries(cfg, &mut step)?;
+    let mut row = measure_with_retries(cfg, 0, &mut step, None)?;
     if let Some(l) = last {
         row.insert("loss_sum_last".into(), json!(l.double_value(&[])));
     }

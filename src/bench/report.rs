@@ -291,8 +291,9 @@ pub fn compare_main(args: &[String]) -> Result<()> {
         "\nLibMTL / mtl, ms per training step (median), same run, {} threads. Goals: loss-level \
          >= 1.5x (lenet 1.1x) and <= 1.05x floor; gradient-level >= 2x and <= 1.15x the \
          fwd+K*bwd floor; peak memory <= LibMTL's. * = goal missed",
-        data["config"]["threads"]
+        data["environment"]["torch_num_threads"]
             .as_i64()
+            .or(data["config"]["threads"].as_i64())
             .map_or("?".into(), |t| t.to_string())
     );
     for w in &workloads {
