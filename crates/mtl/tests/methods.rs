@@ -79,7 +79,11 @@ fn train(
     let mut m = model(data, classes);
     let config = TrainerConfig::default()
         .epochs(8)
-        .batch_size(if data.len().is_multiple_of(64) { 64 } else { 52 })
+        .batch_size(if data.len().is_multiple_of(64) {
+            64
+        } else {
+            52
+        })
         .optimizer(OptimizerConfig::adam(1e-2))
         .method(method)
         .grad_mode(mode);
