@@ -5,12 +5,23 @@ use flate2::write::GzEncoder;
 use flate2::Compression;
 use mtl_core::Error;
 use mtl_data::{
-    census_income, data_root, digits, linnerud, multi_mnist, CensusConfig, CensusGroup,
-    LinnerudTargets, MultiMnistConfig, MultiTaskDataset, TargetData,
+    census_income, digits, linnerud, multi_mnist, CensusConfig, CensusGroup, LinnerudTargets,
+    MultiMnistConfig, MultiTaskDataset, TargetData,
 };
 use ndarray::array;
 use std::io::{Read, Write};
 use std::path::PathBuf;
+
+/// The committed slices of the real data sets (`tests/data`, see its README), so these
+/// tests need neither network nor `../shared/data`.
+fn slices(name: &str) -> mtl_core::Result<std::path::PathBuf> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    if root.join(name).is_dir() {
+        Ok(root)
+    } else {
+        Err(mtl_core::Error::config(format!("no test slice `{name}`")))
+    }
+}
 
 fn labels(ds: &MultiTaskDataset, k: usize) -> Vec<i64> {
     match &ds.tasks()[k].data {
@@ -48,7 +59,7 @@ impl Drop for TempRoot {
 
 #[test]
 fn multi_mnist_small_is_well_formed_and_reproducible() {
-    let root = data_root("mnist").unwrap();
+    let root = slices("mnist").unwrap();
     let config = MultiMnistConfig::sized(300, 100).seed(3);
     let a = multi_mnist(&root, &config).unwrap();
     assert_eq!(
@@ -79,7 +90,7 @@ fn multi_mnist_small_is_well_formed_and_reproducible() {
 
 #[test]
 fn multi_mnist_canvas_and_validation() {
-    let root = data_root("mnist").unwrap();
+    let root = slices("mnist").unwrap();
     let config = MultiMnistConfig {
         output_side: 36,
         ..MultiMnistConfig::sized(50, 10).validation(20)
@@ -115,7 +126,7 @@ fn multi_mnist_canvas_and_validation() {
 #[test]
 fn multi_mnist_reports_a_broken_mnist_file() {
     let tmp = TempRoot::new("mnist");
-    let real = data_root("mnist").unwrap().join("mnist");
+    let real = slices("mnist").unwrap().join("mnist");
     let dir = tmp.0.join("mnist");
     std::fs::create_dir_all(&dir).unwrap();
     for f in std::fs::read_dir(&real).unwrap() {
@@ -135,7 +146,7 @@ fn multi_mnist_reports_a_broken_mnist_file() {
 
 #[test]
 fn census_groups_on_the_first_rows() {
-    let root = data_root("census-income-kdd").unwrap();
+    let root = slices("census-income-kdd").unwrap();
     let c = census_income(
         &root,
         &CensusConfig::new(CensusGroup::Income).rows(3000, 1000),
@@ -218,7 +229,7 @@ fn first_lines(path: &std::path::Path, n: usize) -> String {
 
 #[test]
 fn census_errors_name_file_and_line() {
-    let real = data_root("census-income-kdd")
+    let real = slices("census-income-kdd")
         .unwrap()
         .join("census-income-kdd");
     let train = first_lines(&real.join("census_income_1994_1995_train.csv.gz"), 5);
@@ -290,7 +301,7 @@ fn census_errors_name_file_and_line() {
 
 #[test]
 fn linnerud_both_orientations() {
-    let root = data_root("sklearn-bundled").unwrap();
+    let root = slices("sklearn-bundled").unwrap();
     let p = linnerud(&root, LinnerudTargets::Physiological).unwrap();
     assert_eq!(p.features().row(0), array![5.0f32, 162.0, 60.0]);
     assert_eq!(p.task_names(), ["Weight", "Waist", "Pulse"]);
@@ -309,7 +320,7 @@ fn linnerud_both_orientations() {
 
 #[test]
 fn digits_with_derived_tasks() {
-    let ds = digits(data_root("sklearn-bundled").unwrap()).unwrap();
+    let ds = digits(slices("sklearn-bundled").unwrap()).unwrap();
     assert_eq!(
         ds.class_counts(0).unwrap(),
         [178, 182, 177, 183, 181, 182, 181, 179, 174, 180]
