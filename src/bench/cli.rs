@@ -51,6 +51,8 @@ options:
                        repeat a row whose window saw other processes use more than F of
                        the CPUs (default 0.10, up to 2 times)
   --quiet              no progress bar
+  --time-budget-s S    past S/2 seconds, stop re-measuring contended rows (default 480;
+                       0: no limit)
   --optimizer libtorch diagnostic: step the mtl rows with libtorch's C++ Adam (as the
                        floors do) instead of mtl_core::Optimizer; rows get impl
                        mtl+libtorch_adam
@@ -83,6 +85,9 @@ pub struct Options {
     pub in_process: bool,
     /// No progress bar.
     pub quiet: bool,
+    /// Past half of this many seconds, contended rows are no longer re-measured (0: no
+    /// limit), so a run on a busy machine still ends in bounded time.
+    pub time_budget_s: f64,
 }
 
 /// Resolves a comma list of our or LibMTL's method names to registry names.
@@ -173,6 +178,7 @@ pub fn parse_options(args: &[String]) -> Result<Options> {
     let mut rep_workloads = vec![Workload::MlpK10];
     let mut agg_ks = vec![2, 10, 40];
     let (mut floors, mut in_process, mut quiet) = (true, false, false);
+    let mut time_budget_s = 480.0;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let (flag, inline) = match a.split_once('=') {
@@ -213,6 +219,7 @@ pub fn parse_options(args: &[String]) -> Result<Options> {
             }
             "--in-process" => in_process = true,
             "--quiet" => quiet = true,
+            "--time-budget-s" => time_budget_s = value()?.parse().context("--time-budget-s")?,
             "--min-steps" => cfg.min_steps = int(value()?)?.max(1),
             "--method-budget-s" => {
                 cfg.method_budget_s = value()?.parse().context("--method-budget-s")?
@@ -244,6 +251,7 @@ pub fn parse_options(args: &[String]) -> Result<Options> {
         floors,
         in_process,
         quiet,
+        time_budget_s,
     })
 }
 
@@ -574,14 +582,38 @@ fn run_benchmark(o: &Options, argv: &[String]) -> Result<()> {
     );
     let mut rows = Vec::new();
     let mut agg_rows = Vec::new();
+    let mut late = o.clone();
+    late.cfg.contention_retries = 0;
+    let mut budget_noted = false;
     for j in &jobs {
         pb.set_message(j.label());
+        let over = o.time_budget_s > 0.0 && t0.elapsed().as_secs_f64() > o.time_budget_s / 2.0;
+        if over && !budget_noted && o.cfg.contention_retries > 0 {
+            budget_noted = true;
+            let note = format!(
+                "past half the time budget ({:.0} s): contended rows are no longer re-measured",
+                o.time_budget_s
+            );
+            if o.quiet {
+            } else if pb.is_hidden() {
+                eprintln!("{note}");
+            } else {
+                pb.println(note);
+            }
+        }
+        let opts = if over { &late } else { o };
         let got = match &exe_copy {
-            None => job::run(j, &o.cfg),
-            Some(exe) => run_child(&exe.0, j, o),
+            None => job::run(j, &opts.cfg),
+            Some(exe) => run_child(&exe.0, j, opts),
         };
         for r in &got {
-            pb.println(report::progress_line(r));
+            let line = report::progress_line(r);
+            if o.quiet {
+            } else if pb.is_hidden() {
+                eprintln!("{line}");
+            } else {
+                pb.println(line);
+            }
         }
         if matches!(j, Job::Aggregators { .. }) {
             agg_rows.extend(got);

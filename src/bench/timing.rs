@@ -20,6 +20,8 @@ pub struct Summary {
     pub min_ms: f64,
     /// The maximum.
     pub max_ms: f64,
+    /// The number of samples.
+    pub n: usize,
 }
 
 /// numpy's default (linear) percentile of sorted data, `q` in `[0, 100]`.
@@ -46,6 +48,7 @@ impl Summary {
             mean_ms: ms.iter().sum::<f64>() / n,
             min_ms: ms.first().copied().unwrap_or(f64::NAN),
             max_ms: ms.last().copied().unwrap_or(f64::NAN),
+            n: ms.len(),
         }
     }
 
