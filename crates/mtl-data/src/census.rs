@@ -163,7 +163,7 @@ pub struct CensusIncome {
 /// without 42 fields, a malformed number, or an income label other than `- 50000.` and
 /// `50000+.`; a gzip file cut short is [`Error::Parse`] at the line reached.
 ///
-/// ```
+/// ```no_run
 /// use mtl_data::{census_income, data_root, CensusConfig, CensusGroup};
 /// let c = census_income(
 ///     data_root("census-income-kdd")?,

@@ -19,7 +19,7 @@ use std::path::Path;
 /// [`Error::Format`](mtl_core::Error::Format) with the byte offset (of the
 /// decompressed stream for gzip files) and what was expected there.
 ///
-/// ```
+/// ```no_run
 /// let dir = mtl_data::data_root("mnist")?.join("mnist");
 /// let labels = mtl_data::read_idx(dir.join("t10k-labels-idx1-ubyte.gz"))?;
 /// assert_eq!(labels.shape(), [10_000]);

@@ -200,7 +200,7 @@ struct Plan {
 ///
 /// Reads `<root>/mnist/`; pass [`data_root("mnist")`](crate::data_root).
 ///
-/// ```
+/// ```no_run
 /// use mtl_data::{data_root, multi_mnist, MultiMnistConfig};
 /// let s = multi_mnist(data_root("mnist")?, &MultiMnistConfig::sized(200, 50))?;
 /// assert_eq!((s.train.len(), s.test.len(), s.train.num_features()), (200, 50, 784));

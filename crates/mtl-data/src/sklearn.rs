@@ -24,7 +24,7 @@ pub enum LinnerudTargets {
 /// `<root>/sklearn-bundled/linnerud_{exercise,physiological}.csv` (space-separated, one
 /// header line); pass [`data_root("sklearn-bundled")`](crate::data_root).
 ///
-/// ```
+/// ```no_run
 /// use mtl_data::{data_root, linnerud, LinnerudTargets};
 /// let ds = linnerud(data_root("sklearn-bundled")?, LinnerudTargets::Physiological)?;
 /// assert_eq!((ds.len(), ds.num_features()), (20, 3));
@@ -65,7 +65,7 @@ pub fn linnerud(root: impl AsRef<Path>, targets: LinnerudTargets) -> Result<Mult
 /// relating them. Reads `<root>/sklearn-bundled/digits.csv.gz` (comma-separated, no
 /// header, the label last); pass [`data_root("sklearn-bundled")`](crate::data_root).
 ///
-/// ```
+/// ```no_run
 /// use mtl_data::{data_root, digits};
 /// let ds = digits(data_root("sklearn-bundled")?)?;
 /// assert_eq!((ds.len(), ds.num_features()), (1797, 64));
