@@ -138,4 +138,23 @@ impl Error {
     pub fn config(msg: impl Into<String>) -> Self {
         Error::Config(msg.into())
     }
+
+    /// Fills in the training step of a [`Error::NonFinite`] raised by code that did not
+    /// know it (an aggregator called on a bare Jacobian); other errors pass unchanged.
+    pub fn at_step(self, step: u64) -> Self {
+        match self {
+            Error::NonFinite {
+                what,
+                task,
+                step: None,
+                value,
+            } => Error::NonFinite {
+                what,
+                task,
+                step: Some(step),
+                value,
+            },
+            other => other,
+        }
+    }
 }

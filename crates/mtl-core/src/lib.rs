@@ -32,7 +32,10 @@ pub use arch::{
 pub use checkpoint::Checkpoint;
 pub use device::{select_device, DeviceRequest};
 pub use error::{Error, Result};
-pub use jacobian::{check_jacobian, check_losses, task_jacobian};
+pub use jacobian::{
+    check_jacobian, check_losses, empty_jacobian, first_non_finite_row, task_jacobian,
+    write_jacobian_row,
+};
 pub use optim::{clip_grad_norm, Optimizer, OptimizerConfig};
 pub use params::{task_path, ParamGroups};
 pub use schedule::LrSchedule;

@@ -220,14 +220,30 @@ impl Optimizer {
                         if weight_decay != 0.0 && decoupled_weight_decay {
                             let _ = p.f_mul_scalar_(1.0 - lr * weight_decay)?;
                         }
+                        // In place, as torch.optim.Adam: m ← lerp(m, g, 1−β1),
+                        // v ← lerp(v, g², 1−β2), p ← p − (lr/bc1)·m / (√v/√bc2 + ε).
+                        // The step size and both bias corrections are folded into one
+                        // scale-and-shift of √v, so the update is seven kernels and two
+                        // temporaries per tensor; on small models the kernel count, not
+                        // the arithmetic, is the cost.
                         let m = &mut self.first[i];
-                        let _ = m.f_mul_scalar_(beta1)?.f_add_(&(&g * (1.0 - beta1)))?;
+                        let _ = m.f_lerp_(&g, 1.0 - beta1)?;
                         let v = &mut self.second[i];
-                        let _ = v.f_mul_scalar_(beta2)?.f_add_(&(&g * &g * (1.0 - beta2)))?;
+                        let _ = v.f_lerp_(&g.f_square()?, 1.0 - beta2)?;
                         let bc1 = 1.0 - beta1.powf(t);
                         let bc2 = 1.0 - beta2.powf(t);
-                        let denom = (&*v / bc2).f_sqrt()? + eps;
-                        let _ = p.f_sub_(&(&*m / denom * (lr / bc1)))?;
+                        let step_size = lr / bc1;
+                        if step_size == 0.0 {
+                            // A warm-up at lr = 0 moves nothing (and the fold below
+                            // would divide by zero).
+                            continue;
+                        }
+                        // denom = −(√v/√bc2 + ε)/step_size, so p + m/denom is the update.
+                        let mut denom = v.f_sqrt()?;
+                        let _ = denom
+                            .f_mul_scalar_(-1.0 / (bc2.sqrt() * step_size))?
+                            .f_add_scalar_(-eps / step_size)?;
+                        let _ = p.f_addcdiv_(m, &denom)?;
                     }
                 }
             }
@@ -382,6 +398,51 @@ mod tests {
             (got[0] - 0.9).abs() < 1e-7 && (got[1] + 0.9).abs() < 1e-7,
             "{got:?}"
         );
+    }
+
+    #[test]
+    fn adam_follows_the_textbook_update_over_several_steps() {
+        // Kingma & Ba, Algorithm 1 (with AdamW's decoupled decay), in plain f64.
+        for (cfg, wd) in [
+            (OptimizerConfig::adam(0.05), 0.0),
+            (OptimizerConfig::adamw(0.05), 0.01),
+        ] {
+            let w = Tensor::from_slice(&[1.5f64, -0.7, 0.0]).set_requires_grad(true);
+            let mut opt = cfg.build(vec![w.shallow_clone()]).unwrap();
+            let (b1, b2, eps, lr) = (0.9f64, 0.999f64, 1e-8, 0.05);
+            let mut x = vec![1.5f64, -0.7, 0.0];
+            let (mut m, mut v) = (vec![0.0; 3], vec![0.0; 3]);
+            for t in 1..=6 {
+                opt.zero_grad();
+                (&w * &w * &w + &w).sum(Kind::Double).backward();
+                opt.step().unwrap();
+                for i in 0..3 {
+                    let g = 3.0 * x[i] * x[i] + 1.0;
+                    x[i] *= 1.0 - lr * wd;
+                    m[i] = b1 * m[i] + (1.0 - b1) * g;
+                    v[i] = b2 * v[i] + (1.0 - b2) * g * g;
+                    let mh = m[i] / (1.0 - b1.powi(t));
+                    let vh = v[i] / (1.0 - b2.powi(t));
+                    x[i] -= lr * mh / (vh.sqrt() + eps);
+                }
+            }
+            let got: Vec<f64> = Vec::try_from(&w.detach()).unwrap();
+            for (a, b) in got.iter().zip(&x) {
+                assert!((a - b).abs() < 1e-12, "{got:?} vs {x:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn adam_at_zero_learning_rate_moves_nothing() {
+        let w = Tensor::from_slice(&[1.0f64, -2.0]).set_requires_grad(true);
+        let mut opt = OptimizerConfig::adam(0.1)
+            .build(vec![w.shallow_clone()])
+            .unwrap();
+        opt.set_lr(0.0);
+        (&w * &w).sum(Kind::Double).backward();
+        opt.step().unwrap();
+        assert_eq!(Vec::<f64>::try_from(&w.detach()).unwrap(), vec![1.0, -2.0]);
     }
 
     #[test]

@@ -26,6 +26,11 @@ impl Gram {
     }
     /// G = J Jᵀ of a `[K, d]` Jacobian (computed in J's dtype on J's device, then
     /// moved to the CPU in f64).
+    ///
+    /// Also the Jacobian's finiteness check, at no extra pass over J: a NaN or Inf in
+    /// row k makes G's diagonal entry ‖g_k‖² non-finite. Only then are the rows scanned,
+    /// to name the task; finite rows whose squared norm overflows J's dtype are reported
+    /// as an overflow of the Gram matrix.
     pub fn of(jacobian: &Tensor) -> Result<Self> {
         check_jacobian_shape(jacobian)?;
         let k = jacobian.size()[0] as usize;
@@ -34,6 +39,15 @@ impl Gram {
             .f_to_kind(Kind::Double)?
             .f_to_device(tch::Device::Cpu)?;
         let data = Vec::<f64>::try_from(g.f_reshape([-1])?)?;
+        if let Some(i) = (0..k).find(|&i| !data[i * k + i].is_finite()) {
+            mtl_core::first_non_finite_row(jacobian, None)?;
+            return Err(Error::NonFinite {
+                what: "Gram matrix of the Jacobian (overflow of the squared norm)".into(),
+                task: Some(i),
+                step: None,
+                value: data[i * k + i].to_string(),
+            });
+        }
         Ok(Gram { k, data })
     }
     /// K.
@@ -50,8 +64,9 @@ impl Gram {
     }
 }
 
-/// Checks that a Jacobian is a non-empty `[K, d]` matrix with finite entries; names the
-/// first task whose row holds NaN or Inf.
+/// Checks that a Jacobian is a non-empty `[K, d]` matrix. Finiteness is checked where
+/// it costs least: by [`Gram::of`] on the Gram path, by [`mtl_core::check_jacobian`]
+/// elsewhere.
 pub fn check_jacobian_shape(jacobian: &Tensor) -> Result<()> {
     let size = jacobian.size();
     if size.len() != 2 || size[0] == 0 {
@@ -61,7 +76,7 @@ pub fn check_jacobian_shape(jacobian: &Tensor) -> Result<()> {
             format!("{size:?}"),
         ));
     }
-    mtl_core::check_jacobian(jacobian, None)
+    Ok(())
 }
 
 /// wᵀJ: the combination of the Jacobian's rows with weights `w` (length K), in J's

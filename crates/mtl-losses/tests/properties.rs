@@ -222,6 +222,61 @@ fn registered_aggregators_build_and_run() {
     assert!(by_name("Trimmed-Mean", 3, 0).is_ok());
 }
 
+/// NaN or Inf in one task's row is a typed error naming that task and the step, from
+/// every aggregator (each checks J where it is cheapest: the Gram diagonal or one
+/// reduction), and a rejected Jacobian does not advance a method's random state.
+#[test]
+fn non_finite_rows_name_the_task_and_step() {
+    let losses = [1.0, 2.0, 0.5, 3.0];
+    let ctx = StepContext {
+        step: 9,
+        epoch: 0,
+        losses: &losses,
+    };
+    let every: Vec<&str> = list()
+        .into_iter()
+        .filter(|i| i.level == MethodLevel::Gradient)
+        .map(|i| i.name)
+        .collect();
+    assert!(every.len() > SUITE.len());
+    for name in every {
+        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            for kind in [tch::Kind::Float, tch::Kind::Double] {
+                let j = support::sample(4, 9, 21).to_kind(kind);
+                let _ = j.get(2).get(5).fill_(bad);
+                let Method::Aggregator(mut agg) = by_name(name, 4, 0).unwrap() else {
+                    panic!("{name} is not an aggregator");
+                };
+                match agg.aggregate(&j, &ctx) {
+                    Err(mtl_core::Error::NonFinite {
+                        task: Some(2),
+                        step: Some(9),
+                        ..
+                    }) => {}
+                    other => panic!("{name} {bad} {kind:?}: {:?}", other.map(|a| a.weights)),
+                }
+            }
+        }
+        // After a rejected step, the method gives what a fresh one gives.
+        let good = support::sample(4, 9, 21);
+        let bad = good.copy();
+        let _ = bad.get(0).get(0).fill_(f64::NAN);
+        let Method::Aggregator(mut used) = by_name(name, 4, 0).unwrap() else {
+            unreachable!()
+        };
+        let Method::Aggregator(mut fresh) = by_name(name, 4, 0).unwrap() else {
+            unreachable!()
+        };
+        assert!(used.aggregate(&bad, &ctx).is_err());
+        let a = to_vec(&used.aggregate(&good, &ctx).unwrap().gradient);
+        let b = to_vec(&fresh.aggregate(&good, &ctx).unwrap().gradient);
+        assert_eq!(
+            a, b,
+            "{name}: a rejected Jacobian changed the method's state"
+        );
+    }
+}
+
 /// K = 48 > d: the active-set solves stay exact with many dependent rows.
 #[test]
 fn many_tasks() {

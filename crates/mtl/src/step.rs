@@ -4,7 +4,10 @@
 //! (data-parallel all-reduce) could sit between the stages without the methods knowing.
 
 use crate::model::MultiTaskModel;
-use mtl_core::{check_jacobian, check_losses, params, Error, ParamGroups, Result, TaskTarget};
+use mtl_core::{
+    check_losses, empty_jacobian, params, write_jacobian_row, Error, ParamGroups, Result,
+    TaskTarget,
+};
 use mtl_losses::{Method, StepContext};
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
@@ -117,8 +120,9 @@ pub(crate) fn combine_and_backward(
             };
             let keep_graph = representation || aux.is_some();
             let jac = jacobian_and_head_grads(losses, &wrt, groups, keep_graph)?;
-            check_jacobian(&jac, Some(step))?;
-            let agg = a.aggregate(&jac, &ctx)?;
+            // The aggregator checks J for NaN/Inf where it is cheapest (on the Gram
+            // diagonal when it forms one); the step adds its number to the error.
+            let agg = a.aggregate(&jac, &ctx).map_err(|e| e.at_step(step))?;
             if representation {
                 let z = &wrt[0];
                 let g = agg.gradient.f_view(z.size().as_slice())?.f_detach()?;
@@ -152,11 +156,10 @@ fn jacobian_and_head_grads(
 ) -> Result<Tensor> {
     let k = losses.len();
     params::ensure_grads(&groups.all_tensors())?;
-    let mut rows = Vec::with_capacity(k);
-    let d: i64 = wrt.iter().map(|p| p.numel() as i64).sum();
+    let jac = empty_jacobian(k, wrt)?;
     for (t, loss) in losses.iter().enumerate() {
         if !loss.requires_grad() {
-            rows.push(Tensor::f_zeros([d], (loss.kind(), loss.device()))?);
+            let _ = jac.f_select(0, t as i64)?.f_zero_()?;
             continue;
         }
         let own = groups.task.get(t).map(|g| g.as_slice()).unwrap_or(&[]);
@@ -165,23 +168,7 @@ fn jacobian_and_head_grads(
         let keep = keep_last_graph || t + 1 < k;
         let grads = Tensor::f_run_backward(&[loss], &inputs, keep, false)?;
         let (shared_g, own_g) = grads.split_at(wrt.len());
-        let flat = shared_g
-            .iter()
-            .zip(wrt)
-            .map(|(g, p)| {
-                if g.defined() {
-                    g.f_reshape([-1])
-                } else {
-                    p.f_zeros_like()?.f_reshape([-1])
-                }
-            })
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        // An architecture with no shared parameters (soft sharing) has a K × 0 Jacobian.
-        rows.push(if flat.is_empty() {
-            Tensor::f_zeros([0], (loss.kind(), loss.device()))?
-        } else {
-            Tensor::f_cat(&flat, 0)?
-        });
+        write_jacobian_row(&jac, t, shared_g, wrt)?;
         tch::no_grad(|| -> Result<()> {
             for (p, g) in own.iter().zip(own_g) {
                 if g.defined() {
@@ -191,5 +178,5 @@ fn jacobian_and_head_grads(
             Ok(())
         })?;
     }
-    Ok(Tensor::f_stack(&rows, 0)?)
+    Ok(jac)
 }

@@ -217,6 +217,7 @@ impl Aggregator for GradNorm {
                          rates L_k/L_k(0) need positive initial losses"
                     )));
                 }
+                mtl_core::check_jacobian(jacobian, Some(ctx.step))?;
                 self.initial_losses = Some(losses.to_vec());
                 let ones = vec![1.0; k];
                 return Ok(Aggregation {
@@ -234,7 +235,7 @@ impl Aggregator for GradNorm {
             )));
         }
 
-        let gram = Gram::of(jacobian)?;
+        let gram = Gram::of(jacobian).map_err(|e| e.at_step(ctx.step))?;
         let norms: Vec<f64> = (0..k).map(|i| gram.get(i, i).max(0.0).sqrt()).collect();
         let p = softmax(&self.logits);
         let kf = k as f64;

@@ -202,16 +202,20 @@ impl Aggregator for GradVac {
     }
 
     fn aggregate(&mut self, jacobian: &Tensor, ctx: &StepContext) -> Result<Aggregation> {
-        crate::solvers::checked_rows("gradvac", jacobian, ctx, Some(self.num_tasks))?;
+        // Orders are drawn from a copy, committed only when the step succeeds, so a
+        // rejected Jacobian leaves the generator where it was.
+        let mut rng = self.rng.clone();
         let k = self.num_tasks;
         let orders: Vec<Vec<usize>> = (0..k)
             .map(|i| {
                 let mut others: Vec<usize> = (0..k).filter(|&j| j != i).collect();
-                others.shuffle(&mut self.rng);
+                others.shuffle(&mut rng);
                 others
             })
             .collect();
-        self.aggregate_with_orders(jacobian, ctx, &orders)
+        let out = self.aggregate_with_orders(jacobian, ctx, &orders)?;
+        self.rng = rng;
+        Ok(out)
     }
 
     /// The similarity targets and the generator's position.

@@ -218,8 +218,10 @@ impl Aggregator for PcGrad {
         "pcgrad"
     }
 
-    fn aggregate(&mut self, jacobian: &Tensor, _ctx: &StepContext) -> Result<Aggregation> {
-        let gram = self.checked_gram(jacobian)?;
+    fn aggregate(&mut self, jacobian: &Tensor, ctx: &StepContext) -> Result<Aggregation> {
+        let gram = self
+            .checked_gram(jacobian)
+            .map_err(|e| e.at_step(ctx.step))?;
         let k = self.num_tasks;
         let orders: Vec<Vec<usize>> = (0..k)
             .map(|_| {

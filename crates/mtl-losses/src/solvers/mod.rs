@@ -79,7 +79,8 @@ pub(crate) fn checked_rows(
     ctx: &crate::StepContext,
     expected: Option<usize>,
 ) -> Result<usize> {
-    crate::gram::check_jacobian_shape(jacobian).map_err(|e| with_step(e, ctx.step))?;
+    crate::gram::check_jacobian_shape(jacobian)?;
+    mtl_core::check_jacobian(jacobian, Some(ctx.step))?;
     let k = jacobian.size()[0] as usize;
     check_task_count(context, expected, k)?;
     Ok(k)
@@ -92,7 +93,7 @@ pub(crate) fn checked_gram(
     ctx: &crate::StepContext,
     expected: Option<usize>,
 ) -> Result<crate::gram::Gram> {
-    let gram = crate::gram::Gram::of(jacobian).map_err(|e| with_step(e, ctx.step))?;
+    let gram = crate::gram::Gram::of(jacobian).map_err(|e| e.at_step(ctx.step))?;
     check_task_count(context, expected, gram.k())?;
     if let Some(v) = gram.as_slice().iter().find(|v| !v.is_finite()) {
         // Finite rows whose inner products overflow the dtype.
@@ -112,18 +113,4 @@ pub(crate) fn weighted(weights: Vec<f64>, jacobian: &tch::Tensor) -> Result<crat
         gradient: crate::gram::combine(&weights, jacobian)?,
         weights: Some(weights),
     })
-}
-
-fn with_step(e: Error, step: u64) -> Error {
-    match e {
-        Error::NonFinite {
-            what, task, value, ..
-        } => Error::NonFinite {
-            what,
-            task,
-            step: Some(step),
-            value,
-        },
-        other => other,
-    }
 }
