@@ -18,6 +18,7 @@ pub mod gram;
 pub mod methods;
 pub mod registry;
 pub mod solvers;
+mod state;
 mod traits;
 
 pub use registry::{by_name, list, Method, MethodInfo, MethodLevel};

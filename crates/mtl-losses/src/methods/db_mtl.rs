@@ -43,6 +43,7 @@
 
 use crate::gram;
 use crate::solvers::checked_rows;
+use crate::state;
 use crate::{Aggregation, Aggregator, StepContext};
 use mtl_core::{Error, Result};
 use tch::{Device, Kind, Tensor};
@@ -138,43 +139,6 @@ pub(super) fn context_losses<'a>(
     Ok(ctx.losses)
 }
 
-/// A K × d state tensor as JSON (`shape`, `values` in f64), for checkpoints.
-pub(super) fn tensor_to_json(t: &Tensor) -> serde_json::Value {
-    let values = t
-        .f_to_kind(Kind::Double)
-        .and_then(|t| t.f_to_device(Device::Cpu))
-        .and_then(|t| t.f_reshape([-1]))
-        .ok()
-        .and_then(|t| Vec::<f64>::try_from(t).ok());
-    match values {
-        Some(v) => serde_json::json!({ "shape": t.size(), "values": v }),
-        None => serde_json::Value::Null,
-    }
-}
-
-/// The inverse of [`tensor_to_json`] for a `[rows, d]` tensor (f64, on the CPU).
-pub(super) fn tensor_from_json(method: &str, v: &serde_json::Value, rows: usize) -> Result<Tensor> {
-    let bad = |what: &str| Error::config(format!("{method} state: {what}"));
-    let shape: Vec<i64> = serde_json::from_value(v.get("shape").cloned().unwrap_or_default())
-        .map_err(|_| bad("no `shape`"))?;
-    let values: Vec<f64> = serde_json::from_value(v.get("values").cloned().unwrap_or_default())
-        .map_err(|_| bad("no `values`"))?;
-    if shape.len() != 2 || shape[0] != rows as i64 {
-        return Err(Error::TaskCount {
-            context: format!("{method} state"),
-            expected: rows,
-            got: shape.first().copied().unwrap_or(0).max(0) as usize,
-        });
-    }
-    if shape[1] < 0 || values.len() as i64 != shape[0] * shape[1] {
-        return Err(bad("`values` does not match `shape`"));
-    }
-    if let Some(x) = values.iter().find(|x| !x.is_finite()) {
-        return Err(bad(&format!("non-finite value {x}")));
-    }
-    Ok(Tensor::from_slice(&values).f_view([shape[0], shape[1]])?)
-}
-
 impl Aggregator for DbMtl {
     fn name(&self) -> &'static str {
         "db_mtl"
@@ -245,31 +209,15 @@ impl Aggregator for DbMtl {
     fn state(&self) -> serde_json::Value {
         serde_json::json!({
             "step": self.step,
-            "buffer": self.buffer.as_ref().map(tensor_to_json),
+            "buffer": self.buffer.as_ref().map(state::tensor_to_json),
             "last_scales": self.last_scales,
         })
     }
 
     fn load_state(&mut self, state: &serde_json::Value) -> Result<()> {
-        let bad = |what: &str| Error::config(format!("db_mtl state: {what} in {state}"));
-        let step = state
-            .get("step")
-            .and_then(|v| v.as_u64())
-            .ok_or_else(|| bad("no `step`"))?;
-        let buffer = match state.get("buffer") {
-            None | Some(serde_json::Value::Null) => None,
-            Some(b) => Some(tensor_from_json("db_mtl", b, self.num_tasks)?),
-        };
-        let scales: Vec<f64> =
-            serde_json::from_value(state.get("last_scales").cloned().unwrap_or_default())
-                .map_err(|_| bad("no `last_scales`"))?;
-        if scales.len() != self.num_tasks {
-            return Err(Error::TaskCount {
-                context: "db_mtl state".into(),
-                expected: self.num_tasks,
-                got: scales.len(),
-            });
-        }
+        let step = state::step("db_mtl", state)?;
+        let buffer = state::optional_tensor("db_mtl", state, "buffer", self.num_tasks)?;
+        let scales = state::task_vector("db_mtl", state, "last_scales", self.num_tasks)?;
         self.step = step;
         self.buffer = buffer;
         self.last_scales = scales;

@@ -38,6 +38,7 @@
 //! ```
 
 use super::static_weights::checked_losses;
+use crate::state;
 use crate::{StepContext, Weighting};
 use mtl_core::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -249,17 +250,9 @@ impl Weighting for Dwa {
                 let mut next = self.clone();
                 next.close_epoch();
                 next.state.epoch = Some(ctx.epoch);
-                let weights = next.weights_for(ctx.epoch).map_err(|e| match e {
-                    Error::NonFinite {
-                        what, task, value, ..
-                    } => Error::NonFinite {
-                        what,
-                        task,
-                        step: Some(ctx.step),
-                        value,
-                    },
-                    other => other,
-                })?;
+                let weights = next
+                    .weights_for(ctx.epoch)
+                    .map_err(|e| e.at_step(ctx.step))?;
                 next.last_weights = weights;
                 *self = next;
             }
@@ -280,21 +273,14 @@ impl Weighting for Dwa {
 
     /// The epoch being accumulated, its running sums and the last two epoch means.
     fn state(&self) -> serde_json::Value {
-        serde_json::to_value(&self.state).unwrap_or(serde_json::Value::Null)
+        state::to_json(&self.state)
     }
 
     fn load_state(&mut self, state: &serde_json::Value) -> Result<()> {
-        let parsed: DwaState = serde_json::from_value(state.clone())
-            .map_err(|e| Error::config(format!("dwa state: {e} in {state}")))?;
+        let parsed: DwaState = state::from_json("dwa", state)?;
         let k = self.num_tasks;
         for v in std::iter::once(&parsed.sums).chain(parsed.completed.iter().map(|(_, m)| m)) {
-            if v.len() != k {
-                return Err(Error::TaskCount {
-                    context: "dwa state".into(),
-                    expected: k,
-                    got: v.len(),
-                });
-            }
+            state::check_len("dwa", k, v)?;
         }
         let mut next = self.clone();
         next.state = parsed;

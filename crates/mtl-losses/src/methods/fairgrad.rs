@@ -47,9 +47,8 @@
 //! assert!((w[0] - 1.0).abs() < 1e-9 && (w[1] - 0.5).abs() < 1e-9);
 //! ```
 
-use super::nash_mtl::solve_spd;
 use crate::gram::Gram;
-use crate::solvers::{checked_gram, kind_eps, min_norm_simplex, weighted};
+use crate::solvers::{checked_gram, kind_eps, min_norm_simplex, solve_spd, weighted};
 use crate::{Aggregation, Aggregator, StepContext};
 use mtl_core::{Error, Result};
 use tch::Tensor;

@@ -45,6 +45,7 @@
 //! ```
 
 use super::static_weights::checked_losses;
+use crate::state;
 use crate::{StepContext, Weighting};
 use mtl_core::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -275,22 +276,15 @@ impl Weighting for Famo {
 
     /// The logits, their Adam moments and step, and the losses awaiting their update.
     fn state(&self) -> serde_json::Value {
-        serde_json::to_value(&self.state).unwrap_or(serde_json::Value::Null)
+        state::to_json(&self.state)
     }
 
     fn load_state(&mut self, state: &serde_json::Value) -> Result<()> {
-        let parsed: FamoState = serde_json::from_value(state.clone())
-            .map_err(|e| Error::config(format!("famo state: {e} in {state}")))?;
+        let parsed: FamoState = state::from_json("famo", state)?;
         let k = self.num_tasks;
         let vectors = [&parsed.logits, &parsed.adam_m, &parsed.adam_v];
         for v in vectors.into_iter().chain(parsed.pending.as_ref()) {
-            if v.len() != k {
-                return Err(Error::TaskCount {
-                    context: "famo state".into(),
-                    expected: k,
-                    got: v.len(),
-                });
-            }
+            state::check_len("famo", k, v)?;
             if let Some((task, x)) = v.iter().enumerate().find(|(_, x)| !x.is_finite()) {
                 return Err(Error::NonFinite {
                     what: "famo state".into(),

@@ -51,6 +51,7 @@
 //! ```
 
 use crate::gram::{self, Gram};
+use crate::state;
 use crate::{Aggregation, Aggregator, StepContext};
 use mtl_core::{Error, Result};
 use tch::Tensor;
@@ -302,13 +303,7 @@ impl Aggregator for GradNorm {
         let last = vector("last_logit_gradient")?;
         let k = self.logits.len();
         for v in std::iter::once(&logits).chain(&initial).chain(&last) {
-            if v.len() != k {
-                return Err(Error::TaskCount {
-                    context: "gradnorm state".into(),
-                    expected: k,
-                    got: v.len(),
-                });
-            }
+            state::check_len("gradnorm", k, v)?;
         }
         self.logits = logits;
         self.initial_losses = initial;

@@ -46,6 +46,7 @@
 
 use crate::gram::Gram;
 use crate::solvers::{checked_gram, weighted};
+use crate::state;
 use crate::{Aggregation, Aggregator, StepContext};
 use mtl_core::{derive_rng, Error, Result, SeededRng};
 use rand::seq::SliceRandom;
@@ -237,10 +238,7 @@ impl Aggregator for GradVac {
                 format!("{} values", targets.len()),
             ));
         }
-        let rng = state
-            .get("rng")
-            .ok_or_else(|| Error::config(format!("gradvac state without `rng`: {state}")))?;
-        self.rng = mtl_core::checkpoint::rng_from_state(rng)?;
+        self.rng = state::rng("gradvac", state)?;
         self.targets = targets;
         Ok(())
     }

@@ -37,6 +37,7 @@
 //! assert!((g[0] + 0.5).abs() < 1e-6 && (g[1] - 1.0).abs() < 1e-6);
 //! ```
 
+use super::log_scale::{default_log_scales, log_scales};
 use super::static_weights::checked_losses;
 use crate::{StepContext, Weighting};
 use mtl_core::{Error, Result};
@@ -59,12 +60,7 @@ impl ImtlL {
     /// For `num_tasks` tasks, sₖ = 0, stored as f32 on the CPU; `combine` moves it to
     /// the losses' dtype and device inside the graph, so the gradient still reaches it.
     pub fn new(num_tasks: usize) -> Self {
-        let loss_scale = Tensor::full(
-            [num_tasks as i64],
-            Self::DEFAULT_INIT,
-            (Kind::Float, Device::Cpu),
-        )
-        .set_requires_grad(true);
+        let loss_scale = default_log_scales(num_tasks, Self::DEFAULT_INIT);
         ImtlL {
             num_tasks,
             loss_scale,
@@ -75,27 +71,17 @@ impl ImtlL {
     /// For `num_tasks` (≥ 1) tasks with every sₖ = `init` (finite), stored with the
     /// given floating dtype and device.
     pub fn with_init(num_tasks: usize, init: f64, kind: Kind, device: Device) -> Result<Self> {
-        if num_tasks == 0 {
-            return Err(Error::TaskCount {
-                context: "imtl_l".into(),
-                expected: 0,
-                got: 0,
-            });
-        }
-        if !init.is_finite() {
-            return Err(Error::config(format!(
-                "imtl_l: the initial log-scale must be finite, got {init}"
-            )));
-        }
-        let loss_scale = Tensor::f_full([num_tasks as i64], init, (kind, device))?;
-        if !loss_scale.f_is_floating_point()? {
-            return Err(Error::config(format!(
-                "imtl_l: the log-scales need a floating dtype, got {kind:?}"
-            )));
-        }
+        let loss_scale = log_scales(
+            "imtl_l",
+            ["the initial log-scale", "the log-scales"],
+            num_tasks,
+            init,
+            kind,
+            device,
+        )?;
         Ok(ImtlL {
             num_tasks,
-            loss_scale: loss_scale.set_requires_grad(true),
+            loss_scale,
             last_weights: vec![init.exp(); num_tasks],
         })
     }

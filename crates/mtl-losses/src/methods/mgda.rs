@@ -184,17 +184,9 @@ impl Aggregator for Mgda {
     }
     fn aggregate(&mut self, jacobian: &Tensor, ctx: &StepContext) -> Result<Aggregation> {
         let gram = checked_gram("mgda", jacobian, ctx, self.num_tasks)?;
-        let w = self.weights(&gram, ctx.losses).map_err(|e| match e {
-            Error::NonFinite {
-                what, task, value, ..
-            } => Error::NonFinite {
-                what,
-                task,
-                step: Some(ctx.step),
-                value,
-            },
-            other => other,
-        })?;
+        let w = self
+            .weights(&gram, ctx.losses)
+            .map_err(|e| e.at_step(ctx.step))?;
         weighted(w, jacobian)
     }
 }

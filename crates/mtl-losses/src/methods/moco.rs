@@ -44,9 +44,10 @@
 //! assert!((g[0] - 0.25).abs() < 1e-6 && (g[1] - 0.25).abs() < 1e-6);
 //! ```
 
-use super::db_mtl::{context_losses, tensor_from_json, tensor_to_json};
+use super::db_mtl::context_losses;
 use crate::gram::{self, Gram};
 use crate::solvers::checked_rows;
+use crate::state;
 use crate::{Aggregation, Aggregator, StepContext};
 use mtl_core::{Error, Result};
 use tch::{Device, Kind, Tensor};
@@ -290,34 +291,15 @@ impl Aggregator for MoCo {
     fn state(&self) -> serde_json::Value {
         serde_json::json!({
             "step": self.step,
-            "tracked": self.tracked.as_ref().map(tensor_to_json),
+            "tracked": self.tracked.as_ref().map(state::tensor_to_json),
             "lambda": self.lambda,
         })
     }
 
     fn load_state(&mut self, state: &serde_json::Value) -> Result<()> {
-        let bad = |what: &str| Error::config(format!("moco state: {what} in {state}"));
-        let step = state
-            .get("step")
-            .and_then(|v| v.as_u64())
-            .ok_or_else(|| bad("no `step`"))?;
-        let tracked = match state.get("tracked") {
-            None | Some(serde_json::Value::Null) => None,
-            Some(t) => Some(tensor_from_json("moco", t, self.num_tasks)?),
-        };
-        let lambda: Vec<f64> =
-            serde_json::from_value(state.get("lambda").cloned().unwrap_or_default())
-                .map_err(|_| bad("no `lambda`"))?;
-        if lambda.len() != self.num_tasks {
-            return Err(Error::TaskCount {
-                context: "moco state".into(),
-                expected: self.num_tasks,
-                got: lambda.len(),
-            });
-        }
-        if lambda.iter().any(|v| !v.is_finite()) {
-            return Err(bad("non-finite `lambda`"));
-        }
+        let step = state::step("moco", state)?;
+        let tracked = state::optional_tensor("moco", state, "tracked", self.num_tasks)?;
+        let lambda = state::finite_task_vector("moco", state, "lambda", self.num_tasks)?;
         self.step = step;
         self.tracked = tracked;
         self.lambda = lambda;

@@ -17,6 +17,7 @@ mod gradvac;
 mod imtl_g;
 mod imtl_l;
 mod krum;
+mod log_scale;
 mod mean;
 mod mgda;
 mod moco;

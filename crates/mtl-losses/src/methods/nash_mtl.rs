@@ -54,7 +54,8 @@
 //! assert!((a[0] / a[1] - 2.0).abs() < 1e-3);
 //! ```
 
-use crate::solvers::{checked_gram, min_norm_simplex, weighted};
+use crate::solvers::{checked_gram, min_norm_simplex, solve_spd, weighted};
+use crate::state;
 use crate::{Aggregation, Aggregator, StepContext};
 use mtl_core::{Error, Result};
 use tch::Tensor;
@@ -357,54 +358,6 @@ fn barrier(g: &[f64], c: &[f64], r: f64, mut alpha: Vec<f64>) -> Option<Vec<f64>
     centred
 }
 
-/// Solves H x = b for a symmetric positive-definite H by Cholesky after symmetric
-/// diagonal scaling (the barrier Hessian's rows differ by many orders of magnitude near
-/// the boundary); `None` when a pivot is not positive.
-pub(super) fn solve_spd(h: &[f64], b: &[f64]) -> Option<Vec<f64>> {
-    let k = b.len();
-    let d: Vec<f64> = (0..k)
-        .map(|i| {
-            let v = h[i * k + i];
-            (v > 0.0 && v.is_finite()).then(|| 1.0 / v.sqrt())
-        })
-        .collect::<Option<_>>()?;
-    let mut a: Vec<f64> = (0..k * k).map(|e| h[e] * d[e / k] * d[e % k]).collect();
-    for j in 0..k {
-        let mut p = a[j * k + j];
-        for m in 0..j {
-            p -= a[j * k + m] * a[j * k + m];
-        }
-        if p.is_nan() || p <= 1e-14 {
-            return None;
-        }
-        let p = p.sqrt();
-        a[j * k + j] = p;
-        for i in j + 1..k {
-            let mut v = a[i * k + j];
-            for m in 0..j {
-                v -= a[i * k + m] * a[j * k + m];
-            }
-            a[i * k + j] = v / p;
-        }
-    }
-    let mut x: Vec<f64> = (0..k).map(|i| b[i] * d[i]).collect();
-    for i in 0..k {
-        let mut v = x[i];
-        for m in 0..i {
-            v -= a[i * k + m] * x[m];
-        }
-        x[i] = v / a[i * k + i];
-    }
-    for i in (0..k).rev() {
-        let mut v = x[i];
-        for m in i + 1..k {
-            v -= a[m * k + i] * x[m];
-        }
-        x[i] = v / a[i * k + i];
-    }
-    Some(x.iter().zip(&d).map(|(x, d)| x * d).collect())
-}
-
 impl Aggregator for NashMtl {
     fn name(&self) -> &'static str {
         "nash_mtl"
@@ -442,24 +395,8 @@ impl Aggregator for NashMtl {
     }
 
     fn load_state(&mut self, state: &serde_json::Value) -> Result<()> {
-        let bad = |what: &str| Error::config(format!("nash_mtl state: {what} in {state}"));
-        let step = state
-            .get("step")
-            .and_then(|v| v.as_u64())
-            .ok_or_else(|| bad("no `step`"))?;
-        let alpha: Vec<f64> =
-            serde_json::from_value(state.get("alpha").cloned().unwrap_or_default())
-                .map_err(|_| bad("no `alpha`"))?;
-        if alpha.len() != self.num_tasks {
-            return Err(Error::TaskCount {
-                context: "nash_mtl state".into(),
-                expected: self.num_tasks,
-                got: alpha.len(),
-            });
-        }
-        if alpha.iter().any(|a| !a.is_finite()) {
-            return Err(bad("non-finite `alpha`"));
-        }
+        let step = state::step("nash_mtl", state)?;
+        let alpha = state::finite_task_vector("nash_mtl", state, "alpha", self.num_tasks)?;
         self.step = step;
         self.alpha = alpha;
         Ok(())

@@ -40,6 +40,7 @@
 //! ```
 
 use crate::gram::{self, Gram};
+use crate::state;
 use crate::{Aggregation, Aggregator, StepContext};
 use mtl_core::{derive_rng, Error, Result, SeededRng};
 use rand::seq::SliceRandom;
@@ -243,10 +244,7 @@ impl Aggregator for PcGrad {
     }
 
     fn load_state(&mut self, state: &serde_json::Value) -> Result<()> {
-        let rng = state
-            .get("rng")
-            .ok_or_else(|| Error::config(format!("pcgrad state without `rng`: {state}")))?;
-        self.rng = mtl_core::checkpoint::rng_from_state(rng)?;
+        self.rng = state::rng("pcgrad", state)?;
         Ok(())
     }
 }

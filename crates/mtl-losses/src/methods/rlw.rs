@@ -30,6 +30,7 @@
 
 use super::random::Random;
 use super::static_weights::checked_losses;
+use crate::state;
 use crate::{StepContext, Weighting};
 use mtl_core::{derive_rng, Error, Result, SeededRng};
 use rand_distr::{Distribution, StandardNormal};
@@ -108,10 +109,7 @@ impl Weighting for Rlw {
     }
 
     fn load_state(&mut self, state: &serde_json::Value) -> Result<()> {
-        let rng = state
-            .get("rng")
-            .ok_or_else(|| Error::config(format!("rlw state without `rng`: {state}")))?;
-        self.rng = mtl_core::checkpoint::rng_from_state(rng)?;
+        self.rng = state::rng("rlw", state)?;
         Ok(())
     }
 }

@@ -48,6 +48,7 @@
 //! ```
 
 use super::static_weights::checked_losses;
+use crate::state;
 use crate::{StepContext, Weighting};
 use mtl_core::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -244,21 +245,14 @@ impl Weighting for Stch {
 
     /// The nadir point (once fixed) and its running sums.
     fn state(&self) -> serde_json::Value {
-        serde_json::to_value(&self.state).unwrap_or(serde_json::Value::Null)
+        state::to_json(&self.state)
     }
 
     fn load_state(&mut self, state: &serde_json::Value) -> Result<()> {
-        let parsed: StchState = serde_json::from_value(state.clone())
-            .map_err(|e| Error::config(format!("stch state: {e} in {state}")))?;
+        let parsed: StchState = state::from_json("stch", state)?;
         let k = self.num_tasks;
         for v in std::iter::once(&parsed.sums).chain(parsed.nadir.as_ref()) {
-            if v.len() != k {
-                return Err(Error::TaskCount {
-                    context: "stch state".into(),
-                    expected: k,
-                    got: v.len(),
-                });
-            }
+            state::check_len("stch", k, v)?;
         }
         if let Some(n) = &parsed.nadir {
             if let Some((task, v)) = n

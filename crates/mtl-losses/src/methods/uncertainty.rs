@@ -38,6 +38,7 @@
 //! assert!(g[1] < g[0] && g[0] < 0.0);
 //! ```
 
+use super::log_scale::{default_log_scales, log_scales};
 use super::static_weights::checked_losses;
 use crate::{StepContext, Weighting};
 use mtl_core::{Error, Result};
@@ -61,12 +62,7 @@ impl UncertaintyWeighting {
     /// to the losses' dtype and device inside the graph, so the gradient still reaches
     /// this tensor; use [`UncertaintyWeighting::with_init`] to store it elsewhere.
     pub fn new(num_tasks: usize) -> Self {
-        let loss_scale = Tensor::full(
-            [num_tasks as i64],
-            Self::DEFAULT_INIT,
-            (Kind::Float, Device::Cpu),
-        )
-        .set_requires_grad(true);
+        let loss_scale = default_log_scales(num_tasks, Self::DEFAULT_INIT);
         UncertaintyWeighting {
             num_tasks,
             loss_scale,
@@ -77,25 +73,14 @@ impl UncertaintyWeighting {
     /// For `num_tasks` (≥ 1) tasks with every sₖ = `init` (finite), stored with the
     /// given dtype (a floating kind) and device.
     pub fn with_init(num_tasks: usize, init: f64, kind: Kind, device: Device) -> Result<Self> {
-        if num_tasks == 0 {
-            return Err(Error::TaskCount {
-                context: "uw".into(),
-                expected: 0,
-                got: 0,
-            });
-        }
-        if !init.is_finite() {
-            return Err(Error::config(format!(
-                "uw: initial log-variance must be finite, got {init}"
-            )));
-        }
-        let loss_scale = Tensor::f_full([num_tasks as i64], init, (kind, device))?;
-        if !loss_scale.f_is_floating_point()? {
-            return Err(Error::config(format!(
-                "uw: the log-variances need a floating dtype, got {kind:?}"
-            )));
-        }
-        let loss_scale = loss_scale.set_requires_grad(true);
+        let loss_scale = log_scales(
+            "uw",
+            ["initial log-variance", "the log-variances"],
+            num_tasks,
+            init,
+            kind,
+            device,
+        )?;
         Ok(UncertaintyWeighting {
             num_tasks,
             loss_scale,

@@ -3,18 +3,21 @@
 //! cone of the rows ([`project_to_dual_cone`]), the min-norm point of a convex hull
 //! given its Gram matrix ([`min_norm_simplex`]), a symmetric eigensolver
 //! ([`sym_eigen`]) and the pseudo-inverse built on it ([`pinv_sym`]), a pivoted LU
-//! solve ([`solve_lu`]); plus the input checks the aggregators share.
+//! solve ([`solve_lu`]); plus the input checks and the Cholesky solves the aggregators
+//! share.
 //!
 //! The solvers are exact up to rounding on well-posed problems: the QP is an
 //! active-set method (finite termination, each step an exact Cholesky solve), the
 //! eigensolver is cyclic Jacobi (accurate to a few ulps of the largest eigenvalue).
 
+mod cholesky;
 mod dual_cone;
 mod eigen;
 mod lu;
 mod min_norm;
 mod nnqp;
 
+pub(crate) use cholesky::solve_spd;
 pub use dual_cone::{normalize_regularize, project_to_dual_cone};
 pub use eigen::{pinv_sym, sym_eigen, SymEigen};
 pub use lu::solve_lu;

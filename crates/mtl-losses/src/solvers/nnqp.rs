@@ -12,6 +12,7 @@
 //! than solved. Termination is finite; the result satisfies the KKT conditions to
 //! rounding.
 
+use super::cholesky::cholesky_solve;
 use mtl_core::{Error, Result};
 
 /// Solves min ½ xᵀQx + cᵀx s.t. x ≥ 0 for a symmetric PSD `q` (n×n, row-major) and
@@ -134,52 +135,14 @@ fn solve_free(q: &[f64], c: &[f64], free: &[bool]) -> Option<Vec<f64>> {
         .flat_map(|&i| idx.iter().map(move |&k| q[i * n + k]))
         .collect();
     let mut b: Vec<f64> = idx.iter().map(|&i| -c[i]).collect();
-    cholesky_solve(&mut a, &mut b, m)?;
+    // Relative to the largest diagonal entry: Q's scale is the caller's.
+    let diag_max = (0..m).fold(0.0f64, |mx, i| mx.max(a[i * m + i].abs()));
+    cholesky_solve(&mut a, &mut b, m, 1e-13 * diag_max)?;
     let mut z = vec![0.0; n];
     for (p, &i) in idx.iter().enumerate() {
         z[i] = b[p];
     }
     Some(z)
-}
-
-/// Solves A y = b in place for a symmetric positive-definite m×m `a` (overwritten by
-/// its Cholesky factor); `None` when a pivot is not clearly positive.
-pub(crate) fn cholesky_solve(a: &mut [f64], b: &mut [f64], m: usize) -> Option<()> {
-    let diag_max = (0..m).fold(0.0f64, |mx, i| mx.max(a[i * m + i].abs()));
-    let pivot_tol = 1e-13 * diag_max;
-    for j in 0..m {
-        let mut d = a[j * m + j];
-        for k in 0..j {
-            d -= a[j * m + k] * a[j * m + k];
-        }
-        if d.is_nan() || d <= pivot_tol {
-            return None;
-        }
-        let d = d.sqrt();
-        a[j * m + j] = d;
-        for i in j + 1..m {
-            let mut s = a[i * m + j];
-            for k in 0..j {
-                s -= a[i * m + k] * a[j * m + k];
-            }
-            a[i * m + j] = s / d;
-        }
-    }
-    for i in 0..m {
-        let mut s = b[i];
-        for k in 0..i {
-            s -= a[i * m + k] * b[k];
-        }
-        b[i] = s / a[i * m + i];
-    }
-    for i in (0..m).rev() {
-        let mut s = b[i];
-        for k in i + 1..m {
-            s -= a[k * m + i] * b[k];
-        }
-        b[i] = s / a[i * m + i];
-    }
-    Some(())
 }
 
 #[cfg(test)]
