@@ -3,14 +3,12 @@
 //! `libmtl_Aligned_MTL.json`), the alignment property, and the edge cases.
 
 mod common;
-mod support;
 
-use common::{assert_close, to_vec};
+use common::{aggregator_edge_cases, assert_close, ctx, rows, run_golden, sample, to_vec};
 use mtl_core::Error;
 use mtl_losses::gram::Gram;
 use mtl_losses::methods::{AlignedMtl, AlignedPreference, AlignedScale};
 use mtl_losses::Aggregator;
-use support::{common_edge_cases, ctx, rows, run_golden, sample};
 
 #[test]
 fn golden_torchjd_aligned_mtl() {
@@ -96,7 +94,7 @@ fn scale_modes() {
 
 #[test]
 fn edge_cases() {
-    common_edge_cases(|| Box::new(AlignedMtl::new()), 3, 6);
+    aggregator_edge_cases(|| Box::new(AlignedMtl::new()), 3, 6);
     // K = 1: B = 1 (σ = λ), so the row itself.
     let out = AlignedMtl::new()
         .aggregate(&rows(&[&[3.0, -4.0]]), &ctx())

@@ -3,14 +3,15 @@
 //! optimality, and the edge cases.
 
 mod common;
-mod support;
 
-use common::{assert_close, cases, load, matrix, to_vec, tolerances, vec_f64};
+use common::{
+    aggregator_edge_cases, assert_close, cases, ctx, dot, load, matrix, rows, rows_of, run_golden,
+    sample, to_vec, tolerances, vec_f64,
+};
 use mtl_core::Error;
 use mtl_losses::gram::{combine, Gram};
 use mtl_losses::methods::{CaGrad, CaGradRescale, Mean};
 use mtl_losses::Aggregator;
-use support::{common_edge_cases, ctx, dot, rows, rows_of, run_golden, sample};
 
 #[test]
 fn golden_torchjd_cagrad() {
@@ -211,8 +212,8 @@ fn primal_ball_and_improvement() {
 
 #[test]
 fn edge_cases() {
-    common_edge_cases(|| Box::new(CaGrad::new()), 3, 6);
-    common_edge_cases(|| Box::new(CaGrad::torchjd(0.5).unwrap()), 3, 6);
+    aggregator_edge_cases(|| Box::new(CaGrad::new()), 3, 6);
+    aggregator_edge_cases(|| Box::new(CaGrad::torchjd(0.5).unwrap()), 3, 6);
     // K = 1: (1 + c) g in TorchJD's convention.
     let out = CaGrad::torchjd(0.5)
         .unwrap()

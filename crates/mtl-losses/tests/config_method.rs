@@ -2,13 +2,13 @@
 //! property, and the edge cases.
 
 mod common;
-mod support;
 
-use common::{assert_close, to_vec};
+use common::{
+    aggregator_edge_cases, assert_close, ctx, dot, rows, rows_of, run_golden, sample, to_vec,
+};
 use mtl_core::Error;
 use mtl_losses::methods::ConFig;
 use mtl_losses::Aggregator;
-use support::{common_edge_cases, ctx, dot, rows, rows_of, run_golden, sample};
 
 #[test]
 fn golden_torchjd_config() {
@@ -40,7 +40,7 @@ fn equal_cosines() {
 
 #[test]
 fn edge_cases() {
-    common_edge_cases(|| Box::new(ConFig::new()), 3, 6);
+    aggregator_edge_cases(|| Box::new(ConFig::new()), 3, 6);
     let out = ConFig::new()
         .aggregate(&rows(&[&[3.0, -4.0]]), &ctx())
         .unwrap();

@@ -2,13 +2,11 @@
 //! are recorded per case) and the edge cases.
 
 mod common;
-mod support;
 
-use common::{to_vec, vec_f64};
+use common::{aggregator_edge_cases, ctx, rows, run_golden, to_vec, vec_f64};
 use mtl_core::Error;
 use mtl_losses::methods::Constant;
 use mtl_losses::Aggregator;
-use support::{common_edge_cases, ctx, rows, run_golden};
 
 #[test]
 fn golden_torchjd_constant() {
@@ -21,7 +19,7 @@ fn golden_torchjd_constant() {
 
 #[test]
 fn edge_cases() {
-    common_edge_cases(
+    aggregator_edge_cases(
         || Box::new(Constant::new(vec![0.5, -1.0, 2.0]).unwrap()),
         3,
         4,

@@ -2,13 +2,11 @@
 //! cases.
 
 mod common;
-mod support;
 
-use common::{assert_close, to_vec};
+use common::{aggregator_edge_cases, assert_close, ctx, dot, rows, run_golden, to_vec};
 use mtl_core::Error;
 use mtl_losses::methods::DualProj;
 use mtl_losses::Aggregator;
-use support::{common_edge_cases, ctx, dot, rows, run_golden};
 
 #[test]
 fn golden_torchjd_dualproj() {
@@ -19,7 +17,7 @@ fn golden_torchjd_dualproj() {
 
 #[test]
 fn edge_cases() {
-    common_edge_cases(|| Box::new(DualProj::new()), 4, 6);
+    aggregator_edge_cases(|| Box::new(DualProj::new()), 4, 6);
     let out = DualProj::new()
         .aggregate(&rows(&[&[3.0, -4.0]]), &ctx())
         .unwrap();

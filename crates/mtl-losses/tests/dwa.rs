@@ -5,24 +5,19 @@
 
 mod common;
 
+use common::ctx_at;
 use mtl_core::Error;
 use mtl_losses::methods::Dwa;
-use mtl_losses::{by_name, Method, StepContext, Weighting};
+use mtl_losses::Weighting;
 use tch::Tensor;
 
-fn ctx(step: u64, epoch: usize) -> StepContext<'static> {
-    StepContext {
-        step,
-        epoch,
-        losses: &[],
-    }
-}
-
-/// wᵀG for a `[K, d]` JSON matrix.
-fn combine(weights: &[f64], g: &serde_json::Value) -> Vec<f64> {
-    let rows: Vec<Vec<f64>> = g.as_array().unwrap().iter().map(common::vec_f64).collect();
-    (0..rows[0].len())
-        .map(|j| rows.iter().zip(weights).map(|(r, w)| w * r[j]).sum())
+/// LibMTL's `train_loss_buffer` of a case: row k holds task k's epoch means.
+fn loss_buffer(case: &serde_json::Value) -> Vec<Vec<f64>> {
+    case["train_loss_buffer"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(common::vec_f64)
         .collect()
 }
 
@@ -35,19 +30,14 @@ fn golden_libmtl_dwa_pure_function() {
     for case in cases {
         let name = case["name"].as_str().unwrap();
         let (rel, abs) = common::tolerances(case);
-        let buffer: Vec<Vec<f64>> = case["train_loss_buffer"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(common::vec_f64)
-            .collect();
+        let buffer = loss_buffer(case);
         for (t, step) in case["steps"].as_array().unwrap().iter().enumerate() {
             let epoch = step["epoch"].as_u64().unwrap() as usize;
             let w = Dwa::weights_from_buffer(&buffer, epoch, 2.0).unwrap();
             let what = format!("{name} step {t}");
             common::assert_close(&w, &common::vec_f64(&step["weights"]), rel, abs, &what);
             common::assert_close(
-                &combine(&w, &step["G"]),
+                &common::combine_json(&w, &step["G"]),
                 &common::vec_f64(&step["expected"]),
                 rel,
                 abs,
@@ -61,19 +51,9 @@ fn golden_libmtl_dwa_pure_function() {
 fn golden_libmtl_dwa_stateful() {
     let doc = common::load("libmtl_DWA.json");
     for case in common::cases(&doc) {
-        let name = case["name"].as_str().unwrap();
-        let k = case["K"].as_u64().unwrap() as usize;
-        let (rel, abs) = common::tolerances(case);
-        let buffer: Vec<Vec<f64>> = case["train_loss_buffer"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(common::vec_f64)
-            .collect();
-        let mut dwa = by_name("dwa", k, 0).unwrap();
-        let Method::Weighting(dwa) = &mut dwa else {
-            panic!("dwa is a loss-level method")
-        };
+        let (name, k, (rel, abs)) = common::sequence_case(case);
+        let buffer = loss_buffer(case);
+        let mut dwa = common::weighting("dwa", k, 0);
         let mut step_no = 0;
         for step in case["steps"].as_array().unwrap() {
             let epoch = step["epoch"].as_u64().unwrap() as usize;
@@ -82,12 +62,12 @@ fn golden_libmtl_dwa_stateful() {
             for factor in [1.25, 0.75] {
                 let losses: Vec<f64> = buffer.iter().map(|row| row[epoch] * factor).collect();
                 let (_, grad) =
-                    common::weighting_grad(dwa.as_mut(), &losses, &ctx(step_no, epoch)).unwrap();
+                    common::weighting_grad(dwa.as_mut(), &losses, &ctx_at(step_no, epoch)).unwrap();
                 let what = format!("{name} epoch {epoch} step {step_no}");
                 common::assert_close(&grad, &expected_w, rel, abs, &what);
                 common::assert_close(&dwa.weights(), &expected_w, rel, abs, &what);
                 common::assert_close(
-                    &combine(&grad, &step["G"]),
+                    &common::combine_json(&grad, &step["G"]),
                     &common::vec_f64(&step["expected"]),
                     rel,
                     abs,
@@ -116,13 +96,13 @@ fn identical_losses_give_equal_weights_and_k1_weight_is_one() {
     let mut dwa = Dwa::new(3);
     for (step, epoch) in [(0, 0), (1, 1), (2, 2), (3, 3)] {
         let l = 1.0 / (1.0 + epoch as f64);
-        common::weighting_grad(&mut dwa, &[l, l, l], &ctx(step, epoch)).unwrap();
+        common::weighting_grad(&mut dwa, &[l, l, l], &ctx_at(step, epoch)).unwrap();
         assert!(dwa.weights().iter().all(|w| (w - 1.0).abs() < 1e-12));
     }
     let mut one = Dwa::new(1);
     for (step, epoch) in [(0, 0), (1, 1), (2, 2)] {
         let (_, g) =
-            common::weighting_grad(&mut one, &[0.3 + step as f64], &ctx(step, epoch)).unwrap();
+            common::weighting_grad(&mut one, &[0.3 + step as f64], &ctx_at(step, epoch)).unwrap();
         assert_eq!(g, vec![1.0]);
     }
 }
@@ -130,20 +110,20 @@ fn identical_losses_give_equal_weights_and_k1_weight_is_one() {
 #[test]
 fn weights_stay_fixed_within_an_epoch_and_missing_epochs_fall_back_to_one() {
     let mut dwa = Dwa::new(2);
-    common::weighting_grad(&mut dwa, &[1.0, 1.0], &ctx(0, 0)).unwrap();
-    common::weighting_grad(&mut dwa, &[0.5, 1.0], &ctx(1, 1)).unwrap();
-    common::weighting_grad(&mut dwa, &[0.4, 1.0], &ctx(2, 2)).unwrap();
+    common::weighting_grad(&mut dwa, &[1.0, 1.0], &ctx_at(0, 0)).unwrap();
+    common::weighting_grad(&mut dwa, &[0.5, 1.0], &ctx_at(1, 1)).unwrap();
+    common::weighting_grad(&mut dwa, &[0.4, 1.0], &ctx_at(2, 2)).unwrap();
     let w2 = dwa.weights();
     assert!(w2[1] > w2[0]);
     // Later losses of epoch 2 do not change epoch 2's weights.
-    common::weighting_grad(&mut dwa, &[9.0, 0.1], &ctx(3, 2)).unwrap();
+    common::weighting_grad(&mut dwa, &[9.0, 0.1], &ctx_at(3, 2)).unwrap();
     assert_eq!(dwa.weights(), w2);
     // Jumping to epoch 5: the means of epochs 3 and 4 were never seen.
-    common::weighting_grad(&mut dwa, &[1.0, 1.0], &ctx(4, 5)).unwrap();
+    common::weighting_grad(&mut dwa, &[1.0, 1.0], &ctx_at(4, 5)).unwrap();
     assert_eq!(dwa.weights(), vec![1.0, 1.0]);
     // Going back an epoch is an error.
     assert!(matches!(
-        dwa.combine(&Tensor::from_slice(&[1.0f64, 1.0]), &ctx(5, 4)),
+        dwa.combine(&Tensor::from_slice(&[1.0f64, 1.0]), &ctx_at(5, 4)),
         Err(Error::Config(_))
     ));
 }
@@ -160,9 +140,9 @@ fn zero_losses_and_infinite_ratios() {
     }
     // Through the method: the error carries the step.
     let mut dwa = Dwa::new(2);
-    common::weighting_grad(&mut dwa, &[1.0, 0.0], &ctx(0, 0)).unwrap();
-    common::weighting_grad(&mut dwa, &[1.0, 1.0], &ctx(1, 1)).unwrap();
-    match dwa.combine(&Tensor::from_slice(&[1.0f64, 1.0]), &ctx(2, 2)) {
+    common::weighting_grad(&mut dwa, &[1.0, 0.0], &ctx_at(0, 0)).unwrap();
+    common::weighting_grad(&mut dwa, &[1.0, 1.0], &ctx_at(1, 1)).unwrap();
+    match dwa.combine(&Tensor::from_slice(&[1.0f64, 1.0]), &ctx_at(2, 2)) {
         Err(Error::NonFinite { task, step, .. }) => {
             assert_eq!((task, step), (Some(1), Some(2)));
         }
@@ -191,14 +171,14 @@ fn state_round_trip_resumes_identically() {
         (4, 2, [0.4, 1.7]),
     ];
     for (s, e, l) in &steps[..3] {
-        common::weighting_grad(&mut a, l, &ctx(*s, *e)).unwrap();
+        common::weighting_grad(&mut a, l, &ctx_at(*s, *e)).unwrap();
     }
     let saved = a.state();
     let mut b = Dwa::new(2);
     b.load_state(&saved).unwrap();
     for (s, e, l) in &steps[3..] {
-        let ga = common::weighting_grad(&mut a, l, &ctx(*s, *e)).unwrap();
-        let gb = common::weighting_grad(&mut b, l, &ctx(*s, *e)).unwrap();
+        let ga = common::weighting_grad(&mut a, l, &ctx_at(*s, *e)).unwrap();
+        let gb = common::weighting_grad(&mut b, l, &ctx_at(*s, *e)).unwrap();
         assert_eq!(ga, gb);
     }
     assert!(a.weights()[1] > a.weights()[0]);

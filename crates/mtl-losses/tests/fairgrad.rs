@@ -5,20 +5,12 @@
 //! convention).
 
 mod common;
-mod support;
 
+use common::ctx_at;
 use mtl_core::Error;
 use mtl_losses::gram::Gram;
 use mtl_losses::methods::{nash_mtl_alpha, FairGrad};
-use mtl_losses::{by_name, Aggregator, Method, StepContext};
-
-fn ctx() -> StepContext<'static> {
-    StepContext {
-        step: 0,
-        epoch: 0,
-        losses: &[],
-    }
-}
+use mtl_losses::{by_name, Aggregator, Method};
 
 fn fresh(k: usize) -> Box<dyn Aggregator> {
     match by_name("fairgrad", k, 0).unwrap() {
@@ -40,10 +32,10 @@ fn residual(g: &Gram, w: &[f64], alpha: f64) -> f64 {
 
 #[test]
 fn orthogonal_rows_closed_form() {
-    let j = support::rows(&[&[2.0, 0.0, 0.0], &[0.0, 0.5, 0.0], &[0.0, 0.0, 7.0]]);
+    let j = common::rows(&[&[2.0, 0.0, 0.0], &[0.0, 0.5, 0.0], &[0.0, 0.0, 7.0]]);
     for alpha in [0.5, 1.0, 2.0, 5.0] {
         let mut fg = FairGrad::new(3).with_alpha(alpha).unwrap();
-        let w = fg.aggregate(&j, &ctx()).unwrap().weights.unwrap();
+        let w = fg.aggregate(&j, &ctx_at(0, 0)).unwrap().weights.unwrap();
         // nₖ² wₖ = wₖ^(−1/α) ⇒ wₖ = nₖ^(−2α/(α+1)).
         let expected: Vec<f64> = [2.0f64, 0.5, 7.0]
             .iter()
@@ -57,7 +49,7 @@ fn orthogonal_rows_closed_form() {
 fn fixed_point_residual_on_random_jacobians() {
     for seed in 0..10u64 {
         let k = 2 + seed as usize % 5;
-        let j = support::sample(k, 3 * k, seed);
+        let j = common::sample(k, 3 * k, seed);
         let gram = Gram::of(&j).unwrap();
         for alpha in [0.5, 1.0, 3.0] {
             let w = FairGrad::weights(&gram, alpha, f64::EPSILON).unwrap();
@@ -71,7 +63,7 @@ fn fixed_point_residual_on_random_jacobians() {
 #[test]
 fn proportional_fairness_is_the_nash_bargaining_solution() {
     for seed in [3u64, 5, 8] {
-        let j = support::sample(3, 9, seed);
+        let j = common::sample(3, 9, seed);
         let gram = Gram::of(&j).unwrap();
         let fair = FairGrad::weights(&gram, 1.0, f64::EPSILON).unwrap();
         let nash = nash_mtl_alpha(gram.as_slice(), &[1.0; 3], 200).unwrap();
@@ -81,7 +73,7 @@ fn proportional_fairness_is_the_nash_bargaining_solution() {
 
 #[test]
 fn scaling_law() {
-    let j = support::sample(3, 6, 2);
+    let j = common::sample(3, 6, 2);
     for alpha in [0.5, 2.0] {
         let a = FairGrad::weights(&Gram::of(&j).unwrap(), alpha, f64::EPSILON).unwrap();
         let b = FairGrad::weights(&Gram::of(&(&j * 3.0)).unwrap(), alpha, f64::EPSILON).unwrap();
@@ -94,7 +86,7 @@ fn scaling_law() {
 #[test]
 fn near_pareto_stationary_rows_still_solve() {
     // Nearly opposite rows: a tiny common descent direction, large weights.
-    let j = support::rows(&[&[1.0, 0.0], &[-1.0, 1e-3]]);
+    let j = common::rows(&[&[1.0, 0.0], &[-1.0, 1e-3]]);
     let gram = Gram::of(&j).unwrap();
     let w = FairGrad::weights(&gram, 1.0, f64::EPSILON).unwrap();
     assert!(w.iter().all(|w| *w > 10.0));
@@ -103,9 +95,9 @@ fn near_pareto_stationary_rows_still_solve() {
 
 #[test]
 fn edge_cases() {
-    support::common_edge_cases(|| fresh(3), 3, 6);
+    common::aggregator_edge_cases(|| fresh(3), 3, 6);
     assert!(matches!(
-        fresh(3).aggregate(&support::sample(2, 4, 0), &ctx()),
+        fresh(3).aggregate(&common::sample(2, 4, 0), &ctx_at(0, 0)),
         Err(Error::TaskCount {
             expected: 3,
             got: 2,
@@ -114,7 +106,7 @@ fn edge_cases() {
     ));
     // K = 1 (α = 1): w = 1/‖g‖, the unit vector.
     let out = fresh(1)
-        .aggregate(&support::rows(&[&[3.0, 4.0]]), &ctx())
+        .aggregate(&common::rows(&[&[3.0, 4.0]]), &ctx_at(0, 0))
         .unwrap();
     common::assert_close(
         &common::to_vec(&out.gradient),
@@ -125,7 +117,7 @@ fn edge_cases() {
     );
     // Identical rows: 2n² w = 1/w, w = 1/(n√2) each.
     let out = fresh(2)
-        .aggregate(&support::rows(&[&[3.0, 4.0], &[3.0, 4.0]]), &ctx())
+        .aggregate(&common::rows(&[&[3.0, 4.0], &[3.0, 4.0]]), &ctx_at(0, 0))
         .unwrap();
     let w = out.weights.unwrap();
     let expected = 1.0 / (5.0 * 2.0f64.sqrt());
@@ -133,8 +125,8 @@ fn edge_cases() {
     // A zero row gets weight 0; the others are solved as if it were absent.
     let with_zero = fresh(3)
         .aggregate(
-            &support::rows(&[&[2.0, 0.0], &[0.0, 0.0], &[0.0, 0.5]]),
-            &ctx(),
+            &common::rows(&[&[2.0, 0.0], &[0.0, 0.0], &[0.0, 0.5]]),
+            &ctx_at(0, 0),
         )
         .unwrap();
     common::assert_close(
@@ -146,10 +138,10 @@ fn edge_cases() {
     );
     // Opposite rows: Pareto-stationary, zero update; all-zero Jacobian likewise.
     for rows in [
-        support::rows(&[&[1.0, -2.0], &[-1.0, 2.0]]),
-        support::rows(&[&[0.0, 0.0], &[0.0, 0.0]]),
+        common::rows(&[&[1.0, -2.0], &[-1.0, 2.0]]),
+        common::rows(&[&[0.0, 0.0], &[0.0, 0.0]]),
     ] {
-        let out = fresh(2).aggregate(&rows, &ctx()).unwrap();
+        let out = fresh(2).aggregate(&rows, &ctx_at(0, 0)).unwrap();
         assert!(common::to_vec(&out.gradient).iter().all(|v| *v == 0.0));
     }
     assert!(FairGrad::new(2).with_alpha(0.0).is_err());
@@ -162,7 +154,7 @@ fn every_random_jacobian_is_solved_or_pareto_stationary() {
     for seed in 0..60u64 {
         let k = 2 + seed as usize % 9;
         let d = [2usize, 3, 20][seed as usize % 3];
-        let j = support::sample(k, d, 100 + seed);
+        let j = common::sample(k, d, 100 + seed);
         let gram = Gram::of(&j).unwrap();
         for alpha in [0.5, 1.0, 2.0] {
             let w = FairGrad::weights(&gram, alpha, f64::EPSILON).unwrap();

@@ -6,26 +6,11 @@
 
 mod common;
 
+use common::ctx_at;
 use mtl_core::Error;
 use mtl_losses::methods::{Famo, FamoConfig};
-use mtl_losses::{by_name, Method, StepContext, Weighting};
+use mtl_losses::Weighting;
 use tch::Tensor;
-
-fn ctx(step: u64) -> StepContext<'static> {
-    StepContext {
-        step,
-        epoch: 0,
-        losses: &[],
-    }
-}
-
-/// wᵀG for a `[K, d]` JSON matrix.
-fn combine(weights: &[f64], g: &serde_json::Value) -> Vec<f64> {
-    let rows: Vec<Vec<f64>> = g.as_array().unwrap().iter().map(common::vec_f64).collect();
-    (0..rows[0].len())
-        .map(|j| rows.iter().zip(weights).map(|(r, w)| w * r[j]).sum())
-        .collect()
-}
 
 fn run_golden(explicit_update: bool) {
     let doc = common::load("libmtl_FAMO.json");
@@ -34,19 +19,16 @@ fn run_golden(explicit_update: bool) {
     let cases = common::cases(&doc);
     assert_eq!(cases.len(), 2);
     for case in cases {
-        let name = case["name"].as_str().unwrap();
-        let k = case["K"].as_u64().unwrap() as usize;
-        let (rel, abs) = common::tolerances(case);
-        let Method::Weighting(mut famo) = by_name("famo", k, 0).unwrap() else {
-            panic!("famo is a loss-level method")
-        };
+        let (name, k, (rel, abs)) = common::sequence_case(case);
+        let mut famo = common::weighting("famo", k, 0);
         let mut reference = Famo::new(k);
         let steps = case["steps"].as_array().unwrap();
         for (t, step) in steps.iter().enumerate() {
             let what = |s: &str| format!("{name} step {t}: {s}");
             let losses = common::vec_f64(&step["losses"]);
-            let (_, grad) = common::weighting_grad(famo.as_mut(), &losses, &ctx(t as u64)).unwrap();
-            common::weighting_grad(&mut reference, &losses, &ctx(t as u64)).unwrap();
+            let (_, grad) =
+                common::weighting_grad(famo.as_mut(), &losses, &ctx_at(t as u64, 0)).unwrap();
+            common::weighting_grad(&mut reference, &losses, &ctx_at(t as u64, 0)).unwrap();
             // The logits the weights came from.
             common::assert_close(
                 reference.logits(),
@@ -59,7 +41,7 @@ fn run_golden(explicit_update: bool) {
             common::assert_close(&grad, &expected_w, rel, abs, &what("weights (autograd)"));
             common::assert_close(&famo.weights(), &expected_w, rel, abs, &what("weights"));
             common::assert_close(
-                &combine(&grad, &step["G"]),
+                &common::combine_json(&grad, &step["G"]),
                 &common::vec_f64(&step["expected"]),
                 rel,
                 abs,
@@ -100,7 +82,7 @@ fn weights_sum_to_one_and_favour_the_slower_task() {
     let mut famo = Famo::new(3);
     let mut losses = [1.0, 1.0, 1.0];
     for t in 0..50 {
-        let (_, g) = common::weighting_grad(&mut famo, &losses, &ctx(t)).unwrap();
+        let (_, g) = common::weighting_grad(&mut famo, &losses, &ctx_at(t, 0)).unwrap();
         assert!((g.iter().sum::<f64>() - 1.0).abs() < 1e-12);
         // Task 0 improves fast, task 2 not at all.
         losses = [losses[0] * 0.9, losses[1] * 0.97, losses[2]];
@@ -114,13 +96,13 @@ fn identical_progress_keeps_equal_weights_and_k1() {
     let mut famo = Famo::new(2);
     for t in 0..5 {
         let l = 1.0 / (1.0 + t as f64);
-        let (_, g) = common::weighting_grad(&mut famo, &[l, l], &ctx(t)).unwrap();
+        let (_, g) = common::weighting_grad(&mut famo, &[l, l], &ctx_at(t, 0)).unwrap();
         assert!((g[0] - 0.5).abs() < 1e-12 && (g[1] - 0.5).abs() < 1e-12);
     }
     assert!(famo.logits().iter().all(|w| w.abs() < 1e-15));
     let mut one = Famo::new(1);
     for t in 0..3 {
-        let (_, g) = common::weighting_grad(&mut one, &[0.5 + t as f64], &ctx(t)).unwrap();
+        let (_, g) = common::weighting_grad(&mut one, &[0.5 + t as f64], &ctx_at(t, 0)).unwrap();
         assert!((g[0] - 1.0).abs() < 1e-12);
     }
 }
@@ -128,13 +110,13 @@ fn identical_progress_keeps_equal_weights_and_k1() {
 #[test]
 fn state_round_trip() {
     let mut a = Famo::new(2);
-    common::weighting_grad(&mut a, &[1.0, 2.0], &ctx(0)).unwrap();
-    common::weighting_grad(&mut a, &[0.5, 1.9], &ctx(1)).unwrap();
+    common::weighting_grad(&mut a, &[1.0, 2.0], &ctx_at(0, 0)).unwrap();
+    common::weighting_grad(&mut a, &[0.5, 1.9], &ctx_at(1, 0)).unwrap();
     let mut b = Famo::new(2);
     b.load_state(&a.state()).unwrap();
     assert!(b.pending());
-    let ga = common::weighting_grad(&mut a, &[0.4, 1.8], &ctx(2)).unwrap();
-    let gb = common::weighting_grad(&mut b, &[0.4, 1.8], &ctx(2)).unwrap();
+    let ga = common::weighting_grad(&mut a, &[0.4, 1.8], &ctx_at(2, 0)).unwrap();
+    let gb = common::weighting_grad(&mut b, &[0.4, 1.8], &ctx_at(2, 0)).unwrap();
     assert_eq!(ga, gb);
     assert_eq!(a.logits(), b.logits());
     assert!(Famo::new(3).load_state(&a.state()).is_err());
@@ -147,10 +129,10 @@ fn edge_cases() {
     // update_w with nothing pending, a negative loss, a wrong K.
     assert!(matches!(famo.update_w(&[1.0, 1.0]), Err(Error::Config(_))));
     assert!(matches!(
-        famo.combine(&Tensor::from_slice(&[1.0f64, -1.0]), &ctx(0)),
+        famo.combine(&Tensor::from_slice(&[1.0f64, -1.0]), &ctx_at(0, 0)),
         Err(Error::Config(_))
     ));
-    common::weighting_grad(&mut famo, &[1.0, 1.0], &ctx(0)).unwrap();
+    common::weighting_grad(&mut famo, &[1.0, 1.0], &ctx_at(0, 0)).unwrap();
     assert!(matches!(
         famo.update_w(&[1.0]),
         Err(Error::TaskCount { .. })
@@ -162,7 +144,7 @@ fn edge_cases() {
     assert!(famo.pending(), "a failed update leaves the state as it was");
     // A zero loss is allowed (ε keeps the log finite).
     famo.update_w(&[0.0, 1.0]).unwrap();
-    let (t, g) = common::weighting_grad(&mut famo, &[0.0, 1.0], &ctx(1)).unwrap();
+    let (t, g) = common::weighting_grad(&mut famo, &[0.0, 1.0], &ctx_at(1, 0)).unwrap();
     assert!(t.is_finite() && g.iter().all(|g| g.is_finite()));
     let bad = FamoConfig {
         w_lr: 0.0,

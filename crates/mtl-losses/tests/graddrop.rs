@@ -2,13 +2,14 @@
 //! recorded uniform draws U), leaks, and the seeded aggregator's behaviour.
 
 mod common;
-mod support;
 
-use common::{assert_close, cases, load, matrix, to_vec, tolerances, vec_f64};
+use common::{
+    aggregator_edge_cases, assert_close, cases, ctx, load, matrix, rows, to_vec, tolerances,
+    vec_f64,
+};
 use mtl_core::Error;
 use mtl_losses::methods::GradDrop;
 use mtl_losses::Aggregator;
-use support::{common_edge_cases, ctx, rows};
 use tch::{Kind, Tensor};
 
 #[test]
@@ -70,7 +71,7 @@ fn sign_selection_and_leak() {
 
 #[test]
 fn seeded_draws() {
-    let j = support::sample(3, 64, 5);
+    let j = common::sample(3, 64, 5);
     let run = |seed| to_vec(&GradDrop::new(seed).aggregate(&j, &ctx()).unwrap().gradient);
     assert_eq!(run(1), run(1));
     assert_ne!(run(1), run(2));
@@ -80,7 +81,7 @@ fn seeded_draws() {
 fn edge_cases() {
     // The f32 run shares the draws (cast to f32); on these inputs no P is within f32
     // rounding of its U, so it matches the f64 run.
-    common_edge_cases(|| Box::new(GradDrop::new(7)), 3, 5);
+    aggregator_edge_cases(|| Box::new(GradDrop::new(7)), 3, 5);
     // A zero column contributes 0 (0/0 purity); opposite entries have P = 1/2, so U
     // picks the sign: U < 1/2 keeps +1.
     let j = rows(&[&[0.0, 1.0], &[0.0, -1.0]]);

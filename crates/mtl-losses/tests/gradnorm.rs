@@ -4,19 +4,12 @@
 
 mod common;
 
+use common::ctx_with;
 use mtl_core::Error;
 use mtl_losses::methods::{GradNorm, GradNormConfig};
-use mtl_losses::{by_name, Aggregator, Method, StepContext};
+use mtl_losses::{by_name, Aggregator, Method};
 use proptest::prelude::*;
 use tch::Tensor;
-
-fn ctx(step: u64, losses: &[f64]) -> StepContext<'_> {
-    StepContext {
-        step,
-        epoch: 0,
-        losses,
-    }
-}
 
 /// LibMTL initialises its logits at 1, this crate at 0. Softmax is shift-invariant and
 /// ∂L_grad/∂s sums to zero, so the two stay exactly 1 apart: compare s + 1.
@@ -32,9 +25,7 @@ fn golden_libmtl_gradnorm_sequence() {
     let cases = common::cases(&doc);
     assert!(!cases.is_empty());
     for case in cases {
-        let name = case["name"].as_str().unwrap();
-        let k = case["K"].as_u64().unwrap() as usize;
-        let (tol_rel, tol_abs) = common::tolerances(case);
+        let (name, k, (tol_rel, tol_abs)) = common::sequence_case(case);
         // The harness stepped the logits with SGD(lr = 0.1).
         let config = GradNormConfig {
             alpha: 1.5,
@@ -56,7 +47,7 @@ fn golden_libmtl_gradnorm_sequence() {
             );
             let g = common::matrix(&step["G"]);
             let losses = common::vec_f64(&step["losses"]);
-            let out = gn.aggregate(&g, &ctx(t as u64, &losses)).unwrap();
+            let out = gn.aggregate(&g, &ctx_with(t as u64, &losses)).unwrap();
             common::assert_close(
                 &common::to_vec(&out.gradient),
                 &common::vec_f64(&step["expected"]),
@@ -116,7 +107,7 @@ proptest! {
         let mut gn = GradNorm::with_config(k, GradNormConfig { alpha: 1.5, weight_lr: lr }).unwrap();
         for (t, (jac, losses)) in steps.iter().enumerate() {
             let j = Tensor::from_slice(jac).view([k as i64, d as i64]);
-            let out = gn.aggregate(&j, &ctx(t as u64, losses)).unwrap();
+            let out = gn.aggregate(&j, &ctx_with(t as u64, losses)).unwrap();
             let w = out.weights.unwrap();
             let sum: f64 = w.iter().sum();
             prop_assert!((sum - k as f64).abs() <= 1e-9 * k as f64, "sum {sum}");
@@ -139,9 +130,9 @@ fn slower_task_gains_weight() {
     // trains slower (r₀ > 1) and its target norm, hence its weight, goes up.
     let mut gn = GradNorm::new(2);
     let j = Tensor::from_slice(&[1.0f64, 0.0, 0.0, 1.0]).view([2, 2]);
-    gn.aggregate(&j, &ctx(0, &[1.0, 1.0])).unwrap();
+    gn.aggregate(&j, &ctx_with(0, &[1.0, 1.0])).unwrap();
     for t in 1..20 {
-        gn.aggregate(&j, &ctx(t, &[1.0, 0.5])).unwrap();
+        gn.aggregate(&j, &ctx_with(t, &[1.0, 0.5])).unwrap();
     }
     let w = gn.current_weights();
     assert!(w[0] > 1.2 && w[1] < 0.8, "{w:?}");
@@ -152,7 +143,9 @@ fn single_task_keeps_weight_one() {
     let mut gn = GradNorm::new(1);
     let j = Tensor::from_slice(&[2.0f64, -1.0]).view([1, 2]);
     for t in 0..3 {
-        let out = gn.aggregate(&j, &ctx(t, &[1.0 / (t + 1) as f64])).unwrap();
+        let out = gn
+            .aggregate(&j, &ctx_with(t, &[1.0 / (t + 1) as f64]))
+            .unwrap();
         assert_eq!(out.weights, Some(vec![1.0]));
         assert_eq!(common::to_vec(&out.gradient), vec![2.0, -1.0]);
     }
@@ -163,9 +156,9 @@ fn single_task_keeps_weight_one() {
 fn zero_gradient_row_is_harmless() {
     let mut gn = GradNorm::new(3);
     let j = Tensor::from_slice(&[1.0f64, 2.0, 0.0, 0.0, -1.0, 0.5]).view([3, 2]);
-    gn.aggregate(&j, &ctx(0, &[1.0, 1.0, 1.0])).unwrap();
+    gn.aggregate(&j, &ctx_with(0, &[1.0, 1.0, 1.0])).unwrap();
     for t in 1..5 {
-        let out = gn.aggregate(&j, &ctx(t, &[0.9, 0.8, 0.7])).unwrap();
+        let out = gn.aggregate(&j, &ctx_with(t, &[0.9, 0.8, 0.7])).unwrap();
         let w = out.weights.unwrap();
         assert!(w.iter().all(|w| w.is_finite() && *w > 0.0), "{w:?}");
         assert!(common::to_vec(&out.gradient).iter().all(|x| x.is_finite()));
@@ -179,7 +172,7 @@ fn zero_gradient_row_is_harmless() {
 fn nan_in_the_jacobian_names_the_task() {
     let mut gn = GradNorm::new(2);
     let j = Tensor::from_slice(&[1.0f64, 2.0, f64::NAN, 0.0]).view([2, 2]);
-    let err = gn.aggregate(&j, &ctx(0, &[1.0, 1.0])).unwrap_err();
+    let err = gn.aggregate(&j, &ctx_with(0, &[1.0, 1.0])).unwrap_err();
     assert!(
         matches!(err, Error::NonFinite { task: Some(1), .. }),
         "{err}"
@@ -192,56 +185,23 @@ fn nan_in_the_jacobian_names_the_task() {
 fn nan_loss_names_the_task() {
     let mut gn = GradNorm::new(2);
     let j = Tensor::from_slice(&[1.0f64, 2.0, 3.0, 0.0]).view([2, 2]);
-    let err = gn.aggregate(&j, &ctx(5, &[1.0, f64::NAN])).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            Error::NonFinite {
-                task: Some(1),
-                step: Some(5),
-                ..
-            }
-        ),
-        "{err}"
-    );
+    common::assert_non_finite(gn.aggregate(&j, &ctx_with(5, &[1.0, f64::NAN])), 1, 5);
 }
 
 #[test]
 fn wrong_task_count_is_an_error() {
     let mut gn = GradNorm::new(3);
     let j2 = Tensor::from_slice(&[1.0f64, 2.0, 3.0, 0.0]).view([2, 2]);
-    let err = gn.aggregate(&j2, &ctx(0, &[1.0, 1.0])).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            Error::TaskCount {
-                expected: 3,
-                got: 2,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    common::assert_task_count(gn.aggregate(&j2, &ctx_with(0, &[1.0, 1.0])), 3, 2);
     let j3 = Tensor::from_slice(&[1.0f64, 2.0, 3.0, 0.0, 1.0, 1.0]).view([3, 2]);
-    let err = gn.aggregate(&j3, &ctx(0, &[1.0, 1.0])).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            Error::TaskCount {
-                expected: 3,
-                got: 2,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    common::assert_task_count(gn.aggregate(&j3, &ctx_with(0, &[1.0, 1.0])), 3, 2);
 }
 
 #[test]
 fn non_positive_initial_loss_is_an_error() {
     let mut gn = GradNorm::new(2);
     let j = Tensor::from_slice(&[1.0f64, 2.0, 3.0, 0.0]).view([2, 2]);
-    let err = gn.aggregate(&j, &ctx(0, &[0.0, 1.0])).unwrap_err();
+    let err = gn.aggregate(&j, &ctx_with(0, &[0.0, 1.0])).unwrap_err();
     assert!(matches!(err, Error::Config(_)), "{err}");
     assert!(gn.initial_losses().is_none());
 }
@@ -274,7 +234,7 @@ fn registry_gradnorm() {
         Method::Aggregator(mut a) => {
             assert_eq!(a.name(), "gradnorm");
             let j = Tensor::from_slice(&[1.0f64, 2.0, 3.0, 0.0]).view([2, 2]);
-            let out = a.aggregate(&j, &ctx(0, &[1.0, 2.0])).unwrap();
+            let out = a.aggregate(&j, &ctx_with(0, &[1.0, 2.0])).unwrap();
             assert_eq!(common::to_vec(&out.gradient), vec![4.0, 2.0]);
         }
         Method::Weighting(_) => panic!("gradnorm is gradient-level"),

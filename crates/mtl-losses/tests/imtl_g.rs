@@ -3,13 +3,14 @@
 //! defining property, and the edge cases.
 
 mod common;
-mod support;
 
-use common::{assert_close, cases, load, matrix, to_vec, tolerances, vec_f64};
+use common::{
+    aggregator_edge_cases, assert_close, cases, ctx, dot, load, matrix, rows, rows_of, run_golden,
+    sample, to_vec, tolerances, vec_f64,
+};
 use mtl_core::Error;
 use mtl_losses::methods::{ImtlG, ImtlGForm};
 use mtl_losses::Aggregator;
-use support::{common_edge_cases, ctx, dot, rows, rows_of, run_golden, sample};
 
 #[test]
 fn golden_torchjd_imtlg() {
@@ -79,8 +80,8 @@ fn equal_projections_on_unit_gradients() {
 
 #[test]
 fn edge_cases() {
-    common_edge_cases(|| Box::new(ImtlG::new()), 3, 6);
-    common_edge_cases(|| Box::new(ImtlG::libmtl()), 3, 6);
+    aggregator_edge_cases(|| Box::new(ImtlG::new()), 3, 6);
+    aggregator_edge_cases(|| Box::new(ImtlG::libmtl()), 3, 6);
     for form in [ImtlGForm::PseudoInverse, ImtlGForm::ClosedForm] {
         let mut a = ImtlG::new().with_form(form);
         let out = a.aggregate(&rows(&[&[3.0, -4.0]]), &ctx()).unwrap();

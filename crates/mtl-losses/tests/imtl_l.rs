@@ -5,26 +5,17 @@
 
 mod common;
 
+use common::ctx_at;
 use mtl_core::Error;
 use mtl_losses::methods::ImtlL;
-use mtl_losses::{by_name, Method, StepContext, Weighting};
+use mtl_losses::Weighting;
 use tch::{Device, Kind, Tensor};
-
-fn ctx() -> StepContext<'static> {
-    StepContext {
-        step: 1,
-        epoch: 0,
-        losses: &[],
-    }
-}
 
 #[test]
 fn initial_weights_are_one() {
-    let Method::Weighting(mut m) = by_name("imtl_l", 3, 0).unwrap() else {
-        panic!("imtl_l is a loss-level method")
-    };
+    let mut m = common::weighting("imtl_l", 3, 0);
     let losses = [0.5, 1.5, 3.0];
-    let (total, g) = common::weighting_grad(m.as_mut(), &losses, &ctx()).unwrap();
+    let (total, g) = common::weighting_grad(m.as_mut(), &losses, &ctx_at(1, 0)).unwrap();
     assert_eq!(g, vec![1.0; 3]);
     assert_eq!(m.weights(), vec![1.0; 3]);
     assert!((total - 5.0).abs() < 1e-12);
@@ -38,7 +29,7 @@ fn closed_form_gradients() {
     let mut m = ImtlL::with_init(2, 0.0, Kind::Double, Device::Cpu).unwrap();
     tch::no_grad(|| m.parameters()[0].copy_(&Tensor::from_slice(&s)));
     let leaf = Tensor::from_slice(&l).set_requires_grad(true);
-    let total = m.combine(&leaf, &ctx()).unwrap();
+    let total = m.combine(&leaf, &ctx_at(1, 0)).unwrap();
     let expected_total: f64 = (0..2).map(|i| s[i].exp() * l[i] - s[i]).sum();
     assert!((total.double_value(&[]) - expected_total).abs() < 1e-12);
     let p = m.parameters()[0].shallow_clone();
@@ -58,7 +49,7 @@ fn sgd_on_the_scales_balances_the_scaled_losses() {
     let losses = Tensor::from_slice(&[0.2f64, 1.0, 5.0]);
     let mut p = m.parameters()[0].shallow_clone();
     for _ in 0..3000 {
-        let total = m.combine(&losses, &ctx()).unwrap();
+        let total = m.combine(&losses, &ctx_at(1, 0)).unwrap();
         let g = Tensor::run_backward(&[&total], &[&p], false, false);
         tch::no_grad(|| {
             let _ = p.f_sub_(&(&g[0] * 0.05)).unwrap();
@@ -74,7 +65,7 @@ fn sgd_on_the_scales_balances_the_scaled_losses() {
 #[test]
 fn edge_cases() {
     common::weighting_edge_cases(|k| Box::new(ImtlL::new(k)), 3);
-    let (t, g) = common::weighting_grad(&mut ImtlL::new(1), &[0.4], &ctx()).unwrap();
+    let (t, g) = common::weighting_grad(&mut ImtlL::new(1), &[0.4], &ctx_at(1, 0)).unwrap();
     assert!((t - 0.4).abs() < 1e-6 && g == vec![1.0]);
     assert!(ImtlL::with_init(0, 0.0, Kind::Float, Device::Cpu).is_err());
     assert!(ImtlL::with_init(2, f64::NAN, Kind::Float, Device::Cpu).is_err());
@@ -83,7 +74,7 @@ fn edge_cases() {
     let mut m = ImtlL::with_init(2, 0.0, Kind::Double, Device::Cpu).unwrap();
     tch::no_grad(|| m.parameters()[0].copy_(&Tensor::from_slice(&[0.0f64, 1e4])));
     assert!(matches!(
-        m.combine(&Tensor::from_slice(&[1.0f64, 1.0]), &ctx()),
+        m.combine(&Tensor::from_slice(&[1.0f64, 1.0]), &ctx_at(1, 0)),
         Err(Error::NonFinite { task: Some(1), .. })
     ));
 }

@@ -3,13 +3,11 @@
 //! the paper's squared-distance scores, Multi-Krum, and the edge cases.
 
 mod common;
-mod support;
 
-use common::{assert_close, to_vec};
+use common::{aggregator_edge_cases, assert_close, ctx, rows, run_golden, to_vec};
 use mtl_core::Error;
 use mtl_losses::methods::Krum;
 use mtl_losses::Aggregator;
-use support::{common_edge_cases, ctx, rows, run_golden};
 
 #[test]
 fn golden_torchjd_krum() {
@@ -67,8 +65,8 @@ fn squared_and_plain_distances() {
 
 #[test]
 fn edge_cases() {
-    common_edge_cases(|| Box::new(Krum::new(1, 2).unwrap()), 5, 6);
-    common_edge_cases(|| Box::new(Krum::new(0, 1).unwrap()), 3, 4);
+    aggregator_edge_cases(|| Box::new(Krum::new(1, 2).unwrap()), 5, 6);
+    aggregator_edge_cases(|| Box::new(Krum::new(0, 1).unwrap()), 3, 4);
     // K too small for f, or fewer rows than m.
     let j = rows(&[&[1.0], &[2.0], &[3.0]]);
     assert!(matches!(

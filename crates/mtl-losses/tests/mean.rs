@@ -1,13 +1,11 @@
 //! Mean against TorchJD's `Mean` (golden `torchjd_Mean.json`) and the edge cases.
 
 mod common;
-mod support;
 
-use common::to_vec;
+use common::{aggregator_edge_cases, ctx, rows, run_golden, to_vec};
 use mtl_core::Error;
 use mtl_losses::methods::Mean;
 use mtl_losses::Aggregator;
-use support::{common_edge_cases, ctx, rows, run_golden};
 
 #[test]
 fn golden_torchjd_mean() {
@@ -18,7 +16,7 @@ fn golden_torchjd_mean() {
 
 #[test]
 fn edge_cases() {
-    common_edge_cases(|| Box::new(Mean::new()), 3, 5);
+    aggregator_edge_cases(|| Box::new(Mean::new()), 3, 5);
     // K = 1 is the row itself.
     let out = Mean::new()
         .aggregate(&rows(&[&[1.0, -2.0]]), &ctx())

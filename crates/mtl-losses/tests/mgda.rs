@@ -3,13 +3,14 @@
 //! both where they are exact, the gradient normalisations, and the edge cases.
 
 mod common;
-mod support;
 
-use common::{assert_close, cases, load, matrix, to_vec, vec_f64};
+use common::{
+    aggregator_edge_cases, assert_close, cases, ctx, dot, load, matrix, rows, rows_of, run_golden,
+    to_vec, vec_f64,
+};
 use mtl_core::Error;
 use mtl_losses::methods::{Mgda, MgdaNormalization, MgdaSolver};
 use mtl_losses::{Aggregator, StepContext};
-use support::{common_edge_cases, ctx, dot, rows, rows_of, run_golden};
 
 #[test]
 fn golden_torchjd_mgda() {
@@ -171,7 +172,7 @@ fn edge_cases() {
     for make in [Mgda::new, Mgda::torchjd, || {
         Mgda::libmtl(MgdaNormalization::L2)
     }] {
-        common_edge_cases(move || Box::new(make()), 4, 6);
+        aggregator_edge_cases(move || Box::new(make()), 4, 6);
     }
     for mut m in all_solvers() {
         // K = 1.
@@ -219,7 +220,7 @@ fn edge_cases() {
 /// never beats it).
 #[test]
 fn frank_wolfe_converges_to_exact() {
-    let j = support::sample(5, 8, 3);
+    let j = common::sample(5, 8, 3);
     let exact = to_vec(&Mgda::new().aggregate(&j, &ctx()).unwrap().gradient);
     let mut fw = Mgda::new().with_solver(MgdaSolver::FrankWolfe {
         epsilon: 0.0,

@@ -3,21 +3,13 @@
 //! paper's projection, and edge cases. No golden file exists for it.
 
 mod common;
-mod support;
 
+use common::ctx_with;
 use mtl_core::Error;
 use mtl_losses::gram::Gram;
 use mtl_losses::methods::{MoCo, MocoConfig, MocoSimplex};
 use mtl_losses::solvers::min_norm_simplex;
-use mtl_losses::{by_name, Aggregator, Method, StepContext};
-
-fn ctx(step: u64, losses: &[f64]) -> StepContext<'_> {
-    StepContext {
-        step,
-        epoch: 0,
-        losses,
-    }
-}
+use mtl_losses::Aggregator;
 
 /// The update rule on plain vectors.
 struct Reference {
@@ -34,7 +26,7 @@ impl Reference {
         let beta = self.config.beta / self.t.powf(self.config.beta_sigma);
         let gamma = self.config.gamma / self.t.powf(self.config.gamma_sigma);
         for i in 0..k {
-            let n = support::dot(&rows[i], &rows[i]).sqrt();
+            let n = common::dot(&rows[i], &rows[i]).sqrt();
             for (y, x) in self.y[i].iter_mut().zip(&rows[i]) {
                 let target = x / (n + 1e-8) * losses[i];
                 *y -= beta * (*y - target);
@@ -43,7 +35,7 @@ impl Reference {
         let stepped: Vec<f64> = (0..k)
             .map(|i| {
                 let g: f64 = (0..k)
-                    .map(|j| support::dot(&self.y[i], &self.y[j]) * self.lambda[j])
+                    .map(|j| common::dot(&self.y[i], &self.y[j]) * self.lambda[j])
                     .sum::<f64>()
                     + self.config.rho * self.lambda[i];
                 self.lambda[i] - gamma * g
@@ -84,11 +76,11 @@ fn steps_match_the_update_rule() {
             lambda: vec![0.5, 0.5],
         };
         for (t, seed) in [11u64, 12, 13].iter().enumerate() {
-            let j = support::sample(2, 4, *seed);
+            let j = common::sample(2, 4, *seed);
             let losses = [0.7 + t as f64, 0.3];
-            let out = moco.aggregate(&j, &ctx(t as u64, &losses)).unwrap();
+            let out = moco.aggregate(&j, &ctx_with(t as u64, &losses)).unwrap();
             assert!(out.weights.is_none());
-            let expected = reference.step(&support::rows_of(&j), &losses);
+            let expected = reference.step(&common::rows_of(&j), &losses);
             let what = format!("{simplex:?} step {t}");
             common::assert_close(
                 &common::to_vec(&out.gradient),
@@ -104,21 +96,19 @@ fn steps_match_the_update_rule() {
 
 #[test]
 fn tracking_converges_to_the_normalised_gradients() {
-    let j = support::sample(3, 5, 4);
+    let j = common::sample(3, 5, 4);
     let losses = [1.0, 2.0, 0.5];
-    let Method::Aggregator(mut moco) = by_name("moco", 3, 0).unwrap() else {
-        panic!("moco is a gradient-level method")
-    };
+    let mut moco = common::aggregator("moco", 3, 0);
     for t in 0..600 {
-        moco.aggregate(&j, &ctx(t, &losses)).unwrap();
+        moco.aggregate(&j, &ctx_with(t, &losses)).unwrap();
     }
     let mut check = MoCo::new(3);
     for t in 0..600 {
-        check.aggregate(&j, &ctx(t, &losses)).unwrap();
+        check.aggregate(&j, &ctx_with(t, &losses)).unwrap();
     }
-    let y = support::rows_of(check.tracked().unwrap());
-    for (i, row) in support::rows_of(&j).iter().enumerate() {
-        let n = support::dot(row, row).sqrt();
+    let y = common::rows_of(check.tracked().unwrap());
+    for (i, row) in common::rows_of(&j).iter().enumerate() {
+        let n = common::dot(row, row).sqrt();
         let target: Vec<f64> = row.iter().map(|x| x / n * losses[i]).collect();
         common::assert_close(&y[i], &target, 1e-6, 1e-9, &format!("row {i}"));
     }
@@ -126,7 +116,7 @@ fn tracking_converges_to_the_normalised_gradients() {
 
 #[test]
 fn projected_lambda_reaches_the_min_norm_weights() {
-    let j = support::rows(&[&[1.0, 0.1], &[-0.2, 1.0], &[0.6, 0.7]]);
+    let j = common::rows(&[&[1.0, 0.1], &[-0.2, 1.0], &[0.6, 0.7]]);
     let losses = [1.0, 1.0, 1.0];
     let config = MocoConfig {
         simplex: MocoSimplex::Projection,
@@ -135,7 +125,7 @@ fn projected_lambda_reaches_the_min_norm_weights() {
     };
     let mut moco = MoCo::with_config(3, config).unwrap();
     for t in 0..4000 {
-        moco.aggregate(&j, &ctx(t, &losses)).unwrap();
+        moco.aggregate(&j, &ctx_with(t, &losses)).unwrap();
     }
     let y = moco.tracked().unwrap();
     let gram = Gram::of(y).unwrap();
@@ -158,12 +148,10 @@ fn projection_onto_the_simplex() {
 #[test]
 fn edge_cases() {
     let losses = [1.0, 2.0, 3.0];
-    let j = support::sample(3, 5, 1);
-    let mut bad = common::to_vec(&j);
-    bad[2] = f64::INFINITY;
-    let bad = tch::Tensor::from_slice(&bad).view([3, 5]);
+    let j = common::sample(3, 5, 1);
+    let bad = common::with_entry(&j, 2, f64::INFINITY);
     assert!(matches!(
-        MoCo::new(3).aggregate(&bad, &ctx(7, &losses)),
+        MoCo::new(3).aggregate(&bad, &ctx_with(7, &losses)),
         Err(Error::NonFinite {
             task: Some(0),
             step: Some(7),
@@ -171,40 +159,35 @@ fn edge_cases() {
         })
     ));
     assert!(matches!(
-        MoCo::new(3).aggregate(&j, &ctx(0, &[])),
+        MoCo::new(3).aggregate(&j, &ctx_with(0, &[])),
         Err(Error::TaskCount { .. })
     ));
     assert!(matches!(
-        MoCo::new(3).aggregate(&j, &ctx(0, &[1.0, f64::NAN, 1.0])),
+        MoCo::new(3).aggregate(&j, &ctx_with(0, &[1.0, f64::NAN, 1.0])),
         Err(Error::NonFinite { task: Some(1), .. })
     ));
     assert!(matches!(
-        MoCo::new(3).aggregate(&j, &ctx(0, &[1.0, -1.0, 1.0])),
+        MoCo::new(3).aggregate(&j, &ctx_with(0, &[1.0, -1.0, 1.0])),
         Err(Error::Config(_))
     ));
     assert!(matches!(
-        MoCo::new(2).aggregate(&j, &ctx(0, &losses)),
+        MoCo::new(2).aggregate(&j, &ctx_with(0, &losses)),
         Err(Error::TaskCount {
             expected: 2,
             got: 3,
             ..
         })
     ));
-    let a = MoCo::new(3).aggregate(&j, &ctx(0, &losses)).unwrap();
-    let b = MoCo::new(3)
-        .aggregate(&j.to_kind(tch::Kind::Float), &ctx(0, &losses))
-        .unwrap();
-    assert_eq!(b.gradient.kind(), tch::Kind::Float);
-    common::assert_close(
-        &common::to_vec(&b.gradient),
-        &common::to_vec(&a.gradient),
-        1e-5,
-        1e-6,
+    common::assert_f32_follows_f64(
+        || Box::new(MoCo::new(3)),
+        &j,
+        &ctx_with(0, &losses),
+        (1e-5, 1e-6),
         "f32",
     );
     // K = 1: λ = 1, the output is β₁·L·g/‖g‖.
     let out = MoCo::new(1)
-        .aggregate(&support::rows(&[&[3.0, 4.0]]), &ctx(0, &[2.0]))
+        .aggregate(&common::rows(&[&[3.0, 4.0]]), &ctx_with(0, &[2.0]))
         .unwrap();
     common::assert_close(
         &common::to_vec(&out.gradient),
@@ -217,8 +200,8 @@ fn edge_cases() {
     let mut moco = MoCo::new(2);
     for t in 0..3 {
         moco.aggregate(
-            &support::rows(&[&[1.0, 2.0], &[1.0, 2.0]]),
-            &ctx(t, &[1.0, 1.0]),
+            &common::rows(&[&[1.0, 2.0], &[1.0, 2.0]]),
+            &ctx_with(t, &[1.0, 1.0]),
         )
         .unwrap();
         assert!((moco.lambda()[0] - 0.5).abs() < 1e-15);
@@ -226,16 +209,16 @@ fn edge_cases() {
     // A zero row tracks zero and stays finite.
     let out = MoCo::new(2)
         .aggregate(
-            &support::rows(&[&[0.0, 0.0], &[0.0, 1.0]]),
-            &ctx(0, &[1.0, 1.0]),
+            &common::rows(&[&[0.0, 0.0], &[0.0, 1.0]]),
+            &ctx_with(0, &[1.0, 1.0]),
         )
         .unwrap();
     assert!(common::to_vec(&out.gradient).iter().all(|v| v.is_finite()));
     // Another width than the tracked one.
     let mut moco = MoCo::new(3);
-    moco.aggregate(&j, &ctx(0, &losses)).unwrap();
+    moco.aggregate(&j, &ctx_with(0, &losses)).unwrap();
     assert!(matches!(
-        moco.aggregate(&support::sample(3, 4, 1), &ctx(1, &losses)),
+        moco.aggregate(&common::sample(3, 4, 1), &ctx_with(1, &losses)),
         Err(Error::Shape { .. })
     ));
     let bad_config = MocoConfig {
@@ -247,16 +230,6 @@ fn edge_cases() {
 
 #[test]
 fn state_round_trip() {
-    let losses = [1.0, 0.5];
-    let mut a = MoCo::new(2);
-    a.aggregate(&support::sample(2, 6, 1), &ctx(0, &losses))
-        .unwrap();
-    let mut b = MoCo::new(2);
-    b.load_state(&a.state()).unwrap();
-    let j = support::sample(2, 6, 2);
-    let oa = a.aggregate(&j, &ctx(1, &losses)).unwrap();
-    let ob = b.aggregate(&j, &ctx(1, &losses)).unwrap();
-    assert_eq!(common::to_vec(&oa.gradient), common::to_vec(&ob.gradient));
+    let (a, b) = common::assert_state_round_trip(MoCo::new, &[1.0, 0.5]);
     assert_eq!(a.lambda(), b.lambda());
-    assert!(MoCo::new(3).load_state(&a.state()).is_err());
 }

@@ -5,11 +5,11 @@
 //! bargaining fixed point Gα = 1/α, and edge cases.
 
 mod common;
-mod support;
 
+use common::ctx_at;
 use mtl_core::Error;
 use mtl_losses::methods::{nash_mtl_alpha, NashMtl, NashMtlConfig};
-use mtl_losses::{by_name, Aggregator, Method, StepContext};
+use mtl_losses::Aggregator;
 use serde_json::Value;
 use tch::Tensor;
 
@@ -18,18 +18,7 @@ fn rows_in(case: &Value) -> usize {
 }
 
 fn fresh(k: usize) -> Box<dyn Aggregator> {
-    match by_name("nash_mtl", k, 0).unwrap() {
-        Method::Aggregator(a) => a,
-        Method::Weighting(_) => panic!("nash_mtl is a gradient-level method"),
-    }
-}
-
-fn ctx(step: u64) -> StepContext<'static> {
-    StepContext {
-        step,
-        epoch: 0,
-        losses: &[],
-    }
+    common::aggregator("nash_mtl", k, 0)
 }
 
 /// α_i (Gα)_i for every task: the convex problems' constraints are α_i (Gα)_i ≥ 1,
@@ -76,7 +65,7 @@ fn run(file: &str, alpha_is_weights: bool) -> Vec<String> {
         let j = common::matrix(&case["G"]);
         let k = rows_in(case);
         let mut nash = NashMtl::new(k);
-        let out = nash.aggregate(&j, &ctx(0)).unwrap();
+        let out = nash.aggregate(&j, &ctx_at(0, 0)).unwrap();
         // Every α is a solution of a convex problem or the start.
         let least = products(&gram_of(&j), nash.alpha())
             .into_iter()
@@ -156,15 +145,13 @@ fn golden_libmtl_nash_mtl_sequence() {
     let cases = common::cases(&doc);
     assert_eq!(cases.len(), 2);
     for case in cases {
-        let name = case["name"].as_str().unwrap();
-        let k = case["K"].as_u64().unwrap() as usize;
-        let (rel, abs) = common::tolerances(case);
+        let (name, k, (rel, abs)) = common::sequence_case(case);
         let mut nash = fresh(k);
         let mut reference = NashMtl::new(k);
         for (t, step) in case["steps"].as_array().unwrap().iter().enumerate() {
             let j = common::matrix(&step["G"]);
-            let out = nash.aggregate(&j, &ctx(t as u64)).unwrap();
-            reference.aggregate(&j, &ctx(t as u64)).unwrap();
+            let out = nash.aggregate(&j, &ctx_at(t as u64, 0)).unwrap();
+            reference.aggregate(&j, &ctx_at(t as u64, 0)).unwrap();
             let what = format!("{name} step {t}");
             common::assert_close(
                 &common::to_vec(&out.gradient),
@@ -188,7 +175,7 @@ fn golden_libmtl_nash_mtl_sequence() {
 fn converged_alpha_is_the_bargaining_solution() {
     for seed in 0..6 {
         let k = 2 + seed as usize % 4;
-        let j = support::sample(k, 12, seed);
+        let j = common::sample(k, 12, seed);
         let g = gram_of(&j);
         let alpha = nash_mtl_alpha(&g, &vec![1.0; k], 100).unwrap();
         // (Gα)_i = 1/α_i: every task's directional derivative ⟨g_i, Δ⟩ is 1/α_i.
@@ -197,7 +184,7 @@ fn converged_alpha_is_the_bargaining_solution() {
         }
     }
     // Orthogonal rows: α_i = 1/‖g_i‖.
-    let j = support::rows(&[&[3.0, 0.0, 0.0], &[0.0, 0.5, 0.0], &[0.0, 0.0, 2.0]]);
+    let j = common::rows(&[&[3.0, 0.0, 0.0], &[0.0, 0.5, 0.0], &[0.0, 0.0, 2.0]]);
     let alpha = nash_mtl_alpha(&gram_of(&j), &[1.0; 3], 100).unwrap();
     common::assert_close(&alpha, &[1.0 / 3.0, 2.0, 0.5], 1e-7, 0.0, "orthogonal");
 }
@@ -208,14 +195,14 @@ fn scaling_the_jacobian_leaves_the_unclipped_update_unchanged() {
         max_norm: 0.0,
         ..NashMtlConfig::default()
     };
-    let j = support::sample(3, 10, 4);
+    let j = common::sample(3, 10, 4);
     let a = NashMtl::with_config(3, config)
         .unwrap()
-        .aggregate(&j, &ctx(0))
+        .aggregate(&j, &ctx_at(0, 0))
         .unwrap();
     let b = NashMtl::with_config(3, config)
         .unwrap()
-        .aggregate(&(&j * 10.0), &ctx(0))
+        .aggregate(&(&j * 10.0), &ctx_at(0, 0))
         .unwrap();
     common::assert_close(
         &common::to_vec(&b.gradient),
@@ -228,9 +215,9 @@ fn scaling_the_jacobian_leaves_the_unclipped_update_unchanged() {
 
 #[test]
 fn clipping_and_update_period() {
-    let j = support::sample(3, 10, 8);
+    let j = common::sample(3, 10, 8);
     let mut nash = NashMtl::new(3);
-    let out = nash.aggregate(&j, &ctx(0)).unwrap();
+    let out = nash.aggregate(&j, &ctx_at(0, 0)).unwrap();
     let norm = common::to_vec(&out.gradient)
         .iter()
         .map(|v| v * v)
@@ -242,25 +229,25 @@ fn clipping_and_update_period() {
         ..NashMtlConfig::default()
     };
     let mut every2 = NashMtl::with_config(3, config).unwrap();
-    every2.aggregate(&j, &ctx(0)).unwrap();
+    every2.aggregate(&j, &ctx_at(0, 0)).unwrap();
     let first = every2.alpha().to_vec();
     // Step 1 reuses α; step 2 solves again.
     every2
-        .aggregate(&support::sample(3, 10, 9), &ctx(1))
+        .aggregate(&common::sample(3, 10, 9), &ctx_at(1, 0))
         .unwrap();
     assert_eq!(every2.alpha(), &first[..]);
     every2
-        .aggregate(&support::sample(3, 10, 9), &ctx(2))
+        .aggregate(&common::sample(3, 10, 9), &ctx_at(2, 0))
         .unwrap();
     assert_ne!(every2.alpha(), &first[..]);
 }
 
 #[test]
 fn edge_cases() {
-    support::common_edge_cases(|| fresh(3), 3, 6);
+    common::aggregator_edge_cases(|| fresh(3), 3, 6);
     // K = 1: α = 1 (Ĝ1 = 1 already satisfies the fixed point), the row clipped to norm 1.
     let out = fresh(1)
-        .aggregate(&support::rows(&[&[3.0, 4.0]]), &ctx(0))
+        .aggregate(&common::rows(&[&[3.0, 4.0]]), &ctx_at(0, 0))
         .unwrap();
     common::assert_close(
         &common::to_vec(&out.gradient),
@@ -271,25 +258,25 @@ fn edge_cases() {
     );
     // Identical rows: α = 1.
     let mut nash = NashMtl::new(2);
-    nash.aggregate(&support::rows(&[&[1.0, 2.0], &[1.0, 2.0]]), &ctx(0))
+    nash.aggregate(&common::rows(&[&[1.0, 2.0], &[1.0, 2.0]]), &ctx_at(0, 0))
         .unwrap();
     assert_eq!(nash.alpha(), &[1.0, 1.0]);
     // A zero row keeps α = 1; opposite rows give zero.
     let mut nash = NashMtl::new(3);
-    let j = support::rows(&[&[1.0, 0.0], &[0.0, 0.0], &[0.5, 1.0]]);
-    nash.aggregate(&j, &ctx(0)).unwrap();
+    let j = common::rows(&[&[1.0, 0.0], &[0.0, 0.0], &[0.5, 1.0]]);
+    nash.aggregate(&j, &ctx_at(0, 0)).unwrap();
     assert_eq!(nash.alpha(), &[1.0, 1.0, 1.0]);
     let out = fresh(2)
-        .aggregate(&support::rows(&[&[1.0, -2.0], &[-1.0, 2.0]]), &ctx(0))
+        .aggregate(&common::rows(&[&[1.0, -2.0], &[-1.0, 2.0]]), &ctx_at(0, 0))
         .unwrap();
     assert!(common::to_vec(&out.gradient).iter().all(|v| *v == 0.0));
     // All-zero Jacobian: zero output, α unchanged.
     let out = fresh(2)
-        .aggregate(&support::rows(&[&[0.0, 0.0], &[0.0, 0.0]]), &ctx(0))
+        .aggregate(&common::rows(&[&[0.0, 0.0], &[0.0, 0.0]]), &ctx_at(0, 0))
         .unwrap();
     assert!(common::to_vec(&out.gradient).iter().all(|v| *v == 0.0));
     assert!(matches!(
-        fresh(3).aggregate(&support::sample(2, 4, 1), &ctx(0)),
+        fresh(3).aggregate(&common::sample(2, 4, 1), &ctx_at(0, 0)),
         Err(Error::TaskCount {
             expected: 3,
             got: 2,
@@ -311,12 +298,13 @@ fn edge_cases() {
 #[test]
 fn state_round_trip() {
     let mut a = NashMtl::new(3);
-    a.aggregate(&support::sample(3, 8, 1), &ctx(0)).unwrap();
+    a.aggregate(&common::sample(3, 8, 1), &ctx_at(0, 0))
+        .unwrap();
     let mut b = NashMtl::new(3);
     b.load_state(&a.state()).unwrap();
-    let j = support::sample(3, 8, 2);
-    let oa = a.aggregate(&j, &ctx(1)).unwrap();
-    let ob = b.aggregate(&j, &ctx(1)).unwrap();
+    let j = common::sample(3, 8, 2);
+    let oa = a.aggregate(&j, &ctx_at(1, 0)).unwrap();
+    let ob = b.aggregate(&j, &ctx_at(1, 0)).unwrap();
     assert_eq!(oa.weights, ob.weights);
     assert!(NashMtl::new(2).load_state(&a.state()).is_err());
     assert!(NashMtl::new(3)
@@ -331,8 +319,8 @@ fn random_jacobians_give_finite_clipped_updates() {
         let d = [2usize, 5, 30][seed as usize % 3];
         let mut nash = NashMtl::new(k);
         for step in 0..3 {
-            let j = support::sample(k, d, 1000 + 10 * seed + step);
-            let out = nash.aggregate(&j, &ctx(step)).unwrap();
+            let j = common::sample(k, d, 1000 + 10 * seed + step);
+            let out = nash.aggregate(&j, &ctx_at(step, 0)).unwrap();
             let g = common::to_vec(&out.gradient);
             assert!(g.iter().all(|v| v.is_finite()), "seed {seed}");
             assert!(g.iter().map(|v| v * v).sum::<f64>().sqrt() <= 1.0 + 1e-9);

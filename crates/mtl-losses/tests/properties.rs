@@ -5,13 +5,11 @@
 //! registered gradient-level method builds by name and aggregates.
 
 mod common;
-mod support;
 
-use common::to_vec;
+use common::{ctx, dot, rows_of, to_vec};
 use mtl_losses::methods::{CaGrad, CaGradRescale, DualProj, Mean, Mgda, UpGrad};
 use mtl_losses::{by_name, list, Aggregator, Method, MethodLevel, StepContext};
 use proptest::prelude::*;
-use support::{ctx, dot, rows_of};
 use tch::Tensor;
 
 /// A K×d matrix, kept as plain data so proptest can clone and shrink it.
@@ -178,7 +176,7 @@ const SUITE: &[&str] = &[
 /// builds for K = 4 by name and returns a finite d-vector; another K is refused.
 #[test]
 fn registered_aggregators_build_and_run() {
-    let j = support::sample(4, 9, 21);
+    let j = common::sample(4, 9, 21);
     let losses = [1.0, 2.0, 0.5, 3.0];
     let ctx = StepContext {
         step: 0,
@@ -209,7 +207,7 @@ fn registered_aggregators_build_and_run() {
             "{}",
             info.name
         );
-        let j5 = support::sample(5, 9, 22);
+        let j5 = common::sample(5, 9, 22);
         assert!(
             agg.aggregate(&j5, &ctx).is_err(),
             "{} accepted K = 5",
@@ -242,7 +240,7 @@ fn non_finite_rows_name_the_task_and_step() {
     for name in every {
         for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
             for kind in [tch::Kind::Float, tch::Kind::Double] {
-                let j = support::sample(4, 9, 21).to_kind(kind);
+                let j = common::sample(4, 9, 21).to_kind(kind);
                 let _ = j.get(2).get(5).fill_(bad);
                 let Method::Aggregator(mut agg) = by_name(name, 4, 0).unwrap() else {
                     panic!("{name} is not an aggregator");
@@ -258,7 +256,7 @@ fn non_finite_rows_name_the_task_and_step() {
             }
         }
         // After a rejected step, the method gives what a fresh one gives.
-        let good = support::sample(4, 9, 21);
+        let good = common::sample(4, 9, 21);
         let bad = good.copy();
         let _ = bad.get(0).get(0).fill_(f64::NAN);
         let Method::Aggregator(mut used) = by_name(name, 4, 0).unwrap() else {
@@ -280,7 +278,7 @@ fn non_finite_rows_name_the_task_and_step() {
 /// K = 48 > d: the active-set solves stay exact with many dependent rows.
 #[test]
 fn many_tasks() {
-    let j = support::sample(48, 20, 77);
+    let j = common::sample(48, 20, 77);
     let rows = rows_of(&j);
     let scale = max_sq_norm(&rows);
     let out = Mgda::new().aggregate(&j, &ctx()).unwrap();

@@ -2,14 +2,15 @@
 //! recorded normal draws), and the seeded aggregator's behaviour.
 
 mod common;
-mod support;
 
-use common::{assert_close, cases, load, matrix, to_vec, tolerances, vec_f64};
+use common::{
+    aggregator_edge_cases, assert_close, cases, ctx, load, matrix, rows, to_vec, tolerances,
+    vec_f64,
+};
 use mtl_core::Error;
 use mtl_losses::gram::combine;
 use mtl_losses::methods::Random;
 use mtl_losses::Aggregator;
-use support::{common_edge_cases, ctx, rows};
 
 #[test]
 fn golden_torchjd_random_replayed() {
@@ -52,7 +53,7 @@ fn seeded_draws() {
 
 #[test]
 fn edge_cases() {
-    common_edge_cases(|| Box::new(Random::new(1)), 3, 5);
+    aggregator_edge_cases(|| Box::new(Random::new(1)), 3, 5);
     let out = Random::new(1)
         .aggregate(&rows(&[&[3.0, -4.0]]), &ctx())
         .unwrap();

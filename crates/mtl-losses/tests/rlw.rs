@@ -3,18 +3,11 @@
 
 mod common;
 
+use common::ctx_at;
 use mtl_core::Error;
 use mtl_losses::methods::Rlw;
-use mtl_losses::{by_name, Method, StepContext, Weighting};
+use mtl_losses::Weighting;
 use tch::Tensor;
-
-fn ctx(step: u64) -> StepContext<'static> {
-    StepContext {
-        step,
-        epoch: 0,
-        losses: &[],
-    }
-}
 
 #[test]
 fn golden_libmtl_rlw_replayed_draws() {
@@ -23,9 +16,7 @@ fn golden_libmtl_rlw_replayed_draws() {
     let cases = common::cases(&doc);
     assert_eq!(cases.len(), 3);
     for case in cases {
-        let name = case["name"].as_str().unwrap();
-        let (rel, abs) = common::tolerances(case);
-        let losses = common::vec_f64(&case["losses"]);
+        let (name, losses, (rel, abs)) = common::weighting_case(case);
         let z = common::vec_f64(&case["random_draws"]["randn"][0]);
         let leaf = Tensor::from_slice(&losses).set_requires_grad(true);
         let total = Rlw::combine_with_normals(&leaf, &z).unwrap();
@@ -47,13 +38,11 @@ fn golden_libmtl_rlw_replayed_draws() {
 #[test]
 fn seeded_draws_are_reproducible_and_change_every_step() {
     let run = |seed| {
-        let Method::Weighting(mut rlw) = by_name("rlw", 3, seed).unwrap() else {
-            panic!("rlw is a loss-level method")
-        };
+        let mut rlw = common::weighting("rlw", 3, seed);
         (0..4)
             .map(|s| {
                 let (_, g) =
-                    common::weighting_grad(rlw.as_mut(), &[1.0, 2.0, 3.0], &ctx(s)).unwrap();
+                    common::weighting_grad(rlw.as_mut(), &[1.0, 2.0, 3.0], &ctx_at(s, 0)).unwrap();
                 assert_eq!(g, rlw.weights());
                 g
             })
@@ -72,11 +61,11 @@ fn seeded_draws_are_reproducible_and_change_every_step() {
 #[test]
 fn state_round_trip_continues_the_stream() {
     let mut a = Rlw::new(2, 9);
-    common::weighting_grad(&mut a, &[1.0, 1.0], &ctx(0)).unwrap();
+    common::weighting_grad(&mut a, &[1.0, 1.0], &ctx_at(0, 0)).unwrap();
     let mut b = Rlw::new(2, 1234);
     b.load_state(&a.state()).unwrap();
-    let ga = common::weighting_grad(&mut a, &[1.0, 1.0], &ctx(1)).unwrap();
-    let gb = common::weighting_grad(&mut b, &[1.0, 1.0], &ctx(1)).unwrap();
+    let ga = common::weighting_grad(&mut a, &[1.0, 1.0], &ctx_at(1, 0)).unwrap();
+    let gb = common::weighting_grad(&mut b, &[1.0, 1.0], &ctx_at(1, 0)).unwrap();
     assert_eq!(ga, gb);
     assert!(b.load_state(&serde_json::json!({})).is_err());
 }
@@ -87,7 +76,7 @@ fn edge_cases() {
     // K = 1: the weight is always 1.
     let mut one = Rlw::new(1, 3);
     for s in 0..3 {
-        let (total, g) = common::weighting_grad(&mut one, &[0.7], &ctx(s)).unwrap();
+        let (total, g) = common::weighting_grad(&mut one, &[0.7], &ctx_at(s, 0)).unwrap();
         assert_eq!((total, g), (0.7, vec![1.0]));
     }
     // Identical draws weigh equally; a non-finite draw is an error naming its task.

@@ -1,13 +1,11 @@
 //! Sum against TorchJD's `Sum` (golden `torchjd_Sum.json`) and the edge cases.
 
 mod common;
-mod support;
 
-use common::to_vec;
+use common::{aggregator_edge_cases, ctx, rows, run_golden, to_vec};
 use mtl_core::Error;
 use mtl_losses::methods::Sum;
 use mtl_losses::Aggregator;
-use support::{common_edge_cases, ctx, rows, run_golden};
 
 #[test]
 fn golden_torchjd_sum() {
@@ -18,7 +16,7 @@ fn golden_torchjd_sum() {
 
 #[test]
 fn edge_cases() {
-    common_edge_cases(|| Box::new(Sum::new()), 3, 5);
+    aggregator_edge_cases(|| Box::new(Sum::new()), 3, 5);
     let out = Sum::new()
         .aggregate(&rows(&[&[1e-6, 1e6], &[1e6, 0.0]]), &ctx())
         .unwrap();

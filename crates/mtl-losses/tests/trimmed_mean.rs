@@ -2,13 +2,11 @@
 //! `torchjd_TrimmedMean.json`; K < 3 cases are skipped there) and the edge cases.
 
 mod common;
-mod support;
 
-use common::{assert_close, to_vec};
+use common::{aggregator_edge_cases, assert_close, ctx, rows, run_golden, to_vec};
 use mtl_core::Error;
 use mtl_losses::methods::TrimmedMean;
 use mtl_losses::Aggregator;
-use support::{common_edge_cases, ctx, rows, run_golden};
 
 #[test]
 fn golden_torchjd_trimmed_mean() {
@@ -44,7 +42,7 @@ fn coordinate_wise_trimming() {
 
 #[test]
 fn edge_cases() {
-    common_edge_cases(|| Box::new(TrimmedMean::new(1)), 4, 6);
+    aggregator_edge_cases(|| Box::new(TrimmedMean::new(1)), 4, 6);
     // K = 1 with t = 0 is the row; t = 1 needs K ≥ 3.
     let out = TrimmedMean::new(0)
         .aggregate(&rows(&[&[3.0, -4.0]]), &ctx())

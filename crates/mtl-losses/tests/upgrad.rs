@@ -3,13 +3,11 @@
 //! and the edge cases.
 
 mod common;
-mod support;
 
-use common::to_vec;
+use common::{aggregator_edge_cases, ctx, dot, rows, rows_of, run_golden, to_vec};
 use mtl_core::Error;
 use mtl_losses::methods::UpGrad;
 use mtl_losses::Aggregator;
-use support::{common_edge_cases, ctx, dot, rows, rows_of, run_golden};
 
 #[test]
 fn golden_torchjd_upgrad() {
@@ -27,7 +25,7 @@ fn golden_libmtl_upgrad() {
 
 #[test]
 fn edge_cases() {
-    common_edge_cases(|| Box::new(UpGrad::new()), 4, 6);
+    aggregator_edge_cases(|| Box::new(UpGrad::new()), 4, 6);
     // K = 1: the row itself.
     let out = UpGrad::new()
         .aggregate(&rows(&[&[3.0, -4.0]]), &ctx())
