@@ -51,9 +51,7 @@ impl TaskHead for BinaryHead {
     }
 
     fn forward_t(&self, features: &Tensor, _train: bool) -> Result<Tensor> {
-        let logits = self
-            .layer
-            .forward(&format!("head `{}`", self.name), features)?;
+        let logits = self.layer.forward(features)?;
         Ok(logits.f_squeeze_dim(1)?)
     }
 

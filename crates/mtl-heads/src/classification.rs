@@ -1,9 +1,9 @@
 //! The head of a single-label classification task with two or more classes.
 
-use crate::layer::Dense;
+use crate::layer::{check_count, Dense};
 use crate::loss::cross_entropy_in;
 use crate::{ClassificationMetrics, Metrics, TaskHead};
-use mtl_core::{Error, Result, TaskTarget};
+use mtl_core::{Result, TaskTarget};
 use tch::{nn, Tensor};
 
 /// A linear layer from features to one logit per class, trained with softmax
@@ -33,7 +33,7 @@ pub struct ClassificationHead {
 
 impl ClassificationHead {
     /// Builds the head's layer under `path` (variables `weight`, `bias`). Fails with
-    /// [`Error::Config`] unless `in_dim >= 1` and `classes >= 2`.
+    /// [`Error::Config`](mtl_core::Error::Config) unless `in_dim >= 1` and `classes >= 2`.
     pub fn new(
         path: &nn::Path,
         name: impl Into<String>,
@@ -41,11 +41,7 @@ impl ClassificationHead {
         classes: i64,
     ) -> Result<Self> {
         let name = name.into();
-        if classes < 2 {
-            return Err(Error::config(format!(
-                "classification head `{name}` needs at least 2 classes, got {classes}"
-            )));
-        }
+        check_count("classification", &name, "classes", classes, 2)?;
         let layer = Dense::new(path, &name, in_dim, classes)?;
         Ok(ClassificationHead {
             name,
@@ -70,8 +66,7 @@ impl TaskHead for ClassificationHead {
     }
 
     fn forward_t(&self, features: &Tensor, _train: bool) -> Result<Tensor> {
-        self.layer
-            .forward(&format!("head `{}`", self.name), features)
+        self.layer.forward(features)
     }
 
     fn loss(&self, output: &Tensor, target: &TaskTarget) -> Result<Tensor> {

@@ -3,7 +3,7 @@
 
 use crate::entries::{both, entry_mask, flat_target};
 use crate::layer::Conv1x1;
-use crate::loss::no_labels;
+use crate::loss::over_labelled;
 use crate::rows::{describe, is_float, is_integer, regression_rows};
 use crate::{MetricValue, Metrics, TaskHead};
 use mtl_core::{Error, Result, TaskTarget};
@@ -36,11 +36,10 @@ pub fn depth_l1(pred: &Tensor, target: &TaskTarget) -> Result<Tensor> {
 /// [`depth_l1`], with errors naming `ctx`.
 fn depth_l1_in(ctx: &str, pred: &Tensor, target: &TaskTarget) -> Result<Tensor> {
     let pixels = DepthPixels::of(ctx, pred, target)?;
-    let (pred_l, depth) = regression_rows(ctx, &pixels.pred, &pixels.target, None)?;
-    if depth.numel() == 0 {
-        return no_labels(&pixels.pred);
-    }
-    Ok(pred_l.f_l1_loss(&depth, Reduction::Mean)?)
+    let rows = regression_rows(ctx, &pixels.pred, &pixels.target, None)?;
+    over_labelled(&pixels.pred, rows, |pred_l, depth| {
+        pred_l.f_l1_loss(depth, Reduction::Mean)
+    })
 }
 
 /// A depth batch flattened to one row per pixel.
@@ -130,8 +129,7 @@ impl TaskHead for DepthHead {
     }
 
     fn forward_t(&self, features: &Tensor, _train: bool) -> Result<Tensor> {
-        self.layer
-            .forward(&format!("head `{}`", self.name), features)
+        self.layer.forward(features)
     }
 
     fn loss(&self, output: &Tensor, target: &TaskTarget) -> Result<Tensor> {

@@ -25,7 +25,7 @@
 
 use crate::rows::{binary_rows, class_rows, describe, is_float, regression_rows};
 use mtl_core::{Error, Result, TaskTarget};
-use tch::{Kind, Reduction, Tensor};
+use tch::{Kind, Reduction, TchError, Tensor};
 
 /// Softmax cross-entropy of `logits` `[B, C]` against class indices (integer `[B]`).
 ///
@@ -110,6 +110,19 @@ pub(crate) fn no_labels(output: &Tensor) -> Result<Tensor> {
     Ok(output.f_sum(None::<Kind>)?.f_mul_scalar(0.0)?)
 }
 
+/// `loss` of the labelled `(prediction, target)` rows of `output`, or [`no_labels`] of
+/// `output` when no row is labelled, since a loss over nothing would be NaN.
+pub(crate) fn over_labelled(
+    output: &Tensor,
+    (pred, targets): (Tensor, Tensor),
+    loss: impl FnOnce(&Tensor, &Tensor) -> std::result::Result<Tensor, TchError>,
+) -> Result<Tensor> {
+    if targets.numel() == 0 {
+        return no_labels(output);
+    }
+    Ok(loss(&pred, &targets)?)
+}
+
 /// [`cross_entropy`], with errors naming `ctx` and the width checked against `classes`.
 pub(crate) fn cross_entropy_in(
     ctx: &str,
@@ -117,15 +130,14 @@ pub(crate) fn cross_entropy_in(
     target: &TaskTarget,
     classes: Option<i64>,
 ) -> Result<Tensor> {
-    let (logits_l, labels) = class_rows(ctx, logits, target, classes)?;
-    if labels.numel() == 0 {
-        return no_labels(logits);
-    }
-    let log_p =
+    let rows = class_rows(ctx, logits, target, classes)?;
+    over_labelled(logits, rows, |logits_l, labels| {
         logits_l
             .f_log_softmax(1, None::<Kind>)?
-            .f_gather(1, &labels.f_unsqueeze(1)?, false)?;
-    Ok(log_p.f_mean(None::<Kind>)?.f_neg()?)
+            .f_gather(1, &labels.f_unsqueeze(1)?, false)?
+            .f_mean(None::<Kind>)?
+            .f_neg()
+    })
 }
 
 /// [`bce_with_logits`], with errors naming `ctx`.
@@ -134,16 +146,10 @@ pub(crate) fn bce_with_logits_in(
     logits: &Tensor,
     target: &TaskTarget,
 ) -> Result<Tensor> {
-    let (logits_l, targets) = binary_rows(ctx, logits, target)?;
-    if targets.numel() == 0 {
-        return no_labels(logits);
-    }
-    Ok(logits_l.f_binary_cross_entropy_with_logits::<Tensor>(
-        &targets,
-        None,
-        None,
-        Reduction::Mean,
-    )?)
+    let rows = binary_rows(ctx, logits, target)?;
+    over_labelled(logits, rows, |logits_l, targets| {
+        logits_l.f_binary_cross_entropy_with_logits::<Tensor>(targets, None, None, Reduction::Mean)
+    })
 }
 
 /// [`mse`], with errors naming `ctx` and the width checked against `outputs`.
@@ -153,11 +159,10 @@ pub(crate) fn mse_in(
     target: &TaskTarget,
     outputs: Option<i64>,
 ) -> Result<Tensor> {
-    let (pred_l, targets) = regression_rows(ctx, pred, target, outputs)?;
-    if targets.numel() == 0 {
-        return no_labels(pred);
-    }
-    Ok(pred_l.f_mse_loss(&targets, Reduction::Mean)?)
+    let rows = regression_rows(ctx, pred, target, outputs)?;
+    over_labelled(pred, rows, |pred_l, targets| {
+        pred_l.f_mse_loss(targets, Reduction::Mean)
+    })
 }
 
 /// [`l1`], with errors naming `ctx` and the width checked against `outputs`.
@@ -167,11 +172,10 @@ pub(crate) fn l1_in(
     target: &TaskTarget,
     outputs: Option<i64>,
 ) -> Result<Tensor> {
-    let (pred_l, targets) = regression_rows(ctx, pred, target, outputs)?;
-    if targets.numel() == 0 {
-        return no_labels(pred);
-    }
-    Ok(pred_l.f_l1_loss(&targets, Reduction::Mean)?)
+    let rows = regression_rows(ctx, pred, target, outputs)?;
+    over_labelled(pred, rows, |pred_l, targets| {
+        pred_l.f_l1_loss(targets, Reduction::Mean)
+    })
 }
 
 /// [`huber`], with errors naming `ctx` and the width checked against `outputs`.
@@ -183,11 +187,10 @@ pub(crate) fn huber_in(
     delta: f64,
 ) -> Result<Tensor> {
     check_huber_delta(ctx, delta)?;
-    let (pred_l, targets) = regression_rows(ctx, pred, target, outputs)?;
-    if targets.numel() == 0 {
-        return no_labels(pred);
-    }
-    Ok(pred_l.f_huber_loss(&targets, Reduction::Mean, delta)?)
+    let rows = regression_rows(ctx, pred, target, outputs)?;
+    over_labelled(pred, rows, |pred_l, targets| {
+        pred_l.f_huber_loss(targets, Reduction::Mean, delta)
+    })
 }
 
 /// Fails with [`Error::Config`] naming `ctx` unless `delta` is positive and finite.

@@ -6,7 +6,7 @@ use crate::entries::{entry_mask, flat_target, to_batch_row};
 use crate::layer::Dense;
 use crate::loss::bce_with_logits_in;
 use crate::metrics::roc_auc;
-use crate::rows::{binary_rows, describe, is_float, is_integer};
+use crate::rows::{binary_rows, describe, is_float, is_integer, logits_size};
 use crate::{MetricValue, Metrics, TaskHead};
 use mtl_core::{Error, Result, TaskTarget};
 use tch::{nn, Device, Kind, Tensor};
@@ -66,16 +66,7 @@ impl Entries {
     /// Checks `logits` (floating `[B, L]`, `L == labels` when given) against the target
     /// (numeric or boolean `[B, L]`, mask `[B]` or `[B, L]`) and flattens both.
     fn of(ctx: &str, logits: &Tensor, target: &TaskTarget, labels: Option<i64>) -> Result<Self> {
-        let size = logits.size();
-        let width_fits = size.len() == 2 && size[1] >= 1 && labels.is_none_or(|l| size[1] == l);
-        if !is_float(logits.kind()) || !width_fits {
-            let width = labels.map_or("labels".to_string(), |l| l.to_string());
-            return Err(Error::shape(
-                ctx,
-                format!("floating [batch, {width}] logits"),
-                describe(logits),
-            ));
-        }
+        let size = logits_size(ctx, logits, &["batch", "labels"], 1, labels)?;
         let values = &target.values;
         let kind = values.kind();
         let kind_fits = is_float(kind) || is_integer(kind) || kind == Kind::Bool;
@@ -167,8 +158,7 @@ impl TaskHead for MultiLabelHead {
     }
 
     fn forward_t(&self, features: &Tensor, _train: bool) -> Result<Tensor> {
-        self.layer
-            .forward(&format!("head `{}`", self.name), features)
+        self.layer.forward(features)
     }
 
     fn loss(&self, output: &Tensor, target: &TaskTarget) -> Result<Tensor> {

@@ -165,9 +165,7 @@ impl TaskHead for NormalHead {
     }
 
     fn forward_t(&self, features: &Tensor, _train: bool) -> Result<Tensor> {
-        let raw = self
-            .layer
-            .forward(&format!("head `{}`", self.name), features)?;
+        let raw = self.layer.forward(features)?;
         unit(&raw)
     }
 

@@ -1,6 +1,6 @@
 //! The head of a regression task with one or more real-valued outputs.
 
-use crate::layer::Dense;
+use crate::layer::{check_count, Dense};
 use crate::loss::{
     check_huber_delta, gaussian_nll_in, huber_in, l1_in, mean_and_log_variance, mse_in,
 };
@@ -106,11 +106,7 @@ impl RegressionHead {
         loss: RegressionLoss,
     ) -> Result<Self> {
         let name = name.into();
-        if outputs < 1 {
-            return Err(Error::config(format!(
-                "regression head `{name}` needs at least 1 output, got {outputs}"
-            )));
-        }
+        check_count("regression", &name, "output", outputs, 1)?;
         if let RegressionLoss::Huber { delta } = loss {
             check_huber_delta(&format!("regression head `{name}`"), delta)?;
         }
@@ -185,8 +181,7 @@ impl TaskHead for RegressionHead {
     }
 
     fn forward_t(&self, features: &Tensor, _train: bool) -> Result<Tensor> {
-        self.layer
-            .forward(&format!("head `{}`", self.name), features)
+        self.layer.forward(features)
     }
 
     fn loss(&self, output: &Tensor, target: &TaskTarget) -> Result<Tensor> {

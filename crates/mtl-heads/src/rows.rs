@@ -50,6 +50,68 @@ pub(crate) fn check_finite(t: &Tensor, what: impl FnOnce() -> String) -> Result<
     })
 }
 
+/// A shape as error messages print it, axis `axis` shown as `width` when that is known:
+/// `[batch, 3]`, `[batch, classes, height, width]`.
+fn layout(axes: &[&str], axis: usize, width: Option<i64>) -> String {
+    let shown: Vec<String> = axes
+        .iter()
+        .enumerate()
+        .map(|(i, name)| match width {
+            Some(w) if i == axis => w.to_string(),
+            _ => name.to_string(),
+        })
+        .collect();
+    format!("[{}]", shown.join(", "))
+}
+
+/// Whether `size` has one axis per name in `axes` and a positive width on axis `axis`,
+/// equal to `width` when given.
+fn fits(size: &[i64], axes: &[&str], axis: usize, width: Option<i64>) -> bool {
+    size.len() == axes.len() && size[axis] >= 1 && width.is_none_or(|w| size[axis] == w)
+}
+
+/// The size of `logits`, which must be floating with one axis per name in `axes` and a
+/// positive width on axis `axis` (the classes or labels), equal to `width` when given;
+/// anything else is [`Error::Shape`] in `ctx`, expecting e.g. `floating [batch, 3] logits`.
+pub(crate) fn logits_size(
+    ctx: &str,
+    logits: &Tensor,
+    axes: &[&str],
+    axis: usize,
+    width: Option<i64>,
+) -> Result<Vec<i64>> {
+    let size = logits.size();
+    if is_float(logits.kind()) && fits(&size, axes, axis, width) {
+        return Ok(size);
+    }
+    Err(Error::shape(
+        ctx,
+        format!("floating {} logits", layout(axes, axis, width)),
+        describe(logits),
+    ))
+}
+
+/// Fails with [`Error::Shape`] in `ctx` unless the input `features` of a layer has one
+/// axis per name in `axes` and `width` on axis `axis`; the message expects e.g.
+/// `features [batch, 8]`, `what` being the first word.
+pub(crate) fn check_features(
+    ctx: &str,
+    what: &str,
+    features: &Tensor,
+    axes: &[&str],
+    axis: usize,
+    width: i64,
+) -> Result<()> {
+    if fits(&features.size(), axes, axis, Some(width)) {
+        return Ok(());
+    }
+    Err(Error::shape(
+        ctx,
+        format!("{what} {}", layout(axes, axis, Some(width))),
+        describe(features),
+    ))
+}
+
 /// The position of the first `true` in a 1-D boolean tensor.
 pub(crate) fn first_true(flags: &Tensor) -> Result<Option<i64>> {
     let hits = flags.f_nonzero()?;
@@ -87,6 +149,30 @@ impl Labelled {
         }
     }
 
+    /// The labelled rows of a batch and their target values, moved to the device of
+    /// `input` (its logits or predictions) as `kind` and shaped `shape`, whose first axis
+    /// is the batch. A NaN or infinity in `input` or in a labelled target is
+    /// [`Error::NonFinite`]; in an unlabelled target it is only a placeholder.
+    fn with_targets(
+        ctx: &str,
+        input: &Tensor,
+        target: &TaskTarget,
+        kind: Kind,
+        shape: &[i64],
+    ) -> Result<(Self, Tensor)> {
+        check_finite(input, || format!("{ctx} input"))?;
+        let labelled = Labelled::of(ctx, target, shape[0], input.device())?;
+        let values = labelled.select(
+            &target
+                .values
+                .f_to_device(input.device())?
+                .f_to_kind(kind)?
+                .f_reshape(shape)?,
+        )?;
+        check_finite(&values, || format!("{ctx} target"))?;
+        Ok((labelled, values))
+    }
+
     /// The batch row of the `pos`-th labelled row.
     fn batch_row(&self, pos: i64) -> Result<usize> {
         let row = match &self.0 {
@@ -108,16 +194,7 @@ pub(crate) fn class_rows(
     target: &TaskTarget,
     classes: Option<i64>,
 ) -> Result<(Tensor, Tensor)> {
-    let size = logits.size();
-    let width_fits = size.len() == 2 && size[1] >= 1 && classes.is_none_or(|c| size[1] == c);
-    if !is_float(logits.kind()) || !width_fits {
-        let width = classes.map_or("classes".to_string(), |c| c.to_string());
-        return Err(Error::shape(
-            ctx,
-            format!("floating [batch, {width}] logits"),
-            describe(logits),
-        ));
-    }
+    let size = logits_size(ctx, logits, &["batch", "classes"], 1, classes)?;
     let (rows, width) = (size[0], size[1]);
     let values = &target.values;
     if !is_integer(values.kind()) || values.size() != [rows] {
@@ -127,13 +204,7 @@ pub(crate) fn class_rows(
             describe(values),
         ));
     }
-    check_finite(logits, || format!("{ctx} input"))?;
-    let labelled = Labelled::of(ctx, target, rows, logits.device())?;
-    let labels = labelled.select(
-        &values
-            .f_to_device(logits.device())?
-            .f_to_kind(Kind::Int64)?,
-    )?;
+    let (labelled, labels) = Labelled::with_targets(ctx, logits, target, Kind::Int64, &[rows])?;
     let out_of_range = labels.f_lt(0)?.f_logical_or(&labels.f_ge(width)?)?;
     if let Some(pos) = first_true(&out_of_range)? {
         return Err(Error::LabelOutOfRange {
@@ -178,15 +249,7 @@ pub(crate) fn binary_rows(
             describe(values),
         ));
     }
-    check_finite(logits, || format!("{ctx} input"))?;
-    let labelled = Labelled::of(ctx, target, rows, logits.device())?;
-    let targets = labelled.select(
-        &values
-            .f_to_device(logits.device())?
-            .f_to_kind(logits.kind())?
-            .f_reshape([rows])?,
-    )?;
-    check_finite(&targets, || format!("{ctx} target"))?;
+    let (labelled, targets) = Labelled::with_targets(ctx, logits, target, logits.kind(), &[rows])?;
     let outside = targets.f_lt(0.0)?.f_logical_or(&targets.f_gt(1.0)?)?;
     if let Some(pos) = first_true(&outside)? {
         let value = targets.f_double_value(&[pos])?;
@@ -242,14 +305,6 @@ pub(crate) fn regression_rows(
             describe(values),
         ));
     }
-    check_finite(pred, || format!("{ctx} input"))?;
-    let labelled = Labelled::of(ctx, target, rows, pred.device())?;
-    let targets = labelled.select(
-        &values
-            .f_to_device(pred.device())?
-            .f_to_kind(pred.kind())?
-            .f_reshape(size.as_slice())?,
-    )?;
-    check_finite(&targets, || format!("{ctx} target"))?;
+    let (labelled, targets) = Labelled::with_targets(ctx, pred, target, pred.kind(), &size)?;
     Ok((labelled.select(pred)?, targets))
 }

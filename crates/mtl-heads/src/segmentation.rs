@@ -2,9 +2,9 @@
 //! the 13-class segmentation of NYUv2.
 
 use crate::entries::{both, entry_mask, flat_target, to_batch_row};
-use crate::layer::Conv1x1;
+use crate::layer::{check_count, Conv1x1};
 use crate::loss::cross_entropy_in;
-use crate::rows::{class_rows, describe, is_float, is_integer};
+use crate::rows::{class_rows, describe, is_integer, logits_size};
 use crate::{MetricValue, Metrics, TaskHead};
 use mtl_core::{Error, Result, TaskTarget};
 use tch::{nn, Device, Kind, Tensor};
@@ -77,16 +77,8 @@ impl Pixels {
         classes: Option<i64>,
         ignore_index: i64,
     ) -> Result<Self> {
-        let size = logits.size();
-        let fits = size.len() == 4 && size[1] >= 1 && classes.is_none_or(|c| size[1] == c);
-        if !is_float(logits.kind()) || !fits {
-            let width = classes.map_or("classes".to_string(), |c| c.to_string());
-            return Err(Error::shape(
-                ctx,
-                format!("floating [batch, {width}, height, width] logits"),
-                describe(logits),
-            ));
-        }
+        let axes = ["batch", "classes", "height", "width"];
+        let size = logits_size(ctx, logits, &axes, 1, classes)?;
         let grid = [size[0], size[2], size[3]];
         let labels = &target.values;
         if !is_integer(labels.kind()) || labels.size() != grid {
@@ -148,11 +140,7 @@ impl SegmentationHead {
         classes: i64,
     ) -> Result<Self> {
         let name = name.into();
-        if classes < 2 {
-            return Err(Error::config(format!(
-                "segmentation head `{name}` needs at least 2 classes, got {classes}"
-            )));
-        }
+        check_count("segmentation", &name, "classes", classes, 2)?;
         let layer = Conv1x1::new(path, &name, in_channels, classes)?;
         Ok(SegmentationHead {
             name,
@@ -190,8 +178,7 @@ impl TaskHead for SegmentationHead {
     }
 
     fn forward_t(&self, features: &Tensor, _train: bool) -> Result<Tensor> {
-        self.layer
-            .forward(&format!("head `{}`", self.name), features)
+        self.layer.forward(features)
     }
 
     fn loss(&self, output: &Tensor, target: &TaskTarget) -> Result<Tensor> {

@@ -2,9 +2,9 @@
 //! secondary structure of each residue of a protein, the part of speech of each word).
 
 use crate::entries::{both, entry_mask, flat_target, to_batch_row};
-use crate::layer::Dense;
+use crate::layer::{check_count, Dense};
 use crate::loss::cross_entropy_in;
-use crate::rows::{class_rows, describe, is_float, is_integer};
+use crate::rows::{class_rows, describe, is_integer, logits_size};
 use crate::{MetricValue, Metrics, TaskHead};
 use mtl_core::{Error, Result, TaskTarget};
 use tch::{nn, Kind, Tensor};
@@ -77,16 +77,7 @@ impl Tokens {
         classes: Option<i64>,
         padding_label: Option<i64>,
     ) -> Result<Self> {
-        let size = logits.size();
-        let fits = size.len() == 3 && size[2] >= 1 && classes.is_none_or(|c| size[2] == c);
-        if !is_float(logits.kind()) || !fits {
-            let width = classes.map_or("classes".to_string(), |c| c.to_string());
-            return Err(Error::shape(
-                ctx,
-                format!("floating [batch, tokens, {width}] logits"),
-                describe(logits),
-            ));
-        }
+        let size = logits_size(ctx, logits, &["batch", "tokens", "classes"], 2, classes)?;
         let grid = [size[0], size[1]];
         let tags = &target.values;
         if !is_integer(tags.kind()) || tags.size() != grid {
@@ -147,11 +138,7 @@ impl SequenceHead {
         classes: i64,
     ) -> Result<Self> {
         let name = name.into();
-        if classes < 2 {
-            return Err(Error::config(format!(
-                "sequence head `{name}` needs at least 2 classes, got {classes}"
-            )));
-        }
+        check_count("sequence", &name, "classes", classes, 2)?;
         let layer = Dense::new(path, &name, in_dim, classes)?;
         Ok(SequenceHead {
             name,
@@ -189,8 +176,7 @@ impl TaskHead for SequenceHead {
     }
 
     fn forward_t(&self, features: &Tensor, _train: bool) -> Result<Tensor> {
-        self.layer
-            .forward_tokens(&format!("head `{}`", self.name), features)
+        self.layer.forward_tokens(features)
     }
 
     fn loss(&self, output: &Tensor, target: &TaskTarget) -> Result<Tensor> {

@@ -4,8 +4,9 @@
 
 use mtl_core::{task_path, Error, ParamGroups, TaskTarget};
 use mtl_heads::{
-    DepthHead, MultiLabelHead, NormalHead, RegressionHead, RegressionLoss, SegmentationHead,
-    SequenceHead, TaskHead,
+    cross_entropy, multilabel_bce_with_logits, pixel_cross_entropy, token_cross_entropy,
+    ClassificationHead, DepthHead, MultiLabelHead, NormalHead, RegressionHead, RegressionLoss,
+    SegmentationHead, SequenceHead, TaskHead,
 };
 use tch::{nn, Device, Kind, Tensor};
 
@@ -224,5 +225,129 @@ fn constructors_reject_impossible_sizes() {
     assert!(
         vs.variables().is_empty(),
         "a failed constructor creates no variable"
+    );
+}
+
+/// The `(context, expected, got)` of a shape error.
+fn shape_error<T: std::fmt::Debug>(result: mtl_core::Result<T>) -> (String, String, String) {
+    match result {
+        Err(Error::Shape {
+            context,
+            expected,
+            got,
+        }) => (context, expected, got),
+        other => panic!("expected a shape error, got {other:?}"),
+    }
+}
+
+#[test]
+fn shape_errors_spell_out_the_expected_layout() {
+    let vs = nn::VarStore::new(Device::Cpu);
+    let root = vs.root();
+    let s = |context: &str, expected: &str, got: &str| {
+        (context.to_string(), expected.to_string(), got.to_string())
+    };
+
+    let region = ClassificationHead::new(&(&root / "a"), "region", 4, 3).unwrap();
+    assert_eq!(
+        shape_error(region.forward_t(&Tensor::zeros([2, 5], CPU), false)),
+        s("head `region`", "features [batch, 4]", "Float [2, 5]")
+    );
+    let tags = SequenceHead::new(&(&root / "b"), "ss3", 4, 3).unwrap();
+    assert_eq!(
+        shape_error(tags.forward_t(&Tensor::zeros([2, 4], CPU), false)),
+        s("head `ss3`", "features [batch, tokens, 4]", "Float [2, 4]")
+    );
+    let segment = SegmentationHead::new(&(&root / "c"), "segment", 4, 3).unwrap();
+    assert_eq!(
+        shape_error(segment.forward_t(&Tensor::zeros([2, 5, 1, 1], CPU), false)),
+        s(
+            "head `segment`",
+            "feature maps [batch, 4, height, width]",
+            "Float [2, 5, 1, 1]"
+        )
+    );
+
+    let labels = TaskTarget::new(Tensor::zeros([2], (Kind::Int64, Device::Cpu)));
+    let logits = Tensor::zeros([2, 3], CPU);
+    assert_eq!(
+        shape_error(region.loss(&Tensor::zeros([2, 4], CPU), &labels)),
+        s(
+            "head `region` cross_entropy",
+            "floating [batch, 3] logits",
+            "Float [2, 4]"
+        )
+    );
+    assert_eq!(
+        shape_error(cross_entropy(&logits.view([6]), &labels)),
+        s(
+            "cross_entropy",
+            "floating [batch, classes] logits",
+            "Float [6]"
+        )
+    );
+    let binding = TaskTarget::new(Tensor::zeros([2, 3], CPU));
+    assert_eq!(
+        shape_error(multilabel_bce_with_logits(&logits.view([6]), &binding)),
+        s(
+            "multilabel_bce_with_logits",
+            "floating [batch, labels] logits",
+            "Float [6]"
+        )
+    );
+    let maps = TaskTarget::new(Tensor::zeros([2, 1, 1], (Kind::Int64, Device::Cpu)));
+    assert_eq!(
+        shape_error(pixel_cross_entropy(&logits, &maps, -1)),
+        s(
+            "pixel_cross_entropy",
+            "floating [batch, classes, height, width] logits",
+            "Float [2, 3]"
+        )
+    );
+    assert_eq!(
+        shape_error(segment.loss(&Tensor::zeros([2, 4, 1, 1], CPU), &maps)),
+        s(
+            "head `segment` pixel_cross_entropy",
+            "floating [batch, 3, height, width] logits",
+            "Float [2, 4, 1, 1]"
+        )
+    );
+    let sequences = TaskTarget::new(Tensor::zeros([2, 1], (Kind::Int64, Device::Cpu)));
+    assert_eq!(
+        shape_error(token_cross_entropy(&logits, &sequences, None)),
+        s(
+            "token_cross_entropy",
+            "floating [batch, tokens, classes] logits",
+            "Float [2, 3]"
+        )
+    );
+    assert_eq!(
+        shape_error(tags.loss(&Tensor::zeros([2, 1, 4], CPU), &sequences)),
+        s(
+            "head `ss3` token_cross_entropy",
+            "floating [batch, tokens, 3] logits",
+            "Float [2, 1, 4]"
+        )
+    );
+}
+
+#[test]
+fn constructors_say_which_head_needs_more() {
+    let vs = nn::VarStore::new(Device::Cpu);
+    let root = vs.root();
+    let message = |r: mtl_core::Result<()>| r.unwrap_err().to_string();
+    assert!(
+        message(ClassificationHead::new(&root, "region", 4, 1).map(drop))
+            .contains("classification head `region` needs at least 2 classes, got 1")
+    );
+    assert!(
+        message(SegmentationHead::new(&root, "segment", 4, 0).map(drop))
+            .contains("segmentation head `segment` needs at least 2 classes, got 0")
+    );
+    assert!(message(SequenceHead::new(&root, "ss3", 4, 1).map(drop))
+        .contains("sequence head `ss3` needs at least 2 classes, got 1"));
+    assert!(
+        message(RegressionHead::new(&root, "price", 4, 0, RegressionLoss::Mse).map(drop))
+            .contains("regression head `price` needs at least 1 output, got 0")
     );
 }

@@ -23,6 +23,35 @@ fn to_vec<T: tch::kind::Element + Copy>(t: &Tensor) -> Result<Vec<T>> {
     Ok(Vec::<T>::try_from(&flat)?)
 }
 
+/// The prediction and the truth of every labelled row (or output) seen, in order: what
+/// the row-wise accumulators keep until they compute their metrics.
+#[derive(Debug, Clone, Default)]
+struct Seen<P, T> {
+    pred: Vec<P>,
+    truth: Vec<T>,
+}
+
+impl<P: tch::kind::Element + Copy, T: tch::kind::Element + Copy> Seen<P, T> {
+    /// Keeps one batch's predictions and truths, both read before either is kept so that
+    /// a failed read keeps nothing.
+    fn push(&mut self, pred: &Tensor, truth: &Tensor) -> Result<()> {
+        let pred = to_vec::<P>(pred)?;
+        let truth = to_vec::<T>(truth)?;
+        self.pred.extend(pred);
+        self.truth.extend(truth);
+        Ok(())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.truth.is_empty()
+    }
+
+    fn clear(&mut self) {
+        self.pred.clear();
+        self.truth.clear();
+    }
+}
+
 /// Accuracy (primary) and macro-F1 of a `classes`-way classification task, from logits
 /// `[B, classes]` and integer class targets `[B]`.
 ///
@@ -42,8 +71,7 @@ fn to_vec<T: tch::kind::Element + Copy>(t: &Tensor) -> Result<Vec<T>> {
 pub struct ClassificationMetrics {
     context: String,
     classes: i64,
-    pred: Vec<i64>,
-    truth: Vec<i64>,
+    seen: Seen<i64, i64>,
 }
 
 impl ClassificationMetrics {
@@ -52,8 +80,7 @@ impl ClassificationMetrics {
         ClassificationMetrics {
             context: "classification metrics".to_string(),
             classes,
-            pred: Vec::new(),
-            truth: Vec::new(),
+            seen: Seen::default(),
         }
     }
 
@@ -67,30 +94,22 @@ impl ClassificationMetrics {
 impl Metrics for ClassificationMetrics {
     fn update(&mut self, output: &Tensor, target: &TaskTarget) -> Result<()> {
         let (logits, labels) = class_rows(&self.context, output, target, Some(self.classes))?;
-        let pred = to_vec::<i64>(&logits.f_argmax(1, false)?)?;
-        let truth = to_vec::<i64>(&labels)?;
-        self.pred.extend(pred);
-        self.truth.extend(truth);
-        Ok(())
+        self.seen.push(&logits.f_argmax(1, false)?, &labels)
     }
 
     fn compute(&self) -> Vec<MetricValue> {
-        if self.truth.is_empty() {
+        if self.seen.is_empty() {
             return Vec::new();
         }
+        let Seen { pred, truth } = &self.seen;
         vec![
-            metric("accuracy", accuracy(&self.pred, &self.truth), true),
-            metric(
-                "macro_f1",
-                macro_f1(&self.pred, &self.truth, self.classes),
-                true,
-            ),
+            metric("accuracy", accuracy(pred, truth), true),
+            metric("macro_f1", macro_f1(pred, truth, self.classes), true),
         ]
     }
 
     fn reset(&mut self) {
-        self.pred.clear();
-        self.truth.clear();
+        self.seen.clear();
     }
 }
 
@@ -103,16 +122,15 @@ impl Metrics for ClassificationMetrics {
 #[derive(Debug, Clone)]
 pub struct BinaryMetrics {
     context: String,
-    probabilities: Vec<f64>,
-    labels: Vec<bool>,
+    /// The probability of each labelled row, and whether it is truly positive.
+    seen: Seen<f64, bool>,
 }
 
 impl Default for BinaryMetrics {
     fn default() -> Self {
         BinaryMetrics {
             context: "binary metrics".to_string(),
-            probabilities: Vec::new(),
-            labels: Vec::new(),
+            seen: Seen::default(),
         }
     }
 }
@@ -133,37 +151,32 @@ impl BinaryMetrics {
 impl Metrics for BinaryMetrics {
     fn update(&mut self, output: &Tensor, target: &TaskTarget) -> Result<()> {
         let (logits, targets) = binary_rows(&self.context, output, target)?;
-        let probabilities = to_vec::<f64>(&logits.f_to_kind(Kind::Double)?.f_sigmoid()?)?;
-        let labels = to_vec::<bool>(&targets.f_ge(0.5)?)?;
-        self.probabilities.extend(probabilities);
-        self.labels.extend(labels);
-        Ok(())
+        let probabilities = logits.f_to_kind(Kind::Double)?.f_sigmoid()?;
+        self.seen.push(&probabilities, &targets.f_ge(0.5)?)
     }
 
     fn compute(&self) -> Vec<MetricValue> {
-        if self.labels.is_empty() {
+        if self.seen.is_empty() {
             return Vec::new();
         }
-        let hits = self
-            .probabilities
+        let Seen {
+            pred: probabilities,
+            truth: labels,
+        } = &self.seen;
+        let hits = probabilities
             .iter()
-            .zip(&self.labels)
+            .zip(labels)
             .filter(|(&p, &l)| (p > 0.5) == l)
             .count();
-        let mut values = vec![metric(
-            "accuracy",
-            hits as f64 / self.labels.len() as f64,
-            true,
-        )];
-        if let Some(auc) = roc_auc(&self.probabilities, &self.labels) {
+        let mut values = vec![metric("accuracy", hits as f64 / labels.len() as f64, true)];
+        if let Some(auc) = roc_auc(probabilities, labels) {
             values.push(metric("roc_auc", auc, true));
         }
         values
     }
 
     fn reset(&mut self) {
-        self.probabilities.clear();
-        self.labels.clear();
+        self.seen.clear();
     }
 }
 
@@ -173,8 +186,7 @@ impl Metrics for BinaryMetrics {
 pub struct RegressionMetrics {
     context: String,
     outputs: i64,
-    pred: Vec<f64>,
-    truth: Vec<f64>,
+    seen: Seen<f64, f64>,
 }
 
 impl RegressionMetrics {
@@ -184,8 +196,7 @@ impl RegressionMetrics {
         RegressionMetrics {
             context: "regression metrics".to_string(),
             outputs,
-            pred: Vec::new(),
-            truth: Vec::new(),
+            seen: Seen::default(),
         }
     }
 
@@ -199,26 +210,25 @@ impl RegressionMetrics {
 impl Metrics for RegressionMetrics {
     fn update(&mut self, output: &Tensor, target: &TaskTarget) -> Result<()> {
         let (pred, truth) = regression_rows(&self.context, output, target, Some(self.outputs))?;
-        let pred = to_vec::<f64>(&pred.f_to_kind(Kind::Double)?)?;
-        let truth = to_vec::<f64>(&truth.f_to_kind(Kind::Double)?)?;
-        self.pred.extend(pred);
-        self.truth.extend(truth);
-        Ok(())
+        self.seen.push(
+            &pred.f_to_kind(Kind::Double)?,
+            &truth.f_to_kind(Kind::Double)?,
+        )
     }
 
     fn compute(&self) -> Vec<MetricValue> {
-        if self.truth.is_empty() {
+        if self.seen.is_empty() {
             return Vec::new();
         }
+        let Seen { pred, truth } = &self.seen;
         vec![
-            metric("mse", mse(&self.pred, &self.truth), false),
-            metric("mae", mae(&self.pred, &self.truth), false),
+            metric("mse", mse(pred, truth), false),
+            metric("mae", mae(pred, truth), false),
         ]
     }
 
     fn reset(&mut self) {
-        self.pred.clear();
-        self.truth.clear();
+        self.seen.clear();
     }
 }
 
