@@ -3,7 +3,10 @@
 //!
 //! The update rules follow `torch.optim.SGD` and `torch.optim.Adam`/`AdamW`.
 
+mod flat;
+
 use crate::{Error, Result};
+use flat::FlatGroup;
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
@@ -113,31 +116,74 @@ impl OptimizerConfig {
                 )));
             }
         }
-        let zeros = |ps: &[Tensor]| ps.iter().map(|p| p.zeros_like()).collect::<Vec<_>>();
+        let adam = matches!(self, OptimizerConfig::Adam { .. });
+        let Some(groups) = FlatGroup::build(&params)? else {
+            let zeros = |ps: &[Tensor]| ps.iter().map(|p| p.zeros_like()).collect::<Vec<_>>();
+            return Ok(Optimizer {
+                cfg: *self,
+                lr,
+                first: zeros(&params),
+                second: if adam { zeros(&params) } else { Vec::new() },
+                flat: None,
+                params,
+                steps: 0,
+            });
+        };
+        let mut first: Vec<Option<Tensor>> = params.iter().map(|_| None).collect();
+        let mut second: Vec<Option<Tensor>> = params.iter().map(|_| None).collect();
+        let flat = groups
+            .into_iter()
+            .map(|group| {
+                Ok(Flat {
+                    first: group.zeros_with_views(&mut first)?,
+                    second: if adam {
+                        Some(group.zeros_with_views(&mut second)?)
+                    } else {
+                        None
+                    },
+                    group,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let views = |v: Vec<Option<Tensor>>| v.into_iter().flatten().collect::<Vec<_>>();
         Ok(Optimizer {
             cfg: *self,
             lr,
-            first: zeros(&params),
-            second: match self {
-                OptimizerConfig::Adam { .. } => zeros(&params),
-                OptimizerConfig::Sgd { .. } => Vec::new(),
-            },
+            first: views(first),
+            second: views(second),
+            flat: Some(flat),
             params,
             steps: 0,
         })
     }
 }
 
+/// A flat group and its moments.
+#[derive(Debug)]
+struct Flat {
+    group: FlatGroup,
+    first: Tensor,
+    second: Option<Tensor>,
+}
+
 /// An optimiser over a fixed list of parameters.
+///
+/// When it can, it moves the parameters' storage (and their gradients') into one flat
+/// buffer per dtype and device and updates each buffer at once (see `optim/flat.rs`);
+/// the parameters stay the same tensors. Parameters that cannot be moved (tied weights,
+/// non-leaves) are updated one tensor at a time, with the same arithmetic.
 #[derive(Debug)]
 pub struct Optimizer {
     cfg: OptimizerConfig,
     lr: f64,
     params: Vec<Tensor>,
-    /// SGD momentum buffers or Adam first moments.
+    /// SGD momentum buffers or Adam first moments, one per parameter (views into the
+    /// flat buffers in flat mode).
     first: Vec<Tensor>,
-    /// Adam second moments.
+    /// Adam second moments, likewise.
     second: Vec<Tensor>,
+    /// The flat groups, when the parameters were moved.
+    flat: Option<Vec<Flat>>,
     steps: u64,
 }
 
@@ -161,94 +207,45 @@ impl Optimizer {
 
     /// Zeroes every gradient, keeping it allocated.
     pub fn zero_grad(&self) {
-        crate::params::zero_grads(&self.params);
+        match &self.flat {
+            Some(flat) if flat.iter().all(|f| f.group.all_aliased(&self.params)) => {
+                tch::no_grad(|| {
+                    for f in flat {
+                        let _ = f.group.grad.shallow_clone().zero_();
+                    }
+                });
+            }
+            _ => crate::params::zero_grads(&self.params),
+        }
     }
 
     /// One update from the parameters' current `.grad()`. Parameters without a gradient
     /// are skipped, as in PyTorch.
     pub fn step(&mut self) -> Result<()> {
         self.steps += 1;
-        let t = self.steps as f64;
-        let lr = self.lr;
-        tch::no_grad(|| -> Result<()> {
-            for (i, p) in self.params.iter().enumerate() {
-                let g = p.grad();
-                if !g.defined() {
-                    continue;
-                }
-                let mut p = p.shallow_clone();
-                match self.cfg {
-                    OptimizerConfig::Sgd {
-                        momentum,
-                        nesterov,
-                        weight_decay,
-                        ..
-                    } => {
-                        let mut d = if weight_decay != 0.0 {
-                            &g + &p * weight_decay
-                        } else {
-                            g
-                        };
-                        if momentum != 0.0 {
-                            let buf = &mut self.first[i];
-                            if t == 1.0 {
-                                buf.f_copy_(&d)?;
-                            } else {
-                                let _ = buf.f_mul_scalar_(momentum)?.f_add_(&d)?;
-                            }
-                            d = if nesterov {
-                                d + &*buf * momentum
-                            } else {
-                                buf.shallow_clone()
-                            };
-                        }
-                        let _ = p.f_sub_(&(d * lr))?;
-                    }
-                    OptimizerConfig::Adam {
-                        beta1,
-                        beta2,
-                        eps,
-                        weight_decay,
-                        decoupled_weight_decay,
-                        ..
-                    } => {
-                        let g = if weight_decay != 0.0 && !decoupled_weight_decay {
-                            &g + &p * weight_decay
-                        } else {
-                            g
-                        };
-                        if weight_decay != 0.0 && decoupled_weight_decay {
-                            let _ = p.f_mul_scalar_(1.0 - lr * weight_decay)?;
-                        }
-                        // In place, as torch.optim.Adam: m ← lerp(m, g, 1−β1),
-                        // v ← lerp(v, g², 1−β2), p ← p − (lr/bc1)·m / (√v/√bc2 + ε).
-                        // The step size and both bias corrections are folded into one
-                        // scale-and-shift of √v, so the update is seven kernels and two
-                        // temporaries per tensor; on small models the kernel count, not
-                        // the arithmetic, is the cost.
-                        let m = &mut self.first[i];
-                        let _ = m.f_lerp_(&g, 1.0 - beta1)?;
-                        let v = &mut self.second[i];
-                        let _ = v.f_lerp_(&g.f_square()?, 1.0 - beta2)?;
-                        let bc1 = 1.0 - beta1.powf(t);
-                        let bc2 = 1.0 - beta2.powf(t);
-                        let step_size = lr / bc1;
-                        if step_size == 0.0 {
-                            // A warm-up at lr = 0 moves nothing (and the fold below
-                            // would divide by zero).
-                            continue;
-                        }
-                        // denom = −(√v/√bc2 + ε)/step_size, so p + m/denom is the update.
-                        let mut denom = v.f_sqrt()?;
-                        let _ = denom
-                            .f_mul_scalar_(-1.0 / (bc2.sqrt() * step_size))?
-                            .f_add_scalar_(-eps / step_size)?;
-                        let _ = p.f_addcdiv_(m, &denom)?;
-                    }
-                }
+        let (cfg, lr, t) = (self.cfg, self.lr, self.steps as f64);
+        if let Some(flat) = &self.flat {
+            for f in flat {
+                f.group.keep_aliased(&self.params)?;
+                update(
+                    cfg,
+                    lr,
+                    t,
+                    &f.group.param,
+                    &f.group.grad,
+                    &f.first,
+                    f.second.as_ref(),
+                )?;
             }
-            Ok(())
-        })
+            return Ok(());
+        }
+        for (i, p) in self.params.iter().enumerate() {
+            let g = p.grad();
+            if g.defined() {
+                update(cfg, lr, t, p, &g, &self.first[i], self.second.get(i))?;
+            }
+        }
+        Ok(())
     }
 
     /// The optimiser's state tensors by name (for checkpoints), plus its step count.
@@ -306,6 +303,89 @@ impl Optimizer {
         self.steps = steps;
         Ok(())
     }
+}
+
+/// One update of parameter `p` (a single tensor or a flat buffer) from gradient `g`,
+/// with its first (momentum) and second moments, at step `t` (1-based).
+fn update(
+    cfg: OptimizerConfig,
+    lr: f64,
+    t: f64,
+    p: &Tensor,
+    g: &Tensor,
+    first: &Tensor,
+    second: Option<&Tensor>,
+) -> Result<()> {
+    let mut p = p.shallow_clone();
+    let mut m = first.shallow_clone();
+    tch::no_grad(|| -> Result<()> {
+        match cfg {
+            OptimizerConfig::Sgd {
+                momentum,
+                nesterov,
+                weight_decay,
+                ..
+            } => {
+                let mut d = if weight_decay != 0.0 {
+                    g + &p * weight_decay
+                } else {
+                    g.shallow_clone()
+                };
+                if momentum != 0.0 {
+                    if t == 1.0 {
+                        m.f_copy_(&d)?;
+                    } else {
+                        let _ = m.f_mul_scalar_(momentum)?.f_add_(&d)?;
+                    }
+                    d = if nesterov { d + &m * momentum } else { m };
+                }
+                let _ = p.f_sub_(&(d * lr))?;
+            }
+            OptimizerConfig::Adam {
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+                decoupled_weight_decay,
+                ..
+            } => {
+                let mut v = second
+                    .ok_or_else(|| Error::config("Adam without second moments"))?
+                    .shallow_clone();
+                let g = if weight_decay != 0.0 && !decoupled_weight_decay {
+                    g + &p * weight_decay
+                } else {
+                    g.shallow_clone()
+                };
+                if weight_decay != 0.0 && decoupled_weight_decay {
+                    let _ = p.f_mul_scalar_(1.0 - lr * weight_decay)?;
+                }
+                // In place, as torch.optim.Adam: m ← lerp(m, g, 1−β1),
+                // v ← lerp(v, g², 1−β2), p ← p − (lr/bc1)·m / (√v/√bc2 + ε).
+                // The step size and both bias corrections are folded into one
+                // scale-and-shift of √v, so the update is seven kernels and two
+                // temporaries; on small models the kernel count, not the
+                // arithmetic, is the cost.
+                let _ = m.f_lerp_(&g, 1.0 - beta1)?;
+                let _ = v.f_lerp_(&g.f_square()?, 1.0 - beta2)?;
+                let bc1 = 1.0 - beta1.powf(t);
+                let bc2 = 1.0 - beta2.powf(t);
+                let step_size = lr / bc1;
+                if step_size == 0.0 {
+                    // A warm-up at lr = 0 moves nothing (and the fold below would
+                    // divide by zero).
+                    return Ok(());
+                }
+                // denom = −(√v/√bc2 + ε)/step_size, so p + m/denom is the update.
+                let mut denom = v.f_sqrt()?;
+                let _ = denom
+                    .f_mul_scalar_(-1.0 / (bc2.sqrt() * step_size))?
+                    .f_add_scalar_(-eps / step_size)?;
+                let _ = p.f_addcdiv_(&m, &denom)?;
+            }
+        }
+        Ok(())
+    })
 }
 
 /// Rescales the gradients of `params` in place so their global L2 norm (the norm of the
@@ -431,6 +511,77 @@ mod tests {
                 assert!((a - b).abs() < 1e-12, "{got:?} vs {x:?}");
             }
         }
+    }
+
+    /// Several parameters of two dtypes (two flat groups), against the same run of the
+    /// per-tensor path (forced by listing `a` twice: shared storage is never moved). The
+    /// arithmetic is elementwise, so the two must agree bit for bit on `b` and `c` (`a`,
+    /// listed twice, is stepped twice in the per-tensor run).
+    #[test]
+    fn flat_and_per_tensor_updates_agree_exactly() {
+        let run = |tied: bool| {
+            let a = Tensor::from_slice(&[0.5f32, -1.0, 2.0]).set_requires_grad(true);
+            let b = Tensor::from_slice(&[1.5f64, -0.25]).set_requires_grad(true);
+            let c = Tensor::from_slice(&[0.1f32, 0.2, 0.3, 0.4])
+                .view([2, 2])
+                .set_requires_grad(true);
+            let mut params = vec![a.shallow_clone(), b.shallow_clone(), c.shallow_clone()];
+            if tied {
+                params.push(a.shallow_clone());
+            }
+            let cfg = OptimizerConfig::Adam {
+                lr: 0.03,
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+                weight_decay: 0.01,
+                decoupled_weight_decay: true,
+            };
+            let mut opt = cfg.build(params).unwrap();
+            assert_eq!(opt.flat.is_some(), !tied);
+            crate::params::ensure_grads(opt.params()).unwrap();
+            for _ in 0..5 {
+                opt.zero_grad();
+                let loss = (&a * &a * &a).sum(Kind::Float).to_kind(Kind::Double)
+                    + (&b * &b).sum(Kind::Double)
+                    + c.exp().sum(Kind::Float).to_kind(Kind::Double);
+                loss.backward();
+                opt.step().unwrap();
+            }
+            (
+                Vec::<f64>::try_from(&b.detach()).unwrap(),
+                Vec::<f32>::try_from(&c.detach().view([-1])).unwrap(),
+            )
+        };
+        assert_eq!(run(false), run(true));
+    }
+
+    /// The parameters keep their identity: a var store sees every update, and a
+    /// parameter or gradient whose storage is swapped behind the optimiser is taken back
+    /// with its current values.
+    #[test]
+    fn flat_storage_survives_swapped_tensors() {
+        let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+        let w = vs.root().var("w", &[3], tch::nn::Init::Const(1.0));
+        let mut opt = OptimizerConfig::sgd(0.5)
+            .build(vec![w.shallow_clone()])
+            .unwrap();
+        (&w * 2.0).sum(Kind::Float).backward();
+        opt.step().unwrap();
+        let seen = Vec::<f32>::try_from(&vs.variables()["w"].detach()).unwrap();
+        assert_eq!(seen, vec![0.0; 3]);
+        // Swap the parameter's storage and drop its gradient.
+        tch::no_grad(|| {
+            w.shallow_clone()
+                .set_data(&Tensor::from_slice(&[4.0f32, 5.0, 6.0]));
+        });
+        opt.zero_grad();
+        (&w * &w).sum(Kind::Float).backward(); // gradient 2w
+        opt.step().unwrap();
+        let seen = Vec::<f32>::try_from(&vs.variables()["w"].detach()).unwrap();
+        assert_eq!(seen, vec![0.0, 0.0, 0.0]); // w − 0.5·2w
+        opt.zero_grad();
+        assert_eq!(Vec::<f32>::try_from(&w.grad()).unwrap(), vec![0.0; 3]);
     }
 
     #[test]
