@@ -2,7 +2,8 @@
 //! and the gradient-conflict heatmap (the mean pairwise cosine of the task gradients).
 //!
 //! Text is drawn with a bundled DejaVu Sans font through `ab_glyph`, so plotting needs
-//! no system font libraries or fontconfig.
+//! no system font libraries or fontconfig; [`register_font`] lends it to charts a
+//! program draws with plotters itself.
 
 use crate::diagnostics::mean_matrix;
 use crate::report::RunReport;
@@ -15,7 +16,10 @@ use std::sync::Once;
 const FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
 const SIZE: (u32, u32) = (900, 560);
 
-fn register_font() {
+/// Makes the bundled DejaVu Sans plotters' `sans-serif` font, once per process, so that
+/// the text of charts drawn with plotters (the plots here, or a program's own chart)
+/// needs no system font. The plots of this module call it themselves.
+pub fn register_font() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         // The font is compiled in and known to parse; a failure would only lose text.

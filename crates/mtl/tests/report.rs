@@ -112,3 +112,22 @@ fn plots_are_written_as_png() {
     let err = mtl::plots::plot_conflict(&plain, std::env::temp_dir().join("never.png"));
     assert!(matches!(err, Err(Error::Config(_))));
 }
+
+#[test]
+fn a_program_s_own_chart_gets_the_bundled_font() {
+    use plotters::prelude::*;
+    mtl::plots::register_font();
+    let (w, h) = (240u32, 60u32);
+    let mut pixels = vec![255u8; (w * h * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut pixels, (w, h)).into_drawing_area();
+        root.draw(&Text::new("test MSE, Δm", (8, 16), ("sans-serif", 24)))
+            .unwrap();
+        root.present().unwrap();
+    }
+    let inked = pixels.iter().filter(|&&p| p < 128).count();
+    assert!(
+        inked > 100,
+        "only {inked} dark subpixels: no text was drawn"
+    );
+}
