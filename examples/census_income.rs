@@ -11,7 +11,10 @@
 //!
 //! Run with `cargo run --release --example census_income`.
 
+mod common;
+
 use anyhow::Result;
+use common::task_heads;
 use mtl::data::{census_income, data_root, CensusConfig, CensusGroup, Standardizer};
 use mtl::heads::BinaryHead;
 use mtl::prelude::*;
@@ -28,16 +31,9 @@ fn shared_bottom(data: &MultiTaskDataset) -> Result<MultiTaskModel> {
     sizes.extend(HIDDEN);
     let trunk = MlpConfig::new(sizes).build(&(vs.root() / "trunk"))?;
     let arch = HardSharing::new(trunk, data.num_tasks())?;
-    let heads = data
-        .task_names()
-        .iter()
-        .enumerate()
-        .map(|(k, name)| {
-            let path = task_path(&vs.root(), k) / "head";
-            let head = BinaryHead::new(&path, name.as_str(), HIDDEN[1])?;
-            Ok(Box::new(head) as Box<dyn TaskHead>)
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let heads = task_heads(&vs.root(), &data.task_names(), |path, _, name| {
+        BinaryHead::new(path, name, HIDDEN[1])
+    })?;
     Ok(MultiTaskModel::new(vs, arch, heads)?)
 }
 

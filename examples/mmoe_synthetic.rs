@@ -12,20 +12,22 @@
 //! tasks) at its end; the label noise alone costs 0.01.
 //!
 //! Writes `runs/mmoe_synthetic/result.json` (every run and the per-correlation means)
-//! and `runs/mmoe_synthetic/test_mse.png`. The plot's text needs a TrueType font: it
-//! uses `$MTL_PLOT_FONT`, else DejaVu Sans or Liberation Sans from the usual system
-//! places; without one, the PNG is skipped and said so.
+//! and `runs/mmoe_synthetic/test_mse.png`, its text in the DejaVu Sans that `mtl`
+//! bundles for its own plots (`mtl::plots::register_font`), so no system font is needed.
 //!
 //! Run with `cargo run --release --example mmoe_synthetic` (a few minutes on 2 cores).
 
+mod common;
+
 use anyhow::{anyhow, Context, Result};
+use common::task_heads;
 use mtl::core::{MlpBuilder, MmoeConfig, TaskTowers};
 use mtl::data::mmoe_synthetic;
 use mtl::heads::{RegressionHead, RegressionLoss};
 use mtl::prelude::*;
 use plotters::prelude::*;
 use serde_json::json;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use tch::{nn, Device};
 
 const DIM: usize = 100;
@@ -61,21 +63,10 @@ fn build(model: Model) -> Result<MultiTaskModel> {
     let vs = nn::VarStore::new(Device::Cpu);
     let root = vs.root();
     let towers = MlpBuilder::new([TOWER_UNITS]);
-    let heads = |vs_root: &nn::Path| -> Result<Vec<Box<dyn TaskHead>>> {
-        (0..2)
-            .map(|k| {
-                let head = RegressionHead::new(
-                    &(task_path(vs_root, k) / "head"),
-                    format!("y{}", k + 1),
-                    TOWER_UNITS,
-                    1,
-                    RegressionLoss::Mse,
-                )?;
-                Ok(Box::new(head) as Box<dyn TaskHead>)
-            })
-            .collect()
-    };
-    let heads = heads(&root)?;
+    let names = ["y1".to_string(), "y2".to_string()];
+    let heads = task_heads(&root, &names, |path, _, name| {
+        RegressionHead::new(path, name, TOWER_UNITS, 1, RegressionLoss::Mse)
+    })?;
     let m = match model {
         Model::SharedBottom => {
             let bottom = MlpConfig::new([DIM as i64, BOTTOM_UNITS]).build(&(&root / "bottom"))?;
@@ -161,29 +152,8 @@ fn summary(runs: &[Run], model: Model) -> Vec<(f64, f64, f64)> {
         .collect()
 }
 
-/// A TrueType font for the plot's text, if one can be found.
-fn find_font() -> Option<(PathBuf, Vec<u8>)> {
-    let mut candidates: Vec<PathBuf> = std::env::var_os("MTL_PLOT_FONT")
-        .map(PathBuf::from)
-        .into_iter()
-        .collect();
-    candidates.extend(
-        [
-            "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-            "/usr/share/fonts/TTF/DejaVuSans.ttf",
-            "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-            "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
-            "/Library/Fonts/Arial.ttf",
-            "C:\\Windows\\Fonts\\arial.ttf",
-        ]
-        .map(PathBuf::from),
-    );
-    candidates
-        .into_iter()
-        .find_map(|p| std::fs::read(&p).ok().map(|b| (p, b)))
-}
-
 fn plot(path: &Path, runs: &[Run]) -> Result<()> {
+    mtl::plots::register_font();
     let lines = [
         (Model::SharedBottom, summary(runs, Model::SharedBottom), RED),
         (Model::Mmoe, summary(runs, Model::Mmoe), BLUE),
@@ -316,17 +286,8 @@ fn main() -> Result<()> {
     std::fs::write(&json_path, serde_json::to_string_pretty(&result)?)?;
     println!("\nwrote {}", json_path.display());
 
-    match find_font() {
-        Some((font_path, bytes)) => {
-            // plotters keeps fonts for the life of the program.
-            let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-            plotters::style::register_font("sans-serif", FontStyle::Normal, bytes)
-                .map_err(|_| anyhow!("{} is not a usable TrueType font", font_path.display()))?;
-            let png = Path::new(OUT_DIR).join("test_mse.png");
-            plot(&png, &runs)?;
-            println!("wrote {} (font {})", png.display(), font_path.display());
-        }
-        None => println!("no TrueType font found (set MTL_PLOT_FONT to a .ttf file): plot skipped"),
-    }
+    let png = Path::new(OUT_DIR).join("test_mse.png");
+    plot(&png, &runs)?;
+    println!("wrote {}", png.display());
     Ok(())
 }

@@ -9,7 +9,10 @@
 //! the shared model under a few methods and task samplers, with Δm against the
 //! single-task models (lower is better).
 
+mod common;
+
 use anyhow::Result;
+use common::{print_results, task_heads, Row};
 use mtl::data::{olive_oil, MultiInputData, MultiInputSplit, Standardizer, TaskSampling};
 use mtl::heads::ClassificationHead;
 use mtl::prelude::*;
@@ -62,35 +65,16 @@ fn build_model(data: &MultiInputData) -> mtl::core::Result<MultiTaskModel> {
         .build(&(vs.root() / "trunk"))?;
     let widths: Vec<i64> = data.feature_widths().iter().map(|&w| w as i64).collect();
     let arch = MultiInput::new(&vs.root(), &widths, ADAPTER, trunk)?;
-    let heads = data
-        .task_names()
-        .iter()
-        .zip(data.output_dims())
-        .enumerate()
-        .map(|(k, (name, classes))| {
-            let head = ClassificationHead::new(
-                &(task_path(&vs.root(), k) / "head"),
-                name.as_str(),
-                HIDDEN[1],
-                classes as i64,
-            )?;
-            Ok(Box::new(head) as Box<dyn TaskHead>)
-        })
-        .collect::<mtl::core::Result<Vec<_>>>()?;
+    let classes = data.output_dims();
+    let heads = task_heads(&vs.root(), &data.task_names(), |path, k, name| {
+        ClassificationHead::new(path, name, HIDDEN[1], classes[k] as i64)
+    })?;
     MultiTaskModel::new(vs, arch, heads)
 }
 
 /// Task `k` of `data` alone.
 fn only(data: &MultiInputData, k: usize) -> mtl::core::Result<MultiInputData> {
     MultiInputData::new(vec![data.dataset(k)?.clone()])
-}
-
-struct Row {
-    label: String,
-    accuracy: Vec<Option<f64>>,
-    delta_m: Option<f64>,
-    epochs: usize,
-    seconds: f64,
 }
 
 fn main() -> Result<()> {
@@ -177,30 +161,7 @@ fn main() -> Result<()> {
         });
     }
 
-    let fmt = |a: &Option<f64>| a.map(|v| format!("{v:.3}")).unwrap_or_else(|| "-".into());
-    println!(
-        "{:<32} {:>12} {:>12} {:>9} {:>7} {:>9}",
-        "model",
-        format!("{} acc", names[0]),
-        format!("{} acc", names[1]),
-        "Δm (%)",
-        "epochs",
-        "wall (s)"
-    );
-    println!("{}", "-".repeat(86));
-    for r in &rows {
-        println!(
-            "{:<32} {:>12} {:>12} {:>9} {:>7} {:>9.2}",
-            r.label,
-            fmt(&r.accuracy[0]),
-            fmt(&r.accuracy[1]),
-            r.delta_m
-                .map(|d| format!("{d:+.2}"))
-                .unwrap_or_else(|| "-".into()),
-            r.epochs,
-            r.seconds
-        );
-    }
+    print_results("model", 32, 12, &names, &rows);
     println!("\nEach task is scored on its own test oils. Δm: mean relative change of test");
     println!("accuracy against the single-task models, signed so that lower is better.");
     Ok(())

@@ -10,7 +10,10 @@
 //!
 //! Run with `cargo run --release --example multimnist`.
 
+mod common;
+
 use anyhow::Result;
+use common::task_heads;
 use mtl::core::CnnConfig;
 use mtl::data::{data_root, multi_mnist, MultiMnistConfig};
 use mtl::heads::ClassificationHead;
@@ -27,16 +30,9 @@ fn lenet(data: &MultiTaskDataset) -> Result<MultiTaskModel> {
     let width = cnn.out_dim;
     let trunk = cnn.build(&(vs.root() / "trunk"))?;
     let arch = HardSharing::new(trunk, data.num_tasks())?;
-    let heads = data
-        .task_names()
-        .iter()
-        .enumerate()
-        .map(|(k, name)| {
-            let path = task_path(&vs.root(), k) / "head";
-            let head = ClassificationHead::new(&path, name.as_str(), width, 10)?;
-            Ok(Box::new(head) as Box<dyn TaskHead>)
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let heads = task_heads(&vs.root(), &data.task_names(), |path, _, name| {
+        ClassificationHead::new(path, name, width, 10)
+    })?;
     Ok(MultiTaskModel::new(vs, arch, heads)?)
 }
 

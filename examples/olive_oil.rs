@@ -6,7 +6,10 @@
 //! `runs/olive_oil/<method>.json` and its plots (loss curves, task weights,
 //! gradient-conflict and task-affinity heatmaps) to `runs/olive_oil/<method>/`.
 
+mod common;
+
 use anyhow::Result;
+use common::{print_results, task_heads, Row};
 use mtl::data::{olive_oil, Standardizer};
 use mtl::heads::ClassificationHead;
 use mtl::losses::methods::StaticWeighting;
@@ -27,30 +30,10 @@ fn build_model(data: &MultiTaskDataset, classes: &[i64]) -> mtl::core::Result<Mu
         .dropout(0.1)
         .build(&(vs.root() / "trunk"))?;
     let arch = HardSharing::new(trunk, classes.len())?;
-    let heads = data
-        .task_names()
-        .iter()
-        .zip(classes)
-        .enumerate()
-        .map(|(k, (name, &c))| {
-            let head = ClassificationHead::new(
-                &(task_path(&vs.root(), k) / "head"),
-                name.as_str(),
-                HIDDEN[1],
-                c,
-            )?;
-            Ok(Box::new(head) as Box<dyn TaskHead>)
-        })
-        .collect::<mtl::core::Result<Vec<_>>>()?;
+    let heads = task_heads(&vs.root(), &data.task_names(), |path, k, name| {
+        ClassificationHead::new(path, name, HIDDEN[1], classes[k])
+    })?;
     MultiTaskModel::new(vs, arch, heads)
-}
-
-struct Row {
-    label: String,
-    accuracy: Vec<Option<f64>>,
-    delta_m: Option<f64>,
-    epochs: usize,
-    seconds: f64,
 }
 
 fn main() -> Result<()> {
@@ -153,30 +136,7 @@ fn main() -> Result<()> {
         });
     }
 
-    let fmt = |a: &Option<f64>| a.map(|v| format!("{:.3}", v)).unwrap_or_else(|| "-".into());
-    println!(
-        "{:<28} {:>16} {:>16} {:>9} {:>7} {:>9}",
-        "method",
-        format!("{} acc", names[0]),
-        format!("{} acc", names[1]),
-        "Δm (%)",
-        "epochs",
-        "wall (s)"
-    );
-    println!("{}", "-".repeat(90));
-    for r in &rows {
-        println!(
-            "{:<28} {:>16} {:>16} {:>9} {:>7} {:>9.2}",
-            r.label,
-            fmt(&r.accuracy[0]),
-            fmt(&r.accuracy[1]),
-            r.delta_m
-                .map(|d| format!("{d:+.2}"))
-                .unwrap_or_else(|| "-".into()),
-            r.epochs,
-            r.seconds
-        );
-    }
+    print_results("method", 28, 16, &names, &rows);
     println!("\nΔm: mean relative change of test accuracy against the single-task models,");
     println!("signed so that lower is better (negative: the shared model wins).");
     println!(
