@@ -223,6 +223,7 @@ pub fn print_tables(result: &Value) {
             .collect();
         let head: Vec<&str> = head.iter().map(String::as_str).collect();
         table(&head, &body);
+        println!("  -: not applicable at this K (the method needs more tasks)");
     }
     let fails: Vec<&Value> = rows.iter().filter(|r| r["status"] != "ok").collect();
     for r in fails {
