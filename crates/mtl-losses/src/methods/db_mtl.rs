@@ -175,7 +175,8 @@ impl Aggregator for DbMtl {
                     ));
                 }
                 let m = m.f_to_kind(kind)?.f_to_device(device)?;
-                scaled.f_add(&m.f_sub(&scaled)?.f_mul_scalar(factor)?)?
+                // factor·m + (1 − factor)·scaled in one kernel instead of three.
+                scaled.f_lerp(&m, factor)?
             }
         };
         let norms = Vec::<f64>::try_from(

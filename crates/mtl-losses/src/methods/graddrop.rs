@@ -63,45 +63,43 @@ impl GradDrop {
                 format!("{:?}", u.size()),
             ));
         }
-        let leak = match &self.leak {
-            Some(l) if l.len() as i64 != k => {
-                return Err(Error::TaskCount {
-                    context: "graddrop leak".into(),
-                    expected: l.len(),
-                    got: k as usize,
-                })
-            }
-            Some(l) => l.clone(),
-            None => vec![0.0; k as usize],
-        };
+        if let Some(l) = self.leak.as_ref().filter(|l| l.len() as i64 != k) {
+            return Err(Error::TaskCount {
+                context: "graddrop leak".into(),
+                expected: l.len(),
+                got: k as usize,
+            });
+        }
         let kind = jacobian.kind();
         let device = jacobian.device();
         let u = u.f_to_kind(kind)?.f_to_device(device)?;
-        let total = jacobian.f_sum_dim_intlist(Some([0i64].as_slice()), false, kind)?;
-        let abs_total =
-            jacobian
-                .f_abs()?
-                .f_sum_dim_intlist(Some([0i64].as_slice()), false, kind)?;
-        // 0/0 = NaN on all-zero columns: both comparisons are then false, and the
-        // column contributes 0 · leak = 0, as in the reference.
+        let zero_dim = Some([0i64].as_slice());
+        let total = jacobian.f_sum_dim_intlist(zero_dim, false, kind)?;
+        let abs_total = jacobian.f_abs()?.f_sum_dim_intlist(zero_dim, false, kind)?;
+        // Entry (k, j) is kept when gₖⱼ agrees in sign with s = sign(P − U): positive
+        // entries where P > U, negative ones where P < U. Then s·relu(s·gₖⱼ) is gₖⱼ
+        // where kept and 0 where dropped, exactly, in three vectorised passes. An
+        // all-zero column has P = 0/0 = NaN; s is set to 0 there, so the column
+        // contributes 0, as in the reference.
         let p = (total.f_div(&abs_total)? + 1.0) * 0.5;
-        let keep_pos = p
-            .f_gt_tensor(&u)?
-            .f_unsqueeze(0)?
-            .f_logical_and(&jacobian.f_gt(0.0)?)?;
-        let keep_neg = p
-            .f_lt_tensor(&u)?
-            .f_unsqueeze(0)?
-            .f_logical_and(&jacobian.f_lt(0.0)?)?;
-        let mask = keep_pos.f_logical_or(&keep_neg)?.f_to_kind(kind)?;
-        let leak = Tensor::from_slice(&leak)
-            .f_to_kind(kind)?
-            .f_to_device(device)?
-            .f_unsqueeze(1)?;
-        let coef = &leak + (leak.f_neg()? + 1.0).f_mul(&mask)?;
-        Ok(coef
-            .f_mul(jacobian)?
-            .f_sum_dim_intlist(Some([0i64].as_slice()), false, kind)?)
+        let side = p
+            .f_sub(&u)?
+            .f_sign()?
+            .f_nan_to_num(0.0, 0.0, 0.0)?
+            .f_unsqueeze(0)?;
+        let kept = jacobian.f_mul(&side)?.f_relu_()?.f_mul(&side)?;
+        match &self.leak {
+            None => Ok(kept.f_sum_dim_intlist(zero_dim, false, kind)?),
+            Some(leak) => {
+                // ℓₖ·gₖ + (1 − ℓₖ)·kept.
+                let leak = Tensor::from_slice(leak)
+                    .f_to_kind(kind)?
+                    .f_to_device(device)?
+                    .f_unsqueeze(1)?;
+                let mixed = jacobian.f_mul(&leak)? + kept.f_mul(&(leak.f_neg()? + 1.0))?;
+                Ok(mixed.f_sum_dim_intlist(zero_dim, false, kind)?)
+            }
+        }
     }
 }
 
