@@ -3,8 +3,9 @@
 use crate::{Error, Result};
 use tch::Tensor;
 
-/// Checks that every task loss is a finite scalar; names the task otherwise.
-pub fn check_losses(losses: &[Tensor], step: Option<u64>) -> Result<()> {
+/// Checks that every task loss is a finite scalar, naming the task otherwise, and
+/// returns their values (read once: each read is a call into libtorch).
+pub fn check_losses(losses: &[Tensor], step: Option<u64>) -> Result<Vec<f64>> {
     if losses.is_empty() {
         return Err(Error::TaskCount {
             context: "task losses".into(),
@@ -12,6 +13,7 @@ pub fn check_losses(losses: &[Tensor], step: Option<u64>) -> Result<()> {
             got: 0,
         });
     }
+    let mut values = Vec::with_capacity(losses.len());
     for (k, l) in losses.iter().enumerate() {
         if l.numel() != 1 {
             return Err(Error::shape(
@@ -29,8 +31,9 @@ pub fn check_losses(losses: &[Tensor], step: Option<u64>) -> Result<()> {
                 value: v.to_string(),
             });
         }
+        values.push(v);
     }
-    Ok(())
+    Ok(values)
 }
 
 /// The K×d Jacobian of `losses` (K scalars) with respect to `inputs` (flattened and

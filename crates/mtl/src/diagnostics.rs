@@ -135,14 +135,10 @@ pub(crate) fn sample(
     }
     let fwd = model.forward_t(x, false)?;
     let losses = model.losses(&fwd.outputs, targets)?;
-    check_losses(&losses, Some(step))?;
+    let before = check_losses(&losses, Some(step))?;
     let jac = task_jacobian(&losses, &shared)?;
     let (cosine, norms) = gradient_cosines(&jac)?;
     let affinity = if cfg.affinity {
-        let before: Vec<f64> = losses
-            .iter()
-            .map(|l| l.f_double_value(&[]))
-            .collect::<std::result::Result<_, _>>()?;
         let eta = cfg.affinity_lr.unwrap_or(lr);
         Some(lookahead_affinity(
             model, &shared, &jac, &before, x, targets, eta,

@@ -88,11 +88,7 @@ pub(crate) fn combine_and_backward(
     step: u64,
     epoch: usize,
 ) -> Result<StepOutcome> {
-    check_losses(losses, Some(step))?;
-    let values = losses
-        .iter()
-        .map(|l| l.f_double_value(&[]))
-        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let values = check_losses(losses, Some(step))?;
     let ctx = StepContext {
         step,
         epoch,
