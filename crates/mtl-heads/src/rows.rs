@@ -37,6 +37,11 @@ pub(crate) fn check_finite(t: &Tensor, what: impl FnOnce() -> String) -> Result<
         return Ok(());
     }
     let t = t.f_detach()?;
+    // One vectorised reduction clears the common case (a sum of finite values is
+    // finite unless it overflows); the slower elementwise scan runs only otherwise.
+    if t.numel() == 0 || t.f_sum(t.kind())?.f_double_value(&[])?.is_finite() {
+        return Ok(());
+    }
     let bad = t.f_isfinite()?.f_logical_not()?;
     if bad.f_sum(Kind::Int64)?.f_int64_value(&[])? == 0 {
         return Ok(());
@@ -205,14 +210,22 @@ pub(crate) fn class_rows(
         ));
     }
     let (labelled, labels) = Labelled::with_targets(ctx, logits, target, Kind::Int64, &[rows])?;
-    let out_of_range = labels.f_lt(0)?.f_logical_or(&labels.f_ge(width)?)?;
-    if let Some(pos) = first_true(&out_of_range)? {
-        return Err(Error::LabelOutOfRange {
-            task: 0,
-            row: labelled.batch_row(pos)?,
-            label: labels.f_int64_value(&[pos])?,
-            classes: width,
-        });
+    // The range of the labels in one reduction (a sync either way); the position of a
+    // bad one is looked up only when there is one.
+    let in_range = labels.numel() == 0 || {
+        let (lo, hi) = labels.f_aminmax(None::<i64>, false)?;
+        lo.f_int64_value(&[])? >= 0 && hi.f_int64_value(&[])? < width
+    };
+    if !in_range {
+        let out_of_range = labels.f_lt(0)?.f_logical_or(&labels.f_ge(width)?)?;
+        if let Some(pos) = first_true(&out_of_range)? {
+            return Err(Error::LabelOutOfRange {
+                task: 0,
+                row: labelled.batch_row(pos)?,
+                label: labels.f_int64_value(&[pos])?,
+                classes: width,
+            });
+        }
     }
     Ok((labelled.select(logits)?, labels))
 }
@@ -250,8 +263,16 @@ pub(crate) fn binary_rows(
         ));
     }
     let (labelled, targets) = Labelled::with_targets(ctx, logits, target, logits.kind(), &[rows])?;
-    let outside = targets.f_lt(0.0)?.f_logical_or(&targets.f_gt(1.0)?)?;
-    if let Some(pos) = first_true(&outside)? {
+    let in_range = targets.numel() == 0 || {
+        let (lo, hi) = targets.f_aminmax(None::<i64>, false)?;
+        lo.f_double_value(&[])? >= 0.0 && hi.f_double_value(&[])? <= 1.0
+    };
+    let outside = if in_range {
+        None
+    } else {
+        first_true(&targets.f_lt(0.0)?.f_logical_or(&targets.f_gt(1.0)?)?)?
+    };
+    if let Some(pos) = outside {
         let value = targets.f_double_value(&[pos])?;
         let label = if value < 0.0 {
             value.floor()
