@@ -90,8 +90,15 @@ pub fn combine(weights: &[f64], jacobian: &Tensor) -> Result<Tensor> {
             got: weights.len(),
         });
     }
-    let w = Tensor::from_slice(weights)
-        .f_to_kind(jacobian.kind())?
-        .f_to_device(jacobian.device())?;
-    Ok(w.f_unsqueeze(0)?.f_matmul(jacobian)?.f_squeeze_dim(0)?)
+    // Jᵀw as one matrix-vector product; the weights are built in J's dtype on the
+    // host, so a small step pays no conversion kernel.
+    let w = match jacobian.kind() {
+        Kind::Float => {
+            let w32: Vec<f32> = weights.iter().map(|&w| w as f32).collect();
+            Tensor::from_slice(&w32)
+        }
+        kind => Tensor::from_slice(weights).f_to_kind(kind)?,
+    }
+    .f_to_device(jacobian.device())?;
+    Ok(jacobian.f_tr()?.f_mv(&w)?)
 }
