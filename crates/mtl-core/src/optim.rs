@@ -222,11 +222,14 @@ impl Optimizer {
     /// One update from the parameters' current `.grad()`. Parameters without a gradient
     /// are skipped, as in PyTorch.
     pub fn step(&mut self) -> Result<()> {
-        self.steps += 1;
-        let (cfg, lr, t) = (self.cfg, self.lr, self.steps as f64);
+        let (cfg, lr, t) = (self.cfg, self.lr, (self.steps + 1) as f64);
         if let Some(flat) = &self.flat {
+            // Every group is checked before any is updated, so a refused step changes
+            // nothing, the step count included.
             for f in flat {
                 f.group.keep_aliased(&self.params)?;
+            }
+            for f in flat {
                 update(
                     cfg,
                     lr,
@@ -237,14 +240,15 @@ impl Optimizer {
                     f.second.as_ref(),
                 )?;
             }
-            return Ok(());
-        }
-        for (i, p) in self.params.iter().enumerate() {
-            let g = p.grad();
-            if g.defined() {
-                update(cfg, lr, t, p, &g, &self.first[i], self.second.get(i))?;
+        } else {
+            for (i, p) in self.params.iter().enumerate() {
+                let g = p.grad();
+                if g.defined() {
+                    update(cfg, lr, t, p, &g, &self.first[i], self.second.get(i))?;
+                }
             }
         }
+        self.steps += 1;
         Ok(())
     }
 
@@ -582,6 +586,13 @@ mod tests {
         assert_eq!(seen, vec![0.0, 0.0, 0.0]); // w − 0.5·2w
         opt.zero_grad();
         assert_eq!(Vec::<f32>::try_from(&w.grad()).unwrap(), vec![0.0; 3]);
+        // A conversion after the build is refused rather than undone.
+        tch::no_grad(|| {
+            w.shallow_clone()
+                .set_data(&Tensor::from_slice(&[1.0f64, 2.0, 3.0]));
+        });
+        assert!(matches!(opt.step(), Err(Error::Config(_))));
+        assert_eq!(opt.steps(), 2);
     }
 
     #[test]

@@ -147,6 +147,18 @@ impl FlatGroup {
                 format!("{:?}", p.size()),
             ));
         }
+        if (p.kind(), p.device()) != (self.param.kind(), self.param.device()) {
+            // Pointing it back would silently undo a conversion (a model moved to
+            // another dtype or device after the optimiser was built).
+            return Err(Error::config(format!(
+                "optimiser parameter {} is now {:?} on {:?}, but the optimiser was built for                  {:?} on {:?}; build the optimiser after converting the model",
+                m.index,
+                p.kind(),
+                p.device(),
+                self.param.kind(),
+                self.param.device()
+            )));
+        }
         // A gradient set to none is defined again (as zeros) the way every step does it,
         // by a backward pass, so it can become a view.
         crate::params::ensure_grads(std::slice::from_ref(p))?;
