@@ -1,27 +1,17 @@
 //! The data-set builders on small slices of the real files (`data_root` finds them),
 //! and their errors on broken copies.
 
-use flate2::write::GzEncoder;
-use flate2::Compression;
+mod common;
+
+use common::{gzip, slices};
 use mtl_core::Error;
 use mtl_data::{
     census_income, digits, linnerud, multi_mnist, CensusConfig, CensusGroup, LinnerudTargets,
     MultiMnistConfig, MultiTaskDataset, TargetData,
 };
 use ndarray::array;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::PathBuf;
-
-/// The committed slices of the real data sets (`tests/data`, see its README), so these
-/// tests need neither network nor `../shared/data`.
-fn slices(name: &str) -> mtl_core::Result<std::path::PathBuf> {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
-    if root.join(name).is_dir() {
-        Ok(root)
-    } else {
-        Err(mtl_core::Error::config(format!("no test slice `{name}`")))
-    }
-}
 
 fn labels(ds: &MultiTaskDataset, k: usize) -> Vec<i64> {
     match &ds.tasks()[k].data {
@@ -213,9 +203,7 @@ fn census_groups_on_the_first_rows() {
 }
 
 fn write_gz(path: &std::path::Path, text: &[u8]) {
-    let mut enc = GzEncoder::new(Vec::new(), Compression::default());
-    enc.write_all(text).unwrap();
-    std::fs::write(path, enc.finish().unwrap()).unwrap();
+    std::fs::write(path, gzip(text)).unwrap();
 }
 
 fn first_lines(path: &std::path::Path, n: usize) -> String {

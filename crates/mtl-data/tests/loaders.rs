@@ -2,8 +2,9 @@
 //! (`tests/fixtures`), the real MNIST files, and one test per kind of bad input, each
 //! checking the typed error's file, offset and expectation.
 
-use flate2::write::GzEncoder;
-use flate2::Compression;
+mod common;
+
+use common::{gzip, slices};
 use mtl_core::Error;
 use mtl_data::{
     encode_npy, parse_idx, parse_npy, parse_npz, parse_safetensors, read_idx, read_npy, read_npz,
@@ -13,27 +14,10 @@ use ndarray::array;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// The committed slices of the real data sets (`tests/data`, see its README), so these
-/// tests need neither network nor `../shared/data`.
-fn slices(name: &str) -> mtl_core::Result<std::path::PathBuf> {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
-    if root.join(name).is_dir() {
-        Ok(root)
-    } else {
-        Err(mtl_core::Error::config(format!("no test slice `{name}`")))
-    }
-}
-
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(name)
-}
-
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut enc = GzEncoder::new(Vec::new(), Compression::default());
-    enc.write_all(bytes).unwrap();
-    enc.finish().unwrap()
 }
 
 fn idx_u8(dims: &[u32], payload: &[u8]) -> Vec<u8> {
