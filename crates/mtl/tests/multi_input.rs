@@ -54,7 +54,13 @@ fn model(widths: &[i64], seed: u64, dropout: f64) -> MultiTaskModel {
         .build(&(vs.root() / "trunk"))
         .unwrap();
     let arch = MultiInput::new(&vs.root(), widths, HIDDEN, trunk).unwrap();
-    let heads: Vec<Box<dyn TaskHead>> = vec![
+    let heads = heads(&vs);
+    MultiTaskModel::new(vs, arch, heads).unwrap()
+}
+
+/// A 3-class head for task 0 (`region`) and a regression head for task 1 (`linear`).
+fn heads(vs: &nn::VarStore) -> Vec<Box<dyn TaskHead>> {
+    vec![
         Box::new(
             ClassificationHead::new(&(task_path(&vs.root(), 0) / "head"), "region", HIDDEN, 3)
                 .unwrap(),
@@ -69,8 +75,7 @@ fn model(widths: &[i64], seed: u64, dropout: f64) -> MultiTaskModel {
             )
             .unwrap(),
         ),
-    ];
-    MultiTaskModel::new(vs, arch, heads).unwrap()
+    ]
 }
 
 fn config(method: &str) -> TrainerConfig {
@@ -535,22 +540,7 @@ fn drop_last_with_per_task_data_trains_on_full_batches_only() {
             inner: MultiInput::new(&vs.root(), &[8, 5], HIDDEN, trunk).unwrap(),
             seen: seen.clone(),
         };
-        let heads: Vec<Box<dyn TaskHead>> = vec![
-            Box::new(
-                ClassificationHead::new(&(task_path(&vs.root(), 0) / "head"), "region", HIDDEN, 3)
-                    .unwrap(),
-            ),
-            Box::new(
-                RegressionHead::new(
-                    &(task_path(&vs.root(), 1) / "head"),
-                    "linear",
-                    HIDDEN,
-                    1,
-                    RegressionLoss::Mse,
-                )
-                .unwrap(),
-            ),
-        ];
+        let heads = heads(&vs);
         let mut m = MultiTaskModel::new(vs, arch, heads).unwrap();
         let before = evaluate_multi_input(&m, &data, 256).unwrap();
         Trainer::new(config("ew").epochs(6).drop_last(drop_last))
