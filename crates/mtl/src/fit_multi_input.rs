@@ -15,7 +15,7 @@ use crate::report::{EpochRecord, RunReport};
 use crate::run_state::RunState;
 use crate::step::GradMode;
 use crate::task_optimizers::TaskOptimizers;
-use crate::trainer::{epoch_seed, epoch_summary, Trainer, TrainerConfig};
+use crate::trainer::{end_epoch, epoch_seed, Trainer, TrainerConfig};
 use mtl_core::{clip_grad_norm, params, Error, Result};
 use mtl_data::{MultiInputData, ScheduleConfig, TaskSampling};
 use mtl_losses::Method;
@@ -168,16 +168,7 @@ impl Trainer {
                 grad_norm: cfg.clip_grad_norm.map(|_| per_update(norm_sum)),
                 seconds: t0.elapsed().as_secs_f64(),
             };
-            tracing::info!(epoch, train_losses = ?record.train_losses, weights = ?record.task_weights, "epoch done");
-            if let (Some(es), Some(ev)) = (&cfg.early_stopping, &record.validation) {
-                es.observe(ev, epoch, &mut state, model)?;
-            }
-            progress.epoch(|| epoch_summary(&record, &state));
-            state.records.push(record);
-            state.epoch += 1;
-            if state.stopped_early {
-                tracing::info!(epoch, "early stopping");
-            }
+            end_epoch(&cfg, record, &mut state, model, &progress)?;
         }
         progress.finish();
         self.finish(model, method, method_name, state, start)

@@ -244,6 +244,29 @@ pub struct Trainer {
     pub(crate) resume: Option<PathBuf>,
 }
 
+/// Closes an epoch of either training loop: logs it, lets early stopping observe its
+/// validation, updates the bar and appends the record to the run state.
+pub(crate) fn end_epoch(
+    cfg: &TrainerConfig,
+    record: EpochRecord,
+    state: &mut RunState,
+    model: &mut MultiTaskModel,
+    progress: &Progress,
+) -> Result<()> {
+    let epoch = record.epoch;
+    tracing::info!(epoch, train_losses = ?record.train_losses, weights = ?record.task_weights, "epoch done");
+    if let (Some(es), Some(ev)) = (&cfg.early_stopping, &record.validation) {
+        es.observe(ev, epoch, state, model)?;
+    }
+    progress.epoch(|| epoch_summary(&record, state));
+    state.records.push(record);
+    state.epoch += 1;
+    if state.stopped_early {
+        tracing::info!(epoch, "early stopping");
+    }
+    Ok(())
+}
+
 /// The epoch bar's message: training losses, and the validation total with the
 /// early-stopping wait when there is one.
 pub(crate) fn epoch_summary(record: &EpochRecord, state: &RunState) -> String {
@@ -448,16 +471,7 @@ impl Trainer {
                 grad_norm: cfg.clip_grad_norm.map(|_| norm_sum / steps_in_epoch),
                 seconds: t0.elapsed().as_secs_f64(),
             };
-            tracing::info!(epoch, train_losses = ?record.train_losses, weights = ?record.task_weights, "epoch done");
-            if let (Some(es), Some(ev)) = (&cfg.early_stopping, &record.validation) {
-                es.observe(ev, epoch, &mut state, model)?;
-            }
-            progress.epoch(|| epoch_summary(&record, &state));
-            state.records.push(record);
-            state.epoch += 1;
-            if state.stopped_early {
-                tracing::info!(epoch, "early stopping");
-            }
+            end_epoch(&cfg, record, &mut state, model, &progress)?;
             if let Some(policy) = &cfg.checkpoint {
                 let last = state.epoch == cfg.epochs || state.stopped_early;
                 if last || state.epoch % policy.every_epochs == 0 {
