@@ -33,8 +33,8 @@ pub use checkpoint::Checkpoint;
 pub use device::{select_device, DeviceRequest};
 pub use error::{Error, Result};
 pub use jacobian::{
-    check_jacobian, check_losses, empty_jacobian, first_non_finite_row, task_jacobian,
-    write_jacobian_row,
+    check_jacobian, check_losses, empty_jacobian, first_non_finite_row, sum_is_finite,
+    task_jacobian, write_jacobian_row,
 };
 pub use optim::{clip_grad_norm, Optimizer, OptimizerConfig};
 pub use params::{task_path, ParamGroups};
