@@ -399,11 +399,25 @@ mod tests {
             tch::nn::Adam::default().build(&vs, 0.05).unwrap()
         };
         let h0 = ds.selector_entropy(&x).unwrap().double_value(&[]);
-        for _ in 0..400 {
-            let aux = ds.forward_t(&x, true).unwrap().auxiliary_loss.unwrap();
-            opt.backward_step(&aux);
+        // The initial weights come from libtorch's process-wide generator, which tests
+        // running in parallel also draw from, so the start is not always seed 0's: after
+        // the 400 steps seed 0 needs, train on (up to 2000 steps in all) while the
+        // selectors have not yet saturated, rather than fail an unlucky start.
+        let saturated = |h: f64| {
+            let w = ds.gate_weights(&x).unwrap();
+            h < 1e-6 && nonzeros_per_row(&w).iter().all(|&c| c <= 2)
+        };
+        let mut h1 = h0;
+        for round in 0..40 {
+            for _ in 0..50 {
+                let aux = ds.forward_t(&x, true).unwrap().auxiliary_loss.unwrap();
+                opt.backward_step(&aux);
+            }
+            h1 = ds.selector_entropy(&x).unwrap().double_value(&[]);
+            if round >= 7 && saturated(h1) {
+                break;
+            }
         }
-        let h1 = ds.selector_entropy(&x).unwrap().double_value(&[]);
         assert!(h0 > 0.5 && h1 < 1e-6, "entropy {h0} -> {h1}");
         let w = ds.gate_weights(&x).unwrap();
         assert!(nonzeros_per_row(&w).iter().all(|&c| c <= 2), "{w}");
