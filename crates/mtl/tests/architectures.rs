@@ -2,6 +2,8 @@
 //! gradient-level aggregator (PCGrad) on a small synthetic two-task problem: each
 //! task's training loss falls from the first epoch to the last.
 
+mod common;
+
 use mtl::core::{
     Activation, AspMtlConfig, CgcConfig, CnnConfig, CrossStitchConfig, DSelectKConfig, MlpBuilder,
     MmoeConfig, MtanConfig, PleConfig, SoftSharingConfig, TaskTowers,
@@ -75,6 +77,10 @@ where
     A: Architecture + 'static,
     F: Fn(&nn::Path) -> mtl::core::Result<A>,
 {
+    // The models are seeded through libtorch's process-wide generator: holding the
+    // lock keeps the other tests of this file from drawing from it mid-build, so every
+    // run trains from the same start.
+    let _torch = common::torch_lock();
     let data = images(256, 1);
     for method in ["ew", "uw", "pcgrad"] {
         let mut m = model(&build);
