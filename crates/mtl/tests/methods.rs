@@ -1,6 +1,8 @@
 //! Every registered method trains through the Trainer — on olive oil and on a
 //! synthetic problem, in parameter and rep-grad modes — to a lower loss than at start.
 
+mod common;
+
 use mtl::data::{olive_oil, MultiTaskDataset, Standardizer, TaskData};
 use mtl::heads::{ClassificationHead, RegressionHead, RegressionLoss};
 use mtl::losses::{list, MethodLevel};
@@ -107,6 +109,9 @@ fn modes(level: MethodLevel) -> Vec<GradMode> {
 
 #[test]
 fn every_method_lowers_the_loss_on_a_synthetic_problem() {
+    // Models are seeded through libtorch's process-wide generator; the lock keeps the
+    // other test's draws out of their start.
+    let _torch = common::torch_lock();
     let two = synthetic(2, 256);
     let four = synthetic(4, 256);
     for info in list() {
@@ -122,6 +127,7 @@ fn every_method_lowers_the_loss_on_a_synthetic_problem() {
 
 #[test]
 fn every_method_lowers_the_loss_on_olive_oil() {
+    let _torch = common::torch_lock();
     let data = olive_oil(mtl::data::data_dir()).unwrap();
     assert!(data.len().is_multiple_of(52));
     let data = Standardizer::fit(&data).apply(&data).unwrap();
