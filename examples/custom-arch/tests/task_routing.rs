@@ -8,8 +8,16 @@ use mtl::heads::{RegressionHead, RegressionLoss};
 use mtl::prelude::*;
 use tch::{nn, Device, Kind, Tensor};
 
+/// Serialises the tests that draw from libtorch's process-wide generator, so the
+/// seeded training test starts where its seed says whatever runs beside it.
+fn torch_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[test]
 fn towers_are_shared_routes_belong_to_their_task() {
+    let _torch = torch_lock();
     let vs = nn::VarStore::new(Device::Cpu);
     let arch = TaskRouting::new(&(vs.root() / "r"), 4, 3, &MlpBuilder::new([5])).unwrap();
     let g = ParamGroups::from_var_store(&vs, 3).unwrap();
@@ -30,6 +38,7 @@ fn towers_are_shared_routes_belong_to_their_task() {
 
 #[test]
 fn features_blend_the_towers_and_shapes_are_checked() {
+    let _torch = torch_lock();
     let vs = nn::VarStore::new(Device::Cpu);
     let arch = TaskRouting::new(&vs.root(), 4, 2, &MlpBuilder::new([3])).unwrap();
     let x = Tensor::randn([6, 4], (Kind::Float, Device::Cpu));
@@ -50,6 +59,7 @@ fn features_blend_the_towers_and_shapes_are_checked() {
 
 #[test]
 fn trains_with_a_weighting_and_an_aggregator() {
+    let _torch = torch_lock();
     let data = mmoe_synthetic(512, 10, 0.5, 3).unwrap();
     for method in ["ew", "pcgrad"] {
         seed_everything(1);

@@ -11,6 +11,13 @@ use tch::{nn, Device, Kind, Reduction, Tensor};
 
 const CPU: (Kind, Device) = (Kind::Float, Device::Cpu);
 
+/// Serialises the tests that draw from libtorch's process-wide generator, so the
+/// seeded training test starts where its seed says whatever runs beside it.
+fn torch_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn close(got: &Tensor, want: f64) -> bool {
     (got.double_value(&[]) - want).abs() < 1e-6
 }
@@ -34,6 +41,7 @@ fn pinball_by_hand_skips_unlabelled_rows() {
 
 #[test]
 fn the_median_pinball_is_half_the_l1_loss() {
+    let _torch = torch_lock();
     tch::manual_seed(0);
     let pred = Tensor::randn([8, 1], CPU);
     let truth = Tensor::randn([8], CPU);
@@ -44,6 +52,7 @@ fn the_median_pinball_is_half_the_l1_loss() {
 
 #[test]
 fn an_unlabelled_batch_gives_a_differentiable_zero() {
+    let _torch = torch_lock();
     let pred = Tensor::randn([3, 2], CPU).set_requires_grad(true);
     let none = TaskTarget::masked(
         Tensor::full([3], f64::NAN, CPU),
@@ -82,6 +91,7 @@ fn metrics_by_hand_over_two_batches() {
 
 #[test]
 fn bad_levels_and_shapes_are_typed_errors() {
+    let _torch = torch_lock();
     for bad in [
         &[][..],
         &[0.0, 0.5],
@@ -124,6 +134,7 @@ fn bad_levels_and_shapes_are_typed_errors() {
 
 #[test]
 fn trains_in_a_multi_task_model_beside_a_built_in_head() {
+    let _torch = torch_lock();
     seed_everything(5);
     // y = x0 + 0.5·noise for the quantile head; the sign of x1 for a classifier.
     let n = 400;
