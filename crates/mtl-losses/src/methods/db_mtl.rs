@@ -41,8 +41,8 @@
 //! assert!((g[0] - g[1]).abs() < 1e-6);
 //! ```
 
-use crate::gram;
-use crate::solvers::checked_rows;
+use crate::gram::{self, check_jacobian_shape};
+use crate::solvers::check_task_count;
 use crate::state;
 use crate::{Aggregation, Aggregator, StepContext};
 use mtl_core::{Error, Result};
@@ -60,6 +60,8 @@ pub struct DbMtl {
     step: u64,
     /// The K × d EMA of the log-loss gradients (None before the first step).
     buffer: Option<Tensor>,
+    /// The buffer of the step before, reused as the next step's output (not state).
+    spare: Option<Tensor>,
     last_scales: Vec<f64>,
 }
 
@@ -72,6 +74,7 @@ impl DbMtl {
             beta_sigma: 0.0,
             step: 0,
             buffer: None,
+            spare: None,
             last_scales: vec![1.0; num_tasks],
         }
     }
@@ -145,7 +148,9 @@ impl Aggregator for DbMtl {
     }
 
     fn aggregate(&mut self, jacobian: &Tensor, ctx: &StepContext) -> Result<Aggregation> {
-        let k = checked_rows("db_mtl", jacobian, ctx, Some(self.num_tasks))?;
+        check_jacobian_shape(jacobian)?;
+        let k = jacobian.size()[0] as usize;
+        check_task_count("db_mtl", Some(self.num_tasks), k)?;
         let losses = context_losses("db_mtl", ctx, k)?;
         if let Some((task, v)) = losses.iter().enumerate().find(|(_, v)| **v + EPS <= 0.0) {
             return Err(Error::config(format!(
@@ -155,37 +160,50 @@ impl Aggregator for DbMtl {
             )));
         }
         let (kind, device) = (jacobian.kind(), jacobian.device());
+        if let Some(m) = self.buffer.as_ref().filter(|m| m.size() != jacobian.size()) {
+            return Err(Error::shape(
+                "db_mtl gradient buffer",
+                format!("{:?} (the earlier Jacobians)", m.size()),
+                format!("{:?}", jacobian.size()),
+            ));
+        }
         let inv: Vec<f64> = losses.iter().map(|l| 1.0 / (l + EPS)).collect();
-        let scaled = jacobian.f_mul(
-            &Tensor::from_slice(&inv)
-                .f_to_kind(kind)?
-                .f_to_device(device)?
-                .f_unsqueeze(1)?,
-        )?;
+        let inv = Tensor::from_slice(&inv)
+            .f_to_kind(kind)?
+            .f_to_device(device)?
+            .f_unsqueeze(1)?;
+        // The new buffer is written into the spare one (the buffer before last), so a
+        // step allocates no K×d tensor, and the current buffer is left as it was until
+        // the step has succeeded.
+        let mut next = match self.spare.take() {
+            Some(s) if s.size() == jacobian.size() && s.kind() == kind && s.device() == device => {
+                jacobian.f_mul_out(&s, &inv)?
+            }
+            _ => jacobian.f_mul(&inv)?,
+        };
         let step = self.step + 1;
         let factor = self.beta / (step as f64).powf(self.beta_sigma);
-        let buffer = match &self.buffer {
-            None => scaled.f_mul_scalar(1.0 - factor)?,
-            Some(m) => {
-                if m.size() != jacobian.size() {
-                    return Err(Error::shape(
-                        "db_mtl gradient buffer",
-                        format!("{:?} (the earlier Jacobians)", m.size()),
-                        format!("{:?}", jacobian.size()),
-                    ));
-                }
-                let m = m.f_to_kind(kind)?.f_to_device(device)?;
-                // factor·m + (1 − factor)·scaled in one kernel instead of three.
-                scaled.f_lerp(&m, factor)?
+        match &self.buffer {
+            None => {
+                let _ = next.f_mul_scalar_(1.0 - factor)?;
             }
-        };
+            Some(m) => {
+                let m = m.f_to_kind(kind)?.f_to_device(device)?;
+                // factor·m + (1 − factor)·scaled in one kernel, in place.
+                let _ = next.f_lerp_(&m, factor)?;
+            }
+        }
         let norms = Vec::<f64>::try_from(
-            buffer
-                .f_norm_scalaropt_dim(2, [1i64].as_slice(), false)?
+            next.f_norm_scalaropt_dim(2, [1i64].as_slice(), false)?
                 .f_to_kind(Kind::Double)?
                 .f_to_device(Device::Cpu)?,
         )?;
         if let Some((task, n)) = norms.iter().enumerate().find(|(_, n)| !n.is_finite()) {
+            // These norms are also the Jacobian's finiteness check: a NaN or Inf in
+            // row k makes row k of the new buffer, and so its norm, non-finite (ĝ is g
+            // times a factor in [0, ∞], with ∞·0 = NaN, and the EMA's weights on ĝ are
+            // > 0). Only then is J scanned, to report its row.
+            mtl_core::first_non_finite_row(jacobian, Some(ctx.step))?;
             // Finite rows divided by a tiny loss can overflow the dtype.
             return Err(Error::NonFinite {
                 what: "db_mtl log-loss gradient buffer norm (overflow)".into(),
@@ -196,9 +214,9 @@ impl Aggregator for DbMtl {
         }
         let max = norms.iter().copied().fold(0.0f64, f64::max);
         let scales: Vec<f64> = norms.iter().map(|n| max / (n + EPS)).collect();
-        let gradient = gram::combine(&scales, &buffer)?;
+        let gradient = gram::combine(&scales, &next)?;
         self.step = step;
-        self.buffer = Some(buffer);
+        self.spare = self.buffer.replace(next);
         self.last_scales = scales;
         Ok(Aggregation {
             gradient,
@@ -221,6 +239,7 @@ impl Aggregator for DbMtl {
         let scales = state::task_vector("db_mtl", state, "last_scales", self.num_tasks)?;
         self.step = step;
         self.buffer = buffer;
+        self.spare = None;
         self.last_scales = scales;
         Ok(())
     }

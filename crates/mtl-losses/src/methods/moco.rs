@@ -45,8 +45,8 @@
 //! ```
 
 use super::db_mtl::context_losses;
-use crate::gram::{self, Gram};
-use crate::solvers::checked_rows;
+use crate::gram::{self, check_jacobian_shape, Gram};
+use crate::solvers::check_task_count;
 use crate::state;
 use crate::{Aggregation, Aggregator, StepContext};
 use mtl_core::{Error, Result};
@@ -99,6 +99,8 @@ pub struct MoCo {
     step: u64,
     /// The tracked gradients Y (K × d), once a step has run.
     tracked: Option<Tensor>,
+    /// The Y of the step before, reused as the next step's output (not state).
+    spare: Option<Tensor>,
     lambda: Vec<f64>,
 }
 
@@ -110,6 +112,7 @@ impl MoCo {
             config: MocoConfig::default(),
             step: 0,
             tracked: None,
+            spare: None,
             lambda: vec![1.0 / num_tasks.max(1) as f64; num_tasks],
         }
     }
@@ -214,7 +217,9 @@ impl Aggregator for MoCo {
     }
 
     fn aggregate(&mut self, jacobian: &Tensor, ctx: &StepContext) -> Result<Aggregation> {
-        let k = checked_rows("moco", jacobian, ctx, Some(self.num_tasks))?;
+        check_jacobian_shape(jacobian)?;
+        let k = jacobian.size()[0] as usize;
+        check_task_count("moco", Some(self.num_tasks), k)?;
         let losses = context_losses("moco", ctx, k)?;
         if let Some((task, v)) = losses.iter().enumerate().find(|(_, v)| **v < 0.0) {
             return Err(Error::config(format!(
@@ -222,6 +227,17 @@ impl Aggregator for MoCo {
                  gradients by the losses, which must be >= 0",
                 ctx.step
             )));
+        }
+        if let Some(y) = self
+            .tracked
+            .as_ref()
+            .filter(|y| y.size() != jacobian.size())
+        {
+            return Err(Error::shape(
+                "moco tracked gradients",
+                format!("{:?} (the earlier Jacobians)", y.size()),
+                format!("{:?}", jacobian.size()),
+            ));
         }
         let (kind, device) = (jacobian.kind(), jacobian.device());
         let norms = Vec::<f64>::try_from(
@@ -231,6 +247,9 @@ impl Aggregator for MoCo {
                 .f_to_device(Device::Cpu)?,
         )?;
         if let Some((task, n)) = norms.iter().enumerate().find(|(_, n)| !n.is_finite()) {
+            // The row norms are also the Jacobian's finiteness check (a NaN or Inf
+            // makes its row's norm non-finite); only then is J scanned for the row.
+            mtl_core::first_non_finite_row(jacobian, Some(ctx.step))?;
             return Err(Error::NonFinite {
                 what: "moco gradient norm (overflow)".into(),
                 task: Some(task),
@@ -243,31 +262,35 @@ impl Aggregator for MoCo {
             .zip(losses)
             .map(|(n, l)| l / (n + 1e-8))
             .collect();
-        let normalised = jacobian.f_mul(
-            &Tensor::from_slice(&factors)
-                .f_to_kind(kind)?
-                .f_to_device(device)?
-                .f_unsqueeze(1)?,
-        )?;
+        let factors = Tensor::from_slice(&factors)
+            .f_to_kind(kind)?
+            .f_to_device(device)?
+            .f_unsqueeze(1)?;
+        // Ĝ and then the new Y are written into the spare K×d tensor (the Y before
+        // last), so a step allocates none, and Y is left as it was until the step has
+        // succeeded.
+        let mut next = match self.spare.take() {
+            Some(s) if s.size() == jacobian.size() && s.kind() == kind && s.device() == device => {
+                jacobian.f_mul_out(&s, &factors)?
+            }
+            _ => jacobian.f_mul(&factors)?,
+        };
         let step = self.step + 1;
         let c = &self.config;
         let beta = c.beta / (step as f64).powf(c.beta_sigma);
         let gamma = c.gamma / (step as f64).powf(c.gamma_sigma);
-        let tracked = match &self.tracked {
-            None => normalised.f_mul_scalar(beta)?,
-            Some(y) => {
-                if y.size() != jacobian.size() {
-                    return Err(Error::shape(
-                        "moco tracked gradients",
-                        format!("{:?} (the earlier Jacobians)", y.size()),
-                        format!("{:?}", jacobian.size()),
-                    ));
-                }
-                let y = y.f_to_kind(kind)?.f_to_device(device)?;
-                y.f_sub(&y.f_sub(&normalised)?.f_mul_scalar(beta)?)?
+        match &self.tracked {
+            None => {
+                let _ = next.f_mul_scalar_(beta)?;
             }
-        };
-        let yy = Gram::of(&tracked)?;
+            Some(y) => {
+                let y = y.f_to_kind(kind)?.f_to_device(device)?;
+                // Y − β(Y − Ĝ) as one lerp from Y towards Ĝ, written over Ĝ: the same
+                // value up to rounding (libtorch fuses it into a multiply-add).
+                let _ = y.f_lerp_scalar_out(&next, &next, beta)?;
+            }
+        }
+        let yy = Gram::of(&next)?;
         let lambda = Self::lambda_step(&self.lambda, &yy, gamma, c.rho, c.simplex);
         if let Some((task, v)) = lambda.iter().enumerate().find(|(_, v)| !v.is_finite()) {
             return Err(Error::NonFinite {
@@ -277,9 +300,9 @@ impl Aggregator for MoCo {
                 value: v.to_string(),
             });
         }
-        let gradient = gram::combine(&lambda, &tracked)?;
+        let gradient = gram::combine(&lambda, &next)?;
         self.step = step;
-        self.tracked = Some(tracked);
+        self.spare = self.tracked.replace(next);
         self.lambda = lambda;
         Ok(Aggregation {
             gradient,
@@ -302,6 +325,7 @@ impl Aggregator for MoCo {
         let lambda = state::finite_task_vector("moco", state, "lambda", self.num_tasks)?;
         self.step = step;
         self.tracked = tracked;
+        self.spare = None;
         self.lambda = lambda;
         Ok(())
     }

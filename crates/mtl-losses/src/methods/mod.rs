@@ -2,6 +2,7 @@
 
 mod aligned_mtl;
 mod cagrad;
+mod columns;
 mod config_method;
 mod constant;
 mod db_mtl;
