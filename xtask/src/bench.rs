@@ -139,7 +139,7 @@ pub fn bench(args: &[String]) -> Result<()> {
         "build",
         "--release",
         "-p",
-        "mtl-suite",
+        "mtl-bench",
         "--bin",
         "mtl-bench",
     ]))?;
