@@ -195,6 +195,9 @@ mod tests {
 
     #[test]
     fn closures_configs_and_mlp_builders_all_build() {
+        // Tests draw from libtorch's process-wide generator (initialisation, randn):
+        // the lock keeps parallel tests from taking each other's seeded draws.
+        let _rng = crate::torch_rng_lock();
         let vs = nn::VarStore::new(Device::Cpu);
         let root = vs.root();
         let closure = |p: &nn::Path, d: i64| -> Result<Box<dyn Backbone>> {
@@ -212,6 +215,7 @@ mod tests {
 
     #[test]
     fn fixed_width_configs_name_the_path() {
+        let _rng = crate::torch_rng_lock();
         let vs = nn::VarStore::new(Device::Cpu);
         let err = BackboneBuilder::build(&MlpConfig::new([4, 3]), &(vs.root() / "e0"), 5)
             .err()
@@ -225,6 +229,7 @@ mod tests {
 
     #[test]
     fn groups_must_agree_on_width() {
+        let _rng = crate::torch_rng_lock();
         let vs = nn::VarStore::new(Device::Cpu);
         let uneven = |p: &nn::Path, d: i64| -> Result<Box<dyn Backbone>> {
             let last = p.components().last().unwrap_or_default().to_string();

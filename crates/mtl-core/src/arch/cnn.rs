@@ -176,6 +176,9 @@ mod tests {
 
     #[test]
     fn lenet_on_multimnist_sized_rows() {
+        // Tests draw from libtorch's process-wide generator (initialisation, randn):
+        // the lock keeps parallel tests from taking each other's seeded draws.
+        let _rng = crate::torch_rng_lock();
         let vs = nn::VarStore::new(Device::Cpu);
         let cnn = CnnConfig::new(28, 28).build(&(vs.root() / "cnn")).unwrap();
         assert_eq!(cnn.in_dim(), Some(784));
@@ -193,6 +196,7 @@ mod tests {
 
     #[test]
     fn configurable_and_validated() {
+        let _rng = crate::torch_rng_lock();
         let vs = nn::VarStore::new(Device::Cpu);
         let cnn = CnnConfig::new(12, 10)
             .channels(3)

@@ -56,6 +56,9 @@ mod tests {
 
     #[test]
     fn every_task_reads_the_trunk() {
+        // Tests draw from libtorch's process-wide generator (initialisation, randn):
+        // the lock keeps parallel tests from taking each other's seeded draws.
+        let _rng = crate::torch_rng_lock();
         let vs = nn::VarStore::new(Device::Cpu);
         let trunk = MlpConfig::new([4, 8, 3])
             .dropout(0.1)
@@ -71,6 +74,7 @@ mod tests {
 
     #[test]
     fn wrong_width_names_the_layer() {
+        let _rng = crate::torch_rng_lock();
         let vs = nn::VarStore::new(Device::Cpu);
         let trunk = MlpConfig::new([4, 3]).build(&vs.root()).unwrap();
         let arch = HardSharing::new(trunk, 1).unwrap();

@@ -218,6 +218,9 @@ mod tests {
 
     #[test]
     fn towers_are_task_parameters_with_no_shared_ones() {
+        // Tests draw from libtorch's process-wide generator (initialisation, randn):
+        // the lock keeps parallel tests from taking each other's seeded draws.
+        let _rng = crate::torch_rng_lock();
         let vs = nn::VarStore::new(Device::Cpu);
         let soft = SoftSharingConfig::new(4, 3)
             .build(&(vs.root() / "soft"), &MlpBuilder::new([5, 2]))
@@ -234,6 +237,7 @@ mod tests {
 
     #[test]
     fn penalty_is_the_j_formulation() {
+        let _rng = crate::torch_rng_lock();
         let vs = nn::VarStore::new(Device::Cpu);
         let soft = SoftSharingConfig::new(2, 3)
             .gamma(0.5)
@@ -269,6 +273,7 @@ mod tests {
 
     #[test]
     fn typed_errors() {
+        let _rng = crate::torch_rng_lock();
         let vs = nn::VarStore::new(Device::Cpu);
         let soft = SoftSharingConfig::new(4, 2)
             .build(&vs.root(), &MlpBuilder::new([2]))

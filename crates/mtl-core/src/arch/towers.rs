@@ -79,6 +79,9 @@ mod tests {
 
     #[test]
     fn towers_are_task_parameters() {
+        // Tests draw from libtorch's process-wide generator (initialisation, randn):
+        // the lock keeps parallel tests from taking each other's seeded draws.
+        let _rng = crate::torch_rng_lock();
         let vs = nn::VarStore::new(Device::Cpu);
         let root = vs.root();
         let mmoe = MmoeConfig::new(4, 2, 3)
