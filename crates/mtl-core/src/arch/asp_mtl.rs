@@ -181,12 +181,12 @@ impl Architecture for AspMtl {
     }
     fn forward_t(&self, xs: &Tensor, train: bool) -> Result<TaskFeatures> {
         check_input_width("asp_mtl input", xs, self.cfg.in_dim)?;
-        let s = self.shared.forward_t(xs, train);
-        let private: Vec<Tensor> = self
+        let s = self.shared.forward_t(xs, train)?;
+        let private = self
             .private
             .iter()
             .map(|p| p.forward_t(xs, train))
-            .collect();
+            .collect::<Result<Vec<_>>>()?;
         let per_task = private
             .iter()
             .map(|p| Tensor::f_cat(&[&s, p], 1))

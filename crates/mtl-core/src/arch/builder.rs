@@ -136,7 +136,7 @@ impl BackboneBuilder for MlpBuilder {
 /// A boxed backbone is a backbone, so built modules can go wherever one is taken
 /// (`HardSharing::new(builder.build(..)?, k)`).
 impl Backbone for Box<dyn Backbone> {
-    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
         self.as_ref().forward_t(xs, train)
     }
     fn out_dim(&self) -> i64 {
@@ -208,7 +208,10 @@ mod tests {
         let c = BackboneBuilder::build(&MlpConfig::new([5, 3]), &(&root / "c"), 5).unwrap();
         let x = Tensor::randn([2, 5], (Kind::Float, Device::Cpu));
         for m in [a, b, c] {
-            assert_eq!(m.forward_t(&x, false).size(), vec![2, 3]);
+            assert_eq!(m.forward_t(&x, false).unwrap().size(), vec![2, 3]);
+            // A wrong width is libtorch's error, returned rather than panicking.
+            let narrow = Tensor::zeros([2, 4], (Kind::Float, Device::Cpu));
+            assert!(matches!(m.forward_t(&narrow, false), Err(Error::Torch(_))));
         }
         assert_eq!(vs.variables()["b.1.weight"].size(), vec![3, 6]);
     }

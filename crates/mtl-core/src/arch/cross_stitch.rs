@@ -140,12 +140,12 @@ impl Architecture for CrossStitch {
         let k = self.towers.len() as i64;
         let mut h: Vec<Tensor> = self.towers.iter().map(|_| xs.shallow_clone()).collect();
         for (l, unit) in self.units.iter().enumerate() {
-            let outs: Vec<Tensor> = self
+            let outs = self
                 .towers
                 .iter()
                 .zip(&h)
                 .map(|(tower, x)| tower[l].forward_t(x, train))
-                .collect();
+                .collect::<Result<Vec<_>>>()?;
             // [K, B, D] viewed as [K, B·D], so one matmul applies the unit to every
             // activation.
             let stacked = Tensor::f_stack(&outs, 0)?;

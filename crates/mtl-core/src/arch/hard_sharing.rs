@@ -39,7 +39,7 @@ impl Architecture for HardSharing {
         if let Some(w) = self.trunk.in_dim() {
             check_input_width("hard-sharing trunk input", xs, w)?;
         }
-        let z = self.trunk.forward_t(xs, train);
+        let z = self.trunk.forward_t(xs, train)?;
         let per_task = (0..self.num_tasks).map(|_| z.shallow_clone()).collect();
         Ok(TaskFeatures::new(Some(z), per_task))
     }

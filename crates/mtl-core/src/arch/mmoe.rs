@@ -123,7 +123,10 @@ pub(crate) fn stack_experts(
     xs: &Tensor,
     train: bool,
 ) -> Result<Tensor> {
-    let outs: Vec<Tensor> = experts.iter().map(|e| e.forward_t(xs, train)).collect();
+    let outs = experts
+        .iter()
+        .map(|e| e.forward_t(xs, train))
+        .collect::<Result<Vec<_>>>()?;
     Ok(Tensor::f_stack(&outs, 1)?)
 }
 

@@ -91,7 +91,9 @@ impl MultiInput {
             xs,
             self.widths[k],
         )?;
-        Ok(self.trunk.forward_t(&xs.apply(&self.adapters[k]), train))
+        let adapter = &self.adapters[k];
+        let adapted = xs.f_linear(&adapter.ws, adapter.bs.as_ref())?;
+        self.trunk.forward_t(&adapted, train)
     }
 }
 

@@ -192,7 +192,11 @@ impl Architecture for SoftSharing {
     }
     fn forward_t(&self, xs: &Tensor, train: bool) -> Result<TaskFeatures> {
         check_input_width("soft_sharing input", xs, self.cfg.in_dim)?;
-        let per_task = self.towers.iter().map(|t| t.forward_t(xs, train)).collect();
+        let per_task = self
+            .towers
+            .iter()
+            .map(|t| t.forward_t(xs, train))
+            .collect::<Result<_>>()?;
         let auxiliary_loss = if self.cfg.lambda > 0.0 || self.cfg.gamma > 0.0 {
             Some(self.penalty()?)
         } else {

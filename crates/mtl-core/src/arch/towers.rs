@@ -56,7 +56,7 @@ impl<A: Architecture> Architecture for TaskTowers<A> {
                 if let Some(w) = t.in_dim() {
                     check_input_width(&format!("tower of task {k} input"), f, w)?;
                 }
-                Ok(t.forward_t(f, train))
+                t.forward_t(f, train)
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(TaskFeatures {
