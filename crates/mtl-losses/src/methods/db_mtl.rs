@@ -143,6 +143,9 @@ impl Aggregator for DbMtl {
     fn name(&self) -> &'static str {
         "db_mtl"
     }
+    fn num_tasks(&self) -> Option<usize> {
+        Some(self.num_tasks)
+    }
 
     fn aggregate(&mut self, jacobian: &Tensor, ctx: &StepContext) -> Result<Aggregation> {
         let k = checked_rows("db_mtl", jacobian, ctx, Some(self.num_tasks))?;
