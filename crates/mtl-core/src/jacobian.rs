@@ -39,23 +39,153 @@ pub fn check_losses(losses: &[Tensor], step: Option<u64>) -> Result<Vec<f64>> {
 /// The K×d Jacobian of `losses` (K scalars) with respect to `inputs` (flattened and
 /// concatenated, d scalars in all). Row k is ∇ loss_k. Inputs a loss does not depend on
 /// contribute zeros. The graph is kept, so the caller can still backpropagate.
+///
+/// A convenience over [`jacobian_rows`], the one builder, with no task parameters.
 pub fn task_jacobian(losses: &[Tensor], inputs: &[Tensor]) -> Result<Tensor> {
-    if losses.is_empty() {
-        return Err(Error::TaskCount {
-            context: "task_jacobian".into(),
-            expected: 0,
-            got: 0,
-        });
-    }
     if inputs.is_empty() {
         return Err(Error::config(
             "task_jacobian: no shared inputs to differentiate",
         ));
     }
-    let jac = empty_jacobian(losses.len(), inputs)?;
-    for (k, loss) in losses.iter().enumerate() {
-        let grads = Tensor::f_run_backward(&[loss], inputs, true, false)?;
-        write_jacobian_row(&jac, k, &grads, inputs)?;
+    jacobian_rows(&JacobianRequest::new(losses, inputs).keep_graph(true))
+}
+
+/// What [`jacobian_rows`] differentiates, and what it may do on the way.
+#[derive(Debug, Clone, Copy)]
+pub struct JacobianRequest<'a> {
+    /// The K task losses (scalars).
+    pub losses: &'a [Tensor],
+    /// What the rows are taken with respect to (shared parameters, or a shared
+    /// representation); d is their total size.
+    pub inputs: &'a [Tensor],
+    /// `task_parameters[k]`: task k's own parameters, which receive ∇ loss_k in their
+    /// `.grad()` (accumulated) from the same backward pass as row k. Empty for none.
+    pub task_parameters: &'a [Vec<Tensor>],
+    /// `absent[k]`: task k has no loss this step (its loss may be a constant); its row
+    /// is zero and its parameters are left alone. Empty for "every task is present".
+    pub absent: &'a [bool],
+    /// Keep the graph after the last row (to backpropagate through it again).
+    pub keep_graph: bool,
+    /// The training step, for error messages.
+    pub step: Option<u64>,
+}
+
+impl<'a> JacobianRequest<'a> {
+    /// Rows of `losses` with respect to `inputs`; no task parameters, every task
+    /// present, the graph freed after the last row.
+    pub fn new(losses: &'a [Tensor], inputs: &'a [Tensor]) -> Self {
+        JacobianRequest {
+            losses,
+            inputs,
+            task_parameters: &[],
+            absent: &[],
+            keep_graph: false,
+            step: None,
+        }
+    }
+    /// Gives each task's own parameters (see [`JacobianRequest::task_parameters`]).
+    pub fn task_parameters(mut self, params: &'a [Vec<Tensor>]) -> Self {
+        self.task_parameters = params;
+        self
+    }
+    /// Marks tasks without a loss this step.
+    pub fn absent(mut self, absent: &'a [bool]) -> Self {
+        self.absent = absent;
+        self
+    }
+    /// Keeps (or frees) the graph after the last row.
+    pub fn keep_graph(mut self, keep: bool) -> Self {
+        self.keep_graph = keep;
+        self
+    }
+    /// Names the step in errors.
+    pub fn at_step(mut self, step: u64) -> Self {
+        self.step = Some(step);
+        self
+    }
+}
+
+/// Checks the optional per-task lists of a step against its K losses: task parameter
+/// lists and the absent-task mask are either empty or one per task.
+pub fn check_per_task_lists(k: usize, parameters: usize, absent: usize, of: &str) -> Result<()> {
+    for (what, n) in [
+        ("task parameter lists", parameters),
+        ("absent-task mask", absent),
+    ] {
+        if n != 0 && n != k {
+            return Err(Error::TaskCount {
+                context: format!("{what} of {of}"),
+                expected: k,
+                got: n,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The one task-Jacobian builder: one backward pass per present task gives row k of
+/// the returned K×d tensor (∇ loss_k with respect to `inputs`, written in place) and,
+/// in the same pass, task k's own parameter gradients, so the K passes are all a
+/// training step needs.
+///
+/// Errors: K = 0 or a `task_parameters`/`absent` list of another length
+/// ([`Error::TaskCount`]); a present task whose loss has no graph, or that depends on
+/// none of the non-empty `inputs` ([`Error::Config`] naming the task).
+pub fn jacobian_rows(req: &JacobianRequest<'_>) -> Result<Tensor> {
+    let k = req.losses.len();
+    if k == 0 {
+        return Err(Error::TaskCount {
+            context: "task Jacobian".into(),
+            expected: 0,
+            got: 0,
+        });
+    }
+    check_per_task_lists(
+        k,
+        req.task_parameters.len(),
+        req.absent.len(),
+        "the task Jacobian",
+    )?;
+    let at = |step: Option<u64>| step.map(|s| format!(" at step {s}")).unwrap_or_default();
+    let jac = empty_jacobian(k, req.inputs)?;
+    let last_present = (0..k)
+        .rev()
+        .find(|&t| !req.absent.get(t).copied().unwrap_or(false));
+    for (t, loss) in req.losses.iter().enumerate() {
+        if req.absent.get(t).copied().unwrap_or(false) {
+            let _ = jac.f_select(0, t as i64)?.f_zero_()?;
+            continue;
+        }
+        if !loss.requires_grad() {
+            return Err(Error::config(format!(
+                "the loss of task {t}{} has no graph (it does not require grad), so it \
+                 has no gradient; mark the task absent if it sits this step out",
+                at(req.step)
+            )));
+        }
+        let own = req.task_parameters.get(t).map(Vec::as_slice).unwrap_or(&[]);
+        let mut inputs: Vec<Tensor> = req.inputs.iter().map(Tensor::shallow_clone).collect();
+        inputs.extend(own.iter().map(Tensor::shallow_clone));
+        let keep = req.keep_graph || Some(t) != last_present;
+        let grads = Tensor::f_run_backward(&[loss], &inputs, keep, false)?;
+        let (shared_g, own_g) = grads.split_at(req.inputs.len());
+        if !req.inputs.is_empty() && shared_g.iter().all(|g| !g.defined()) {
+            return Err(Error::config(format!(
+                "the loss of task {t}{} does not depend on any of the {} tensors it is \
+                 differentiated with respect to",
+                at(req.step),
+                req.inputs.len()
+            )));
+        }
+        write_jacobian_row(&jac, t, shared_g, req.inputs)?;
+        tch::no_grad(|| -> Result<()> {
+            for (p, g) in own.iter().zip(own_g) {
+                if g.defined() {
+                    let _ = p.grad().f_add_(g)?;
+                }
+            }
+            Ok(())
+        })?;
     }
     Ok(jac)
 }

@@ -3,8 +3,9 @@
 //! The foundation of `mtl`: what every multi-task model needs regardless of its heads
 //! or how it weighs its tasks. It selects the device (and makes sure libtorch's CUDA
 //! backend is really loaded), seeds runs, splits parameters into shared and
-//! task-specific groups, extracts the K×d task Jacobian of the shared parameters and
-//! writes an aggregated gradient back, provides the sharing architectures (hard
+//! task-specific groups, builds the K×d task Jacobian (the one builder,
+//! [`jacobian_rows`], that the step engine in `mtl-losses` and the diagnostics use),
+//! provides the sharing architectures (hard
 //! sharing over any [`Backbone`], an [`Mlp`] trunk), optimisers with saveable state, and
 //! the [`Error`] type the other crates use.
 //!
@@ -33,12 +34,12 @@ pub use checkpoint::Checkpoint;
 pub use device::{select_device, DeviceRequest};
 pub use error::{Error, Result};
 pub use jacobian::{
-    check_jacobian, check_losses, empty_jacobian, first_non_finite_row, sum_is_finite,
-    task_jacobian, write_jacobian_row,
+    check_jacobian, check_losses, empty_jacobian, first_non_finite_row, jacobian_rows,
+    sum_is_finite, task_jacobian, write_jacobian_row, JacobianRequest,
 };
 pub use optim::{clip_grad_norm, Optimizer, OptimizerConfig};
 pub use params::{task_path, ParamGroups};
 pub use schedule::LrSchedule;
-pub use seed::{derive_rng, seed_everything, SeededRng};
+pub use seed::{derive_rng, seed_everything, torch_rng_lock, SeededRng};
 pub use target::TaskTarget;
 pub use tch;

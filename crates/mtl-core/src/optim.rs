@@ -519,10 +519,14 @@ mod tests {
 
     /// Several parameters of two dtypes (two flat groups), against the same run of the
     /// per-tensor path (forced by listing `a` twice: shared storage is never moved). The
-    /// arithmetic is elementwise, so the two must agree bit for bit on `b` and `c` (`a`,
-    /// listed twice, is stepped twice in the per-tensor run).
+    /// arithmetic is elementwise, so the two agree on `b` and `c` (`a`, listed twice, is
+    /// stepped twice in the per-tensor run) to rounding: libtorch's vectorised body and
+    /// scalar tail may round differently (a fused multiply-add in one, say), and whether
+    /// an element falls in one or the other depends on the buffer's length and on the
+    /// machine's vector width, so bit-for-bit agreement would hold only on some
+    /// machines.
     #[test]
-    fn flat_and_per_tensor_updates_agree_exactly() {
+    fn flat_and_per_tensor_updates_agree() {
         let run = |tied: bool| {
             let a = Tensor::from_slice(&[0.5f32, -1.0, 2.0]).set_requires_grad(true);
             let b = Tensor::from_slice(&[1.5f64, -0.25]).set_requires_grad(true);
@@ -557,7 +561,19 @@ mod tests {
                 Vec::<f32>::try_from(&c.detach().view([-1])).unwrap(),
             )
         };
-        assert_eq!(run(false), run(true));
+        let ((flat_b, flat_c), (tensor_b, tensor_c)) = (run(false), run(true));
+        for (x, y) in flat_b.iter().zip(&tensor_b) {
+            assert!(
+                (x - y).abs() <= 1e-12 * y.abs().max(1.0),
+                "{flat_b:?} vs {tensor_b:?}"
+            );
+        }
+        for (x, y) in flat_c.iter().zip(&tensor_c) {
+            assert!(
+                (x - y).abs() <= 1e-6 * y.abs().max(1.0),
+                "{flat_c:?} vs {tensor_c:?}"
+            );
+        }
     }
 
     /// The parameters keep their identity: a var store sees every update, and a

@@ -110,15 +110,21 @@ impl Cursor {
     /// The next rows: up to `batch` of the current pass (the last batch of a pass may be
     /// smaller); a finished pass is reshuffled.
     fn take(&mut self, batch: usize) -> Vec<usize> {
+        let (start, end) = self.advance(batch);
+        self.order[start..end].to_vec()
+    }
+
+    /// Moves past the next rows (as [`Cursor::take`] would) and returns their range in
+    /// `order`.
+    fn advance(&mut self, batch: usize) -> (usize, usize) {
         if self.pos >= self.order.len() {
             self.order.shuffle(&mut self.rng);
             self.pos = 0;
             self.passes += 1;
         }
-        let end = (self.pos + batch).min(self.order.len());
-        let rows = self.order[self.pos..end].to_vec();
-        self.pos = end;
-        rows
+        let start = self.pos;
+        self.pos = (self.pos + batch).min(self.order.len());
+        (start, self.pos)
     }
 }
 
@@ -326,6 +332,19 @@ impl TaskSchedule {
                 (t, batch)
             })
             .collect()
+    }
+
+    /// Advances the schedule by `n` steps without assembling their batches: the same
+    /// task draws and row positions as `n` calls of [`TaskSchedule::next_step`], so a
+    /// resumed run continues exactly where the saved one was.
+    pub fn skip_steps(&mut self, n: u64) {
+        for _ in 0..n {
+            let tasks = self.next_tasks();
+            self.step += 1;
+            for t in tasks {
+                self.cursors[t].advance(self.config.batch_size);
+            }
+        }
     }
 
     /// The next step as one K-task batch: the drawn tasks' batches stacked, each task's

@@ -264,3 +264,35 @@ fn split_is_per_task() {
     assert_eq!(s.validation.sizes(), [4, 2, 2]);
     assert_eq!(s.test.sizes(), [2, 1, 1]);
 }
+
+#[test]
+fn skipping_steps_reaches_the_same_position_as_taking_them() {
+    let d = data([37, 11, 23], [3, 2, 4]);
+    for sampling in [
+        TaskSampling::All,
+        TaskSampling::RoundRobin,
+        TaskSampling::Temperature(2.0),
+        TaskSampling::Annealed {
+            start: 1.0,
+            end: 4.0,
+            steps: 30,
+        },
+    ] {
+        let config = ScheduleConfig::new(sampling, 5).tasks_per_step(2).seed(3);
+        let mut taken = d.schedule(config.clone()).unwrap();
+        let mut skipped = d.schedule(config).unwrap();
+        for _ in 0..41 {
+            taken.next_step();
+        }
+        skipped.skip_steps(41);
+        assert_eq!(skipped.step(), taken.step());
+        assert_eq!(skipped.task_epochs(), taken.task_epochs());
+        for _ in 0..25 {
+            let (a, b) = (taken.next_step(), skipped.next_step());
+            let rows = |s: &[(usize, mtl_data::Batch)]| -> Vec<(usize, Vec<usize>)> {
+                s.iter().map(|(t, b)| (*t, b.rows.clone())).collect()
+            };
+            assert_eq!(rows(&a), rows(&b), "{sampling:?}");
+        }
+    }
+}

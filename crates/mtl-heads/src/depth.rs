@@ -1,10 +1,10 @@
 //! The head of a depth-estimation task: one distance per pixel of a feature map, as the
 //! depth task of NYUv2.
 
-use crate::entries::{both, entry_mask, flat_target};
-use crate::layer::Conv1x1;
-use crate::loss::over_labelled;
-use crate::rows::{describe, is_float, is_integer, regression_rows};
+use crate::kit::{
+    and_masks, describe, entry_mask, flat_target, is_float, is_integer, loss_context,
+    metrics_context, over_labelled, regression_rows, Conv1x1, Mean,
+};
 use crate::{MetricValue, Metrics, TaskHead};
 use mtl_core::{Error, Result, TaskTarget};
 use tch::{nn, Kind, Reduction, Tensor};
@@ -75,7 +75,7 @@ impl DepthPixels {
         }
         let depth = depth.f_to_device(pred.device())?.f_reshape(grid)?;
         let marked = entry_mask(ctx, target, &grid, pred.device())?;
-        let valid = both(marked, Some(depth.f_gt(0)?))?;
+        let valid = and_masks(marked, Some(depth.f_gt(0)?))?;
         Ok(DepthPixels {
             pred: pred.f_reshape([-1])?,
             target: flat_target(depth.f_reshape([-1])?, valid)?,
@@ -133,12 +133,11 @@ impl TaskHead for DepthHead {
     }
 
     fn loss(&self, output: &Tensor, target: &TaskTarget) -> Result<Tensor> {
-        depth_l1_in(&format!("head `{}` depth_l1", self.name), output, target)
+        depth_l1_in(&loss_context(&self.name, "depth_l1"), output, target)
     }
 
     fn metrics(&self) -> Box<dyn Metrics> {
-        let context = format!("head `{}` metrics", self.name);
-        Box::new(DepthMetrics::new().with_context(context))
+        Box::new(DepthMetrics::new().with_context(metrics_context(&self.name)))
     }
 }
 
@@ -166,18 +165,17 @@ impl TaskHead for DepthHead {
 #[derive(Debug, Clone)]
 pub struct DepthMetrics {
     context: String,
-    abs_sum: f64,
-    rel_sum: f64,
-    pixels: u64,
+    /// Absolute and relative errors over the valid pixels.
+    abs_err: Mean,
+    rel_err: Mean,
 }
 
 impl Default for DepthMetrics {
     fn default() -> Self {
         DepthMetrics {
             context: "depth metrics".to_string(),
-            abs_sum: 0.0,
-            rel_sum: 0.0,
-            pixels: 0,
+            abs_err: Mean::new(),
+            rel_err: Mean::new(),
         }
     }
 }
@@ -205,38 +203,24 @@ impl Metrics for DepthMetrics {
             .f_to_kind(Kind::Double)?
             .f_sub(&depth)?
             .f_abs()?;
-        self.abs_sum += error.f_sum(Kind::Double)?.f_double_value(&[])?;
-        self.rel_sum += error
-            .f_div(&depth)?
-            .f_sum(Kind::Double)?
-            .f_double_value(&[])?;
-        self.pixels += depth.numel() as u64;
-        Ok(())
+        let relative = error.f_div(&depth)?;
+        self.abs_err.add(&error)?;
+        self.rel_err.add(&relative)
     }
 
     fn compute(&self) -> Vec<MetricValue> {
-        if self.pixels == 0 {
+        let (Some(abs_err), Some(rel_err)) = (self.abs_err.value(), self.rel_err.value()) else {
             return Vec::new();
-        }
-        let n = self.pixels as f64;
+        };
         vec![
-            MetricValue {
-                name: "abs_err".to_string(),
-                value: self.abs_sum / n,
-                higher_is_better: false,
-            },
-            MetricValue {
-                name: "rel_err".to_string(),
-                value: self.rel_sum / n,
-                higher_is_better: false,
-            },
+            MetricValue::new("abs_err", abs_err, false),
+            MetricValue::new("rel_err", rel_err, false),
         ]
     }
 
     fn reset(&mut self) {
-        self.abs_sum = 0.0;
-        self.rel_sum = 0.0;
-        self.pixels = 0;
+        self.abs_err.reset();
+        self.rel_err.reset();
     }
 }
 

@@ -8,7 +8,8 @@
 //! index are the same as for the row heads. An entry counts when its row is labelled
 //! (a mask `[B]`) or its own mask entry is (a mask shaped like the grid), and when the
 //! head's own rule accepts it (not the ignore index, a measured depth...). Errors that
-//! name a flattened row are mapped back to the batch row they came from.
+//! name a flattened row are mapped back to the batch row they came from. Public through
+//! [`crate::kit`], for heads of that kind written elsewhere.
 
 use crate::rows::describe;
 use mtl_core::{Error, Result, TaskTarget};
@@ -18,7 +19,21 @@ use tch::{Device, Kind, Tensor};
 /// the target has no mask. A mask `[B]` labels every entry of its row; a mask of the
 /// grid's shape labels entries one by one; anything else is a shape error in
 /// `"{ctx} mask"`.
-pub(crate) fn entry_mask(
+///
+/// ```
+/// use mtl_heads::{kit::entry_mask, TaskTarget};
+/// use tch::{Device, Kind, Tensor};
+///
+/// // Two images of 1×2 pixels; the second image is unlabelled as a whole.
+/// let target = TaskTarget::masked(
+///     Tensor::zeros([2, 1, 2], (Kind::Float, Device::Cpu)),
+///     Tensor::from_slice(&[true, false]),
+/// );
+/// let mask = entry_mask("head `d`", &target, &[2, 1, 2], Device::Cpu)?.unwrap();
+/// assert_eq!(Vec::<bool>::try_from(&mask.reshape([-1]))?, [true, true, false, false]);
+/// # Ok::<(), mtl_heads::Error>(())
+/// ```
+pub fn entry_mask(
     ctx: &str,
     target: &TaskTarget,
     grid: &[i64],
@@ -47,8 +62,10 @@ pub(crate) fn entry_mask(
     ))
 }
 
-/// Both conditions, where an absent one holds everywhere.
-pub(crate) fn both(a: Option<Tensor>, b: Option<Tensor>) -> Result<Option<Tensor>> {
+/// Both conditions (`Bool` tensors of one shape), where an absent one holds everywhere:
+/// an [`entry_mask`] and the head's own rule for an entry (a measured pixel, a label
+/// other than the ignore index).
+pub fn and_masks(a: Option<Tensor>, b: Option<Tensor>) -> Result<Option<Tensor>> {
     Ok(match (a, b) {
         (Some(a), Some(b)) => Some(a.f_logical_and(&b)?),
         (a, None) => a,
@@ -57,8 +74,10 @@ pub(crate) fn both(a: Option<Tensor>, b: Option<Tensor>) -> Result<Option<Tensor
 }
 
 /// A row-wise target over the `N` flattened entries: `values` (already `[N]` or
-/// `[N, k]`) and the flattened condition `valid` as its mask.
-pub(crate) fn flat_target(values: Tensor, valid: Option<Tensor>) -> Result<TaskTarget> {
+/// `[N, k]`) and the flattened condition `valid` as its mask. Hand it, with the output
+/// flattened the same way, to [`class_rows`](crate::kit::class_rows),
+/// [`labelled_rows`](crate::kit::labelled_rows) or a row-wise loss.
+pub fn flat_target(values: Tensor, valid: Option<Tensor>) -> Result<TaskTarget> {
     Ok(match valid {
         None => TaskTarget::new(values),
         Some(valid) => TaskTarget::masked(values, valid.f_reshape([-1])?),
@@ -66,8 +85,9 @@ pub(crate) fn flat_target(values: Tensor, valid: Option<Tensor>) -> Result<TaskT
 }
 
 /// Rewrites an error that names a flattened entry row so that it names the batch row
-/// holding that entry; each batch row holds `per_row` entries.
-pub(crate) fn to_batch_row(err: Error, per_row: i64) -> Error {
+/// holding that entry; each batch row holds `per_row` entries. Other errors pass
+/// unchanged.
+pub fn to_batch_row(err: Error, per_row: i64) -> Error {
     match err {
         Error::LabelOutOfRange {
             task,

@@ -14,6 +14,23 @@ pub struct MetricValue {
     pub higher_is_better: bool,
 }
 
+impl MetricValue {
+    /// The value `value` of the metric `name`; `higher_is_better` says which way is
+    /// better.
+    ///
+    /// ```
+    /// let mae = mtl_heads::MetricValue::new("mae", 0.25, false);
+    /// assert_eq!((mae.name.as_str(), mae.value, mae.higher_is_better), ("mae", 0.25, false));
+    /// ```
+    pub fn new(name: impl Into<String>, value: f64, higher_is_better: bool) -> Self {
+        MetricValue {
+            name: name.into(),
+            value,
+            higher_is_better,
+        }
+    }
+}
+
 /// A metric accumulator for one task: fed batch by batch, read at the end.
 pub trait Metrics: std::fmt::Debug + Send {
     /// Adds one batch of head outputs and targets (rows with missing labels are skipped).

@@ -3,12 +3,21 @@
 //! Task heads: the per-task layer that turns features into predictions, together with
 //! the task's loss and metrics. Heads of different kinds sit side by side in one
 //! `Vec<Box<dyn TaskHead>>`; a head crate written outside this workspace depends on this
-//! crate only and implements [`TaskHead`].
+//! crate only, implements [`TaskHead`], and builds its head from the same parts as the
+//! built-in ones: the [`kit`] (layers, width checks, labelled-row selection, masked
+//! reductions, metric accumulators). This crate does not decide how task losses are
+//! combined (`mtl-losses`) or how features are produced (`mtl-core`).
 //!
-//! Losses are plain functions (see [`loss`] and the crate root) that skip unlabelled
-//! rows and entries; metrics accumulate over batches (see [`metrics`]). This crate does
-//! not decide how task losses are combined (`mtl-losses`) or how features are produced
-//! (`mtl-core`).
+//! **Where a head's loss and metrics live** — one rule, for the built-in heads and for
+//! heads written elsewhere: a head's module holds the head, its loss and its metrics.
+//! The loss is a public plain function, `fn(output, target, …) -> Result<Tensor>`,
+//! that averages over the labelled rows (or entries) and is an exact, differentiable
+//! zero when there are none; [`TaskHead::loss`] calls it with the head's name as error
+//! context. The metrics are a public type implementing [`Metrics`], which
+//! [`TaskHead::metrics`] hands out fresh. Only what several heads share lives
+//! elsewhere: softmax and binary cross-entropy in [`loss`], scores over plain slices in
+//! [`metrics`], building blocks in [`kit`]. [`loss`] and [`metrics`] re-export every
+//! head's loss and accumulator, so each is also found there.
 //!
 //! The built-in heads are one affine layer each (a 1×1 convolution for the per-pixel
 //! heads), with these losses and metrics (the first metric is the primary):
@@ -71,6 +80,7 @@ mod classification;
 mod depth;
 mod entries;
 mod head;
+pub mod kit;
 mod layer;
 pub mod loss;
 pub mod metrics;

@@ -1,11 +1,14 @@
-//! Task losses that average over labelled rows only.
+//! Task losses that average over labelled rows only: the two shared by several heads
+//! (softmax cross-entropy, binary cross-entropy) defined here, and every other head's
+//! loss re-exported from the head's module, where it is defined (see the crate root for
+//! that rule).
 //!
 //! Each loss drops the rows whose [`TaskTarget::mask`] is false before averaging, so a
 //! batch with missing labels gives exactly the loss of its labelled subset. A batch with
 //! no labelled row gives an exact zero that is still connected to the output (its
 //! gradient is zero, not undefined), so a multi-task step can always back-propagate the
 //! sum of its task losses. NaN or infinite outputs are reported as
-//! [`Error::NonFinite`] before anything is computed.
+//! [`Error::NonFinite`](crate::Error::NonFinite) before anything is computed.
 //!
 //! ```
 //! use mtl_core::TaskTarget;
@@ -23,14 +26,22 @@
 //! # Ok::<(), mtl_core::Error>(())
 //! ```
 
-use crate::rows::{binary_rows, class_rows, describe, is_float, regression_rows};
-use mtl_core::{Error, Result, TaskTarget};
-use tch::{Kind, Reduction, TchError, Tensor};
+use crate::kit::over_labelled;
+use crate::rows::{binary_rows, class_rows};
+use mtl_core::{Result, TaskTarget};
+use tch::{Kind, Reduction, Tensor};
+
+pub use crate::depth::depth_l1;
+pub use crate::multilabel::multilabel_bce_with_logits;
+pub use crate::normals::normal_cosine_loss;
+pub use crate::regression::{gaussian_nll, huber, l1, mse, GAUSSIAN_NLL_EPS};
+pub use crate::segmentation::pixel_cross_entropy;
+pub use crate::sequence::token_cross_entropy;
 
 /// Softmax cross-entropy of `logits` `[B, C]` against class indices (integer `[B]`).
 ///
 /// A labelled class outside `0..C` is
-/// [`Error::LabelOutOfRange`] with `task: 0`; callers
+/// [`Error::LabelOutOfRange`](crate::Error::LabelOutOfRange) with `task: 0`; callers
 /// that know the task index should put it in.
 pub fn cross_entropy(logits: &Tensor, target: &TaskTarget) -> Result<Tensor> {
     cross_entropy_in("cross_entropy", logits, target, None)
@@ -39,88 +50,9 @@ pub fn cross_entropy(logits: &Tensor, target: &TaskTarget) -> Result<Tensor> {
 /// Binary cross-entropy of `logits` `[B]` or `[B, 1]` against 0/1 targets `[B]`, computed
 /// from the logits in the numerically stable way. Soft targets in `[0, 1]` are accepted;
 /// a labelled target outside it is
-/// [`Error::LabelOutOfRange`] with two classes.
+/// [`Error::LabelOutOfRange`](crate::Error::LabelOutOfRange) with two classes.
 pub fn bce_with_logits(logits: &Tensor, target: &TaskTarget) -> Result<Tensor> {
     bce_with_logits_in("bce_with_logits", logits, target)
-}
-
-/// Mean squared error of `pred` `[B]` or `[B, m]` against targets of the same shape,
-/// averaged over every output of every labelled row.
-pub fn mse(pred: &Tensor, target: &TaskTarget) -> Result<Tensor> {
-    mse_in("mse", pred, target, None)
-}
-
-/// Mean absolute error of `pred` `[B]` or `[B, m]` against targets of the same shape,
-/// averaged over every output of every labelled row.
-pub fn l1(pred: &Tensor, target: &TaskTarget) -> Result<Tensor> {
-    l1_in("l1", pred, target, None)
-}
-
-/// The Huber loss of `pred` `[B]` or `[B, m]` against targets of the same shape,
-/// averaged over every output of every labelled row: `½·r²` for residuals `|r| ≤ delta`
-/// and `delta·(|r| − ½·delta)` beyond, as `torch.nn.HuberLoss(delta)` — quadratic near
-/// the target, linear (like L1) for outliers. Fails with
-/// [`Error::Config`] unless `delta` is positive and finite.
-///
-/// ```
-/// use mtl_core::TaskTarget;
-/// use tch::Tensor;
-///
-/// let pred = Tensor::from_slice(&[0.5f32, 3.0]);
-/// let target = TaskTarget::new(Tensor::from_slice(&[0.0f32, 0.0]));
-/// let loss = mtl_heads::huber(&pred, &target, 1.0)?;
-/// assert!((loss.double_value(&[]) - (0.125 + 2.5) / 2.0).abs() < 1e-6);
-/// # Ok::<(), mtl_core::Error>(())
-/// ```
-pub fn huber(pred: &Tensor, target: &TaskTarget, delta: f64) -> Result<Tensor> {
-    huber_in("huber", pred, target, None, delta)
-}
-
-/// The Gaussian negative log-likelihood of targets `[B, m]` (or `[B]` when `m = 1`)
-/// under predicted means and log-variances `pred` `[B, 2·m]` (the `m` means first, then
-/// the `m` log-variances), averaged over every output of every labelled row.
-///
-/// Each output contributes `½·(log σ² + (y − μ)² / σ²)` with `σ² = exp(log-variance)`
-/// clamped from below at [`GAUSSIAN_NLL_EPS`] — `torch.nn.GaussianNLLLoss` with
-/// `full=false` and its default `eps`, including its gradient, which flows through the
-/// clamp as if it were not there. Predicting the log-variance keeps the variance
-/// positive without a constraint.
-///
-/// ```
-/// use mtl_core::TaskTarget;
-/// use tch::Tensor;
-///
-/// // Mean 1 and variance e² (log-variance 2) for a target of 3.
-/// let pred = Tensor::from_slice(&[1.0f32, 2.0]).view([1, 2]);
-/// let target = TaskTarget::new(Tensor::from_slice(&[3.0f32]));
-/// let loss = mtl_heads::gaussian_nll(&pred, &target)?;
-/// let expected = 0.5 * (2.0 + 4.0 / 2f64.exp());
-/// assert!((loss.double_value(&[]) - expected).abs() < 1e-6);
-/// # Ok::<(), mtl_core::Error>(())
-/// ```
-pub fn gaussian_nll(pred: &Tensor, target: &TaskTarget) -> Result<Tensor> {
-    gaussian_nll_in("gaussian_nll", pred, target, None)
-}
-
-/// The smallest variance [`gaussian_nll`] divides by, as `torch.nn.GaussianNLLLoss`.
-pub const GAUSSIAN_NLL_EPS: f64 = 1e-6;
-
-/// The zero loss of a batch without labelled rows: differentiable, with zero gradient.
-pub(crate) fn no_labels(output: &Tensor) -> Result<Tensor> {
-    Ok(output.f_sum(None::<Kind>)?.f_mul_scalar(0.0)?)
-}
-
-/// `loss` of the labelled `(prediction, target)` rows of `output`, or [`no_labels`] of
-/// `output` when no row is labelled, since a loss over nothing would be NaN.
-pub(crate) fn over_labelled(
-    output: &Tensor,
-    (pred, targets): (Tensor, Tensor),
-    loss: impl FnOnce(&Tensor, &Tensor) -> std::result::Result<Tensor, TchError>,
-) -> Result<Tensor> {
-    if targets.numel() == 0 {
-        return no_labels(output);
-    }
-    Ok(loss(&pred, &targets)?)
 }
 
 /// [`cross_entropy`], with errors naming `ctx` and the width checked against `classes`.
@@ -153,109 +85,6 @@ pub(crate) fn bce_with_logits_in(
     over_labelled(logits, rows, |logits_l, targets| {
         logits_l.f_binary_cross_entropy_with_logits::<Tensor>(targets, None, None, Reduction::Mean)
     })
-}
-
-/// [`mse`], with errors naming `ctx` and the width checked against `outputs`.
-pub(crate) fn mse_in(
-    ctx: &str,
-    pred: &Tensor,
-    target: &TaskTarget,
-    outputs: Option<i64>,
-) -> Result<Tensor> {
-    let rows = regression_rows(ctx, pred, target, outputs)?;
-    over_labelled(pred, rows, |pred_l, targets| {
-        pred_l.f_mse_loss(targets, Reduction::Mean)
-    })
-}
-
-/// [`l1`], with errors naming `ctx` and the width checked against `outputs`.
-pub(crate) fn l1_in(
-    ctx: &str,
-    pred: &Tensor,
-    target: &TaskTarget,
-    outputs: Option<i64>,
-) -> Result<Tensor> {
-    let rows = regression_rows(ctx, pred, target, outputs)?;
-    over_labelled(pred, rows, |pred_l, targets| {
-        pred_l.f_l1_loss(targets, Reduction::Mean)
-    })
-}
-
-/// [`huber`], with errors naming `ctx` and the width checked against `outputs`.
-pub(crate) fn huber_in(
-    ctx: &str,
-    pred: &Tensor,
-    target: &TaskTarget,
-    outputs: Option<i64>,
-    delta: f64,
-) -> Result<Tensor> {
-    check_huber_delta(ctx, delta)?;
-    let rows = regression_rows(ctx, pred, target, outputs)?;
-    over_labelled(pred, rows, |pred_l, targets| {
-        pred_l.f_huber_loss(targets, Reduction::Mean, delta)
-    })
-}
-
-/// Fails with [`Error::Config`] naming `ctx` unless `delta` is positive and finite.
-pub(crate) fn check_huber_delta(ctx: &str, delta: f64) -> Result<()> {
-    if delta > 0.0 && delta.is_finite() {
-        return Ok(());
-    }
-    Err(Error::config(format!(
-        "{ctx}: the Huber delta must be positive and finite, got {delta}"
-    )))
-}
-
-/// Splits `pred` `[B, 2·m]` into its means and log-variances, each `[B, m]`, checking
-/// `m == outputs` when given.
-pub(crate) fn mean_and_log_variance(
-    ctx: &str,
-    pred: &Tensor,
-    outputs: Option<i64>,
-) -> Result<(Tensor, Tensor)> {
-    let size = pred.size();
-    let fits = size.len() == 2
-        && size[1] >= 2
-        && size[1] % 2 == 0
-        && outputs.is_none_or(|m| size[1] == 2 * m);
-    if !is_float(pred.kind()) || !fits {
-        let width = outputs.map_or("2·outputs".to_string(), |m| (2 * m).to_string());
-        return Err(Error::shape(
-            ctx,
-            format!("floating [batch, {width}] means and log-variances"),
-            describe(pred),
-        ));
-    }
-    let m = size[1] / 2;
-    Ok((pred.f_narrow(1, 0, m)?, pred.f_narrow(1, m, m)?))
-}
-
-/// [`gaussian_nll`], with errors naming `ctx` and the width checked against `outputs`
-/// (the number of targets, half the prediction's width).
-pub(crate) fn gaussian_nll_in(
-    ctx: &str,
-    pred: &Tensor,
-    target: &TaskTarget,
-    outputs: Option<i64>,
-) -> Result<Tensor> {
-    let (mean, log_variance) = mean_and_log_variance(ctx, pred, outputs)?;
-    let m = Some(mean.size()[1]);
-    let (mean_l, targets) = regression_rows(ctx, &mean, target, m)?;
-    // The same rows again, to pick the labelled log-variances (and check them).
-    let (log_variance_l, _) = regression_rows(ctx, &log_variance, target, m)?;
-    if targets.numel() == 0 {
-        return no_labels(pred);
-    }
-    let variance = log_variance_l.f_exp()?;
-    // Clamp the value only, as PyTorch does under `no_grad`: the gradient still flows.
-    let floor = variance
-        .f_clamp_min(GAUSSIAN_NLL_EPS)?
-        .f_sub(&variance)?
-        .f_detach()?;
-    let variance = variance.f_add(&floor)?;
-    let squared = mean_l.f_sub(&targets)?.f_square()?;
-    let per_output = variance.f_log()?.f_add(&squared.f_div(&variance)?)?;
-    Ok(per_output.f_mean(None::<Kind>)?.f_mul_scalar(0.5)?)
 }
 
 #[cfg(test)]

@@ -2,11 +2,13 @@
 //! once (which of `L` transcription factors bind a DNA sequence, which topics a text is
 //! about). Each label is its own binary problem on a shared logit layer.
 
-use crate::entries::{entry_mask, flat_target, to_batch_row};
-use crate::layer::Dense;
+use crate::kit::{
+    binary_rows, describe, entry_mask, flat_target, is_float, is_integer, loss_context,
+    metrics_context, to_batch_row, Linear,
+};
 use crate::loss::bce_with_logits_in;
 use crate::metrics::roc_auc;
-use crate::rows::{binary_rows, describe, is_float, is_integer, logits_size};
+use crate::rows::logits_size;
 use crate::{MetricValue, Metrics, TaskHead};
 use mtl_core::{Error, Result, TaskTarget};
 use tch::{nn, Device, Kind, Tensor};
@@ -126,7 +128,7 @@ impl Entries {
 pub struct MultiLabelHead {
     name: String,
     labels: i64,
-    layer: Dense,
+    layer: Linear,
 }
 
 impl MultiLabelHead {
@@ -134,7 +136,7 @@ impl MultiLabelHead {
     /// [`Error::Config`] unless `in_dim >= 1` and `labels >= 1`.
     pub fn new(path: &nn::Path, name: impl Into<String>, in_dim: i64, labels: i64) -> Result<Self> {
         let name = name.into();
-        let layer = Dense::new(path, &name, in_dim, labels)?;
+        let layer = Linear::new(path, &name, in_dim, labels)?;
         Ok(MultiLabelHead {
             name,
             labels,
@@ -162,12 +164,12 @@ impl TaskHead for MultiLabelHead {
     }
 
     fn loss(&self, output: &Tensor, target: &TaskTarget) -> Result<Tensor> {
-        let ctx = format!("head `{}` multilabel_bce_with_logits", self.name);
+        let ctx = loss_context(&self.name, "multilabel_bce_with_logits");
         multilabel_bce_in(&ctx, output, target, Some(self.labels))
     }
 
     fn metrics(&self) -> Box<dyn Metrics> {
-        let context = format!("head `{}` metrics", self.name);
+        let context = metrics_context(&self.name);
         Box::new(MultiLabelMetrics::new(self.labels).with_context(context))
     }
 }
@@ -235,12 +237,9 @@ fn f1(tp: usize, fp: usize, fn_: usize) -> f64 {
     }
 }
 
+/// A multi-label metric: all of them are higher-is-better.
 fn metric(name: impl Into<String>, value: f64) -> MetricValue {
-    MetricValue {
-        name: name.into(),
-        value,
-        higher_is_better: true,
-    }
+    MetricValue::new(name, value, true)
 }
 
 impl Metrics for MultiLabelMetrics {

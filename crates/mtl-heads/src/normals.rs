@@ -1,10 +1,10 @@
 //! The head of a surface-normal task: one unit 3-vector per pixel of a feature map, the
 //! orientation of the surface seen there, as the normals task of NYUv2.
 
-use crate::entries::{both, entry_mask, flat_target, to_batch_row};
-use crate::layer::Conv1x1;
-use crate::loss::no_labels;
-use crate::rows::{describe, is_float, is_integer, regression_rows};
+use crate::kit::{
+    and_masks, describe, entry_mask, flat_target, is_float, is_integer, loss_context,
+    metrics_context, regression_rows, to_batch_row, zero_loss, Conv1x1,
+};
 use crate::{MetricValue, Metrics, TaskHead};
 use mtl_core::{Error, Result, TaskTarget};
 use tch::{nn, Kind, Tensor};
@@ -58,7 +58,7 @@ fn normal_cosine_in(ctx: &str, pred: &Tensor, target: &TaskTarget) -> Result<Ten
     let pixels = NormalPixels::of(ctx, pred, target)?;
     let cosines = pixels.cosines(ctx)?;
     if cosines.numel() == 0 {
-        return no_labels(&pixels.pred);
+        return zero_loss(&pixels.pred);
     }
     Ok(cosines.f_mean(None::<Kind>)?.f_neg()?.f_add_scalar(1.0)?)
 }
@@ -97,7 +97,7 @@ impl NormalPixels {
         let normals = normals.f_to_device(pred.device())?;
         let measured = normals.f_ne(0)?.f_any_dim(1, false)?;
         let marked = entry_mask(ctx, target, &grid, pred.device())?;
-        let valid = both(marked, Some(measured))?;
+        let valid = and_masks(marked, Some(measured))?;
         let rows =
             |t: &Tensor| -> Result<Tensor> { Ok(t.f_permute([0, 2, 3, 1])?.f_reshape([-1, 3])?) };
         Ok(NormalPixels {
@@ -170,16 +170,12 @@ impl TaskHead for NormalHead {
     }
 
     fn loss(&self, output: &Tensor, target: &TaskTarget) -> Result<Tensor> {
-        normal_cosine_in(
-            &format!("head `{}` normal_cosine_loss", self.name),
-            output,
-            target,
-        )
+        let ctx = loss_context(&self.name, "normal_cosine_loss");
+        normal_cosine_in(&ctx, output, target)
     }
 
     fn metrics(&self) -> Box<dyn Metrics> {
-        let context = format!("head `{}` metrics", self.name);
-        Box::new(NormalMetrics::new().with_context(context))
+        Box::new(NormalMetrics::new().with_context(metrics_context(&self.name)))
     }
 }
 
@@ -286,23 +282,11 @@ impl Metrics for NormalMetrics {
         }
         let n = self.errors.len() as f64;
         let mut values = vec![
-            MetricValue {
-                name: "mean_angle".to_string(),
-                value: self.sum / n,
-                higher_is_better: false,
-            },
-            MetricValue {
-                name: "median_angle".to_string(),
-                value: median(&self.errors),
-                higher_is_better: false,
-            },
+            MetricValue::new("mean_angle", self.sum / n, false),
+            MetricValue::new("median_angle", median(&self.errors), false),
         ];
         for (&count, (_, name)) in self.within.iter().zip(THRESHOLDS) {
-            values.push(MetricValue {
-                name: name.to_string(),
-                value: count as f64 / n,
-                higher_is_better: true,
-            });
+            values.push(MetricValue::new(name, count as f64 / n, true));
         }
         values
     }

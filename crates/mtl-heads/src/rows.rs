@@ -1,5 +1,5 @@
 //! The labelled rows of one batch: a head output checked against its task target, with
-//! the rows whose label is missing dropped.
+//! the rows whose label is missing dropped. Public through [`crate::kit`].
 //!
 //! Losses and metric accumulators both start here, so one mistake (a wrong width, float
 //! class labels, NaN logits) gives the same typed error from either. Unlabelled rows are
@@ -9,30 +9,32 @@
 use mtl_core::{Error, Result, TaskTarget};
 use tch::{Device, Kind, Tensor};
 
-/// Whether `kind` holds real floating-point numbers.
-pub(crate) fn is_float(kind: Kind) -> bool {
+/// Whether `kind` holds real floating-point numbers (what a head's output must be).
+pub fn is_float(kind: Kind) -> bool {
     matches!(
         kind,
         Kind::Half | Kind::BFloat16 | Kind::Float | Kind::Double
     )
 }
 
-/// Whether `kind` holds integers (not booleans).
-pub(crate) fn is_integer(kind: Kind) -> bool {
+/// Whether `kind` holds integers (not booleans), as class labels must.
+pub fn is_integer(kind: Kind) -> bool {
     matches!(
         kind,
         Kind::Uint8 | Kind::Int8 | Kind::Int16 | Kind::Int | Kind::Int64
     )
 }
 
-/// A tensor's kind and shape as error messages print them, e.g. `Float [4, 3]`.
-pub(crate) fn describe(t: &Tensor) -> String {
+/// A tensor's kind and shape as error messages print them, e.g. `Float [4, 3]`: the
+/// `got` of an [`Error::Shape`].
+pub fn describe(t: &Tensor) -> String {
     format!("{:?} {:?}", t.kind(), t.size())
 }
 
-/// Fails with [`Error::NonFinite`] when a floating-point `t` holds a NaN or infinity,
-/// reporting the first one.
-pub(crate) fn check_finite(t: &Tensor, what: impl FnOnce() -> String) -> Result<()> {
+/// Fails with [`Error::NonFinite`] about `what()` when a floating-point `t` holds a NaN
+/// or infinity, reporting the first one; other kinds always pass. The common, finite
+/// case costs one reduction.
+pub fn check_finite(t: &Tensor, what: impl FnOnce() -> String) -> Result<()> {
     if !is_float(t.kind()) {
         return Ok(());
     }
@@ -74,9 +76,45 @@ fn fits(size: &[i64], axes: &[&str], axis: usize, width: Option<i64>) -> bool {
     size.len() == axes.len() && size[axis] >= 1 && width.is_none_or(|w| size[axis] == w)
 }
 
-/// The size of `logits`, which must be floating with one axis per name in `axes` and a
-/// positive width on axis `axis` (the classes or labels), equal to `width` when given;
-/// anything else is [`Error::Shape`] in `ctx`, expecting e.g. `floating [batch, 3] logits`.
+/// The size of a head's `output`, which must be floating with one axis per name in
+/// `axes` and a positive width on axis `axis`, equal to `width` when given; anything
+/// else is [`Error::Shape`] in `ctx`, expecting e.g. `floating [batch, 3] logits` where
+/// `noun` is `"logits"`.
+///
+/// ```
+/// use mtl_heads::{kit::output_size, Error};
+/// use tch::{Device, Kind, Tensor};
+///
+/// let q = Tensor::zeros([4, 3], (Kind::Float, Device::Cpu));
+/// let axes = ["batch", "quantiles"];
+/// assert_eq!(output_size("head `y`", &q, "quantiles", &axes, 1, Some(3))?, [4, 3]);
+/// let err = output_size("head `y`", &q, "quantiles", &axes, 1, Some(2)).unwrap_err();
+/// assert_eq!(
+///     err.to_string(),
+///     Error::shape("head `y`", "floating [batch, 2] quantiles", "Float [4, 3]").to_string()
+/// );
+/// # Ok::<(), mtl_heads::Error>(())
+/// ```
+pub fn output_size(
+    ctx: &str,
+    output: &Tensor,
+    noun: &str,
+    axes: &[&str],
+    axis: usize,
+    width: Option<i64>,
+) -> Result<Vec<i64>> {
+    let size = output.size();
+    if is_float(output.kind()) && fits(&size, axes, axis, width) {
+        return Ok(size);
+    }
+    Err(Error::shape(
+        ctx,
+        format!("floating {} {noun}", layout(axes, axis, width)),
+        describe(output),
+    ))
+}
+
+/// [`output_size`] of logits.
 pub(crate) fn logits_size(
     ctx: &str,
     logits: &Tensor,
@@ -84,21 +122,14 @@ pub(crate) fn logits_size(
     axis: usize,
     width: Option<i64>,
 ) -> Result<Vec<i64>> {
-    let size = logits.size();
-    if is_float(logits.kind()) && fits(&size, axes, axis, width) {
-        return Ok(size);
-    }
-    Err(Error::shape(
-        ctx,
-        format!("floating {} logits", layout(axes, axis, width)),
-        describe(logits),
-    ))
+    output_size(ctx, logits, "logits", axes, axis, width)
 }
 
 /// Fails with [`Error::Shape`] in `ctx` unless the input `features` of a layer has one
 /// axis per name in `axes` and `width` on axis `axis`; the message expects e.g.
-/// `features [batch, 8]`, `what` being the first word.
-pub(crate) fn check_features(
+/// `features [batch, 8]`, `what` being the first word. [`Linear`](crate::kit::Linear)
+/// and [`Conv1x1`](crate::kit::Conv1x1) check their input with it.
+pub fn check_features(
     ctx: &str,
     what: &str,
     features: &Tensor,
@@ -187,12 +218,25 @@ impl Labelled {
     }
 }
 
-/// The labelled logits `[n, C]` and class indices `Int64 [n]` of a classification batch.
+/// The labelled logits `[n, C]` and class indices `Int64 [n]` of a classification batch,
+/// errors naming `ctx`.
 ///
 /// `logits` must be floating `[B, C]` (with `C == classes` when given) and the target
 /// integer `[B]`; a labelled class outside `0..C` is [`Error::LabelOutOfRange`] for task
 /// 0 (the caller knows the real task index), at its row in the batch.
-pub(crate) fn class_rows(
+///
+/// ```
+/// use mtl_heads::{kit::class_rows, TaskTarget};
+/// use tch::Tensor;
+///
+/// let logits = Tensor::from_slice(&[1.0f32, 0.0, 0.0, 1.0]).view([2, 2]);
+/// // The first row is unlabelled, so its label 9 is never read.
+/// let target = TaskTarget::masked(Tensor::from_slice(&[9i64, 1]), Tensor::from_slice(&[false, true]));
+/// let (logits_l, labels) = class_rows("head `c`", &logits, &target, Some(2))?;
+/// assert_eq!((logits_l.size(), Vec::<i64>::try_from(&labels)?), (vec![1, 2], vec![1]));
+/// # Ok::<(), mtl_heads::Error>(())
+/// ```
+pub fn class_rows(
     ctx: &str,
     logits: &Tensor,
     target: &TaskTarget,
@@ -230,17 +274,13 @@ pub(crate) fn class_rows(
 }
 
 /// The labelled logits and targets, both `[n]` and of the logits' kind, of a binary
-/// batch.
+/// batch, errors naming `ctx`.
 ///
 /// `logits` must be floating `[B]` or `[B, 1]`, the target `[B]` or `[B, 1]` of any
 /// numeric or boolean kind. A labelled target outside `[0, 1]` is
 /// [`Error::LabelOutOfRange`] with two classes; its `label` is the value rounded away
 /// from the interval (1.5 reports 2), so the message never names a valid class.
-pub(crate) fn binary_rows(
-    ctx: &str,
-    logits: &Tensor,
-    target: &TaskTarget,
-) -> Result<(Tensor, Tensor)> {
+pub fn binary_rows(ctx: &str, logits: &Tensor, target: &TaskTarget) -> Result<(Tensor, Tensor)> {
     let rows = match logits.size()[..] {
         [b] | [b, 1] if is_float(logits.kind()) => b,
         _ => {
@@ -289,12 +329,12 @@ pub(crate) fn binary_rows(
 }
 
 /// The labelled predictions and targets of a regression batch, both shaped like the
-/// labelled part of `pred` and of its kind.
+/// labelled part of `pred` and of its kind, errors naming `ctx`.
 ///
 /// `pred` must be floating `[B, outputs]` when `outputs` is given, else `[B]` or
 /// `[B, m]`. The target must have `pred`'s shape, except that a one-output task may
 /// store its targets as `[B]` or `[B, 1]` whichever layout `pred` has.
-pub(crate) fn regression_rows(
+pub fn regression_rows(
     ctx: &str,
     pred: &Tensor,
     target: &TaskTarget,
@@ -313,18 +353,70 @@ pub(crate) fn regression_rows(
         };
         return Err(Error::shape(ctx, expected, describe(pred)));
     }
-    let rows = size[0];
-    let width = if size.len() == 2 { size[1] } else { 1 };
+    labelled_rows(ctx, pred, target, &size)
+}
+
+/// `size` without its trailing axes of width 1 (the batch axis is always kept), so that
+/// `[B]`, `[B, 1]` and `[B, 1, 1]` compare equal.
+fn trimmed(size: &[i64]) -> &[i64] {
+    let mut end = size.len();
+    while end > 1 && size[end - 1] == 1 {
+        end -= 1;
+    }
+    &size[..end]
+}
+
+/// The labelled rows of a head `output` `[B, ...]` and of its numeric targets, read as
+/// `shape` (whose first axis is the batch `B`) in the output's kind and on its device:
+/// the building block of a custom head's loss and metrics, errors naming `ctx`.
+///
+/// The target values must be floating or integer and shaped `shape` up to trailing axes
+/// of width 1 (for `shape` `[B, 1]`, `[B]` fits too), else [`Error::Shape`] expecting
+/// `numeric targets {shape}`; its mask must be `Bool [B]` (else a shape error in
+/// `"{ctx} mask"`). Rows whose mask is false are dropped **by index**, so whatever their
+/// targets hold (NaN included) never reaches the loss or its gradient. A NaN or infinity
+/// in `output`, or in a labelled target, is [`Error::NonFinite`] about `"{ctx} input"` or
+/// `"{ctx} target"`. Check the output's own shape first ([`output_size`]): this checks
+/// only that it has `B` rows.
+///
+/// ```
+/// use mtl_heads::{kit::labelled_rows, TaskTarget};
+/// use tch::Tensor;
+///
+/// // Three quantiles per row against one target per row; the second row is unlabelled.
+/// let pred = Tensor::from_slice(&[0.0f32, 1.0, 2.0, 5.0, 6.0, 7.0]).view([2, 3]);
+/// let target = TaskTarget::masked(
+///     Tensor::from_slice(&[1.5f32, f32::NAN]),
+///     Tensor::from_slice(&[true, false]),
+/// );
+/// let (pred_l, truth) = labelled_rows("head `y` pinball", &pred, &target, &[2, 1])?;
+/// assert_eq!((pred_l.size(), truth.size()), (vec![1, 3], vec![1, 1]));
+/// assert_eq!(truth.double_value(&[0, 0]), 1.5);
+/// # Ok::<(), mtl_heads::Error>(())
+/// ```
+pub fn labelled_rows(
+    ctx: &str,
+    output: &Tensor,
+    target: &TaskTarget,
+    shape: &[i64],
+) -> Result<(Tensor, Tensor)> {
+    let rows = output.size().first().copied();
+    if shape.is_empty() || rows != Some(shape[0]) {
+        let expected = match shape.first() {
+            Some(b) => format!("an output with {b} rows"),
+            None => "a target shape with a batch axis".to_string(),
+        };
+        return Err(Error::shape(ctx, expected, describe(output)));
+    }
     let values = &target.values;
-    let vsize = values.size();
-    let shape_fits = vsize == size || (width == 1 && (vsize == [rows] || vsize == [rows, 1]));
-    if !(is_float(values.kind()) || is_integer(values.kind())) || !shape_fits {
+    let kind = values.kind();
+    if !(is_float(kind) || is_integer(kind)) || trimmed(&values.size()) != trimmed(shape) {
         return Err(Error::shape(
             ctx,
-            format!("numeric targets {size:?}"),
+            format!("numeric targets {shape:?}"),
             describe(values),
         ));
     }
-    let (labelled, targets) = Labelled::with_targets(ctx, pred, target, pred.kind(), &size)?;
-    Ok((labelled.select(pred)?, targets))
+    let (labelled, targets) = Labelled::with_targets(ctx, output, target, output.kind(), shape)?;
+    Ok((labelled.select(output)?, targets))
 }

@@ -1,10 +1,12 @@
 //! The head of a semantic-segmentation task: one class per pixel of a feature map, as
 //! the 13-class segmentation of NYUv2.
 
-use crate::entries::{both, entry_mask, flat_target, to_batch_row};
-use crate::layer::{check_count, Conv1x1};
+use crate::kit::{
+    and_masks, check_count, class_rows, describe, entry_mask, flat_target, is_integer,
+    loss_context, metrics_context, to_batch_row, Conv1x1,
+};
 use crate::loss::cross_entropy_in;
-use crate::rows::{class_rows, describe, is_integer, logits_size};
+use crate::rows::logits_size;
 use crate::{MetricValue, Metrics, TaskHead};
 use mtl_core::{Error, Result, TaskTarget};
 use tch::{nn, Device, Kind, Tensor};
@@ -90,7 +92,7 @@ impl Pixels {
         }
         let labels = labels.f_to_device(logits.device())?;
         let marked = entry_mask(ctx, target, &grid, logits.device())?;
-        let valid = both(marked, Some(labels.f_ne(ignore_index)?))?;
+        let valid = and_masks(marked, Some(labels.f_ne(ignore_index)?))?;
         Ok(Pixels {
             logits: logits.f_permute([0, 2, 3, 1])?.f_reshape([-1, size[1]])?,
             target: flat_target(labels.f_reshape([-1])?, valid)?,
@@ -182,12 +184,12 @@ impl TaskHead for SegmentationHead {
     }
 
     fn loss(&self, output: &Tensor, target: &TaskTarget) -> Result<Tensor> {
-        let ctx = format!("head `{}` pixel_cross_entropy", self.name);
+        let ctx = loss_context(&self.name, "pixel_cross_entropy");
         pixel_cross_entropy_in(&ctx, output, target, Some(self.classes), self.ignore_index)
     }
 
     fn metrics(&self) -> Box<dyn Metrics> {
-        let context = format!("head `{}` metrics", self.name);
+        let context = metrics_context(&self.name);
         Box::new(
             SegmentationMetrics::new(self.classes)
                 .with_ignore_index(self.ignore_index)
@@ -309,16 +311,8 @@ impl Metrics for SegmentationMetrics {
             }
         }
         vec![
-            MetricValue {
-                name: "miou".to_string(),
-                value: iou_sum / present as f64,
-                higher_is_better: true,
-            },
-            MetricValue {
-                name: "pixel_accuracy".to_string(),
-                value: hits as f64 / total as f64,
-                higher_is_better: true,
-            },
+            MetricValue::new("miou", iou_sum / present as f64, true),
+            MetricValue::new("pixel_accuracy", hits as f64 / total as f64, true),
         ]
     }
 

@@ -1,13 +1,15 @@
 //! The head of a sequence-tagging task: one class per token of a sequence (the
 //! secondary structure of each residue of a protein, the part of speech of each word).
 
-use crate::entries::{both, entry_mask, flat_target, to_batch_row};
-use crate::layer::{check_count, Dense};
+use crate::kit::{
+    and_masks, check_count, class_rows, describe, entry_mask, flat_target, is_integer,
+    loss_context, metrics_context, to_batch_row, Linear, Mean,
+};
 use crate::loss::cross_entropy_in;
-use crate::rows::{class_rows, describe, is_integer, logits_size};
+use crate::rows::logits_size;
 use crate::{MetricValue, Metrics, TaskHead};
 use mtl_core::{Error, Result, TaskTarget};
-use tch::{nn, Kind, Tensor};
+use tch::{nn, Tensor};
 
 /// The label of padding tokens, unless set otherwise (see
 /// [`SequenceHead::with_padding_label`]).
@@ -92,7 +94,7 @@ impl Tokens {
         let real = padding_label.map(|p| tags.f_ne(p)).transpose()?;
         Ok(Tokens {
             logits: logits.f_reshape([-1, size[2]])?,
-            target: flat_target(tags.f_reshape([-1])?, both(marked, real)?)?,
+            target: flat_target(tags.f_reshape([-1])?, and_masks(marked, real)?)?,
             per_sequence: size[1],
         })
     }
@@ -124,7 +126,7 @@ pub struct SequenceHead {
     name: String,
     classes: i64,
     padding_label: Option<i64>,
-    layer: Dense,
+    layer: Linear,
 }
 
 impl SequenceHead {
@@ -139,7 +141,7 @@ impl SequenceHead {
     ) -> Result<Self> {
         let name = name.into();
         check_count("sequence", &name, "classes", classes, 2)?;
-        let layer = Dense::new(path, &name, in_dim, classes)?;
+        let layer = Linear::new(path, &name, in_dim, classes)?;
         Ok(SequenceHead {
             name,
             classes,
@@ -180,12 +182,12 @@ impl TaskHead for SequenceHead {
     }
 
     fn loss(&self, output: &Tensor, target: &TaskTarget) -> Result<Tensor> {
-        let ctx = format!("head `{}` token_cross_entropy", self.name);
+        let ctx = loss_context(&self.name, "token_cross_entropy");
         token_cross_entropy_in(&ctx, output, target, Some(self.classes), self.padding_label)
     }
 
     fn metrics(&self) -> Box<dyn Metrics> {
-        let context = format!("head `{}` metrics", self.name);
+        let context = metrics_context(&self.name);
         Box::new(
             TokenMetrics::new(self.classes)
                 .with_padding_label(self.padding_label)
@@ -216,8 +218,8 @@ pub struct TokenMetrics {
     context: String,
     classes: i64,
     padding_label: Option<i64>,
-    hits: u64,
-    tokens: u64,
+    /// Whether each real token's tag was predicted right.
+    hits: Mean,
 }
 
 impl TokenMetrics {
@@ -228,8 +230,7 @@ impl TokenMetrics {
             context: "token metrics".to_string(),
             classes,
             padding_label: Some(DEFAULT_PADDING_LABEL),
-            hits: 0,
-            tokens: 0,
+            hits: Mean::new(),
         }
     }
 
@@ -254,38 +255,27 @@ impl Metrics for TokenMetrics {
         let tokens = Tokens::of(ctx, output, target, classes, self.padding_label)?;
         let (logits, tags) = class_rows(ctx, &tokens.logits, &tokens.target, classes)
             .map_err(|e| to_batch_row(e, tokens.per_sequence))?;
-        let hits = logits
-            .f_detach()?
-            .f_argmax(1, false)?
-            .f_eq_tensor(&tags)?
-            .f_sum(Kind::Int64)?
-            .f_int64_value(&[])?;
-        self.hits += hits as u64;
-        self.tokens += tags.numel() as u64;
-        Ok(())
+        let hits = logits.f_detach()?.f_argmax(1, false)?.f_eq_tensor(&tags)?;
+        self.hits.add(&hits)
     }
 
     fn compute(&self) -> Vec<MetricValue> {
-        if self.tokens == 0 {
-            return Vec::new();
-        }
-        vec![MetricValue {
-            name: "token_accuracy".to_string(),
-            value: self.hits as f64 / self.tokens as f64,
-            higher_is_better: true,
-        }]
+        let accuracy = self.hits.value();
+        accuracy
+            .map(|a| MetricValue::new("token_accuracy", a, true))
+            .into_iter()
+            .collect()
     }
 
     fn reset(&mut self) {
-        self.hits = 0;
-        self.tokens = 0;
+        self.hits.reset();
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tch::Device;
+    use tch::{Device, Kind};
 
     /// Logits `[1, n, classes]` that predict `tags[i]` at token `i`.
     fn predicting(tags: &[i64], classes: i64) -> Tensor {

@@ -11,15 +11,20 @@
 //!
 //! Every method lives in its own file under [`methods`], carries its citation, update
 //! rule and the paper's default hyper-parameters, and is reachable by name through
-//! [`registry`]. This crate does not run the backward pass or own the model: the trainer
-//! in `mtl` does, so the same method works for any architecture.
+//! [`registry`]. The [`engine`] runs a multi-task step for any `tch` model — the task
+//! losses in, gradients in `.grad()` out — and is what the `mtl` trainer calls; this
+//! crate does not own models, data or the training loop.
 
+pub mod engine;
 pub mod gram;
+mod method;
 pub mod methods;
 pub mod registry;
 pub mod solvers;
 mod state;
 mod traits;
 
-pub use registry::{by_name, list, Method, MethodInfo, MethodLevel};
+pub use engine::{backward, mtl_backward, Backward, StepOutcome, Wrt};
+pub use method::Method;
+pub use registry::{by_name, list, MethodInfo, MethodLevel};
 pub use traits::{Aggregation, Aggregator, StepContext, Weighting};

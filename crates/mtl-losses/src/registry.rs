@@ -3,26 +3,17 @@
 //! Adding a method is one file in `methods/` plus one entry in [`ENTRIES`].
 
 use crate::methods::*;
-use crate::{Aggregator, Weighting};
+use crate::Method;
 use mtl_core::{Error, Result};
 
 /// Whether a method works on losses or on gradients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MethodLevel {
-    /// Combines the K task losses ([`Weighting`]).
+    /// Combines the K task losses ([`Weighting`](crate::Weighting)).
     Loss,
-    /// Combines the K×d task Jacobian ([`Aggregator`]).
+    /// Combines the K×d task Jacobian ([`Aggregator`](crate::Aggregator)).
     Gradient,
-}
-
-/// A method built by name.
-#[derive(Debug)]
-pub enum Method {
-    /// A loss-level method.
-    Weighting(Box<dyn Weighting>),
-    /// A gradient-level method.
-    Aggregator(Box<dyn Aggregator>),
 }
 
 /// Registry metadata of one method.

@@ -22,6 +22,11 @@ pub trait Weighting: std::fmt::Debug + Send {
     fn combine(&mut self, losses: &Tensor, ctx: &StepContext) -> Result<Tensor>;
     /// The task weights used by the last `combine` (d total / d loss_k), for reports.
     fn weights(&self) -> Vec<f64>;
+    /// The task count the method was built for (its state is sized to it); `None` for
+    /// a method that takes any K.
+    fn num_tasks(&self) -> Option<usize> {
+        None
+    }
     /// Learnable parameters (e.g. UW's log-variances); the trainer optimises them with
     /// the model.
     fn parameters(&self) -> Vec<Tensor> {
@@ -65,6 +70,11 @@ pub trait Aggregator: std::fmt::Debug + Send {
     /// Aggregates `jacobian` (`[K, d]`, row k = ∇ loss_k). Errors on NaN/Inf (naming the
     /// task), on a task count that does not match the method's state, on a bad shape.
     fn aggregate(&mut self, jacobian: &Tensor, ctx: &StepContext) -> Result<Aggregation>;
+    /// The task count the method was built for (its state is sized to it); `None` for
+    /// a method that takes any K.
+    fn num_tasks(&self) -> Option<usize> {
+        None
+    }
     /// Internal state (learned weights, RNG position...) as JSON for checkpoints;
     /// `Null` for a stateless method.
     fn state(&self) -> serde_json::Value {

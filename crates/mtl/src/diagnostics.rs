@@ -15,7 +15,8 @@
 //! that write no `.grad()`. With diagnostics off the trainer does none of this.
 
 use crate::model::MultiTaskModel;
-use mtl_core::{check_losses, task_jacobian, Error, ParamGroups, Result, TaskTarget};
+use crate::step::StepData;
+use mtl_core::{check_losses, jacobian_rows, Error, JacobianRequest, ParamGroups, Result};
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
@@ -114,14 +115,13 @@ pub fn gradient_cosines(jacobian: &Tensor) -> Result<(Vec<Vec<f64>>, Vec<f64>)> 
     Ok((cos, norms))
 }
 
-/// Measures one sample on a batch.
-#[allow(clippy::too_many_arguments)] // the step's inputs, passed through as they are
+/// Measures one sample on a step's data (a task absent from a per-task step has a
+/// zero gradient, so zero cosines and no affinity).
 pub(crate) fn sample(
     cfg: &DiagnosticsConfig,
     model: &MultiTaskModel,
     groups: &ParamGroups,
-    x: &Tensor,
-    targets: &[TaskTarget],
+    data: &StepData,
     step: u64,
     epoch: usize,
     lr: f64,
@@ -133,15 +133,22 @@ pub(crate) fn sample(
             "gradient diagnostics need shared parameters, and the model has none",
         ));
     }
-    let fwd = model.forward_t(x, false)?;
-    let losses = model.losses(&fwd.outputs, targets)?;
-    let before = check_losses(&losses, Some(step))?;
-    let jac = task_jacobian(&losses, &shared)?;
+    let out = data.losses(model, false, step)?;
+    let mut before = check_losses(&out.losses, Some(step))?;
+    for (b, _) in before.iter_mut().zip(&out.absent).filter(|(_, a)| **a) {
+        *b = 0.0;
+    }
+    // The one Jacobian builder, with no task parameters: no `.grad()` is written.
+    let jac = jacobian_rows(
+        &JacobianRequest::new(&out.losses, &shared)
+            .absent(&out.absent)
+            .at_step(step),
+    )?;
     let (cosine, norms) = gradient_cosines(&jac)?;
     let affinity = if cfg.affinity {
         let eta = cfg.affinity_lr.unwrap_or(lr);
         Some(lookahead_affinity(
-            model, &shared, &jac, &before, x, targets, eta,
+            model, &shared, &jac, &before, data, step, eta,
         )?)
     } else {
         None
@@ -162,8 +169,8 @@ fn lookahead_affinity(
     shared: &[Tensor],
     jac: &Tensor,
     before: &[f64],
-    x: &Tensor,
-    targets: &[TaskTarget],
+    data: &StepData,
+    step: u64,
     eta: f64,
 ) -> Result<Vec<Vec<f64>>> {
     let k = before.len();
@@ -183,8 +190,7 @@ fn lookahead_affinity(
                     let _ = p.shallow_clone().f_sub_(&(gi * eta))?;
                     offset += n;
                 }
-                let fwd = model.forward_t(x, false)?;
-                let after = model.losses(&fwd.outputs, targets)?;
+                let after = data.losses(model, false, step)?.losses;
                 for (j, l) in after.iter().enumerate() {
                     let lj = l.f_double_value(&[])?;
                     row[j] = if before[j] > 0.0 {

@@ -5,7 +5,9 @@
 //! `mtl-heads`, `mtl-losses`, `mtl-data`) and adds what composes them: the
 //! [`MultiTaskModel`] (an architecture plus task heads), the [`Trainer`] (epochs,
 //! validation, early stopping, a JSON [`RunReport`]) and [`evaluate`]. Tasks that each
-//! bring their own dataset and inputs train with [`Trainer::fit_multi_input`].
+//! bring their own dataset and inputs train with [`Trainer::fit_multi_input`], through
+//! the same loop. Every step goes through the public engine in
+//! [`losses::engine`](mtl_losses::engine), which also serves models `mtl` did not build.
 //!
 //! It holds no method, head or architecture of its own; those live in the crates it
 //! re-exports, so a user can depend on just the piece they need.
@@ -15,10 +17,9 @@ mod delta_m;
 pub mod diagnostics;
 mod early_stopping;
 mod evaluate;
-mod fit_multi_input;
 mod freeze;
 mod model;
-mod multi_input_step;
+mod plan;
 pub mod plots;
 mod progress;
 mod report;
@@ -33,9 +34,10 @@ pub use diagnostics::{DiagnosticsConfig, GradientSample};
 pub use early_stopping::{EarlyStopping, Monitor};
 pub use evaluate::{evaluate, evaluate_multi_input, Evaluation};
 pub use model::{Forward, MultiTaskModel, TaskForward};
-pub use multi_input_step::backward_multi_input_step;
 pub use report::{EpochRecord, RunReport};
-pub use step::{backward_step, GradMode, StepOutcome};
+pub use step::{
+    backward_multi_input_step, backward_step, train_step, GradMode, StepData, StepOutcome,
+};
 pub use trainer::{CheckpointPolicy, Trainer, TrainerConfig};
 
 pub use mtl_core as core;

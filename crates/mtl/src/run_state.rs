@@ -5,10 +5,12 @@
 
 use crate::diagnostics::GradientSample;
 use crate::model::MultiTaskModel;
+use crate::plan::Plan;
 use crate::report::EpochRecord;
+use crate::task_optimizers::TaskOptimizers;
 use crate::trainer::TrainerConfig;
-use mtl_core::checkpoint::{rng_from_state, rng_state, Checkpoint};
-use mtl_core::{Error, Optimizer, Result, SeededRng};
+use mtl_core::checkpoint::Checkpoint;
+use mtl_core::{Error, Result};
 use mtl_losses::Method;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -45,11 +47,11 @@ struct Saved {
     tasks: Vec<String>,
     method: String,
     config: TrainerConfig,
-    train_rows: usize,
+    train_rows: Vec<usize>,
     epoch: usize,
     step: u64,
-    optimizer_steps: u64,
-    batch_rng: serde_json::Value,
+    optimizer_steps: Vec<u64>,
+    position: serde_json::Value,
     method_state: serde_json::Value,
     method_parameters: usize,
     records: Vec<EpochRecord>,
@@ -74,44 +76,34 @@ fn resume_key(cfg: &TrainerConfig) -> TrainerConfig {
     }
 }
 
-fn method_name(method: &Method) -> &'static str {
-    match method {
-        Method::Weighting(w) => w.name(),
-        Method::Aggregator(a) => a.name(),
-    }
-}
-
 /// What [`save`] and [`load`] act on.
-pub(crate) struct Parts<'a> {
+pub(crate) struct Parts<'a, 'b> {
     pub cfg: &'a TrainerConfig,
     pub model: &'a mut MultiTaskModel,
     pub method: &'a mut Method,
-    pub optimizer: &'a mut Optimizer,
-    pub batch_rng: &'a mut SeededRng,
-    pub train_rows: usize,
+    pub optimizer: &'a mut TaskOptimizers,
+    pub plan: &'a mut Plan<'b>,
 }
 
 /// Writes the checkpoint of the run after `state.epoch - 1` epochs.
 pub(crate) fn save(
     path: &Path,
-    parts: &mut Parts<'_>,
+    parts: &mut Parts<'_, '_>,
     state: &RunState,
     elapsed: f64,
 ) -> Result<()> {
     let (opt_tensors, optimizer_steps) = parts.optimizer.state();
-    let (method_state, method_params) = match &*parts.method {
-        Method::Weighting(w) => (w.state(), w.parameters()),
-        Method::Aggregator(a) => (a.state(), Vec::new()),
-    };
+    let method_state = parts.method.state();
+    let method_params = parts.method.parameters();
     let saved = Saved {
         tasks: parts.model.task_names(),
-        method: method_name(parts.method).to_string(),
+        method: parts.method.name().to_string(),
         config: parts.cfg.clone(),
-        train_rows: parts.train_rows,
+        train_rows: parts.plan.train_rows(),
         epoch: state.epoch,
         step: state.step,
         optimizer_steps,
-        batch_rng: rng_state(parts.batch_rng),
+        position: parts.plan.position(),
         method_state,
         method_parameters: method_params.len(),
         records: state.records.clone(),
@@ -147,7 +139,7 @@ pub(crate) fn save(
 /// Restores a checkpoint into freshly built parts and returns the loop state to
 /// continue from. Anything that does not match (tasks, method, configuration, the
 /// model's variables and shapes, the training set size) is an [`Error::Checkpoint`].
-pub(crate) fn load(path: &Path, parts: &mut Parts<'_>) -> Result<RunState> {
+pub(crate) fn load(path: &Path, parts: &mut Parts<'_, '_>) -> Result<RunState> {
     let mismatch = |message: String| Error::Checkpoint {
         path: path.to_path_buf(),
         message,
@@ -162,7 +154,7 @@ pub(crate) fn load(path: &Path, parts: &mut Parts<'_>) -> Result<RunState> {
             parts.model.task_names()
         )));
     }
-    let method = method_name(parts.method);
+    let method = parts.method.name();
     if saved.method != method {
         return Err(mismatch(format!(
             "saved with method `{}`, resuming with `{method}`",
@@ -177,10 +169,11 @@ pub(crate) fn load(path: &Path, parts: &mut Parts<'_>) -> Result<RunState> {
             resume_key(parts.cfg)
         )));
     }
-    if saved.train_rows != parts.train_rows {
+    if saved.train_rows != parts.plan.train_rows() {
         return Err(mismatch(format!(
-            "saved for {} training rows, resuming with {}",
-            saved.train_rows, parts.train_rows
+            "saved for {:?} training rows, resuming with {:?}",
+            saved.train_rows,
+            parts.plan.train_rows()
         )));
     }
 
@@ -207,41 +200,39 @@ pub(crate) fn load(path: &Path, parts: &mut Parts<'_>) -> Result<RunState> {
     }
     parts.model.restore(&weights)?;
 
-    match &mut *parts.method {
-        Method::Weighting(w) => {
-            let params = w.parameters();
-            let saved_params = ckpt.group(Some("method"));
-            if params.len() != saved.method_parameters || saved_params.len() != params.len() {
+    let params = parts.method.parameters();
+    let saved_params = ckpt.group(Some("method"));
+    if params.len() != saved.method_parameters || saved_params.len() != params.len() {
+        return Err(mismatch(format!(
+            "holds {} method parameters, the method has {}",
+            saved_params.len(),
+            params.len()
+        )));
+    }
+    tch::no_grad(|| -> Result<()> {
+        for (i, p) in params.iter().enumerate() {
+            let (_, t) = saved_params
+                .iter()
+                .find(|(n, _)| *n == i.to_string())
+                .ok_or_else(|| mismatch(format!("method parameter {i} is missing")))?;
+            if p.size() != t.size() {
                 return Err(mismatch(format!(
-                    "holds {} method parameters, the method has {}",
-                    saved_params.len(),
-                    params.len()
+                    "method parameter {i} has the wrong shape"
                 )));
             }
-            tch::no_grad(|| -> Result<()> {
-                for (i, p) in params.iter().enumerate() {
-                    let (_, t) = saved_params
-                        .iter()
-                        .find(|(n, _)| *n == i.to_string())
-                        .ok_or_else(|| mismatch(format!("method parameter {i} is missing")))?;
-                    if p.size() != t.size() {
-                        return Err(mismatch(format!(
-                            "method parameter {i} has the wrong shape"
-                        )));
-                    }
-                    p.shallow_clone().f_copy_(t)?;
-                }
-                Ok(())
-            })?;
-            w.load_state(&saved.method_state)?;
+            p.shallow_clone().f_copy_(t)?;
         }
-        Method::Aggregator(a) => a.load_state(&saved.method_state)?,
-    }
+        Ok(())
+    })?;
+    parts.method.load_state(&saved.method_state)?;
     parts
         .optimizer
-        .load_state(&ckpt.group(Some("optimizer")), saved.optimizer_steps)
+        .load_state(&ckpt.group(Some("optimizer")), &saved.optimizer_steps)
         .map_err(|e| mismatch(e.to_string()))?;
-    *parts.batch_rng = rng_from_state(&saved.batch_rng).map_err(|e| mismatch(e.to_string()))?;
+    parts
+        .plan
+        .seek(&saved.position)
+        .map_err(|e| mismatch(e.to_string()))?;
 
     let best = match saved.best {
         Some((score, epoch)) => {

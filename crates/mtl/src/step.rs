@@ -1,16 +1,17 @@
-//! One training step as a plain function over tensors: forward, per-task losses, the
-//! combination (loss-level weighting or gradient-level aggregation), gradients written
-//! to the parameters. The optimiser update is left to the caller, so a collective
-//! (data-parallel all-reduce) could sit between the stages without the methods knowing.
+//! One training step of a [`MultiTaskModel`]: what it trains on (one batch for every
+//! task, or one batch per drawn task), the forward pass to K task losses, and the
+//! engine ([`mtl_losses::engine`]) from those losses to `.grad()`. The optimiser update
+//! is left to the caller, so a collective could sit between the stages without the
+//! methods knowing.
 
 use crate::model::MultiTaskModel;
-use mtl_core::{
-    check_losses, empty_jacobian, params, write_jacobian_row, Error, ParamGroups, Result,
-    TaskTarget,
-};
-use mtl_losses::{Method, StepContext};
+use mtl_core::{Error, ParamGroups, Result, TaskTarget};
+use mtl_data::Batch;
+use mtl_losses::{Backward, Method, Wrt};
 use serde::{Deserialize, Serialize};
-use tch::Tensor;
+use tch::{Device, Tensor};
+
+pub use mtl_losses::StepOutcome;
 
 /// What a gradient-level method differentiates the task losses with respect to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -24,17 +25,201 @@ pub enum GradMode {
     Representation,
 }
 
-/// What one step measured.
-#[derive(Debug, Clone)]
-pub struct StepOutcome {
-    /// The K task losses.
-    pub losses: Vec<f64>,
-    /// The task weights the method used (empty when it has none).
-    pub weights: Vec<f64>,
+/// What one step trains on.
+#[derive(Debug)]
+pub enum StepData {
+    /// One batch with a target for every task (a [`MultiTaskDataset`](mtl_data::MultiTaskDataset) batch).
+    Joint(Batch),
+    /// Tasks that bring their own rows: `(task, batch)` for each task drawn, the batch
+    /// holding that task's one target (a [`TaskSchedule`](mtl_data::TaskSchedule) step).
+    /// A task not drawn has no loss: a weighting sees an exact zero for it, an
+    /// aggregator a zero Jacobian row, and its own parameters receive no gradient.
+    PerTask(Vec<(usize, Batch)>),
 }
 
-/// Runs forward and backward for one batch and leaves the combined gradient in every
-/// parameter's `.grad()` (the caller zeroes grads before and steps the optimiser after).
+/// The K task losses of a forward pass, with what the engine needs besides.
+#[derive(Debug)]
+pub struct StepLosses {
+    /// One scalar per task (a constant zero for an absent task).
+    pub losses: Vec<Tensor>,
+    /// `absent[k]`: task k was not drawn this step.
+    pub absent: Vec<bool>,
+    /// The representation every task read, when there is one.
+    pub shared: Option<Tensor>,
+    /// The architecture's own term, outside the task combination.
+    pub auxiliary: Option<Tensor>,
+}
+
+impl StepData {
+    /// Moves the batches to `device`.
+    pub fn to_device(self, device: Device) -> Self {
+        match self {
+            StepData::Joint(b) => StepData::Joint(b.to_device(device)),
+            StepData::PerTask(parts) => StepData::PerTask(
+                parts
+                    .into_iter()
+                    .map(|(t, b)| (t, b.to_device(device)))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// Which of the `k` tasks the step trains.
+    pub fn drawn(&self, k: usize) -> Vec<bool> {
+        match self {
+            StepData::Joint(_) => vec![true; k],
+            StepData::PerTask(parts) => {
+                let mut drawn = vec![false; k];
+                for (t, _) in parts {
+                    if let Some(d) = drawn.get_mut(*t) {
+                        *d = true;
+                    }
+                }
+                drawn
+            }
+        }
+    }
+
+    /// The forward pass (`train` for dropout and batch statistics) and its K losses.
+    pub fn losses(&self, model: &MultiTaskModel, train: bool, step: u64) -> Result<StepLosses> {
+        match self {
+            StepData::Joint(batch) => {
+                let fwd = model.forward_t(&batch.x, train)?;
+                Ok(StepLosses {
+                    losses: model.losses(&fwd.outputs, &batch.targets)?,
+                    absent: Vec::new(),
+                    shared: fwd.features.shared,
+                    auxiliary: fwd.features.auxiliary_loss,
+                })
+            }
+            StepData::PerTask(parts) => per_task_losses(model, parts, train, step),
+        }
+    }
+}
+
+/// Runs task k's batch through its own path of the model for each drawn task.
+fn per_task_losses(
+    model: &MultiTaskModel,
+    parts: &[(usize, Batch)],
+    train: bool,
+    step: u64,
+) -> Result<StepLosses> {
+    let k = model.num_tasks();
+    if parts.is_empty() {
+        return Err(Error::config(format!(
+            "multi-input step {step}: no task batch"
+        )));
+    }
+    let mut losses: Vec<Option<Tensor>> = (0..k).map(|_| None).collect();
+    let mut aux: Vec<Tensor> = Vec::new();
+    for (task, batch) in parts {
+        let task = *task;
+        if task >= k {
+            return Err(Error::config(format!(
+                "multi-input step {step}: task index {task} out of range 0..{k}"
+            )));
+        }
+        if losses[task].is_some() {
+            return Err(Error::config(format!(
+                "multi-input step {step}: task {task} has two batches"
+            )));
+        }
+        if batch.targets.len() != 1 {
+            return Err(Error::TaskCount {
+                context: format!("multi-input batch of task {task} (one target)"),
+                expected: 1,
+                got: batch.targets.len(),
+            });
+        }
+        let fwd = model.forward_task(&batch.x, task, train)?;
+        losses[task] = Some(model.task_loss(task, &fwd.output, &batch.targets[0])?);
+        aux.extend(fwd.features.auxiliary_loss);
+    }
+    let absent: Vec<bool> = losses.iter().map(Option::is_none).collect();
+    let reference = losses
+        .iter()
+        .flatten()
+        .next()
+        .map(Tensor::shallow_clone)
+        .ok_or_else(|| Error::config("multi-input step: no task loss"))?;
+    let losses = losses
+        .into_iter()
+        .map(|l| match l {
+            Some(l) => Ok(l),
+            None => Ok(reference.f_zeros_like()?.f_detach()?),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    // An architecture's own term is one term per model: the drawn paths' terms are
+    // averaged, so a parameter-only term (soft sharing's tie) counts once.
+    let auxiliary = match aux.first() {
+        None => None,
+        Some(first) => Some(Tensor::f_stack(&aux, 0)?.f_mean(first.kind())?),
+    };
+    Ok(StepLosses {
+        losses,
+        absent,
+        shared: None,
+        auxiliary,
+    })
+}
+
+/// The error for rep-grad mode without one shared representation.
+fn no_representation(model: &MultiTaskModel, data: &StepData) -> Error {
+    match data {
+        StepData::PerTask(_) => Error::config(
+            "rep-grad mode (GradMode::Representation) needs one shared representation of one \
+             batch; with tasks that each bring their own batch there is none: use \
+             GradMode::Parameters",
+        ),
+        StepData::Joint(_) => Error::config(format!(
+            "rep-grad mode needs a shared representation, and the {} architecture has none",
+            model.architecture().name()
+        )),
+    }
+}
+
+/// Runs forward and backward for one step and leaves the combined gradient in every
+/// parameter's `.grad()` (the caller zeroes grads before and steps the optimiser
+/// after): the step's losses go through [`mtl_losses::Backward`] with the model's
+/// shared parameters (or its shared representation) and each task's own parameters.
+#[allow(clippy::too_many_arguments)] // the stages of a step, kept a plain function on purpose
+pub fn train_step(
+    model: &MultiTaskModel,
+    groups: &ParamGroups,
+    method: &mut Method,
+    mode: GradMode,
+    data: &StepData,
+    step: u64,
+    epoch: usize,
+) -> Result<StepOutcome> {
+    let representation = method.is_gradient_level() && mode == GradMode::Representation;
+    if representation && matches!(data, StepData::PerTask(_)) {
+        return Err(no_representation(model, data));
+    }
+    let out = data.losses(model, true, step)?;
+    let shared = groups.shared_tensors();
+    let task_params: Vec<Vec<Tensor>> = groups
+        .task
+        .iter()
+        .map(|ps| ps.iter().map(|p| p.tensor.shallow_clone()).collect())
+        .collect();
+    let wrt = match (representation, &out.shared) {
+        (false, _) => Wrt::Parameters(&shared),
+        (true, Some(z)) => Wrt::Representation {
+            features: z,
+            parameters: &shared,
+        },
+        (true, None) => return Err(no_representation(model, data)),
+    };
+    Backward::new(&out.losses, wrt)
+        .task_parameters(&task_params)
+        .absent(&out.absent)
+        .auxiliary(out.auxiliary.as_ref())
+        .at(step, epoch)
+        .run(method)
+}
+
+/// [`train_step`] on one batch with a target for every task.
 #[allow(clippy::too_many_arguments)] // the stages of a step, kept a plain function on purpose
 pub fn backward_step(
     model: &MultiTaskModel,
@@ -46,133 +231,55 @@ pub fn backward_step(
     step: u64,
     epoch: usize,
 ) -> Result<StepOutcome> {
-    let fwd = model.forward_t(x, true)?;
-    let losses = model.losses(&fwd.outputs, targets)?;
-    let wrt = match mode {
-        GradMode::Parameters => Wrt::Parameters,
-        GradMode::Representation => Wrt::Representation(fwd.features.shared.as_ref()),
-    };
-    combine_and_backward(
-        model,
-        groups,
-        method,
-        wrt,
-        &losses,
-        fwd.features.auxiliary_loss.as_ref(),
-        step,
-        epoch,
-    )
+    let data = StepData::Joint(Batch {
+        x: x.shallow_clone(),
+        targets: targets.iter().map(share_target).collect(),
+        rows: Vec::new(),
+    });
+    train_step(model, groups, method, mode, &data, step, epoch)
 }
 
-/// What the Jacobian of a gradient-level method is taken with respect to.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Wrt<'a> {
-    /// The shared parameters.
-    Parameters,
-    /// The forward pass's shared representation, if the architecture has one.
-    Representation(Option<&'a Tensor>),
-}
-
-/// The combine and backward stages of a step, given the K task losses: a loss with no
-/// graph (a task absent from the step, passed as a constant zero) is an exact zero to a
-/// weighting and a zero Jacobian row to an aggregator. `aux` is the architecture's own
-/// term, added outside the combination.
+/// [`train_step`] on per-task batches, `(task, batch)` with `batch.targets` holding
+/// that task's one target (as
+/// [`TaskSchedule::next_step`](mtl_data::TaskSchedule::next_step) gives them).
+///
+/// Parameter-mode Jacobian rows come from the tasks' separate graphs: row `k` is the
+/// gradient of task `k`'s loss on its own batch with respect to the shared parameters.
+/// Methods are built for K tasks, so the tasks absent from the step still take part
+/// with a zero loss (zero row). Methods that keep per-task history or that look for a
+/// common descent direction (UW, DWA, GradNorm, MGDA, Nash-MTL…) read those zeros as
+/// real; sample every task at every step for them. `mode` must be
+/// [`GradMode::Parameters`] for a gradient-level method.
 #[allow(clippy::too_many_arguments)] // the stages of a step, kept a plain function on purpose
-pub(crate) fn combine_and_backward(
+pub fn backward_multi_input_step(
     model: &MultiTaskModel,
     groups: &ParamGroups,
     method: &mut Method,
-    wrt: Wrt<'_>,
-    losses: &[Tensor],
-    aux: Option<&Tensor>,
+    mode: GradMode,
+    parts: &[(usize, Batch)],
     step: u64,
     epoch: usize,
 ) -> Result<StepOutcome> {
-    let values = check_losses(losses, Some(step))?;
-    let ctx = StepContext {
-        step,
-        epoch,
-        losses: &values,
-    };
-    let weights = match method {
-        Method::Weighting(w) => {
-            let stacked = Tensor::f_stack(losses, 0)?;
-            let mut total = w.combine(&stacked, &ctx)?;
-            if let Some(aux) = aux {
-                total += aux;
-            }
-            total.f_backward()?;
-            w.weights()
-        }
-        Method::Aggregator(a) => {
-            let (wrt, representation): (Vec<Tensor>, bool) = match wrt {
-                Wrt::Parameters => (groups.shared_tensors(), false),
-                Wrt::Representation(z) => (vec![z.map(Tensor::shallow_clone).ok_or_else(|| {
-                    Error::config(format!(
-                        "rep-grad mode needs a shared representation, and the {} architecture has none",
-                        model.architecture().name()
-                    ))
-                })?], true),
-            };
-            let keep_graph = representation || aux.is_some();
-            let jac = jacobian_and_head_grads(losses, &wrt, groups, keep_graph)?;
-            // The aggregator checks J for NaN/Inf where it is cheapest (on the Gram
-            // diagonal when it forms one); the step adds its number to the error.
-            let agg = a.aggregate(&jac, &ctx).map_err(|e| e.at_step(step))?;
-            if representation {
-                let z = &wrt[0];
-                let g = agg.gradient.f_view(z.size().as_slice())?.f_detach()?;
-                (z * g).f_sum(z.kind())?.f_backward()?;
-            } else {
-                params::write_flat_grad(&wrt, &agg.gradient)?;
-            }
-            // The architecture's own term is not a task signal: it bypasses the
-            // aggregator and accumulates on top of the aggregated gradient.
-            if let Some(aux) = aux {
-                aux.f_backward()?;
-            }
-            agg.weights.unwrap_or_default()
-        }
-    };
-    Ok(StepOutcome {
-        losses: values,
-        weights,
-    })
+    let data = StepData::PerTask(
+        parts
+            .iter()
+            .map(|(t, b)| {
+                let batch = Batch {
+                    x: b.x.shallow_clone(),
+                    targets: b.targets.iter().map(share_target).collect(),
+                    rows: b.rows.clone(),
+                };
+                (*t, batch)
+            })
+            .collect(),
+    );
+    train_step(model, groups, method, mode, &data, step, epoch)
 }
 
-/// Row k of the returned Jacobian is ∇ loss_k with respect to `wrt` (flattened); as a
-/// by-product, each task's own parameters receive that task's gradient, so the K
-/// backward passes are all the step needs. A loss without a graph (a task absent from
-/// the step) has a zero row and leaves its task's gradients as they are.
-fn jacobian_and_head_grads(
-    losses: &[Tensor],
-    wrt: &[Tensor],
-    groups: &ParamGroups,
-    keep_last_graph: bool,
-) -> Result<Tensor> {
-    let k = losses.len();
-    params::ensure_grads(&groups.all_tensors())?;
-    let jac = empty_jacobian(k, wrt)?;
-    for (t, loss) in losses.iter().enumerate() {
-        if !loss.requires_grad() {
-            let _ = jac.f_select(0, t as i64)?.f_zero_()?;
-            continue;
-        }
-        let own = groups.task.get(t).map(|g| g.as_slice()).unwrap_or(&[]);
-        let mut inputs: Vec<Tensor> = wrt.iter().map(Tensor::shallow_clone).collect();
-        inputs.extend(own.iter().map(|p| p.tensor.shallow_clone()));
-        let keep = keep_last_graph || t + 1 < k;
-        let grads = Tensor::f_run_backward(&[loss], &inputs, keep, false)?;
-        let (shared_g, own_g) = grads.split_at(wrt.len());
-        write_jacobian_row(&jac, t, shared_g, wrt)?;
-        tch::no_grad(|| -> Result<()> {
-            for (p, g) in own.iter().zip(own_g) {
-                if g.defined() {
-                    p.tensor.grad().f_copy_(g)?;
-                }
-            }
-            Ok(())
-        })?;
+/// A target sharing `t`'s tensors.
+fn share_target(t: &TaskTarget) -> TaskTarget {
+    TaskTarget {
+        values: t.values.shallow_clone(),
+        mask: t.mask.as_ref().map(Tensor::shallow_clone),
     }
-    Ok(jac)
 }

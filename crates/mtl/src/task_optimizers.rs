@@ -1,15 +1,17 @@
-//! One optimiser for the shared parameters and one per task, so a step that draws only
-//! some tasks updates only their own parameters. Gradients are kept allocated between
-//! steps, so a single optimiser would move an absent task's head with its momentum and
-//! weight decay; skipping the task's optimiser instead is PyTorch's behaviour for
-//! parameters without a gradient, bias corrections included (each task's optimiser
-//! counts its own steps).
+//! The trainer's optimisers. When every step trains every task, one optimiser holds
+//! every parameter. When a step may draw only some tasks, there is one optimiser for
+//! the shared parameters and one per task, so a step updates only the drawn tasks' own
+//! parameters: gradients are kept allocated between steps, so a single optimiser would
+//! move an absent task's head with its momentum and weight decay; skipping the task's
+//! optimiser instead is PyTorch's behaviour for parameters without a gradient, bias
+//! corrections included (each task's optimiser counts its own steps).
 
-use mtl_core::Optimizer;
+use mtl_core::{Error, Optimizer};
 use mtl_core::{OptimizerConfig, ParamGroups, Result};
 use tch::Tensor;
 
-/// The shared optimiser (shared parameters and any method parameters) and one per task.
+/// The shared optimiser (every parameter, or the shared ones and any method
+/// parameters) and, for per-task steps, one per task.
 #[derive(Debug)]
 pub(crate) struct TaskOptimizers {
     shared: Optimizer,
@@ -19,12 +21,22 @@ pub(crate) struct TaskOptimizers {
 
 impl TaskOptimizers {
     /// Builds the optimisers over `groups`; `extra` (a weighting's parameters) join the
-    /// shared ones.
+    /// shared ones. `per_task` splits off one optimiser per task.
     pub(crate) fn new(
         config: &OptimizerConfig,
         groups: &ParamGroups,
         extra: Vec<Tensor>,
+        per_task: bool,
     ) -> Result<Self> {
+        if !per_task {
+            let mut all = groups.all_tensors();
+            all.extend(extra);
+            return Ok(TaskOptimizers {
+                shared: config.build(all.iter().map(Tensor::shallow_clone).collect())?,
+                tasks: Vec::new(),
+                all,
+            });
+        }
         let mut shared = groups.shared_tensors();
         shared.extend(extra);
         let tasks: Vec<Vec<Tensor>> = groups
@@ -81,6 +93,52 @@ impl TaskOptimizers {
         }
         Ok(())
     }
+
+    /// Every optimiser's state tensors, named `<optimiser>.<slot>` (`shared`, `task<k>`),
+    /// and each one's step count, shared first.
+    pub(crate) fn state(&self) -> (Vec<(String, Tensor)>, Vec<u64>) {
+        let mut tensors = Vec::new();
+        let mut steps = Vec::new();
+        for (name, o) in self.named() {
+            let (t, n) = o.state();
+            tensors.extend(t.into_iter().map(|(slot, t)| (format!("{name}.{slot}"), t)));
+            steps.push(n);
+        }
+        (tensors, steps)
+    }
+
+    /// Restores what [`TaskOptimizers::state`] returned.
+    pub(crate) fn load_state(&mut self, tensors: &[(String, Tensor)], steps: &[u64]) -> Result<()> {
+        if steps.len() != 1 + self.tasks.len() {
+            return Err(Error::config(format!(
+                "optimiser state for {} optimisers, the run has {}",
+                steps.len(),
+                1 + self.tasks.len()
+            )));
+        }
+        let names: Vec<String> = self.named().map(|(n, _)| n).collect();
+        let all = std::iter::once(&mut self.shared).chain(self.tasks.iter_mut());
+        for ((name, o), &n) in names.iter().zip(all).zip(steps) {
+            let prefix = format!("{name}.");
+            let own: Vec<(String, Tensor)> = tensors
+                .iter()
+                .filter_map(|(k, t)| {
+                    Some((k.strip_prefix(&prefix)?.to_string(), t.shallow_clone()))
+                })
+                .collect();
+            o.load_state(&own, n)?;
+        }
+        Ok(())
+    }
+
+    fn named(&self) -> impl Iterator<Item = (String, &Optimizer)> {
+        std::iter::once(("shared".to_string(), &self.shared)).chain(
+            self.tasks
+                .iter()
+                .enumerate()
+                .map(|(k, o)| (format!("task{k}"), o)),
+        )
+    }
 }
 
 #[cfg(test)]
@@ -96,7 +154,8 @@ mod tests {
         let t0 = task_path(&vs.root(), 0).ones("w", &[2]);
         let t1 = task_path(&vs.root(), 1).ones("w", &[2]);
         let groups = ParamGroups::from_var_store(&vs, 2).unwrap();
-        let mut opt = TaskOptimizers::new(&OptimizerConfig::adam(0.1), &groups, vec![]).unwrap();
+        let mut opt =
+            TaskOptimizers::new(&OptimizerConfig::adam(0.1), &groups, vec![], true).unwrap();
         mtl_core::params::ensure_grads(opt.params()).unwrap();
         assert_eq!(opt.params().len(), 3);
         let set_grads = |v: f64| {

@@ -8,19 +8,20 @@
 
 use crate::diagnostics::{self, DiagnosticsConfig};
 use crate::early_stopping::EarlyStopping;
-use crate::evaluate::{evaluate, Evaluation};
 use crate::freeze::FreezeGuard;
 use crate::model::MultiTaskModel;
+use crate::plan::Plan;
 use crate::progress::{should_draw, Progress};
 use crate::report::{EpochRecord, RunReport};
 use crate::run_state::{self, Parts, RunState};
-use crate::step::{backward_step, GradMode};
+use crate::step::{train_step, GradMode, StepOutcome};
+use crate::task_optimizers::TaskOptimizers;
 use mtl_core::{clip_grad_norm, derive_rng, params, Error, LrSchedule, OptimizerConfig, Result};
-use mtl_data::MultiTaskDataset;
+use mtl_data::{MultiInputData, MultiTaskDataset, TaskSampling};
 use mtl_losses::Method;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 /// Trainer settings (plain data: serialisable into the report and from config files,
@@ -328,49 +329,80 @@ impl Trainer {
         train: &MultiTaskDataset,
         validation: Option<&MultiTaskDataset>,
     ) -> Result<RunReport> {
+        let plan = Plan::joint(&self.config, model.num_tasks(), train, validation)?;
+        self.run(model, plan)
+    }
+
+    /// Trains `model` on tasks that each bring their own dataset (`train`: task `k`'s
+    /// rows, possibly `w_k` features wide), validating each task on its own rows of
+    /// `validation` after every epoch when given. Checkpoints, resuming, diagnostics,
+    /// schedules and early stopping work as in [`Trainer::fit`]: both are one loop.
+    ///
+    /// Each step draws tasks with `sampling` ([`TrainerConfig::tasks_per_step`] of them,
+    /// or all with [`TaskSampling::All`]) and a `batch_size` batch of each drawn task's
+    /// rows, seeded by the run seed; an epoch is
+    /// [`TaskSchedule::steps_per_epoch`](mtl_data::TaskSchedule::steps_per_epoch) steps
+    /// (about one pass over every task's rows). The model runs task `k`'s batch through
+    /// [`MultiTaskModel::forward_task`] and head `k` gives its loss; the K losses are
+    /// combined by the method as described at
+    /// [`backward_multi_input_step`](crate::backward_multi_input_step): a task not drawn
+    /// has an exact zero loss (a zero Jacobian row), so methods that keep per-task
+    /// history or seek a common descent direction (UW, DWA, GradNorm, MGDA, Nash-MTL…)
+    /// belong with [`TaskSampling::All`]. The shared parameters and the drawn tasks'
+    /// parameters are updated; the others are left alone (their optimiser state too).
+    ///
+    /// An epoch's `train_losses[k]` is task k's mean loss over the steps that drew it
+    /// (0 when none did). Rep-grad mode with a gradient-level method is a configuration
+    /// error here: no one representation is shared by the tasks' separate batches.
+    pub fn fit_multi_input(
+        &mut self,
+        model: &mut MultiTaskModel,
+        train: &MultiInputData,
+        validation: Option<&MultiInputData>,
+        sampling: TaskSampling,
+    ) -> Result<RunReport> {
+        let plan = Plan::per_task(&self.config, model.num_tasks(), train, validation, sampling)?;
+        self.run(model, plan)
+    }
+
+    /// The one training loop, over either plan.
+    fn run(&mut self, model: &mut MultiTaskModel, mut plan: Plan<'_>) -> Result<RunReport> {
         let cfg = self.config.clone();
         let k = model.num_tasks();
-        if train.num_tasks() != k {
-            return Err(Error::TaskCount {
-                context: "training data vs model".into(),
-                expected: k,
-                got: train.num_tasks(),
-            });
-        }
-        if train.is_empty() {
-            return Err(Error::config("the training set is empty"));
-        }
-        if let (Some(es), None) = (&cfg.early_stopping, validation) {
+        if let (Some(es), false) = (&cfg.early_stopping, plan.has_validation()) {
             return Err(Error::config(format!(
                 "early stopping on {:?} needs a validation set",
                 es.monitor
             )));
         }
-        let (mut method, method_name) = self.take_method(k)?;
+        let mut method = self.take_method(k)?;
+        if plan.per_task_steps()
+            && method.is_gradient_level()
+            && cfg.grad_mode == GradMode::Representation
+        {
+            self.method = Some(method);
+            return Err(Error::config(
+                "rep-grad mode (GradMode::Representation) needs one shared representation \
+                 of one batch; with tasks that each bring their own batch there is none: \
+                 use GradMode::Parameters",
+            ));
+        }
         // Frozen variables stop requiring gradients before the groups are split, so they
         // are neither in the Jacobian nor in the optimiser.
         let _frozen = FreezeGuard::apply(model.var_store(), &cfg.frozen)?;
         let groups = model.param_groups()?;
-        let mut trainable = groups.all_tensors();
-        if let Method::Weighting(w) = &method {
-            trainable.extend(w.parameters());
-        }
-        params::ensure_grads(&trainable)?;
-        let mut opt = cfg.optimizer.build(trainable)?;
-        let mut rng = derive_rng(cfg.seed, "batches");
+        let mut opt = TaskOptimizers::new(
+            &cfg.optimizer,
+            &groups,
+            method.parameters(),
+            plan.per_task_steps(),
+        )?;
+        params::ensure_grads(opt.params())?;
         let device = model.device();
-        let steps_per_epoch = match cfg.drop_last {
-            true => (train.len() / cfg.batch_size) as u64,
-            false => train.len().div_ceil(cfg.batch_size) as u64,
-        };
-        if steps_per_epoch == 0 {
-            return Err(Error::config(format!(
-                "drop_last with batch_size {} leaves no batch of the {} training rows",
-                cfg.batch_size,
-                train.len()
-            )));
-        }
-        let total_steps = steps_per_epoch * cfg.epochs as u64;
+        let steps_per_epoch = plan.steps_per_epoch();
+        let total_steps = steps_per_epoch
+            .checked_mul(cfg.epochs as u64)
+            .ok_or_else(|| Error::config(format!("{} epochs is too many steps", cfg.epochs)))?;
         let base_lr = cfg.optimizer.lr();
 
         let mut state = match self.resume.take() {
@@ -381,8 +413,7 @@ impl Trainer {
                     model,
                     method: &mut method,
                     optimizer: &mut opt,
-                    batch_rng: &mut rng,
-                    train_rows: train.len(),
+                    plan: &mut plan,
                 },
             )?,
             None => RunState::default(),
@@ -396,94 +427,74 @@ impl Trainer {
             steps_per_epoch,
             model.task_names(),
         );
-        let _fit_span = tracing::info_span!("fit", method = %method_name, tasks = k).entered();
+        let _fit_span = tracing::info_span!("fit", method = %method.name(), tasks = k).entered();
         while state.epoch < cfg.epochs && !state.stopped_early {
             let epoch = state.epoch;
             let _epoch_span = tracing::info_span!("epoch", epoch).entered();
             let t0 = Instant::now();
             mtl_core::seed_everything(epoch_seed(cfg.seed, epoch));
-            let mut loss_sum = vec![0.0; k];
-            let mut weight_sum: Vec<f64> = Vec::new();
-            let mut steps_in_epoch = 0.0;
-            let mut norm_sum = 0.0;
-            // Batches come in full until the last, so taking `steps_per_epoch` of them
-            // is what drops a short last one.
-            let batches = train.batches(cfg.batch_size, Some(&mut rng))?;
-            for batch in batches.take(steps_per_epoch as usize) {
+            let mut sums = EpochSums::new(k);
+            for data in plan.epoch(&cfg)? {
                 let step = state.step;
+                state.step += 1;
+                let Some(data) = data else { continue };
                 let _step_span = tracing::debug_span!("step", step).entered();
-                let batch = batch.to_device(device);
+                let data = data.to_device(device);
                 opt.set_lr(base_lr * cfg.lr_schedule.factor(step, total_steps));
                 if let Some(d) = cfg.diagnostics.as_ref().filter(|d| d.due(step)) {
                     state.samples.push(diagnostics::sample(
                         d,
                         model,
                         &groups,
-                        &batch.x,
-                        &batch.targets,
+                        &data,
                         step,
                         epoch,
                         opt.lr(),
                     )?);
                 }
                 opt.zero_grad();
-                let out = backward_step(
+                let out = train_step(
                     model,
                     &groups,
                     &mut method,
                     cfg.grad_mode,
-                    &batch.x,
-                    &batch.targets,
+                    &data,
                     step,
                     epoch,
                 )?;
-                if let Some(max_norm) = cfg.clip_grad_norm {
-                    norm_sum += clip_grad_norm(opt.params(), max_norm)?;
-                }
-                opt.step()?;
-                for (s, l) in loss_sum.iter_mut().zip(&out.losses) {
-                    *s += l;
-                }
-                if weight_sum.len() != out.weights.len() {
-                    weight_sum = vec![0.0; out.weights.len()];
-                }
-                for (s, w) in weight_sum.iter_mut().zip(&out.weights) {
-                    *s += w;
-                }
-                steps_in_epoch += 1.0;
-                state.step += 1;
+                let norm = match cfg.clip_grad_norm {
+                    Some(max_norm) => clip_grad_norm(opt.params(), max_norm)?,
+                    None => 0.0,
+                };
+                let drawn = data.drawn(k);
+                opt.step(&drawn)?;
+                sums.add(&out, &drawn, norm);
                 tracing::trace!(step, losses = ?out.losses, "step");
-                progress.step(|| loss_sum.iter().map(|s| s / steps_in_epoch).collect());
+                progress.step(|| sums.mean_losses());
             }
-            let validation_eval: Option<Evaluation> = match validation {
-                Some(v) => {
-                    let _eval_span = tracing::info_span!("eval", rows = v.len()).entered();
-                    Some(evaluate(model, v, cfg.batch_size.max(256))?)
-                }
-                None => None,
-            };
             let record = EpochRecord {
                 epoch,
-                train_losses: loss_sum.iter().map(|s| s / steps_in_epoch).collect(),
-                task_weights: weight_sum.iter().map(|s| s / steps_in_epoch).collect(),
-                validation: validation_eval,
+                train_losses: sums.mean_losses(),
+                task_weights: sums.mean_weights(),
+                validation: plan.validate(model, &cfg)?,
                 lr: opt.lr(),
-                grad_norm: cfg.clip_grad_norm.map(|_| norm_sum / steps_in_epoch),
+                grad_norm: cfg.clip_grad_norm.map(|_| sums.mean_norm()),
                 seconds: t0.elapsed().as_secs_f64(),
             };
             end_epoch(&cfg, record, &mut state, model, &progress)?;
             if let Some(policy) = &cfg.checkpoint {
                 let last = state.epoch == cfg.epochs || state.stopped_early;
                 if last || state.epoch % policy.every_epochs == 0 {
-                    self.save_checkpoint(
+                    let _span =
+                        tracing::info_span!("checkpoint", path = %policy.path.display()).entered();
+                    run_state::save(
                         &policy.path,
                         &mut Parts {
                             cfg: &cfg,
                             model,
                             method: &mut method,
                             optimizer: &mut opt,
-                            batch_rng: &mut rng,
-                            train_rows: train.len(),
+                            plan: &mut plan,
                         },
                         &state,
                         start.elapsed().as_secs_f64(),
@@ -492,22 +503,16 @@ impl Trainer {
             }
         }
         progress.finish();
-        self.finish(model, method, method_name, state, start)
+        self.finish(model, method, state, start)
     }
 
     /// The method to train with: the one given to [`Trainer::with_method`] (or kept
-    /// from the last fit), else `config.method` by name; with its registry name.
-    pub(crate) fn take_method(&mut self, k: usize) -> Result<(Method, String)> {
-        let method = match self.method.take() {
-            Some(m) => m,
-            None => mtl_losses::by_name(&self.config.method, k, self.config.seed)?,
-        };
-        let name = match &method {
-            Method::Weighting(w) => w.name(),
-            Method::Aggregator(a) => a.name(),
+    /// from the last fit), else `config.method` by name.
+    pub(crate) fn take_method(&mut self, k: usize) -> Result<Method> {
+        match self.method.take() {
+            Some(m) => Ok(m),
+            None => mtl_losses::by_name(&self.config.method, k, self.config.seed),
         }
-        .to_string();
-        Ok((method, name))
     }
 
     /// Ends a fit: restores the best epoch's weights, keeps the method for the next fit
@@ -516,7 +521,6 @@ impl Trainer {
         &mut self,
         model: &mut MultiTaskModel,
         method: Method,
-        method_name: String,
         state: RunState,
         start: Instant,
     ) -> Result<RunReport> {
@@ -527,6 +531,7 @@ impl Trainer {
             }
             None => state.records.len().saturating_sub(1),
         };
+        let method_name = method.name().to_string();
         self.method = Some(method);
         Ok(RunReport {
             config: self.config.clone(),
@@ -541,15 +546,67 @@ impl Trainer {
             diagnostics: state.samples,
         })
     }
+}
 
-    fn save_checkpoint(
-        &self,
-        path: &Path,
-        parts: &mut Parts<'_>,
-        state: &RunState,
-        elapsed: f64,
-    ) -> Result<()> {
-        let _span = tracing::info_span!("checkpoint", path = %path.display()).entered();
-        run_state::save(path, parts, state, elapsed)
+/// What an epoch record averages: each task's loss over the steps that drew it, the
+/// task weights and gradient norms over the updates.
+struct EpochSums {
+    losses: Vec<f64>,
+    drawn: Vec<f64>,
+    weights: Vec<f64>,
+    norm: f64,
+    updates: f64,
+}
+
+impl EpochSums {
+    fn new(k: usize) -> Self {
+        EpochSums {
+            losses: vec![0.0; k],
+            drawn: vec![0.0; k],
+            weights: Vec::new(),
+            norm: 0.0,
+            updates: 0.0,
+        }
+    }
+
+    fn add(&mut self, out: &StepOutcome, drawn: &[bool], norm: f64) {
+        for (t, l) in out.losses.iter().enumerate() {
+            if drawn.get(t).copied().unwrap_or(false) {
+                self.losses[t] += l;
+                self.drawn[t] += 1.0;
+            }
+        }
+        if self.weights.len() != out.weights.len() {
+            self.weights = vec![0.0; out.weights.len()];
+        }
+        for (s, w) in self.weights.iter_mut().zip(&out.weights) {
+            *s += w;
+        }
+        self.norm += norm;
+        self.updates += 1.0;
+    }
+
+    fn per_update(&self, x: f64) -> f64 {
+        if self.updates > 0.0 {
+            x / self.updates
+        } else {
+            0.0
+        }
+    }
+
+    fn mean_losses(&self) -> Vec<f64> {
+        self.losses
+            .iter()
+            .zip(&self.drawn)
+            .map(|(s, n)| if *n > 0.0 { s / n } else { 0.0 })
+            .collect()
+    }
+
+    fn mean_weights(&self) -> Vec<f64> {
+        self.weights.iter().map(|w| self.per_update(*w)).collect()
+    }
+
+    fn mean_norm(&self) -> f64 {
+        self.per_update(self.norm)
     }
 }

@@ -170,6 +170,93 @@ fn the_same_seed_gives_the_same_run() {
     assert_ne!(w1, w3, "another seed draws other tasks and rows");
 }
 
+#[test]
+fn a_resumed_multi_input_run_equals_the_uninterrupted_run_bit_for_bit() {
+    let split = data();
+    let dir = std::env::temp_dir().join(format!("mtl-mi-resume-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // Momentum, a step schedule, clipping, dropout and per-task optimisers that count
+    // their own steps: all of it must come back from the checkpoint. Proportional
+    // sampling draws one task per step, so the schedule's position matters too.
+    let cfg = |method: &str| {
+        config(method)
+            .epochs(4)
+            .lr_schedule(LrSchedule::step(7, 0.7))
+            .clip_grad_norm(5.0)
+            .early_stopping(EarlyStopping::new(Monitor::TotalLoss, 100))
+            .diagnostics(mtl::DiagnosticsConfig::every(9).with_affinity())
+    };
+    for (method, sampling) in [
+        ("ew", TaskSampling::Proportional),
+        ("uw", TaskSampling::All),
+        (
+            "pcgrad",
+            TaskSampling::Annealed {
+                start: 1.0,
+                end: 5.0,
+                steps: 60,
+            },
+        ),
+    ] {
+        let _lock = common::torch_lock();
+        let mut full = model(&[8, 5], 3, 0.2);
+        let full_report = Trainer::new(cfg(method))
+            .unwrap()
+            .fit_multi_input(&mut full, &split.train, Some(&split.validation), sampling)
+            .unwrap();
+        let path = dir.join(format!("{method}.safetensors"));
+        let mut first = model(&[8, 5], 3, 0.2);
+        Trainer::new(
+            cfg(method)
+                .epochs(2)
+                .checkpoint(CheckpointPolicy::new(&path)),
+        )
+        .unwrap()
+        .fit_multi_input(&mut first, &split.train, Some(&split.validation), sampling)
+        .unwrap();
+        // Other initial weights: everything must come from the file.
+        let mut resumed = model(&[8, 5], 77, 0.2);
+        let report = Trainer::new(cfg(method))
+            .unwrap()
+            .resume_from(&path)
+            .fit_multi_input(
+                &mut resumed,
+                &split.train,
+                Some(&split.validation),
+                sampling,
+            )
+            .unwrap();
+        assert_eq!(report.epochs.len(), 4);
+        for (a, b) in report.epochs.iter().zip(&full_report.epochs) {
+            assert_eq!(a.train_losses, b.train_losses, "{method} epoch {}", a.epoch);
+            assert_eq!(a.task_weights, b.task_weights, "{method} epoch {}", a.epoch);
+            assert_eq!(a.validation, b.validation, "{method} epoch {}", a.epoch);
+        }
+        assert!(!report.diagnostics.is_empty());
+        assert_eq!(report.diagnostics, full_report.diagnostics, "{method}");
+        assert_eq!(
+            common::weights(&resumed),
+            common::weights(&full),
+            "{method}"
+        );
+        // A checkpoint of other data is refused.
+        let other =
+            MultiInputData::new(vec![split.train.dataset(0).unwrap().clone(), linear(50, 1)])
+                .unwrap();
+        let err = Trainer::new(cfg(method))
+            .unwrap()
+            .resume_from(&path)
+            .fit_multi_input(
+                &mut model(&[8, 5], 3, 0.2),
+                &other,
+                Some(&split.validation),
+                sampling,
+            )
+            .unwrap_err();
+        assert!(matches!(err, Error::Checkpoint { .. }), "{err}");
+    }
+}
+
 /// A batch of `rows` rows of `ds` with its one target, as the schedule makes them.
 fn batch(ds: &MultiTaskDataset, rows: std::ops::Range<usize>) -> mtl::data::Batch {
     ds.batch(&rows.collect::<Vec<_>>()).unwrap()
@@ -423,10 +510,6 @@ fn mismatched_task_counts_and_unsupported_settings_are_typed_errors() {
         .unwrap();
 
     for cfg in [
-        config("ew").checkpoint(CheckpointPolicy::new(
-            std::env::temp_dir().join("never.safetensors"),
-        )),
-        config("ew").diagnostics(mtl::DiagnosticsConfig::every(1)),
         config("ew").early_stopping(EarlyStopping::new(Monitor::TotalLoss, 1)),
         config("ew").drop_last(true).batch_size(10_000),
     ] {

@@ -6,7 +6,9 @@
 //! (say the 10th, 50th and 90th percentiles), which together give a prediction interval.
 //! It is trained with the pinball loss ([`pinball_loss`]) and evaluated by
 //! [`QuantileMetrics`]: the pinball loss again, and how far each quantile's empirical
-//! coverage is from its level.
+//! coverage is from its level. The three live together in one module, as `mtl-heads`
+//! lays out its own heads, and are built from `mtl_heads::kit`, so the layer, the
+//! checks, the masking and the running totals are those of the built-in heads.
 //!
 //! The head implements [`mtl_heads::TaskHead`], so it sits in a
 //! `Vec<Box<dyn TaskHead>>` next to the built-in heads and trains in an `mtl`
@@ -27,11 +29,6 @@
 //! # Ok::<(), mtl_heads::Error>(())
 //! ```
 
-mod head;
-mod metrics;
-mod pinball;
-mod rows;
+mod quantile;
 
-pub use head::QuantileHead;
-pub use metrics::QuantileMetrics;
-pub use pinball::{check_quantiles, pinball_loss};
+pub use quantile::{check_quantiles, pinball_loss, QuantileHead, QuantileMetrics};

@@ -34,6 +34,9 @@ impl Aggregator for Constant {
     fn name(&self) -> &'static str {
         "constant"
     }
+    fn num_tasks(&self) -> Option<usize> {
+        Some(self.weights.len())
+    }
     fn aggregate(&mut self, jacobian: &Tensor, ctx: &StepContext) -> Result<Aggregation> {
         checked_rows("constant", jacobian, ctx, Some(self.weights.len()))?;
         weighted(self.weights.clone(), jacobian)

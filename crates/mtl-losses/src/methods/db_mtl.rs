@@ -146,6 +146,9 @@ impl Aggregator for DbMtl {
     fn name(&self) -> &'static str {
         "db_mtl"
     }
+    fn num_tasks(&self) -> Option<usize> {
+        Some(self.num_tasks)
+    }
 
     fn aggregate(&mut self, jacobian: &Tensor, ctx: &StepContext) -> Result<Aggregation> {
         check_jacobian_shape(jacobian)?;

@@ -229,6 +229,9 @@ impl Weighting for Dwa {
     fn name(&self) -> &'static str {
         "dwa"
     }
+    fn num_tasks(&self) -> Option<usize> {
+        Some(self.num_tasks)
+    }
 
     fn combine(&mut self, losses: &Tensor, ctx: &StepContext) -> Result<Tensor> {
         let flat = checked_losses(losses, self.num_tasks, "dwa", ctx.step)?;

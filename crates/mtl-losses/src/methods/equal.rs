@@ -24,6 +24,9 @@ impl Weighting for EqualWeighting {
     fn name(&self) -> &'static str {
         "ew"
     }
+    fn num_tasks(&self) -> Option<usize> {
+        Some(self.num_tasks)
+    }
     fn combine(&mut self, losses: &Tensor, _ctx: &StepContext) -> Result<Tensor> {
         let k = losses.numel();
         if k != self.num_tasks {

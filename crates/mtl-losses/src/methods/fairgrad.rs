@@ -226,6 +226,9 @@ impl Aggregator for FairGrad {
     fn name(&self) -> &'static str {
         "fairgrad"
     }
+    fn num_tasks(&self) -> Option<usize> {
+        Some(self.num_tasks)
+    }
 
     fn aggregate(&mut self, jacobian: &Tensor, ctx: &StepContext) -> Result<Aggregation> {
         let gram = checked_gram("fairgrad", jacobian, ctx, Some(self.num_tasks))?;

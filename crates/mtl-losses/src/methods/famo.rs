@@ -239,6 +239,9 @@ impl Weighting for Famo {
     fn name(&self) -> &'static str {
         "famo"
     }
+    fn num_tasks(&self) -> Option<usize> {
+        Some(self.num_tasks)
+    }
 
     fn combine(&mut self, losses: &Tensor, ctx: &StepContext) -> Result<Tensor> {
         let flat = checked_losses(losses, self.num_tasks, "famo", ctx.step)?;

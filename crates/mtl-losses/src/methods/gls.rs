@@ -96,6 +96,9 @@ impl Weighting for Gls {
     fn name(&self) -> &'static str {
         "gls"
     }
+    fn num_tasks(&self) -> Option<usize> {
+        Some(self.num_tasks)
+    }
 
     fn combine(&mut self, losses: &Tensor, ctx: &StepContext) -> Result<Tensor> {
         let flat = checked_losses(losses, self.num_tasks, "gls", ctx.step)?;

@@ -196,6 +196,9 @@ impl Aggregator for GradNorm {
     fn name(&self) -> &'static str {
         "gradnorm"
     }
+    fn num_tasks(&self) -> Option<usize> {
+        Some(self.logits.len())
+    }
 
     fn aggregate(&mut self, jacobian: &Tensor, ctx: &StepContext) -> Result<Aggregation> {
         let k = self.logits.len();

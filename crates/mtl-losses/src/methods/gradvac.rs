@@ -201,6 +201,9 @@ impl Aggregator for GradVac {
     fn name(&self) -> &'static str {
         "gradvac"
     }
+    fn num_tasks(&self) -> Option<usize> {
+        Some(self.num_tasks)
+    }
 
     fn aggregate(&mut self, jacobian: &Tensor, ctx: &StepContext) -> Result<Aggregation> {
         // Orders are drawn from a copy, committed only when the step succeeds, so a

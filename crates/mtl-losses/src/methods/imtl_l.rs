@@ -101,6 +101,9 @@ impl Weighting for ImtlL {
     fn name(&self) -> &'static str {
         "imtl_l"
     }
+    fn num_tasks(&self) -> Option<usize> {
+        Some(self.num_tasks)
+    }
 
     fn combine(&mut self, losses: &Tensor, ctx: &StepContext) -> Result<Tensor> {
         let flat = checked_losses(losses, self.num_tasks, "imtl_l", ctx.step)?;

@@ -215,6 +215,9 @@ impl Aggregator for MoCo {
     fn name(&self) -> &'static str {
         "moco"
     }
+    fn num_tasks(&self) -> Option<usize> {
+        Some(self.num_tasks)
+    }
 
     fn aggregate(&mut self, jacobian: &Tensor, ctx: &StepContext) -> Result<Aggregation> {
         check_jacobian_shape(jacobian)?;

@@ -362,6 +362,9 @@ impl Aggregator for NashMtl {
     fn name(&self) -> &'static str {
         "nash_mtl"
     }
+    fn num_tasks(&self) -> Option<usize> {
+        Some(self.num_tasks)
+    }
 
     fn aggregate(&mut self, jacobian: &Tensor, ctx: &StepContext) -> Result<Aggregation> {
         let gram = checked_gram("nash_mtl", jacobian, ctx, Some(self.num_tasks))?;

@@ -218,6 +218,9 @@ impl Aggregator for PcGrad {
     fn name(&self) -> &'static str {
         "pcgrad"
     }
+    fn num_tasks(&self) -> Option<usize> {
+        Some(self.num_tasks)
+    }
 
     fn aggregate(&mut self, jacobian: &Tensor, ctx: &StepContext) -> Result<Aggregation> {
         let gram = self

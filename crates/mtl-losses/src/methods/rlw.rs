@@ -87,6 +87,9 @@ impl Weighting for Rlw {
     fn name(&self) -> &'static str {
         "rlw"
     }
+    fn num_tasks(&self) -> Option<usize> {
+        Some(self.num_tasks)
+    }
 
     fn combine(&mut self, losses: &Tensor, ctx: &StepContext) -> Result<Tensor> {
         let flat = checked_losses(losses, self.num_tasks, "rlw", ctx.step)?;

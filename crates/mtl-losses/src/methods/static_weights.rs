@@ -103,6 +103,9 @@ impl Weighting for StaticWeighting {
     fn name(&self) -> &'static str {
         "static"
     }
+    fn num_tasks(&self) -> Option<usize> {
+        Some(self.weights.len())
+    }
     fn combine(&mut self, losses: &Tensor, ctx: &StepContext) -> Result<Tensor> {
         let flat = checked_losses(losses, self.weights.len(), "static", ctx.step)?;
         let w = Tensor::from_slice(&self.weights)

@@ -175,6 +175,9 @@ impl Weighting for Stch {
     fn name(&self) -> &'static str {
         "stch"
     }
+    fn num_tasks(&self) -> Option<usize> {
+        Some(self.num_tasks)
+    }
 
     fn combine(&mut self, losses: &Tensor, ctx: &StepContext) -> Result<Tensor> {
         let flat = checked_losses(losses, self.num_tasks, "stch", ctx.step)?;

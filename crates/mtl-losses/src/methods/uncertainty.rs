@@ -105,6 +105,9 @@ impl Weighting for UncertaintyWeighting {
     fn name(&self) -> &'static str {
         "uw"
     }
+    fn num_tasks(&self) -> Option<usize> {
+        Some(self.num_tasks)
+    }
     fn combine(&mut self, losses: &Tensor, ctx: &StepContext) -> Result<Tensor> {
         let flat = checked_losses(losses, self.num_tasks, "uw", ctx.step)?;
         let s = self
