@@ -574,8 +574,11 @@ pub fn aggregator_names(cfg: &RunConfig) -> Vec<String> {
 /// W4: seconds of timed calls per aggregator before it stops short of `agg_reps`.
 const AGG_BUDGET_S: f64 = 1.5;
 
-/// W4 at one K: J ~ N(0, 1) of `[K, d]` f32; the floor is `J.sum()` (J read once); each
-/// aggregator gets `agg_reps` timed calls after two untimed ones, with fresh state.
+/// W4 at one K: J ~ N(0, 1) of `[K, d]` f32; the floors are `J.sum()` (J read once) and
+/// `J Jᵀ` (the K×K Gram matrix, what the Gram-path methods cannot avoid); each
+/// aggregator gets `agg_reps` timed calls after two untimed ones, with fresh state. Each
+/// method row's `floor_ratio` is to reading J; the Gram row lets a reader divide by the
+/// Gram instead for the methods that need it.
 fn run_aggregators(k: usize, cfg: &RunConfig) -> anyhow::Result<Vec<Value>> {
     let d = cfg.agg_dim;
     tch::manual_seed(cfg.seed as i64);
@@ -606,16 +609,23 @@ fn run_aggregators(k: usize, cfg: &RunConfig) -> anyhow::Result<Vec<Value>> {
         drop(std::hint::black_box(s));
         Ok(())
     })?;
+    let gram = time(&mut |_| {
+        let g = jac.matmul(&jac.tr());
+        drop(std::hint::black_box(g));
+        Ok(())
+    })?;
     let workload = format!("agg_k{k}");
     let mut rows = Vec::new();
-    let mut floor_row = floor.to_json();
-    floor_row.insert("impl".into(), json!(FLOOR_IMPL));
-    floor_row.insert("workload".into(), json!(workload));
-    floor_row.insert("method".into(), json!("read J once (sum)"));
-    floor_row.insert("num_tasks".into(), json!(k));
-    floor_row.insert("dim".into(), json!(d));
-    floor_row.insert("steps".into(), json!(floor.n));
-    rows.push(Value::Object(floor_row));
+    for (summary, method) in [(&floor, "read J once (sum)"), (&gram, "Gram J J^T")] {
+        let mut floor_row = summary.to_json();
+        floor_row.insert("impl".into(), json!(FLOOR_IMPL));
+        floor_row.insert("workload".into(), json!(workload));
+        floor_row.insert("method".into(), json!(method));
+        floor_row.insert("num_tasks".into(), json!(k));
+        floor_row.insert("dim".into(), json!(d));
+        floor_row.insert("steps".into(), json!(summary.n));
+        rows.push(Value::Object(floor_row));
+    }
     for name in aggregator_names(cfg) {
         // Methods with a minimum task count (Krum, the trimmed mean) have no row below
         // it; the table shows `-` there.
@@ -728,7 +738,8 @@ mod tests {
         );
         assert_eq!(rows[0]["status"], "ok", "{}", rows[0]);
         let rows = run(&Job::Aggregators { k: 3 }, &cfg);
-        assert_eq!(rows.len(), 3);
+        // The two floors (J read once, the Gram), then the two methods.
+        assert_eq!(rows.len(), 4);
         assert!(rows.iter().all(|r| r["status"] != "failed"), "{rows:?}");
     }
 }
