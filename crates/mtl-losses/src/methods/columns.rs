@@ -241,11 +241,13 @@ impl<'a, T> Rows<'a, T> {
     }
 }
 
-/// The trimmed mean with t = 1, the default, in two passes per block. The first finds
-/// each column's largest value h and smallest l; the second sums the values strictly
-/// between them and counts the copies of h and of l. Dropping one copy of each, the
-/// kept sum is Σ_{l<v<h} v + (n_h − 1)·h + (n_l − 1)·l (h = l: all K values are equal,
-/// and so is their mean).
+/// The trimmed mean with t = 1, the default. A first pass finds each column's largest
+/// value h and smallest l; a second sums the values strictly between them and counts
+/// them. When that count is K − 2 in every column of the block (h and l occur once, and
+/// are finite), the sum is the kept sum. Otherwise (ties at an extreme, all values equal,
+/// or a NaN or Inf) a third pass counts the copies n_h of h and n_l of l and checks the
+/// entries, and dropping one copy of each keeps Σ_{l<v<h} v + (n_h − 1)·h + (n_l − 1)·l
+/// (h = l: all K values are equal, and so is their mean).
 struct TrimOne<'a, T> {
     rows: Rows<'a, T>,
     k: usize,
@@ -258,10 +260,10 @@ impl<T: Real> ColumnKernel<T> for TrimOne<'_, T> {
 
     #[inline(always)]
     fn block(&self, _: &mut (), c0: usize, out: &mut [T]) -> bool {
-        let w = out.len();
+        let (k, w) = (self.k, out.len());
         let mut high = [-T::INFINITY; BLOCK];
         let mut low = [T::INFINITY; BLOCK];
-        for r in 0..self.k {
+        for r in 0..k {
             let lanes = high
                 .iter_mut()
                 .zip(low.iter_mut())
@@ -272,28 +274,48 @@ impl<T: Real> ColumnKernel<T> for TrimOne<'_, T> {
             }
         }
         let mut middle = [T::ZERO; BLOCK];
+        let mut n_middle = [T::ZERO; BLOCK];
+        for r in 0..k {
+            let lanes = middle
+                .iter_mut()
+                .zip(n_middle.iter_mut())
+                .zip(self.rows.row(r, c0, w))
+                .zip(high.iter().zip(&low));
+            for (((m, n), &v), (&h, &l)) in lanes {
+                let inside = (v > l) & (v < h);
+                *m = *m + if inside { v } else { T::ZERO };
+                *n = *n + if inside { T::ONE } else { T::ZERO };
+            }
+        }
+        let kept = T::from_f64((k - 2) as f64);
+        let simple = n_middle[..w]
+            .iter()
+            .zip(&high)
+            .zip(&low)
+            .all(|((&n, h), l)| n == kept && h.is_finite() && l.is_finite());
+        if simple {
+            for (o, m) in out.iter_mut().zip(middle) {
+                *o = m / kept;
+            }
+            return true;
+        }
         let mut n_high = [T::ZERO; BLOCK];
         let mut n_low = [T::ZERO; BLOCK];
-        // v · 0 is ±0 for a finite v and NaN otherwise: one multiply-add per entry
-        // proves the block finite.
+        // v · 0 is ±0 for a finite v and NaN otherwise: it proves the block finite.
         let mut check = [T::ZERO; BLOCK];
-        for r in 0..self.k {
-            let acc = middle
+        for r in 0..k {
+            let lanes = n_high
                 .iter_mut()
-                .zip(n_high.iter_mut())
-                .zip(n_low.iter_mut());
-            let lanes = acc
+                .zip(n_low.iter_mut())
                 .zip(check.iter_mut())
                 .zip(self.rows.row(r, c0, w))
                 .zip(high.iter().zip(&low));
-            for (((((m, nh), nl), z), &v), (&h, &l)) in lanes {
-                *m = *m + if (v > l) & (v < h) { v } else { T::ZERO };
+            for ((((nh, nl), z), &v), (&h, &l)) in lanes {
                 *nh = *nh + if v == h { T::ONE } else { T::ZERO };
                 *nl = *nl + if v == l { T::ONE } else { T::ZERO };
                 *z = *z + v * T::ZERO;
             }
         }
-        let kept = T::from_f64((self.k - 2) as f64);
         let columns = out.iter_mut().zip(middle).zip(n_high.iter().zip(&n_low));
         for (((o, m), (&nh, &nl)), (&h, &l)) in columns.zip(high.iter().zip(&low)) {
             *o = if h == l {
@@ -421,31 +443,37 @@ impl<T: Real> ColumnKernel<T> for GradDropKernel<'_, T> {
         if !abs_total[..w].iter().all(|a| a.is_finite()) {
             return false;
         }
-        // s as ±1 or 0, computed as the libtorch path does: (total / |total| + 1) · ½.
+        // s = sign(P − U) as ±1 or 0, P computed as the libtorch path does:
+        // (total / |total| + 1) · ½. The kept part of g is then g clamped to [lo, hi] =
+        // [0, ∞] (s = 1: g where positive), [−∞, 0] (s = −1) or [0, 0] (s = 0: where
+        // P = U, or P is NaN for an all-zero column): the libtorch path's s·relu(s·g),
+        // exactly, in two vectorised min/max.
         let half = T::from_f64(0.5);
-        let mut side = [T::ZERO; BLOCK];
+        let mut lo = [T::ZERO; BLOCK];
+        let mut hi = [T::ZERO; BLOCK];
         let draws = &self.u[c0..c0 + w];
-        let lanes = side.iter_mut().zip(&total).zip(&abs_total).zip(draws);
-        for (((s, &t), &a), &u) in lanes {
+        let lanes = lo.iter_mut().zip(hi.iter_mut()).zip(&total).zip(&abs_total);
+        for ((((lo, hi), &t), &a), &u) in lanes.zip(draws) {
             let x = (t / a + T::ONE) * half - u;
-            let positive = if x > T::ZERO { T::ONE } else { T::ZERO };
-            let negative = if x < T::ZERO { T::ONE } else { T::ZERO };
-            // 0 where P = U, or P is NaN (an all-zero column).
-            *s = positive - negative;
+            *lo = if x < T::ZERO { -T::INFINITY } else { T::ZERO };
+            *hi = if x > T::ZERO { T::INFINITY } else { T::ZERO };
         }
         let mut sum = [T::ZERO; BLOCK];
         for r in 0..self.k {
-            let lanes = sum.iter_mut().zip(&side).zip(self.rows.row(r, c0, w));
+            let lanes = sum
+                .iter_mut()
+                .zip(lo.iter().zip(&hi))
+                .zip(self.rows.row(r, c0, w));
             match self.leak {
                 None => {
-                    for ((o, &s), &v) in lanes {
-                        *o = *o + keep(s, v);
+                    for ((o, (&lo, &hi)), &v) in lanes {
+                        *o = *o + clamp(v, lo, hi);
                     }
                 }
                 Some(l) => {
                     let (l, rest) = (l[r], T::ONE - l[r]);
-                    for ((o, &s), &v) in lanes {
-                        *o = *o + (l * v + rest * keep(s, v));
+                    for ((o, (&lo, &hi)), &v) in lanes {
+                        *o = *o + (l * v + rest * clamp(v, lo, hi));
                     }
                 }
             }
@@ -455,12 +483,15 @@ impl<T: Real> ColumnKernel<T> for GradDropKernel<'_, T> {
     }
 }
 
-/// s · max(s·g, 0) for s ∈ {−1, 0, 1}: g where g has the sign s, 0 elsewhere, exactly
-/// (the libtorch path's s·relu(s·g)).
+/// v clamped to [lo, hi] (a finite v), as a max then a min.
 #[inline(always)]
-fn keep<T: Real>(s: T, v: T) -> T {
-    let x = s * v;
-    s * if x > T::ZERO { x } else { T::ZERO }
+fn clamp<T: Real>(v: T, lo: T, hi: T) -> T {
+    let x = if v > lo { v } else { lo };
+    if x < hi {
+        x
+    } else {
+        hi
+    }
 }
 
 #[cfg(test)]
