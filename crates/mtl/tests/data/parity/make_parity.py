@@ -248,7 +248,7 @@ def write_workload(workload, rows):
     for k, y in enumerate(ys):
         tensors[f'data.y{k}'] = y.contiguous()
     save_file(tensors, os.path.join(HERE, f'{workload}_init.safetensors'),
-              metadata={'generator': 'make_parity.py', 'torch': torch.__version__})
+              metadata={'generator': f'make_parity.py, torch {torch.__version__}'})
     for method in ('ew', 'mgda'):
         record = train(workload, init_state, x, ys, method)
         record.update({'workload': workload, 'method': method, 'steps': STEPS, 'lr': LR,
