@@ -2,7 +2,7 @@
 //! tasks, the hard-sharing architecture, and the trainer settings, which are
 //! [`TrainerConfig`] itself, so every trainer option is available under `[train]`.
 
-use mtl::core::{Error, Result};
+use mtl::core::{Error, Init, Result};
 use mtl::data::TargetKind;
 use mtl::heads::RegressionLoss;
 use mtl::TrainerConfig;
@@ -115,6 +115,13 @@ pub struct ModelConfig {
     /// Dropout after each hidden layer.
     #[serde(default)]
     pub dropout: f64,
+    /// How the trunk's layers start: `"pytorch"` (the default, as `torch.nn.Linear`),
+    /// `"kaiming_relu"`, `"xavier_uniform"`, `"zeros"` or `{ uniform = { bound = … } }`.
+    #[serde(default)]
+    pub init: Init,
+    /// How the heads start, when not as the trunk (e.g. `"zeros"`).
+    #[serde(default)]
+    pub head_init: Option<Init>,
 }
 
 fn default_hidden() -> Vec<i64> {
@@ -126,6 +133,8 @@ impl Default for ModelConfig {
         ModelConfig {
             hidden: default_hidden(),
             dropout: 0.0,
+            init: Init::default(),
+            head_init: None,
         }
     }
 }
@@ -198,6 +207,10 @@ impl RunConfig {
                 "model.hidden must list positive widths, got {:?}",
                 self.model.hidden
             )));
+        }
+        self.model.init.check()?;
+        if let Some(init) = self.model.head_init {
+            init.check()?;
         }
         if !(0.0..1.0).contains(&self.model.dropout) {
             return Err(Error::config(format!(

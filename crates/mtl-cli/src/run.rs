@@ -3,6 +3,7 @@
 //! baselines for Δm, and write the report and plots.
 
 use crate::config::{RunConfig, TargetConfig};
+use mtl::core::init::{self, Init};
 use mtl::core::{Error, Result};
 use mtl::data::{read_csv, CsvSpec, CsvTarget, Standardizer, TargetData};
 use mtl::heads::{BinaryHead, ClassificationHead, RegressionHead};
@@ -51,6 +52,7 @@ pub fn build_model(
     let width = *sizes.last().unwrap_or(&1);
     let trunk = MlpConfig::new(sizes)
         .dropout(cfg.model.dropout)
+        .init(cfg.model.init)
         .build(&(vs.root() / "trunk"))?;
     let mut heads: Vec<Box<dyn TaskHead>> = Vec::with_capacity(targets.len());
     for (k, (task, target)) in data.tasks().iter().zip(targets).enumerate() {
@@ -72,6 +74,11 @@ pub fn build_model(
             )?),
         };
         heads.push(head);
+    }
+    // The heads are built as torch.nn.Linear; another start is drawn over them.
+    let head_init = cfg.model.head_init.unwrap_or(cfg.model.init);
+    if head_init != Init::default() {
+        init::reinit(&vs, |name| name.contains(".head."), head_init)?;
     }
     MultiTaskModel::new(vs, HardSharing::new(trunk, targets.len())?, heads)
 }

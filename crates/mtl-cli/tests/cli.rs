@@ -119,3 +119,28 @@ fn bad_configs_fail_with_a_message() {
     assert!(err.contains("unknown method `nope`"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn model_init_is_configurable() {
+    use mtl::core::Init;
+    let text = std::fs::read_to_string(repo().join("examples/configs/olive.toml")).unwrap();
+    let default: mtl_cli::RunConfig = toml::from_str(&text).unwrap();
+    assert_eq!(default.model.init, Init::Pytorch);
+    let text = text.replace(
+        "dropout = 0.1",
+        "dropout = 0.1\ninit = \"kaiming_relu\"\nhead_init = \"zeros\"",
+    );
+    let cfg: mtl_cli::RunConfig = toml::from_str(&text).unwrap();
+    assert_eq!(
+        (cfg.model.init, cfg.model.head_init),
+        (Init::KaimingRelu, Some(Init::Zeros))
+    );
+    let data = mtl::data::olive_oil(mtl::data::data_dir()).unwrap();
+    let targets: Vec<&mtl_cli::config::TargetConfig> = cfg.data.targets.iter().collect();
+    let model = mtl_cli::run::build_model(&cfg, &data, &targets).unwrap();
+    let vars = model.var_store().variables();
+    let max = |n: &str| vars[n].abs().max().double_value(&[]);
+    // The trunk reads 8 fatty acids: tch's old bound √(6/8), not PyTorch's 1/√8.
+    assert!(max("trunk.0.weight") > 1.0 / 8f64.sqrt());
+    assert_eq!(max("task0.head.weight") + max("task1.head.bias"), 0.0);
+}
