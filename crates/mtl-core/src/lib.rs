@@ -16,6 +16,7 @@ pub mod arch;
 pub mod checkpoint;
 pub mod device;
 mod error;
+pub mod files;
 pub mod jacobian;
 pub mod optim;
 pub mod params;
