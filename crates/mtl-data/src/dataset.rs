@@ -6,6 +6,11 @@ use mtl_core::{derive_rng, Error, Result, SeededRng};
 use ndarray::{Array2, Axis};
 use rand::seq::SliceRandom;
 
+/// The most classes a classification task may have: a class count is inferred from the
+/// largest label, and a column of identifiers or amounts read as classes would otherwise
+/// ask its head for billions of outputs (terabytes of weights) instead of failing.
+pub const MAX_CLASSES: usize = 1 << 20;
+
 /// Features `[n, F]` and K ≥ 1 tasks, each with a target for every one of the `n` rows
 /// (some possibly unlabelled). Construction validates everything, so a dataset that
 /// exists is consistent: equal row counts, finite features, labels in range.
@@ -440,6 +445,20 @@ fn validate_task(k: usize, task: &mut TaskData, n: usize) -> Result<()> {
             if *classes == 0 {
                 return Err(Error::config(format!(
                     "task `{name}` is a classification task with 0 classes"
+                )));
+            }
+            if *classes > MAX_CLASSES {
+                let largest = labels
+                    .iter()
+                    .enumerate()
+                    .filter(|(row, _)| labelled[*row])
+                    .max_by_key(|(_, l)| **l)
+                    .map(|(row, l)| format!(" (label {l} at row {row})"))
+                    .unwrap_or_default();
+                return Err(Error::config(format!(
+                    "task `{name}` would have {classes} classes{largest}, more than the \
+                     {MAX_CLASSES} supported: is the column an identifier or a number to \
+                     regress rather than a class?"
                 )));
             }
             for (row, l) in labels.iter_mut().enumerate() {

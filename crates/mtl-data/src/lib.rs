@@ -52,7 +52,7 @@ pub use census::{
     census_income, CensusConfig, CensusGroup, CensusIncome, CENSUS_COLLEGE_EDUCATION,
     CENSUS_COLUMNS, CENSUS_NUMERIC,
 };
-pub use dataset::{MultiTaskDataset, Split, SplitRows};
+pub use dataset::{MultiTaskDataset, Split, SplitRows, MAX_CLASSES};
 pub use idx::{parse_idx, read_idx};
 pub use locate::{cache_data_dir, data_dir, data_root};
 pub use mmoe_synthetic::{mmoe_synthetic, MmoeSyntheticConfig};

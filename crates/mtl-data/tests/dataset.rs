@@ -1,7 +1,10 @@
 //! Validation of `MultiTaskDataset::new`, splits and the standardizer.
 
 use mtl_core::Error;
-use mtl_data::{MultiTaskDataset, Standardizer, TaskData};
+use mtl_data::{
+    parse_csv, CsvSpec, CsvTarget, MultiTaskDataset, Standardizer, TargetKind, TaskData,
+    MAX_CLASSES,
+};
 use ndarray::{array, Array1, Array2};
 
 fn features(n: usize, f: usize) -> Array2<f32> {
@@ -62,6 +65,36 @@ fn label_out_of_range_names_task_and_row() {
             ..
         })
     ));
+}
+
+/// A class count is the largest label plus one: a label of 99,999,999,999 asked the head
+/// for 10¹¹ outputs (12.8 TB of weights), and one of i64::MAX wrapped the count to
+/// −2⁶³ ("label 1 out of range 0..-9223372036854775808"). Both are refused by name.
+#[test]
+fn class_counts_beyond_the_bound_are_refused_naming_the_label() {
+    let err = MultiTaskDataset::new(
+        features(3, 1),
+        vec![TaskData::classes("c", array![0, 5, 1], MAX_CLASSES + 1)],
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("label 5 at row 1"), "{err}");
+    let spec = CsvSpec::new(vec![CsvTarget::new("y", TargetKind::Classes)]);
+    for label in ["99999999999", &i64::MAX.to_string()] {
+        let csv = format!("x,y\n0.5,1\n1.5,{label}\n2.5,0\n");
+        let err = parse_csv(csv.as_bytes(), &spec).unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.contains(&format!("label {label} at row 1")) && message.contains("classes"),
+            "{message}"
+        );
+        assert!(!message.contains("out of range 0..-"), "{message}");
+    }
+    // At the bound itself, a dataset is fine.
+    let ok = MultiTaskDataset::new(
+        features(2, 1),
+        vec![TaskData::classes("c", array![0, 1], MAX_CLASSES)],
+    );
+    assert!(ok.is_ok());
 }
 
 #[test]
