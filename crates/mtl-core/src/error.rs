@@ -127,20 +127,22 @@ pub enum Error {
     },
     /// A task's training loss grew by orders of magnitude while staying finite: the run
     /// has diverged (a learning rate far too high, exploding gradients).
-    #[error("training diverged: the loss of task {task} (`{name}`) reached {loss:.4e} at step {step}, over {factor:e} times its reference {reference:.4e} (its loss on the run's first step); lower the learning rate or clip gradients (the guard is `divergence` in the trainer configuration)")]
+    #[error("training diverged: the loss of task {task} (`{name}`) reached {loss:.4e} at step {step}, over {factor:e} times its reference {reference:.4e} (its first loss of the run) for {steps} steps in a row; lower the learning rate or clip gradients (`divergence` in the trainer configuration sets or disables this guard)")]
     Diverged {
         /// The task index.
         task: usize,
         /// The task name.
         name: String,
-        /// The training step (0-based) whose loss crossed the bound.
+        /// The training step (0-based) that ended the run.
         step: u64,
-        /// The loss at that step.
+        /// The task's loss (absolute value) at that step.
         loss: f64,
         /// The task's reference loss.
         reference: f64,
         /// The allowed growth factor.
         factor: f64,
+        /// The consecutive steps over the bound that count as a divergence.
+        steps: u64,
     },
 }
 

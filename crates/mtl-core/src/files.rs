@@ -225,6 +225,41 @@ pub fn same_file(a: &Path, b: &Path) -> bool {
     normalised(a) == normalised(b)
 }
 
+/// Refuses outputs that would overwrite an input or each other: every output is
+/// compared with every input and every other output by [`same_file`], and a clash is an
+/// [`Error::Config`] naming both (each path comes with what it is, such as
+/// `"checkpoint"` or `"the input CSV"`).
+///
+/// ```
+/// use std::path::Path;
+/// let csv = Path::new("data/train.csv");
+/// let inputs = [("the input CSV", csv)];
+/// let ok = [("report", Path::new("runs/a/report.json"))];
+/// assert!(mtl_core::files::check_distinct(&inputs, &ok).is_ok());
+/// let clash = [("checkpoint", Path::new("data/./train.csv"))];
+/// let err = mtl_core::files::check_distinct(&inputs, &clash).unwrap_err();
+/// assert!(err.to_string().contains("checkpoint"));
+/// ```
+pub fn check_distinct(inputs: &[(&str, &Path)], outputs: &[(&str, &Path)]) -> Result<()> {
+    for (i, (what, out)) in outputs.iter().enumerate() {
+        let earlier = outputs[..i].iter().map(|(w, p)| (w, p, "another output"));
+        let clash = inputs
+            .iter()
+            .map(|(w, p)| (w, p, "an input"))
+            .chain(earlier)
+            .find(|(_, p, _)| same_file(out, p));
+        if let Some((other, other_path, kind)) = clash {
+            return Err(Error::config(format!(
+                "the {what} `{}` is the same file as {kind}, the {other} `{}`: writing it \
+                 would destroy that; choose another path",
+                out.display(),
+                other_path.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// `path` with its directory made canonical (the file itself may not exist yet).
 fn normalised(path: &Path) -> PathBuf {
     if let Ok(p) = std::fs::canonicalize(path) {

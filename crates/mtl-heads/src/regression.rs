@@ -20,7 +20,7 @@ fn default_huber_delta() -> f64 {
 
 /// The training loss of a [`RegressionHead`].
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum RegressionLoss {
     /// Mean squared error: the Gaussian negative log-likelihood up to constants.
     #[default]
@@ -460,6 +460,8 @@ mod tests {
             assert_eq!(serde_json::to_string(&loss).unwrap(), json);
             assert_eq!(serde_json::from_str::<RegressionLoss>(json).unwrap(), loss);
         }
+        let misspelt = serde_json::from_str::<RegressionLoss>(r#"{"huber":{"delt":2.0}}"#);
+        assert!(misspelt.unwrap_err().to_string().contains("delt"));
         let default: RegressionLoss = serde_json::from_str(r#"{"huber":{}}"#).unwrap();
         assert_eq!(default, RegressionLoss::huber());
     }
