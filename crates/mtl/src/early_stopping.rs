@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 /// The validation quantity that decides the best epoch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Monitor {
     /// The sum of the task losses (lower is better).
     TotalLoss,
@@ -58,6 +58,7 @@ impl Monitor {
 /// Stop when the monitored score has not improved for `patience` epochs, and restore
 /// the weights of the best epoch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct EarlyStopping {
     /// What to watch.
     pub monitor: Monitor,

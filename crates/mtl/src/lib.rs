@@ -15,6 +15,7 @@
 mod baselines;
 mod delta_m;
 pub mod diagnostics;
+mod divergence;
 mod early_stopping;
 mod evaluate;
 mod freeze;
@@ -31,6 +32,7 @@ mod trainer;
 pub use baselines::Baselines;
 pub use delta_m::{DeltaM, TaskDelta};
 pub use diagnostics::{DiagnosticsConfig, GradientSample};
+pub use divergence::DivergenceGuard;
 pub use early_stopping::{EarlyStopping, Monitor};
 pub use evaluate::{evaluate, evaluate_multi_input, Evaluation};
 pub use model::{Forward, MultiTaskModel, TaskForward};
@@ -38,7 +40,7 @@ pub use report::{EpochRecord, RunReport};
 pub use step::{
     backward_multi_input_step, backward_step, train_step, GradMode, StepData, StepOutcome,
 };
-pub use trainer::{CheckpointPolicy, Trainer, TrainerConfig};
+pub use trainer::{CheckpointPolicy, Trainer, TrainerConfig, MAX_EPOCHS};
 
 pub use mtl_core as core;
 pub use mtl_data as data;

@@ -78,4 +78,11 @@ impl RunReport {
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("reports contain only plain data")
     }
+
+    /// Writes [`RunReport::to_json`] to `path` atomically: into a temporary file beside
+    /// it, renamed over it, so a reader sees the old report or the new one, never an
+    /// empty or torn file.
+    pub fn save(&self, path: impl AsRef<std::path::Path>) -> Result<()> {
+        mtl_core::files::write_atomically(path.as_ref(), self.to_json().as_bytes())
+    }
 }

@@ -7,13 +7,14 @@
 //! every epoch, so a run resumed from an epoch-end checkpoint continues bit for bit.
 
 use crate::diagnostics::{self, DiagnosticsConfig};
+use crate::divergence::DivergenceGuard;
 use crate::early_stopping::EarlyStopping;
 use crate::freeze::FreezeGuard;
 use crate::model::MultiTaskModel;
 use crate::plan::Plan;
 use crate::progress::{should_draw, Progress};
 use crate::report::{EpochRecord, RunReport};
-use crate::run_state::{self, Parts, RunState};
+use crate::run_state::{self, Parts, RunState, Start};
 use crate::step::{train_step, GradMode, StepOutcome};
 use crate::task_optimizers::TaskOptimizers;
 use mtl_core::{clip_grad_norm, derive_rng, params, Error, LrSchedule, OptimizerConfig, Result};
@@ -24,10 +25,15 @@ use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Instant;
 
+/// The most epochs a run may ask for: far beyond any real run, and small enough that
+/// step counts (epochs × steps per epoch) stay exact integers.
+pub const MAX_EPOCHS: usize = 100_000_000;
+
 /// Trainer settings (plain data: serialisable into the report and from config files,
-/// where every field may be left out for its [`Default`]).
+/// where every field may be left out for its [`Default`], and a field that is not one
+/// of these is an error rather than silently ignored).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct TrainerConfig {
     /// The maximum number of epochs.
     pub epochs: usize,
@@ -71,6 +77,10 @@ pub struct TrainerConfig {
     /// [`TaskSampling::All`](mtl_data::TaskSampling::All) and by [`Trainer::fit`]).
     #[serde(default = "one")]
     pub tasks_per_step: usize,
+    /// Stop with [`Error::Diverged`] when a task's loss grows by orders of magnitude
+    /// (on by default; see [`DivergenceGuard`] for the rule).
+    #[serde(default)]
+    pub divergence: DivergenceGuard,
 }
 
 fn one() -> usize {
@@ -83,11 +93,18 @@ fn yes() -> bool {
 
 /// When and where the trainer writes checkpoints: the file is replaced atomically every
 /// `every_epochs` epochs and after the last one.
+///
+/// Before the first step the fit locks the file against a second run (a `.NAME.lock`
+/// beside it), checks that its directory is writable, and refuses to start if the path
+/// holds anything but a checkpoint of this same run (or the one it resumes from): a
+/// checkpoint never replaces an input, another output or another run's checkpoint.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CheckpointPolicy {
     /// The checkpoint file (safetensors; `.safetensors` is the natural extension).
     pub path: PathBuf,
-    /// Epochs between checkpoints (≥ 1).
+    /// Epochs between checkpoints (≥ 1; 1 when left out).
+    #[serde(default = "one")]
     pub every_epochs: usize,
 }
 
@@ -124,6 +141,7 @@ impl Default for TrainerConfig {
             progress: true,
             drop_last: false,
             tasks_per_step: 1,
+            divergence: DivergenceGuard::default(),
         }
     }
 }
@@ -206,24 +224,70 @@ impl TrainerConfig {
         self.tasks_per_step = n;
         self
     }
+    /// Sets (or, with [`DivergenceGuard::off`], turns off) the divergence guard.
+    pub fn divergence(mut self, guard: DivergenceGuard) -> Self {
+        self.divergence = guard;
+        self
+    }
 
-    fn check(&self) -> Result<()> {
+    /// Checks every setting's range, as [`Trainer::new`] does: positive epochs (at most
+    /// [`MAX_EPOCHS`]) and batch size, non-empty prefixes to freeze, a valid optimiser,
+    /// schedule, checkpoint policy, diagnostics and divergence guard.
+    ///
+    /// ```
+    /// use mtl::TrainerConfig;
+    /// assert!(TrainerConfig::default().check().is_ok());
+    /// assert!(TrainerConfig::default().epochs(usize::MAX).check().is_err());
+    /// assert!(TrainerConfig::default().freeze("").check().is_err());
+    /// ```
+    pub fn check(&self) -> Result<()> {
         if self.epochs == 0 || self.batch_size == 0 {
             return Err(Error::config(format!(
                 "epochs and batch_size must be positive, got {} and {}",
                 self.epochs, self.batch_size
             )));
         }
+        if self.epochs > MAX_EPOCHS {
+            return Err(Error::config(format!(
+                "epochs must be at most {MAX_EPOCHS}, got {}",
+                self.epochs
+            )));
+        }
         if self.tasks_per_step == 0 {
             return Err(Error::config("tasks_per_step must be at least 1"));
         }
+        // An empty prefix is a prefix of every name: it would freeze the whole model
+        // and train nothing.
+        if let Some(i) = self.frozen.iter().position(|p| p.trim().is_empty()) {
+            return Err(Error::config(format!(
+                "frozen[{i}] is empty: each entry is the var-store name prefix of the \
+                 parameters to keep fixed (such as `trunk.0.`), and an empty one would \
+                 freeze every parameter"
+            )));
+        }
+        self.optimizer.check()?;
         self.lr_schedule.check()?;
+        self.divergence.check()?;
         if let Some(d) = &self.diagnostics {
             d.check()?;
         }
         if let Some(c) = &self.checkpoint {
             if c.every_epochs == 0 {
                 return Err(Error::config("checkpoint every_epochs must be at least 1"));
+            }
+            if c.path.file_name().is_none() {
+                return Err(Error::config(format!(
+                    "checkpoint path `{}` does not name a file",
+                    c.path.display()
+                )));
+            }
+        }
+        if let Some(es) = &self.early_stopping {
+            if !(es.min_delta.is_finite() && es.min_delta >= 0.0) {
+                return Err(Error::config(format!(
+                    "early_stopping.min_delta must be finite and non-negative, got {}",
+                    es.min_delta
+                )));
             }
         }
         if let Some(c) = self.clip_grad_norm {
@@ -243,6 +307,8 @@ pub struct Trainer {
     config: TrainerConfig,
     pub(crate) method: Option<Method>,
     pub(crate) resume: Option<PathBuf>,
+    force_resume: bool,
+    preprocessing: serde_json::Value,
 }
 
 /// Closes an epoch of either training loop: logs it, lets early stopping observe its
@@ -296,6 +362,8 @@ impl Trainer {
             config,
             method: None,
             resume: None,
+            force_resume: false,
+            preprocessing: serde_json::Value::Null,
         })
     }
 
@@ -311,8 +379,31 @@ impl Trainer {
     /// checkpoint policy, on the same data). The model's weights, the optimiser, the
     /// method's state, the batch order and the early-stopping state all continue from
     /// the checkpoint, so the result equals that of an uninterrupted run.
+    ///
+    /// The checkpoint records what the run trained on: the training rows and a SHA-256
+    /// of their features and targets, the [preprocessing](Trainer::preprocessing), the
+    /// configuration, and the epoch count when the learning-rate schedule spreads over
+    /// the run's total steps. Resuming with any of them different is an
+    /// [`Error::Checkpoint`] naming what differs, unless [`Trainer::force_resume`].
     pub fn resume_from(mut self, path: impl Into<PathBuf>) -> Self {
         self.resume = Some(path.into());
+        self
+    }
+
+    /// With `true`, a resume whose data, preprocessing or configuration differ from the
+    /// checkpoint's goes ahead with a warning naming each difference instead of failing
+    /// (tasks, method and model shapes must still match: they cannot be restored
+    /// otherwise).
+    pub fn force_resume(mut self, force: bool) -> Self {
+        self.force_resume = force;
+        self
+    }
+
+    /// Describes how the data given to the fit was prepared (for instance
+    /// `{"standardize": true}`): stored in checkpoints, and a resume with a different
+    /// description is refused, naming the fields that differ.
+    pub fn preprocessing(mut self, description: serde_json::Value) -> Self {
+        self.preprocessing = description;
         self
     }
 
@@ -405,19 +496,22 @@ impl Trainer {
             .ok_or_else(|| Error::config(format!("{} epochs is too many steps", cfg.epochs)))?;
         let base_lr = cfg.optimizer.lr();
 
-        let mut state = match self.resume.take() {
-            Some(path) => run_state::load(
-                &path,
-                &mut Parts {
-                    cfg: &cfg,
-                    model,
-                    method: &mut method,
-                    optimizer: &mut opt,
-                    plan: &mut plan,
-                },
-            )?,
-            None => RunState::default(),
-        };
+        // Before the first step: the checkpoint file is locked and this run's to write,
+        // and a resumed run matches its checkpoint.
+        let (mut state, _checkpoint_lock) = run_state::start(
+            Start {
+                resume: self.resume.take(),
+                force: self.force_resume,
+                preprocessing: &self.preprocessing,
+            },
+            &mut Parts {
+                cfg: &cfg,
+                model,
+                method: &mut method,
+                optimizer: &mut opt,
+                plan: &mut plan,
+            },
+        )?;
 
         let start = Instant::now();
         let progress = Progress::new(
@@ -467,6 +561,11 @@ impl Trainer {
                     None => 0.0,
                 };
                 let drawn = data.drawn(k);
+                state
+                    .divergence
+                    .observe(&cfg.divergence, &out.losses, &drawn, step, |t| {
+                        model.task_names().swap_remove(t)
+                    })?;
                 opt.step(&drawn)?;
                 sums.add(&out, &drawn, norm);
                 tracing::trace!(step, losses = ?out.losses, "step");
