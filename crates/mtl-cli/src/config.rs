@@ -1,13 +1,23 @@
 //! The run configuration file (TOML or JSON): where the data is and which columns are
 //! tasks, the hard-sharing architecture, and the trainer settings, which are
 //! [`TrainerConfig`] itself, so every trainer option is available under `[train]`.
+//!
+//! Reading is strict: a key that is not a setting, in any table or nested table, is an
+//! error naming the key, its table and the closest valid key (`momentm` → `momentum`,
+//! `learning_rate` under `[train]` → `optimizer.lr`), rather than a setting silently
+//! ignored; and every value's range is checked before any data is read.
 
 use mtl::core::{Error, Result};
-use mtl::data::TargetKind;
+use mtl::data::{TargetKind, MAX_CLASSES};
 use mtl::heads::RegressionLoss;
 use mtl::TrainerConfig;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+
+/// The widest hidden layer a config may ask for (a typo such as `hidden = [640000000]`
+/// would otherwise try to allocate gigabytes before failing).
+pub const MAX_WIDTH: i64 = 1 << 20;
 
 /// A whole run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -156,33 +166,70 @@ impl Default for OutputConfig {
 }
 
 impl RunConfig {
-    /// Reads a config file: JSON for a `.json` extension, TOML otherwise.
+    /// Reads a config file: JSON for a `.json` extension, TOML otherwise (see
+    /// [`RunConfig::parse`]), and checks it.
     pub fn read(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
             path: path.to_path_buf(),
             source,
         })?;
-        let parse_error = |line: u64, message: String| Error::Parse {
-            path: path.to_path_buf(),
-            line,
-            message,
-        };
-        let cfg: RunConfig = if path.extension().is_some_and(|e| e == "json") {
-            serde_json::from_str(&text).map_err(|e| parse_error(e.line() as u64, e.to_string()))?
-        } else {
-            toml::from_str(&text).map_err(|e| {
-                let line = e
-                    .span()
-                    .map(|s| text[..s.start.min(text.len())].lines().count().max(1) as u64)
-                    .unwrap_or(1);
-                parse_error(line, e.message().to_string())
-            })?
-        };
+        let cfg = Self::parse(&text, path)?;
         cfg.check()?;
         Ok(cfg)
     }
 
-    /// Checks what serde cannot: at least one target, sensible fractions and widths.
+    /// Parses config text, JSON when `path` ends in `.json` and TOML otherwise (`path`
+    /// only names the file in errors). An unknown key anywhere is an [`Error::Parse`]
+    /// naming the key, its table and the closest valid key.
+    ///
+    /// ```
+    /// use mtl_cli::RunConfig;
+    /// use std::path::Path;
+    /// let text = "[data]\ncsv = \"d.csv\"\ntargets = [{ column = \"y\", kind = \"classes\" }]\n\
+    ///             [train]\noptimizer = { kind = \"sgd\", lr = 0.1, momentm = 0.9 }\n";
+    /// let err = RunConfig::parse(text, Path::new("run.toml")).unwrap_err().to_string();
+    /// assert!(err.starts_with("run.toml:5: unknown key `momentm` in [train.optimizer]"), "{err}");
+    /// assert!(err.contains("did you mean `momentum`?"), "{err}");
+    /// ```
+    pub fn parse(text: &str, path: &Path) -> Result<Self> {
+        let parse_error = |line: usize, message: String| Error::Parse {
+            path: path.to_path_buf(),
+            line: line as u64,
+            message,
+        };
+        if path.extension().is_some_and(|e| e == "json") {
+            // serde_json appends the position, which the error's line replaces.
+            let json_error = |table: &str, e: serde_json::Error| {
+                let message = e.to_string();
+                let message = match message.rfind(" at line ") {
+                    Some(at) => &message[..at],
+                    None => &message,
+                };
+                parse_error(e.line().max(1), explain(table, message))
+            };
+            let mut de = serde_json::Deserializer::from_str(text);
+            let cfg = serde_path_to_error::deserialize::<_, RunConfig>(&mut de)
+                .map_err(|e| json_error(&e.path().to_string(), e.into_inner()))?;
+            de.end().map_err(|e| json_error("", e))?;
+            return Ok(cfg);
+        }
+        let line_of = |e: &toml::de::Error| {
+            e.span()
+                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
+                .unwrap_or(1)
+        };
+        let de = toml::Deserializer::parse(text)
+            .map_err(|e| parse_error(line_of(&e), e.message().to_string()))?;
+        serde_path_to_error::deserialize::<_, RunConfig>(de).map_err(|e| {
+            let table = e.path().to_string();
+            let inner = e.into_inner();
+            parse_error(line_of(&inner), explain(&table, inner.message()))
+        })
+    }
+
+    /// Checks what serde cannot, before any data is read: at least one target, sensible
+    /// fractions, widths and class codes, and every trainer setting's range
+    /// ([`TrainerConfig::check`]).
     pub fn check(&self) -> Result<()> {
         if self.data.targets.is_empty() {
             return Err(Error::config("data.targets must name at least one column"));
@@ -193,9 +240,15 @@ impl RunConfig {
                 "data.validation ({v}) and data.test ({t}) must be fractions leaving rows to train on"
             )));
         }
-        if self.model.hidden.is_empty() || self.model.hidden.iter().any(|&w| w < 1) {
+        if self.model.hidden.is_empty()
+            || self
+                .model
+                .hidden
+                .iter()
+                .any(|&w| !(1..=MAX_WIDTH).contains(&w))
+        {
             return Err(Error::config(format!(
-                "model.hidden must list positive widths, got {:?}",
+                "model.hidden must list widths from 1 to {MAX_WIDTH}, got {:?}",
                 self.model.hidden
             )));
         }
@@ -212,6 +265,16 @@ impl RunConfig {
                     t.column
                 )));
             }
+            if let Some(first) = t.first_class {
+                // Class codes are non-negative and below the class bound.
+                if !(0..MAX_CLASSES as i64).contains(&first) {
+                    return Err(Error::config(format!(
+                        "target `{}`: first_class must be from 0 to {}, got {first}",
+                        t.column,
+                        MAX_CLASSES - 1
+                    )));
+                }
+            }
             if t.loss.is_some() && t.kind != TargetKindConfig::Regression {
                 return Err(Error::config(format!(
                     "target `{}`: a loss is only chosen for regression targets",
@@ -219,7 +282,7 @@ impl RunConfig {
                 )));
             }
         }
-        Ok(())
+        self.train.check()
     }
 
     /// The CSV file: beside the config file, else under the data directory.
@@ -241,5 +304,182 @@ impl RunConfig {
         } else {
             beside
         }
+    }
+}
+
+/// "in [table]" for a dotted path, "at the top level" for the root.
+fn table_name(table: &str) -> String {
+    if table.is_empty() || table == "." {
+        "at the top level".into()
+    } else {
+        format!("in [{table}]")
+    }
+}
+
+/// The names between backticks in `text`, in order.
+fn backticked(text: &str) -> Vec<&str> {
+    text.split('`').skip(1).step_by(2).collect()
+}
+
+/// Rewrites serde's "unknown field" and "unknown variant" messages to name the table
+/// and suggest the closest valid name; other messages gain the table they arose in.
+fn explain(table: &str, message: &str) -> String {
+    let (what, rest) = if let Some(rest) = message.strip_prefix("unknown field ") {
+        ("key", rest)
+    } else if let Some(rest) = message.strip_prefix("unknown variant ") {
+        ("value", rest)
+    } else if table.is_empty() || table == "." {
+        return message.to_string();
+    } else {
+        return format!("{message} ({})", table_name(table));
+    };
+    let names = backticked(rest);
+    let Some((&unknown, valid)) = names.split_first() else {
+        return format!("{message} ({})", table_name(table));
+    };
+    // The error's path ends with the key itself when serde saw it as a map key (plain
+    // structs), or with the key whose value is unknown (enum variants); it stops at the
+    // table for internally tagged enums.
+    let (parent, last) = match table.rfind('.') {
+        Some(at) => (&table[..at], &table[at + 1..]),
+        None => ("", table),
+    };
+    let table = if what == "key" && last == unknown {
+        parent
+    } else {
+        table
+    };
+    let mut text = if what == "value" && !last.is_empty() && !last.ends_with(']') {
+        format!(
+            "unknown value `{unknown}` for `{last}` {}",
+            table_name(parent)
+        )
+    } else {
+        format!("unknown {what} `{unknown}` {}", table_name(table))
+    };
+    let suggestion = closest(unknown, valid).map(str::to_string).or_else(|| {
+        (what == "key")
+            .then(|| nested_suggestion(table, unknown))
+            .flatten()
+    });
+    if let Some(s) = suggestion {
+        text += &format!("; did you mean `{s}`?");
+    }
+    if valid.is_empty() {
+        text += " (it takes no keys)";
+    } else {
+        let kind = if what == "key" { "keys" } else { "values" };
+        text += &format!(" (valid {kind}: {})", valid.join(", "));
+    }
+    text
+}
+
+/// The valid name closest to `name`: the same up to case and `-`/`_`, its initials
+/// (`learning_rate` → `lr`), or within a small edit distance (`momentm` → `momentum`).
+fn closest<'a>(name: &str, valid: &[&'a str]) -> Option<&'a str> {
+    let norm = |s: &str| s.to_ascii_lowercase().replace('-', "_");
+    let name = norm(name);
+    let initials = |s: &str| -> String { s.split('_').filter_map(|w| w.chars().next()).collect() };
+    if let Some(v) = valid.iter().find(|v| norm(v) == name) {
+        return Some(v);
+    }
+    if let Some(v) = valid
+        .iter()
+        .find(|v| name.contains('_') && initials(&name) == norm(v))
+    {
+        return Some(v);
+    }
+    // An abbreviation (`param` → `parameters`) names one valid key.
+    let mut extending = valid
+        .iter()
+        .filter(|v| name.len() >= 3 && norm(v).starts_with(&name));
+    if let (Some(v), None) = (extending.next(), extending.next()) {
+        return Some(v);
+    }
+    valid
+        .iter()
+        .map(|v| (strsim::damerau_levenshtein(&name, &norm(v)), *v))
+        .filter(|(d, v)| *d <= (v.len() / 3).max(1))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, v)| v)
+}
+
+/// The keys of the tables nested in `table`, found by asking serde for the fields of a
+/// probe (so the list follows the types): a key misplaced one level too high, such as
+/// `lr` or `learning_rate` directly under `[train]`, is pointed to its table.
+fn nested_suggestion(table: &str, name: &str) -> Option<String> {
+    let nested: Vec<(&str, Vec<String>)> = match table {
+        "" | "." => vec![
+            ("data", fields_of::<DataConfig>("{}")),
+            ("model", fields_of::<ModelConfig>("{}")),
+            ("train", fields_of::<TrainerConfig>("{}")),
+            ("output", fields_of::<OutputConfig>("{}")),
+        ],
+        "train" => {
+            let mut optimizer = fields_of::<mtl::core::OptimizerConfig>(r#""kind":"sgd","#);
+            optimizer.extend(fields_of::<mtl::core::OptimizerConfig>(r#""kind":"adam","#));
+            optimizer.sort();
+            optimizer.dedup();
+            vec![
+                ("optimizer", optimizer),
+                ("early_stopping", fields_of::<mtl::EarlyStopping>("{}")),
+                ("checkpoint", fields_of::<mtl::CheckpointPolicy>("{}")),
+                ("diagnostics", fields_of::<mtl::DiagnosticsConfig>("{}")),
+                ("divergence", fields_of::<mtl::DivergenceGuard>("{}")),
+            ]
+        }
+        _ => Vec::new(),
+    };
+    nested.iter().find_map(|(child, keys)| {
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        closest(name, &keys).map(|k| format!("{child}.{k}"))
+    })
+}
+
+/// The field names serde expects for `T`, from the error of a probe with one unknown
+/// key (`prefix` holds what must come first, such as an enum's tag, or `{}` for none).
+fn fields_of<T: DeserializeOwned>(prefix: &str) -> Vec<String> {
+    let prefix = if prefix == "{}" { "" } else { prefix };
+    let probe = format!("{{{prefix}\"@\": 0}}");
+    match serde_json::from_str::<T>(&probe) {
+        Ok(_) => Vec::new(),
+        Err(e) => {
+            let message = e.to_string();
+            match message.split_once("expected ") {
+                Some((_, list)) => backticked(list).into_iter().map(String::from).collect(),
+                None => Vec::new(),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn closest_names_follow_typos_case_and_initials() {
+        let valid = ["lr", "momentum", "nesterov", "weight_decay"];
+        assert_eq!(closest("momentm", &valid), Some("momentum"));
+        assert_eq!(closest("learning_rate", &valid), Some("lr"));
+        assert_eq!(closest("Weight-Decay", &valid), Some("weight_decay"));
+        assert_eq!(closest("nest", &valid), Some("nesterov"));
+        assert_eq!(closest("loss_weights", &valid), None);
+        assert_eq!(closest("x", &valid), None);
+    }
+
+    #[test]
+    fn misplaced_keys_point_to_their_table() {
+        assert_eq!(
+            nested_suggestion("train", "learning_rate").as_deref(),
+            Some("optimizer.lr")
+        );
+        assert_eq!(
+            nested_suggestion("train", "momentum").as_deref(),
+            Some("optimizer.momentum")
+        );
+        assert_eq!(nested_suggestion("", "csv").as_deref(), Some("data.csv"));
+        assert_eq!(nested_suggestion("train", "loss_weights"), None);
+        assert!(fields_of::<TrainerConfig>("{}").contains(&"epochs".to_string()));
     }
 }

@@ -30,6 +30,10 @@ enum Command {
         /// Continue the run saved in this checkpoint.
         #[arg(long)]
         resume: Option<PathBuf>,
+        /// With --resume: go on even when the data, preprocessing or settings differ
+        /// from the checkpoint's (each difference is printed as a warning).
+        #[arg(long, requires = "resume")]
+        force_resume: bool,
         /// Also train single-task baselines and report Δm.
         #[arg(long)]
         baselines: bool,
@@ -53,6 +57,7 @@ fn main() -> ExitCode {
             epochs,
             method,
             resume,
+            force_resume,
             baselines,
             quiet,
         } => {
@@ -61,6 +66,7 @@ fn main() -> ExitCode {
                 epochs,
                 method,
                 resume,
+                force_resume,
                 baselines,
                 quiet,
             };

@@ -1,8 +1,15 @@
 //! One run from a [`RunConfig`]: read and split the CSV, build a hard-sharing MLP with
 //! one head per target, train, evaluate on the test rows, optionally train single-task
 //! baselines for Δm, and write the report and plots.
+//!
+//! Nothing of the user's is lost on the way: before any data is read the output
+//! directory is created, checked writable and locked against a second run (temporary
+//! files of killed runs are removed), and no output (report, plots, baselines,
+//! checkpoint) may be the same file as an input (the config, the CSV) or as another
+//! output. Every file is written to a temporary beside it and renamed into place.
 
 use crate::config::{RunConfig, TargetConfig};
+use mtl::core::files::{self, OutputLock};
 use mtl::core::{Error, Result};
 use mtl::data::{read_csv, CsvSpec, CsvTarget, Standardizer, TargetData};
 use mtl::heads::{BinaryHead, ClassificationHead, RegressionHead};
@@ -22,6 +29,9 @@ pub struct Overrides {
     pub method: Option<String>,
     /// A checkpoint to resume from.
     pub resume: Option<PathBuf>,
+    /// Resume even when the data, preprocessing or settings differ from the
+    /// checkpoint's (each difference is a warning).
+    pub force_resume: bool,
     /// Train single-task baselines for Δm.
     pub baselines: bool,
     /// No progress bars.
@@ -112,11 +122,24 @@ fn shift_class_codes(data: MultiTaskDataset, targets: &[TargetConfig]) -> Result
     MultiTaskDataset::new(data.features().clone(), tasks)
 }
 
-fn write(path: &Path, text: &str) -> Result<()> {
-    std::fs::write(path, text).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })
+/// The plots [`RunReport::write_plots`] may write into the output directory.
+const PLOTS: [&str; 4] = [
+    "losses.png",
+    "task_weights.png",
+    "conflict.png",
+    "affinity.png",
+];
+
+/// What describes the data preparation to the trainer's checkpoints: the data section
+/// without the file's location (the same file may move), so a resume with other
+/// columns, splits or scaling is refused naming the setting.
+fn preprocessing(cfg: &RunConfig) -> Result<serde_json::Value> {
+    let mut data = serde_json::to_value(&cfg.data)
+        .map_err(|e| Error::config(format!("the data settings are not serialisable: {e}")))?;
+    if let Some(fields) = data.as_object_mut() {
+        fields.remove("csv");
+    }
+    Ok(data)
 }
 
 /// Runs the config at `config_path`.
@@ -132,6 +155,8 @@ pub fn run(config_path: &Path, overrides: &Overrides) -> Result<RunOutcome> {
         cfg.train.progress = false;
     }
     cfg.output.baselines |= overrides.baselines;
+    // The overrides are checked as the file was.
+    cfg.check()?;
     let out_dir = overrides
         .out
         .clone()
@@ -143,12 +168,25 @@ pub fn run(config_path: &Path, overrides: &Overrides) -> Result<RunOutcome> {
                 .unwrap_or_else(|| "run".into());
             PathBuf::from("runs").join(stem)
         });
-    std::fs::create_dir_all(&out_dir).map_err(|source| Error::Io {
-        path: out_dir.clone(),
-        source,
-    })?;
-
+    // Before reading any data: the output directory is ours, writable, and no output
+    // would replace an input or another output.
+    files::check_writable(&out_dir)?;
+    let _out_lock = OutputLock::acquire(OutputLock::for_dir(&out_dir), &out_dir)?;
+    files::clean_stale_temps(&out_dir)?;
     let csv = cfg.csv_path(config_path);
+    let report_path = out_dir.join("report.json");
+    let baselines_path = out_dir.join("baselines.json");
+    let plot_paths: Vec<PathBuf> = PLOTS.iter().map(|p| out_dir.join(p)).collect();
+    let mut outputs: Vec<(&str, &Path)> = vec![
+        ("report", &report_path),
+        ("baselines report", &baselines_path),
+    ];
+    outputs.extend(plot_paths.iter().map(|p| ("plot", p.as_path())));
+    if let Some(c) = &cfg.train.checkpoint {
+        outputs.push(("checkpoint", &c.path));
+    }
+    files::check_distinct(&[("config", config_path), ("input CSV", &csv)], &outputs)?;
+
     let spec = CsvSpec {
         targets: cfg
             .data
@@ -194,7 +232,9 @@ pub fn run(config_path: &Path, overrides: &Overrides) -> Result<RunOutcome> {
     let validation = (!val.is_empty()).then_some(&val);
     seed_everything(cfg.train.seed);
     let mut model = build_model(&cfg, &train, &targets)?;
-    let mut trainer = Trainer::new(cfg.train.clone())?;
+    let mut trainer = Trainer::new(cfg.train.clone())?
+        .preprocessing(preprocessing(&cfg)?)
+        .force_resume(overrides.force_resume);
     if let Some(r) = &overrides.resume {
         trainer = trainer.resume_from(r);
     }
@@ -213,28 +253,23 @@ pub fn run(config_path: &Path, overrides: &Overrides) -> Result<RunOutcome> {
                 &test,
             )?;
             report.compare_to_baselines(test_eval, &baselines)?;
-            let path = out_dir.join("baselines.json");
-            write(
-                &path,
-                &serde_json::to_string_pretty(&baselines)
-                    .map_err(|e| Error::config(format!("baselines are not serialisable: {e}")))?,
-            )?;
+            let text = serde_json::to_string_pretty(&baselines)
+                .map_err(|e| Error::config(format!("baselines are not serialisable: {e}")))?;
+            files::write_atomically(&baselines_path, text.as_bytes())?;
         } else {
             report.test = Some(test_eval);
         }
     }
 
-    let mut files = Vec::new();
-    let report_path = out_dir.join("report.json");
-    write(&report_path, &report.to_json())?;
-    files.push(report_path);
+    report.save(&report_path)?;
+    let mut written = vec![report_path];
     if cfg.output.plots {
-        files.extend(report.write_plots(&out_dir)?);
+        written.extend(report.write_plots(&out_dir)?);
     }
     Ok(RunOutcome {
         report,
         out_dir,
-        files,
+        files: written,
     })
 }
 
