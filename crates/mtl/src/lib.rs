@@ -13,6 +13,7 @@
 //! re-exports, so a user can depend on just the piece they need.
 
 mod baselines;
+mod config;
 mod delta_m;
 pub mod diagnostics;
 mod early_stopping;
@@ -29,6 +30,7 @@ mod task_optimizers;
 mod trainer;
 
 pub use baselines::Baselines;
+pub use config::{CheckpointPolicy, TrainerConfig};
 pub use delta_m::{DeltaM, TaskDelta};
 pub use diagnostics::{DiagnosticsConfig, GradientSample};
 pub use early_stopping::{EarlyStopping, Monitor};
@@ -38,7 +40,7 @@ pub use report::{EpochRecord, RunReport};
 pub use step::{
     backward_multi_input_step, backward_step, train_step, GradMode, StepData, StepOutcome,
 };
-pub use trainer::{CheckpointPolicy, Trainer, TrainerConfig};
+pub use trainer::Trainer;
 
 pub use mtl_core as core;
 pub use mtl_data as data;

@@ -3,12 +3,12 @@
 //! position, it is everything a resumed run needs to continue exactly where the saved
 //! one was.
 
+use crate::config::TrainerConfig;
 use crate::diagnostics::GradientSample;
 use crate::model::MultiTaskModel;
 use crate::plan::Plan;
 use crate::report::EpochRecord;
 use crate::task_optimizers::TaskOptimizers;
-use crate::trainer::TrainerConfig;
 use mtl_core::checkpoint::Checkpoint;
 use mtl_core::{Error, Result};
 use mtl_losses::Method;
