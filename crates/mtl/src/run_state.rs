@@ -5,6 +5,8 @@
 
 use crate::config::TrainerConfig;
 use crate::diagnostics::GradientSample;
+use crate::early_stopping::EarlyStopping;
+use crate::evaluate::Evaluation;
 use crate::model::MultiTaskModel;
 use crate::plan::Plan;
 use crate::report::EpochRecord;
@@ -39,6 +41,41 @@ pub(crate) struct RunState {
     pub seconds: f64,
     /// Gradient diagnostics sampled so far.
     pub samples: Vec<GradientSample>,
+}
+
+impl RunState {
+    /// Early stopping `es` scores epoch `epoch`'s validation: a new best keeps a copy of the model's weights,
+    /// otherwise the wait grows and may end the run.
+    pub(crate) fn observe(
+        &mut self,
+        es: &EarlyStopping,
+        validation: &Evaluation,
+        epoch: usize,
+        model: &MultiTaskModel,
+    ) -> Result<()> {
+        let score = es.monitor.score(validation).ok_or_else(|| {
+            Error::config(format!(
+                "early-stopping monitor {:?} is not among the validation metrics",
+                es.monitor
+            ))
+        })?;
+        let improved = self
+            .best
+            .as_ref()
+            .is_none_or(|b| score > b.score + es.min_delta);
+        if improved {
+            self.best = Some(Best {
+                score,
+                epoch,
+                weights: model.snapshot(),
+            });
+            self.since_best = 0;
+        } else {
+            self.since_best += 1;
+            self.stopped_early = self.since_best >= es.patience;
+        }
+        Ok(())
+    }
 }
 
 /// The JSON part of a checkpoint.

@@ -43,7 +43,7 @@ pub(crate) fn end_epoch(
     let epoch = record.epoch;
     tracing::info!(epoch, train_losses = ?record.train_losses, weights = ?record.task_weights, "epoch done");
     if let (Some(es), Some(ev)) = (&cfg.early_stopping, &record.validation) {
-        es.observe(ev, epoch, state, model)?;
+        state.observe(es, ev, epoch, model)?;
     }
     progress.epoch(|| epoch_summary(&record, state));
     state.records.push(record);
