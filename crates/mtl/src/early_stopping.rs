@@ -1,7 +1,6 @@
 //! Early stopping: which validation number to watch, and for how long to wait.
 
 use crate::evaluate::Evaluation;
-
 use serde::{Deserialize, Serialize};
 
 /// The validation quantity that decides the best epoch.
