@@ -47,12 +47,12 @@ pub struct TrainerConfig {
     pub progress: bool,
     /// Drop the last batch of an epoch when it is smaller than `batch_size` (for
     /// methods whose state is sized to the batch, such as DB-MTL in rep-grad mode).
-    /// With per-task data ([`Trainer::fit_multi_input`]) a task's short batch at the
+    /// With per-task data ([`Trainer::fit_multi_input`](crate::Trainer::fit_multi_input)) a task's short batch at the
     /// end of a pass over its rows is left out of its step.
     #[serde(default)]
     pub drop_last: bool,
-    /// How many tasks [`Trainer::fit_multi_input`] draws per step (ignored by
-    /// [`TaskSampling::All`](mtl_data::TaskSampling::All) and by [`Trainer::fit`]).
+    /// How many tasks [`Trainer::fit_multi_input`](crate::Trainer::fit_multi_input) draws per step (ignored by
+    /// [`TaskSampling::All`](mtl_data::TaskSampling::All) and by [`Trainer::fit`](crate::Trainer::fit)).
     #[serde(default = "one")]
     pub tasks_per_step: usize,
 }

@@ -7,7 +7,7 @@
 //! validation, early stopping, a JSON [`RunReport`]) and [`evaluate`]. Tasks that each
 //! bring their own dataset and inputs train with [`Trainer::fit_multi_input`], through
 //! the same loop. Every step goes through the public engine in
-//! [`losses::engine`](mtl_losses::engine), which also serves models `mtl` did not build.
+//! [`losses::engine`], which also serves models `mtl` did not build.
 //!
 //! It holds no method, head or architecture of its own; those live in the crates it
 //! re-exports, so a user can depend on just the piece they need.
