@@ -1,6 +1,6 @@
 //! Every method by name: for configs, the CLI, benchmarks and `cargo xtask methods`.
 //!
-//! Adding a method is one file in `methods/` plus one entry in [`ENTRIES`].
+//! Adding a method is one file in `methods/` plus one entry in `ENTRIES`.
 
 use crate::methods::*;
 use crate::Method;

@@ -92,3 +92,20 @@ impl Trainer {
         })
     }
 }
+
+/// Δm lives with the baselines it is measured against, so the report does not depend on them.
+impl RunReport {
+    /// Records the model's test evaluation and its Δm against `baselines`; returns Δm.
+    pub fn compare_to_baselines(
+        &mut self,
+        test: Evaluation,
+        baselines: &Baselines,
+    ) -> Result<&DeltaM> {
+        let delta = baselines.delta_m(&test)?;
+        for t in delta.tasks.iter().filter(|t| t.negative_transfer) {
+            tracing::warn!(task = %t.task, metric = %t.metric, value = t.value, baseline = t.baseline, "negative transfer");
+        }
+        self.test = Some(test);
+        Ok(self.delta_m.insert(delta))
+    }
+}

@@ -1,9 +1,6 @@
 //! Early stopping: which validation number to watch, and for how long to wait.
 
 use crate::evaluate::Evaluation;
-use crate::model::MultiTaskModel;
-use crate::run_state::{Best, RunState};
-use mtl_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 
 /// The validation quantity that decides the best epoch.
@@ -77,40 +74,5 @@ impl EarlyStopping {
             patience,
             min_delta: 0.0,
         }
-    }
-}
-
-impl EarlyStopping {
-    /// Scores epoch `epoch`'s validation: a new best keeps a copy of the model's weights,
-    /// otherwise the wait grows and may end the run.
-    pub(crate) fn observe(
-        &self,
-        validation: &Evaluation,
-        epoch: usize,
-        state: &mut RunState,
-        model: &MultiTaskModel,
-    ) -> Result<()> {
-        let score = self.monitor.score(validation).ok_or_else(|| {
-            Error::config(format!(
-                "early-stopping monitor {:?} is not among the validation metrics",
-                self.monitor
-            ))
-        })?;
-        let improved = state
-            .best
-            .as_ref()
-            .is_none_or(|b| score > b.score + self.min_delta);
-        if improved {
-            state.best = Some(Best {
-                score,
-                epoch,
-                weights: model.snapshot(),
-            });
-            state.since_best = 0;
-        } else {
-            state.since_best += 1;
-            state.stopped_early = state.since_best >= self.patience;
-        }
-        Ok(())
     }
 }

@@ -7,12 +7,13 @@
 //! validation, early stopping, a JSON [`RunReport`]) and [`evaluate`]. Tasks that each
 //! bring their own dataset and inputs train with [`Trainer::fit_multi_input`], through
 //! the same loop. Every step goes through the public engine in
-//! [`losses::engine`](mtl_losses::engine), which also serves models `mtl` did not build.
+//! [`losses::engine`], which also serves models `mtl` did not build.
 //!
 //! It holds no method, head or architecture of its own; those live in the crates it
 //! re-exports, so a user can depend on just the piece they need.
 
 mod baselines;
+mod config;
 mod delta_m;
 pub mod diagnostics;
 mod divergence;
@@ -30,6 +31,7 @@ mod task_optimizers;
 mod trainer;
 
 pub use baselines::Baselines;
+pub use config::{CheckpointPolicy, TrainerConfig, MAX_EPOCHS};
 pub use delta_m::{DeltaM, TaskDelta};
 pub use diagnostics::{DiagnosticsConfig, GradientSample};
 pub use divergence::DivergenceGuard;
@@ -40,7 +42,7 @@ pub use report::{EpochRecord, RunReport};
 pub use step::{
     backward_multi_input_step, backward_step, train_step, GradMode, StepData, StepOutcome,
 };
-pub use trainer::{CheckpointPolicy, Trainer, TrainerConfig, MAX_EPOCHS};
+pub use trainer::Trainer;
 
 pub use mtl_core as core;
 pub use mtl_data as data;

@@ -9,13 +9,15 @@
 //! comparison decides whether an existing file at the checkpoint path may be replaced
 //! (only a checkpoint of this same run may).
 
+use crate::config::TrainerConfig;
 use crate::diagnostics::GradientSample;
 use crate::divergence::DivergenceWatch;
+use crate::early_stopping::EarlyStopping;
+use crate::evaluate::Evaluation;
 use crate::model::MultiTaskModel;
 use crate::plan::Plan;
 use crate::report::EpochRecord;
 use crate::task_optimizers::TaskOptimizers;
-use crate::trainer::TrainerConfig;
 use mtl_core::checkpoint::Checkpoint;
 use mtl_core::files::{self, OutputLock};
 use mtl_core::{Error, Result};
@@ -64,6 +66,41 @@ pub(crate) struct Identity {
     data_sha256: String,
     /// The caller's description of how the data was prepared.
     preprocessing: serde_json::Value,
+}
+
+impl RunState {
+    /// Early stopping `es` scores epoch `epoch`'s validation: a new best keeps a copy of the model's weights,
+    /// otherwise the wait grows and may end the run.
+    pub(crate) fn observe(
+        &mut self,
+        es: &EarlyStopping,
+        validation: &Evaluation,
+        epoch: usize,
+        model: &MultiTaskModel,
+    ) -> Result<()> {
+        let score = es.monitor.score(validation).ok_or_else(|| {
+            Error::config(format!(
+                "early-stopping monitor {:?} is not among the validation metrics",
+                es.monitor
+            ))
+        })?;
+        let improved = self
+            .best
+            .as_ref()
+            .is_none_or(|b| score > b.score + es.min_delta);
+        if improved {
+            self.best = Some(Best {
+                score,
+                epoch,
+                weights: model.snapshot(),
+            });
+            self.since_best = 0;
+        } else {
+            self.since_best += 1;
+            self.stopped_early = self.since_best >= es.patience;
+        }
+        Ok(())
+    }
 }
 
 /// The JSON part of a checkpoint.
