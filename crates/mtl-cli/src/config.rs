@@ -251,6 +251,20 @@ pub struct OutputConfig {
     /// Train single-task baselines and report Δm against them.
     #[serde(default)]
     pub baselines: bool,
+    /// Write TensorBoard event files of per-step and per-epoch metrics beside the
+    /// report (`tensorboard --logdir <dir>`).
+    #[serde(default)]
+    pub tensorboard: bool,
+    /// Write `metrics.csv` (per step) and `epochs.csv` (per epoch) beside the report.
+    #[serde(default)]
+    pub metrics_csv: bool,
+    /// Log every N-th step to those files (epochs are always logged).
+    #[serde(default = "one")]
+    pub log_every_steps: u64,
+}
+
+fn one() -> u64 {
+    1
 }
 
 impl Default for OutputConfig {
@@ -259,6 +273,9 @@ impl Default for OutputConfig {
             dir: None,
             plots: true,
             baselines: false,
+            tensorboard: false,
+            metrics_csv: false,
+            log_every_steps: 1,
         }
     }
 }
@@ -312,6 +329,9 @@ impl RunConfig {
                 "model.dropout must be in [0, 1), got {}",
                 self.model.dropout
             )));
+        }
+        if self.output.log_every_steps == 0 {
+            return Err(Error::config("output.log_every_steps must be at least 1"));
         }
         let clip = self.data.clip_at;
         if !(clip.is_finite() && clip > 0.0 && clip <= f64::from(f32::MAX)) {

@@ -10,8 +10,9 @@ use mtl::data::{
 };
 use mtl::heads::{BinaryHead, ClassificationHead, RegressionHead};
 use mtl::prelude::*;
-use mtl::{Baselines, Evaluation};
+use mtl::{Baselines, Evaluation, TrackingConfig, TrainingObserver};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use tch::nn;
 
 /// Command-line overrides of the config file.
@@ -199,11 +200,21 @@ pub fn run(config_path: &Path, overrides: &Overrides) -> Result<RunOutcome> {
     let validation = (!val.is_empty()).then_some(&val);
     seed_everything(cfg.train.seed);
     let mut model = build_model(&cfg, &train, &targets)?;
-    let mut trainer = Trainer::new(cfg.train.clone())?;
+    if cfg.output.tensorboard || cfg.output.metrics_csv {
+        cfg.train.tracking = Some(TrackingConfig {
+            dir: out_dir.clone(),
+            tensorboard: cfg.output.tensorboard,
+            csv: cfg.output.metrics_csv,
+            every_steps: cfg.output.log_every_steps,
+        });
+    }
+    let loop_warnings = Arc::new(Mutex::new(Vec::new()));
+    let mut trainer = Trainer::new(cfg.train.clone())?.observe(Warnings(loop_warnings.clone()));
     if let Some(r) = &overrides.resume {
         trainer = trainer.resume_from(r);
     }
     let mut report = trainer.fit(&mut model, &train, validation)?;
+    warnings.extend(loop_warnings.lock().map(|w| w.clone()).unwrap_or_default());
 
     if !test.is_empty() {
         let test_eval: Evaluation = evaluate(&model, &test, 256)?;
@@ -233,6 +244,22 @@ pub fn run(config_path: &Path, overrides: &Overrides) -> Result<RunOutcome> {
     let report_path = out_dir.join("report.json");
     write(&report_path, &report.to_json())?;
     files.push(report_path);
+    if cfg.output.metrics_csv {
+        files.push(mtl::MetricsWriter::steps_path(&out_dir));
+        files.push(mtl::MetricsWriter::epochs_path(&out_dir));
+    }
+    if cfg.output.tensorboard {
+        let mut events: Vec<PathBuf> = std::fs::read_dir(&out_dir)
+            .map_err(|source| Error::Io {
+                path: out_dir.clone(),
+                source,
+            })?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.to_string_lossy().contains("tfevents"))
+            .collect();
+        events.sort();
+        files.extend(events);
+    }
     if cfg.output.plots {
         files.extend(report.write_plots(&out_dir)?);
     }
@@ -242,6 +269,18 @@ pub fn run(config_path: &Path, overrides: &Overrides) -> Result<RunOutcome> {
         files,
         warnings,
     })
+}
+
+/// Prints the training loop's warnings as they come, and keeps them for the outcome.
+struct Warnings(Arc<Mutex<Vec<String>>>);
+
+impl TrainingObserver for Warnings {
+    fn warning(&mut self, message: &str) {
+        eprintln!("warning: {message}");
+        if let Ok(mut w) = self.0.lock() {
+            w.push(message.to_string());
+        }
+    }
 }
 
 /// Prints and records a warning.

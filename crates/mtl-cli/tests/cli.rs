@@ -315,3 +315,60 @@ fn a_blank_feature_cell_in_the_first_row_stops_the_run_unless_a_policy_is_chosen
     assert_eq!(outcome.unwrap().report.epochs.len(), 1);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn loss_scales_are_checked_and_metrics_tracked_by_mtl_train() {
+    let csv = two_scales_csv(300);
+    let dir = temp("tracked");
+    std::fs::write(dir.join("data.csv"), &csv).unwrap();
+    let config = dir.join("run.toml");
+    let write_config = |data: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "[data]\ncsv = \"data.csv\"\n{data}\n[train]\nepochs = 2\nmethod = \"ew\"\n\
+                 [output]\nplots = false\ntensorboard = true\nmetrics_csv = true\n\
+                 log_every_steps = 5\n"
+            ),
+        )
+        .unwrap();
+    };
+    let overrides = mtl_cli::Overrides {
+        out: Some(dir.join("out")),
+        quiet: true,
+        ..Default::default()
+    };
+    // Raw targets 10⁵ apart under EW: warned, naming both tasks.
+    write_config(&format!("{TWO_TARGETS}\nstandardize_targets = false"));
+    let outcome = mtl_cli::run(&config, &overrides).unwrap();
+    let warning = outcome
+        .warnings
+        .iter()
+        .find(|w| w.contains("scale-invariant"))
+        .unwrap();
+    assert!(
+        warning.contains("`big`") && warning.contains("`small`"),
+        "{warning}"
+    );
+    let out = dir.join("out");
+    let steps = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    // 180 training rows in batches of 32: 6 steps an epoch, 12 in all, every 5th logged.
+    assert_eq!(steps.lines().count(), 1 + 3, "{steps}");
+    assert!(steps.starts_with("step,epoch,lr,grad_norm,loss/big,loss/small"));
+    assert_eq!(
+        std::fs::read_to_string(out.join("epochs.csv"))
+            .unwrap()
+            .lines()
+            .count(),
+        3
+    );
+    assert!(outcome
+        .files
+        .iter()
+        .any(|f| f.to_string_lossy().contains("tfevents")));
+    // Standardised (the default): no warning.
+    write_config(TWO_TARGETS);
+    let outcome = mtl_cli::run(&config, &overrides).unwrap();
+    assert!(outcome.warnings.is_empty(), "{:?}", outcome.warnings);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -72,6 +72,7 @@ fn resume_key(cfg: &TrainerConfig) -> TrainerConfig {
         checkpoint: None,
         diagnostics: None,
         progress: false,
+        tracking: None,
         ..cfg.clone()
     }
 }

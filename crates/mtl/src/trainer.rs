@@ -16,6 +16,7 @@ use crate::report::{EpochRecord, RunReport};
 use crate::run_state::{self, Parts, RunState};
 use crate::step::{train_step, GradMode, StepOutcome};
 use crate::task_optimizers::TaskOptimizers;
+use crate::tracking::{Hooks, Observers, RunStart, StepRecord, TrackingConfig, TrainingObserver};
 use mtl_core::{clip_grad_norm, derive_rng, params, Error, LrSchedule, OptimizerConfig, Result};
 use mtl_data::{MultiInputData, MultiTaskDataset, TaskSampling};
 use mtl_losses::Method;
@@ -71,6 +72,9 @@ pub struct TrainerConfig {
     /// [`TaskSampling::All`](mtl_data::TaskSampling::All) and by [`Trainer::fit`]).
     #[serde(default = "one")]
     pub tasks_per_step: usize,
+    /// Per-step metrics to CSV and TensorBoard files ([`MetricsWriter`](crate::MetricsWriter)).
+    #[serde(default)]
+    pub tracking: Option<TrackingConfig>,
 }
 
 fn one() -> usize {
@@ -124,6 +128,7 @@ impl Default for TrainerConfig {
             progress: true,
             drop_last: false,
             tasks_per_step: 1,
+            tracking: None,
         }
     }
 }
@@ -206,6 +211,11 @@ impl TrainerConfig {
         self.tasks_per_step = n;
         self
     }
+    /// Writes per-step metrics as `t` says.
+    pub fn tracking(mut self, t: TrackingConfig) -> Self {
+        self.tracking = Some(t);
+        self
+    }
 
     fn check(&self) -> Result<()> {
         if self.epochs == 0 || self.batch_size == 0 {
@@ -220,6 +230,9 @@ impl TrainerConfig {
         self.lr_schedule.check()?;
         if let Some(d) = &self.diagnostics {
             d.check()?;
+        }
+        if let Some(t) = &self.tracking {
+            t.check()?;
         }
         if let Some(c) = &self.checkpoint {
             if c.every_epochs == 0 {
@@ -243,6 +256,7 @@ pub struct Trainer {
     config: TrainerConfig,
     pub(crate) method: Option<Method>,
     pub(crate) resume: Option<PathBuf>,
+    observers: Observers,
 }
 
 /// Closes an epoch of either training loop: logs it, lets early stopping observe its
@@ -296,7 +310,15 @@ impl Trainer {
             config,
             method: None,
             resume: None,
+            observers: Observers::default(),
         })
+    }
+
+    /// Reports every step and epoch of the next fits to `observer` (besides the
+    /// metrics files of [`TrainerConfig::tracking`]).
+    pub fn observe(mut self, observer: impl TrainingObserver + 'static) -> Self {
+        self.observers.0.push(Box::new(observer));
+        self
     }
 
     /// Uses an already-built method (a custom one, or one with non-default
@@ -427,6 +449,18 @@ impl Trainer {
             steps_per_epoch,
             model.task_names(),
         );
+        let tasks = model.task_names();
+        let mut hooks = Hooks::start(
+            &mut self.observers.0,
+            cfg.tracking.as_ref(),
+            &RunStart {
+                tasks: &tasks,
+                method: method.name(),
+                epoch: state.epoch,
+                step: state.step,
+                steps_per_epoch,
+            },
+        )?;
         let _fit_span = tracing::info_span!("fit", method = %method.name(), tasks = k).entered();
         while state.epoch < cfg.epochs && !state.stopped_early {
             let epoch = state.epoch;
@@ -469,6 +503,15 @@ impl Trainer {
                 let drawn = data.drawn(k);
                 opt.step(&drawn)?;
                 sums.add(&out, &drawn, norm);
+                hooks.step(&StepRecord {
+                    step,
+                    epoch,
+                    losses: &out.losses,
+                    drawn: &drawn,
+                    weights: &out.weights,
+                    lr: opt.lr(),
+                    grad_norm: cfg.clip_grad_norm.map(|_| norm),
+                })?;
                 tracing::trace!(step, losses = ?out.losses, "step");
                 progress.step(|| sums.mean_losses());
             }
@@ -482,6 +525,9 @@ impl Trainer {
                 seconds: t0.elapsed().as_secs_f64(),
             };
             end_epoch(&cfg, record, &mut state, model, &progress)?;
+            if let Some(record) = state.records.last() {
+                hooks.epoch(record, state.step)?;
+            }
             if let Some(policy) = &cfg.checkpoint {
                 let last = state.epoch == cfg.epochs || state.stopped_early;
                 if last || state.epoch % policy.every_epochs == 0 {
@@ -502,6 +548,7 @@ impl Trainer {
                 }
             }
         }
+        hooks.finish()?;
         progress.finish();
         self.finish(model, method, state, start)
     }
