@@ -4,6 +4,7 @@
 use crate::diagnostics::DiagnosticsConfig;
 use crate::early_stopping::EarlyStopping;
 use crate::step::GradMode;
+use crate::tracking::TrackingConfig;
 use mtl_core::{Error, LrSchedule, OptimizerConfig, Result};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -55,6 +56,9 @@ pub struct TrainerConfig {
     /// [`TaskSampling::All`](mtl_data::TaskSampling::All) and by [`Trainer::fit`](crate::Trainer::fit)).
     #[serde(default = "one")]
     pub tasks_per_step: usize,
+    /// Per-step metrics to CSV and TensorBoard files ([`MetricsWriter`](crate::MetricsWriter)).
+    #[serde(default)]
+    pub tracking: Option<TrackingConfig>,
 }
 
 fn one() -> usize {
@@ -108,6 +112,7 @@ impl Default for TrainerConfig {
             progress: true,
             drop_last: false,
             tasks_per_step: 1,
+            tracking: None,
         }
     }
 }
@@ -190,6 +195,11 @@ impl TrainerConfig {
         self.tasks_per_step = n;
         self
     }
+    /// Writes per-step metrics as `t` says.
+    pub fn tracking(mut self, t: TrackingConfig) -> Self {
+        self.tracking = Some(t);
+        self
+    }
 
     pub(crate) fn check(&self) -> Result<()> {
         if self.epochs == 0 || self.batch_size == 0 {
@@ -204,6 +214,9 @@ impl TrainerConfig {
         self.lr_schedule.check()?;
         if let Some(d) = &self.diagnostics {
             d.check()?;
+        }
+        if let Some(t) = &self.tracking {
+            t.check()?;
         }
         if let Some(c) = &self.checkpoint {
             if c.every_epochs == 0 {

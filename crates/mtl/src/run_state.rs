@@ -109,6 +109,7 @@ fn resume_key(cfg: &TrainerConfig) -> TrainerConfig {
         checkpoint: None,
         diagnostics: None,
         progress: false,
+        tracking: None,
         ..cfg.clone()
     }
 }
