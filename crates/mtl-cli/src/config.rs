@@ -8,7 +8,7 @@
 //! ignored; and every value's range is checked before any data is read.
 
 use mtl::core::{Error, Result};
-use mtl::data::{TargetKind, MAX_CLASSES};
+use mtl::data::{FeatureScaling, MissingValues, TargetKind, DEFAULT_CLIP, MAX_CLASSES};
 use mtl::heads::RegressionLoss;
 use mtl::TrainerConfig;
 use serde::de::DeserializeOwned;
@@ -61,9 +61,111 @@ pub struct DataConfig {
     /// The test fraction.
     #[serde(default = "default_fraction")]
     pub test: f64,
-    /// Standardise the features with the training rows' mean and deviation.
+    /// Scale the features with statistics of the training rows (`false`: leave them as
+    /// they are, whatever `feature_scaling` says).
     #[serde(default = "yes")]
     pub standardize: bool,
+    /// How to scale the features: `"standard"` (mean and deviation, the default),
+    /// `"robust"` (median and interquartile range), `"clip"` (standard, then clipped to
+    /// ±`clip_at`) or `"none"`.
+    #[serde(default)]
+    pub feature_scaling: Option<FeatureScalingConfig>,
+    /// The bound of `feature_scaling = "clip"`, in standard deviations.
+    #[serde(default = "default_clip")]
+    pub clip_at: f64,
+    /// Standardise each regression target with its training rows' mean and deviation:
+    /// the heads train on standardised targets, and metrics are reported in the
+    /// original units.
+    #[serde(default = "yes")]
+    pub standardize_targets: bool,
+    /// A missing feature value (an empty cell or one of `na_values`): `"error"` (the
+    /// default), `"drop_rows"` or `"mean"` (the column's mean over the file).
+    #[serde(default)]
+    pub missing: MissingConfig,
+    /// Cell texts that mean a missing value, besides the empty cell (`["NA", "?"]`).
+    #[serde(default)]
+    pub na_values: Vec<String>,
+}
+
+fn default_clip() -> f64 {
+    f64::from(DEFAULT_CLIP)
+}
+
+/// How the features are scaled (`data.feature_scaling`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FeatureScalingConfig {
+    /// Left as they are.
+    None,
+    /// Mean and standard deviation.
+    Standard,
+    /// Median and interquartile range.
+    Robust,
+    /// Standard, then clipped to ±`clip_at`.
+    Clip,
+}
+
+/// What a missing feature value does (`data.missing`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MissingConfig {
+    /// An error naming the file, line and column.
+    #[default]
+    Error,
+    /// Rows with a missing feature value are left out.
+    DropRows,
+    /// Filled with the column's mean.
+    Mean,
+}
+
+impl From<MissingConfig> for MissingValues {
+    fn from(m: MissingConfig) -> Self {
+        match m {
+            MissingConfig::Error => MissingValues::Error,
+            MissingConfig::DropRows => MissingValues::DropRows,
+            MissingConfig::Mean => MissingValues::FillMean,
+        }
+    }
+}
+
+/// A declared class: a name, or an integer code as the file writes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ClassLabel {
+    /// An integer code.
+    Code(i64),
+    /// A name.
+    Name(String),
+}
+
+impl ClassLabel {
+    /// The label as the file's cells write it.
+    pub fn text(&self) -> String {
+        match self {
+            ClassLabel::Code(c) => c.to_string(),
+            ClassLabel::Name(n) => n.clone(),
+        }
+    }
+}
+
+impl DataConfig {
+    /// The feature scaling to fit on the training rows, `None` for none.
+    pub fn feature_scaling(&self) -> Option<FeatureScaling> {
+        if !self.standardize {
+            return None;
+        }
+        match self
+            .feature_scaling
+            .unwrap_or(FeatureScalingConfig::Standard)
+        {
+            FeatureScalingConfig::None => None,
+            FeatureScalingConfig::Standard => Some(FeatureScaling::Standard),
+            FeatureScalingConfig::Robust => Some(FeatureScaling::Robust),
+            FeatureScalingConfig::Clip => Some(FeatureScaling::Clip {
+                at: self.clip_at as f32,
+            }),
+        }
+    }
 }
 
 fn default_fraction() -> f64 {
@@ -113,6 +215,12 @@ pub struct TargetConfig {
     /// (1 for codes 1..=n), so the head has exactly n classes.
     #[serde(default)]
     pub first_class: Option<i64>,
+    /// The classes of a class target, in class order (names, or codes as the file
+    /// writes them): the head has exactly these, and any other label is an error naming
+    /// its line. Left out: the file's codes (which must run without gaps) or names, and
+    /// every label in the validation and test rows must occur in the training rows.
+    #[serde(default)]
+    pub classes: Option<Vec<ClassLabel>>,
 }
 
 /// The hard-sharing MLP trunk.
@@ -153,6 +261,20 @@ pub struct OutputConfig {
     /// Train single-task baselines and report Δm against them.
     #[serde(default)]
     pub baselines: bool,
+    /// Write TensorBoard event files of per-step and per-epoch metrics beside the
+    /// report (`tensorboard --logdir <dir>`).
+    #[serde(default)]
+    pub tensorboard: bool,
+    /// Write `metrics.csv` (per step) and `epochs.csv` (per epoch) beside the report.
+    #[serde(default)]
+    pub metrics_csv: bool,
+    /// Log every N-th step to those files (epochs are always logged).
+    #[serde(default = "one")]
+    pub log_every_steps: u64,
+}
+
+fn one() -> u64 {
+    1
 }
 
 impl Default for OutputConfig {
@@ -161,6 +283,9 @@ impl Default for OutputConfig {
             dir: None,
             plots: true,
             baselines: false,
+            tensorboard: false,
+            metrics_csv: false,
+            log_every_steps: 1,
         }
     }
 }
@@ -258,7 +383,37 @@ impl RunConfig {
                 self.model.dropout
             )));
         }
+        if self.output.log_every_steps == 0 {
+            return Err(Error::config("output.log_every_steps must be at least 1"));
+        }
+        let clip = self.data.clip_at;
+        if !(clip.is_finite() && clip > 0.0 && clip <= f64::from(f32::MAX)) {
+            return Err(Error::config(format!(
+                "data.clip_at must be positive and finite, got {clip}"
+            )));
+        }
+        if let (false, Some(s)) = (self.data.standardize, self.data.feature_scaling) {
+            if s != FeatureScalingConfig::None {
+                return Err(Error::config(format!(
+                    "data.standardize = false turns feature scaling off, but \
+                     data.feature_scaling asks for {s:?}; keep one of them"
+                )));
+            }
+        }
         for t in &self.data.targets {
+            if t.classes.is_some() && t.kind != TargetKindConfig::Classes {
+                return Err(Error::config(format!(
+                    "target `{}`: classes are only declared for class targets",
+                    t.column
+                )));
+            }
+            if t.classes.is_some() && t.first_class.is_some() {
+                return Err(Error::config(format!(
+                    "target `{}`: declared classes are already in class order; leave out \
+                     first_class",
+                    t.column
+                )));
+            }
             if t.first_class.is_some() && t.kind != TargetKindConfig::Classes {
                 return Err(Error::config(format!(
                     "target `{}`: first_class is only for class targets",

@@ -4,18 +4,22 @@
 //!
 //! Nothing of the user's is lost on the way: before any data is read the output
 //! directory is created, checked writable and locked against a second run (temporary
-//! files of killed runs are removed), and no output (report, plots, baselines,
+//! files of killed runs are removed), and no output (report, plots, baselines, metrics,
 //! checkpoint) may be the same file as an input (the config, the CSV) or as another
 //! output. Every file is written to a temporary beside it and renamed into place.
 
 use crate::config::{RunConfig, TargetConfig};
 use mtl::core::files::{self, OutputLock};
 use mtl::core::{Error, Result};
-use mtl::data::{read_csv, CsvSpec, CsvTarget, Standardizer, TargetData};
+use mtl::data::{
+    extreme_columns, read_csv_summary, CsvSpec, CsvSummary, CsvTarget, FeatureScaling,
+    IgnoredReason, Standardizer, TargetData, TargetStandardizer, EXTREME_Z,
+};
 use mtl::heads::{BinaryHead, ClassificationHead, RegressionHead};
 use mtl::prelude::*;
-use mtl::{Baselines, Evaluation};
+use mtl::{Baselines, Evaluation, TrackingConfig, TrainingObserver};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use tch::nn;
 
 /// Command-line overrides of the config file.
@@ -47,6 +51,9 @@ pub struct RunOutcome {
     pub out_dir: PathBuf,
     /// The files written.
     pub files: Vec<PathBuf>,
+    /// What the run warned about (also printed to stderr as it happened): features with
+    /// extreme values, task losses on very different scales...
+    pub warnings: Vec<String>,
 }
 
 /// Builds the hard-sharing model for `data` (the tasks of `targets`, in order).
@@ -84,42 +91,6 @@ pub fn build_model(
         heads.push(head);
     }
     MultiTaskModel::new(vs, HardSharing::new(trunk, targets.len())?, heads)
-}
-
-/// Applies each target's `first_class`: codes c..=n become classes 0..=n−c.
-fn shift_class_codes(data: MultiTaskDataset, targets: &[TargetConfig]) -> Result<MultiTaskDataset> {
-    if targets.iter().all(|t| t.first_class.is_none()) {
-        return Ok(data);
-    }
-    let mut tasks = Vec::with_capacity(data.num_tasks());
-    for (k, (task, target)) in data.tasks().iter().zip(targets).enumerate() {
-        let (Some(first), TargetData::Classes { labels, classes }) =
-            (target.first_class, &task.data)
-        else {
-            tasks.push(task.clone());
-            continue;
-        };
-        let mut shifted = labels.clone();
-        for (row, l) in shifted.iter_mut().enumerate() {
-            if !task.is_labelled(row) {
-                *l = 0;
-            } else if *l < first {
-                return Err(Error::LabelOutOfRange {
-                    task: k,
-                    row,
-                    label: *l,
-                    classes: *classes as i64,
-                });
-            } else {
-                *l -= first;
-            }
-        }
-        let n = (*classes as i64 - first).max(0) as usize;
-        let mut t = mtl::data::TaskData::classes(task.name.clone(), shifted, n);
-        t.mask = task.mask.clone();
-        tasks.push(t);
-    }
-    MultiTaskDataset::new(data.features().clone(), tasks)
 }
 
 /// The plots [`RunReport::write_plots`] may write into the output directory.
@@ -176,46 +147,85 @@ pub fn run(config_path: &Path, overrides: &Overrides) -> Result<RunOutcome> {
     let csv = cfg.csv_path(config_path);
     let report_path = out_dir.join("report.json");
     let baselines_path = out_dir.join("baselines.json");
-    let plot_paths: Vec<PathBuf> = PLOTS.iter().map(|p| out_dir.join(p)).collect();
-    let mut outputs: Vec<(&str, &Path)> = vec![
-        ("report", &report_path),
-        ("baselines report", &baselines_path),
+    let mut output_paths: Vec<(&str, PathBuf)> = vec![
+        ("report", report_path.clone()),
+        ("baselines report", baselines_path.clone()),
+        ("metrics log", mtl::MetricsWriter::steps_path(&out_dir)),
+        ("epoch log", mtl::MetricsWriter::epochs_path(&out_dir)),
     ];
-    outputs.extend(plot_paths.iter().map(|p| ("plot", p.as_path())));
+    output_paths.extend(PLOTS.iter().map(|p| ("plot", out_dir.join(p))));
     if let Some(c) = &cfg.train.checkpoint {
-        outputs.push(("checkpoint", &c.path));
+        output_paths.push(("checkpoint", c.path.clone()));
     }
+    let outputs: Vec<(&str, &Path)> = output_paths
+        .iter()
+        .map(|(w, p)| (*w, p.as_path()))
+        .collect();
     files::check_distinct(&[("config", config_path), ("input CSV", &csv)], &outputs)?;
-
-    let spec = CsvSpec {
-        targets: cfg
-            .data
-            .targets
-            .iter()
-            .map(|t| {
-                CsvTarget::named(
-                    t.column.clone(),
-                    t.name.clone().unwrap_or_else(|| t.column.clone()),
-                    t.kind.into(),
-                )
-            })
-            .collect(),
-        features: cfg.data.features.clone(),
-        exclude: cfg.data.exclude.clone(),
-        header: cfg.data.header.clone(),
-    };
-    let data = shift_class_codes(read_csv(&csv, &spec)?, &cfg.data.targets)?;
+    let spec = csv_spec(&cfg);
+    let (data, summary) = read_csv_summary(&csv, &spec)?;
+    let mut warnings = Vec::new();
+    describe_columns(&csv, &summary);
     seed_everything(cfg.train.seed);
-    let split = data.split(cfg.data.validation, cfg.data.test, cfg.train.seed)?;
-    let (train, val, test) = if cfg.data.standardize {
-        let s = Standardizer::fit(&split.train);
+    let rows = data.split_rows(cfg.data.validation, cfg.data.test, cfg.train.seed)?;
+    let (train, val, test) = (
+        data.subset(&rows.train)?,
+        data.subset(&rows.validation)?,
+        data.subset(&rows.test)?,
+    );
+    // The parts hold every row; the whole is no longer needed (a large file's matrix).
+    drop(data);
+    let line_of = |part: &[usize], row: usize| summary.lines[part[row]];
+    check_classes_seen_in_training(&cfg, &csv, &train, &val, |r| line_of(&rows.validation, r))?;
+    check_classes_seen_in_training(&cfg, &csv, &train, &test, |r| line_of(&rows.test, r))?;
+    let scaling = cfg.data.feature_scaling();
+    if !matches!(scaling, Some(FeatureScaling::Clip { .. })) {
+        let extreme = extreme_columns(&train, EXTREME_Z);
+        if !extreme.is_empty() {
+            let named: Vec<String> = extreme
+                .iter()
+                .take(5)
+                .map(|e| {
+                    format!(
+                        "`{}` (|z| = {:.0} at line {})",
+                        summary.features[e.column],
+                        e.max_abs_z,
+                        line_of(&rows.train, e.row)
+                    )
+                })
+                .collect();
+            warn(
+                &mut warnings,
+                format!(
+                    "feature columns with extreme values (|z| > {EXTREME_Z} on the training rows): \
+                     {}{}; they reach the model at full size: consider data.feature_scaling = \
+                     \"clip\" (or \"robust\")",
+                    named.join(", "),
+                    if extreme.len() > 5 { ", ..." } else { "" }
+                ),
+            );
+        }
+    }
+    let (train, val, test) = match scaling {
+        Some(scaling) => {
+            let s = Standardizer::fit_with(&train, scaling)?;
+            (
+                s.apply_owned(train)?,
+                s.apply_owned(val)?,
+                s.apply_owned(test)?,
+            )
+        }
+        None => (train, val, test),
+    };
+    let (train, val, test) = if cfg.data.standardize_targets {
+        let s = TargetStandardizer::fit(&train);
         (
-            s.apply(&split.train)?,
-            s.apply(&split.validation)?,
-            s.apply(&split.test)?,
+            s.apply_owned(train)?,
+            s.apply_owned(val)?,
+            s.apply_owned(test)?,
         )
     } else {
-        (split.train, split.validation, split.test)
+        (train, val, test)
     };
     let targets: Vec<&TargetConfig> = cfg.data.targets.iter().collect();
     eprintln!(
@@ -232,13 +242,24 @@ pub fn run(config_path: &Path, overrides: &Overrides) -> Result<RunOutcome> {
     let validation = (!val.is_empty()).then_some(&val);
     seed_everything(cfg.train.seed);
     let mut model = build_model(&cfg, &train, &targets)?;
+    if cfg.output.tensorboard || cfg.output.metrics_csv {
+        cfg.train.tracking = Some(TrackingConfig {
+            dir: out_dir.clone(),
+            tensorboard: cfg.output.tensorboard,
+            csv: cfg.output.metrics_csv,
+            every_steps: cfg.output.log_every_steps,
+        });
+    }
+    let loop_warnings = Arc::new(Mutex::new(Vec::new()));
     let mut trainer = Trainer::new(cfg.train.clone())?
+        .observe(Warnings(loop_warnings.clone()))
         .preprocessing(preprocessing(&cfg)?)
         .force_resume(overrides.force_resume);
     if let Some(r) = &overrides.resume {
         trainer = trainer.resume_from(r);
     }
     let mut report = trainer.fit(&mut model, &train, validation)?;
+    warnings.extend(loop_warnings.lock().map(|w| w.clone()).unwrap_or_default());
 
     if !test.is_empty() {
         let test_eval: Evaluation = evaluate(&model, &test, 256)?;
@@ -263,6 +284,22 @@ pub fn run(config_path: &Path, overrides: &Overrides) -> Result<RunOutcome> {
 
     report.save(&report_path)?;
     let mut written = vec![report_path];
+    if cfg.output.metrics_csv {
+        written.push(mtl::MetricsWriter::steps_path(&out_dir));
+        written.push(mtl::MetricsWriter::epochs_path(&out_dir));
+    }
+    if cfg.output.tensorboard {
+        let mut events: Vec<PathBuf> = std::fs::read_dir(&out_dir)
+            .map_err(|source| Error::Io {
+                path: out_dir.clone(),
+                source,
+            })?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.to_string_lossy().contains("tfevents"))
+            .collect();
+        events.sort();
+        written.extend(events);
+    }
     if cfg.output.plots {
         written.extend(report.write_plots(&out_dir)?);
     }
@@ -270,7 +307,126 @@ pub fn run(config_path: &Path, overrides: &Overrides) -> Result<RunOutcome> {
         report,
         out_dir,
         files: written,
+        warnings,
     })
+}
+
+/// Prints the training loop's warnings as they come, and keeps them for the outcome.
+struct Warnings(Arc<Mutex<Vec<String>>>);
+
+impl TrainingObserver for Warnings {
+    fn warning(&mut self, message: &str) {
+        eprintln!("warning: {message}");
+        if let Ok(mut w) = self.0.lock() {
+            w.push(message.to_string());
+        }
+    }
+}
+
+/// Prints and records a warning.
+fn warn(warnings: &mut Vec<String>, message: String) {
+    eprintln!("warning: {message}");
+    warnings.push(message);
+}
+
+/// What to read from the CSV file.
+fn csv_spec(cfg: &RunConfig) -> CsvSpec {
+    CsvSpec {
+        targets: cfg
+            .data
+            .targets
+            .iter()
+            .map(|t| {
+                let mut target = CsvTarget::named(
+                    t.column.clone(),
+                    t.name.clone().unwrap_or_else(|| t.column.clone()),
+                    t.kind.into(),
+                );
+                if let Some(classes) = &t.classes {
+                    target = target.with_classes(classes.iter().map(|c| c.text()));
+                }
+                target.with_first_class(t.first_class.unwrap_or(0))
+            })
+            .collect(),
+        features: cfg.data.features.clone(),
+        exclude: cfg.data.exclude.clone(),
+        header: cfg.data.header.clone(),
+        missing: cfg.data.missing.into(),
+        na_values: cfg.data.na_values.clone(),
+    }
+}
+
+/// Says which columns were left out and which values were filled or dropped.
+fn describe_columns(csv: &Path, summary: &CsvSummary) {
+    if !summary.ignored.is_empty() {
+        let ignored: Vec<String> = summary
+            .ignored
+            .iter()
+            .map(|(name, why)| match why {
+                IgnoredReason::Text { line } => format!("`{name}` (text, from line {line})"),
+                IgnoredReason::Empty => format!("`{name}` (empty)"),
+            })
+            .collect();
+        eprintln!("{}: not features: {}", csv.display(), ignored.join(", "));
+    }
+    for (name, n) in &summary.missing {
+        eprintln!("{}: {n} missing values in `{name}`", csv.display());
+    }
+    if summary.dropped_rows > 0 {
+        eprintln!(
+            "{}: left out {} rows with missing feature values",
+            csv.display(),
+            summary.dropped_rows
+        );
+    }
+}
+
+/// Without declared classes, a class target's classes are those of the training rows:
+/// a label that occurs only in `part` (validation or test) is one the head never learns,
+/// an error naming its line and value. `line` maps a row of `part` to its file line.
+fn check_classes_seen_in_training(
+    cfg: &RunConfig,
+    csv: &Path,
+    train: &MultiTaskDataset,
+    part: &MultiTaskDataset,
+    line: impl Fn(usize) -> u64,
+) -> Result<()> {
+    for (k, target) in cfg.data.targets.iter().enumerate() {
+        if target.classes.is_some() {
+            continue;
+        }
+        let (TargetData::Classes { labels, classes }, TargetData::Classes { labels: seen, .. }) =
+            (&part.tasks()[k].data, &train.tasks()[k].data)
+        else {
+            continue;
+        };
+        let mut in_train = vec![false; *classes];
+        for (r, &l) in seen.iter().enumerate() {
+            if train.tasks()[k].is_labelled(r) {
+                in_train[l as usize] = true;
+            }
+        }
+        let unseen = labels
+            .iter()
+            .enumerate()
+            .find(|&(r, &l)| part.tasks()[k].is_labelled(r) && !in_train[l as usize]);
+        if let Some((r, &l)) = unseen {
+            let value = match part.class_names(k) {
+                Some(names) => names[l as usize].clone(),
+                None => (l + target.first_class.unwrap_or(0)).to_string(),
+            };
+            return Err(Error::Parse {
+                path: csv.to_path_buf(),
+                line: line(r),
+                message: format!(
+                    "column `{}`: label `{value}` does not occur in the training rows, so the \
+                     head would never learn it; declare the target's classes to keep it",
+                    target.column
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// A plain-text summary: per-task test metrics, Δm and negative transfer.

@@ -145,9 +145,11 @@ fn out_of_range_values_are_refused_before_training() {
         let config = DATA.replace("data.csv", "big.csv")
             + "[train]\nepochs = 1\n"
             + "[output]\nplots = false\n";
+        // Refused by name (the CSV reader finds the gap in the codes, the dataset the
+        // class bound), before any head is built.
         let err = failure(&train(&dir, &config, &[]));
         assert!(
-            err.contains(&format!("label {label} at row 60")) && err.contains("1048576"),
+            err.contains(label) && err.contains("classes") && !err.contains("train /"),
             "{err}"
         );
         let shifted = config.replace(

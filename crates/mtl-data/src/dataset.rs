@@ -2,6 +2,7 @@
 
 use crate::batch::{build_batch, Batch, Batches};
 use crate::target::{TargetData, TaskData};
+use crate::target_scale::TargetScale;
 use mtl_core::{derive_rng, Error, Result, SeededRng};
 use ndarray::{Array2, Axis};
 use rand::seq::SliceRandom;
@@ -20,6 +21,9 @@ pub struct MultiTaskDataset {
     tasks: Vec<TaskData>,
     // Per task: category names of a classification task, when known (CSV string labels).
     class_names: Vec<Option<Vec<String>>>,
+    // Per task: the map from the stored (standardised) regression targets back to their
+    // original units, set by `TargetStandardizer`.
+    target_scales: Vec<Option<TargetScale>>,
 }
 
 /// A dataset cut into train, validation and test parts (disjoint rows).
@@ -102,10 +106,12 @@ impl MultiTaskDataset {
         for (k, task) in tasks.iter_mut().enumerate() {
             validate_task(k, task, n)?;
         }
+        let target_scales = vec![None; tasks.len()];
         Ok(MultiTaskDataset {
             features,
             tasks,
             class_names,
+            target_scales,
         })
     }
 
@@ -245,6 +251,7 @@ impl MultiTaskDataset {
             features: self.features.select(Axis(0), rows),
             tasks: self.tasks.iter().map(|t| t.select(rows)).collect(),
             class_names: self.class_names.clone(),
+            target_scales: self.target_scales.clone(),
         })
     }
 
@@ -368,6 +375,7 @@ impl MultiTaskDataset {
             features: self.features.clone(),
             tasks: vec![task.clone()],
             class_names: vec![self.class_names[k].clone()],
+            target_scales: vec![self.target_scales[k].clone()],
         })
     }
 
@@ -385,7 +393,40 @@ impl MultiTaskDataset {
             features,
             tasks: self.tasks.clone(),
             class_names: self.class_names.clone(),
+            target_scales: self.target_scales.clone(),
         })
+    }
+
+    /// The same dataset with its features changed in place by `f` (which must keep
+    /// them finite), without a second copy of the matrix.
+    pub(crate) fn map_features_in_place(
+        mut self,
+        f: impl FnOnce(&mut Array2<f32>),
+    ) -> Result<Self> {
+        f(&mut self.features);
+        check_finite_features(&self.features)?;
+        Ok(self)
+    }
+
+    /// When regression task `k`'s targets are stored standardised: the map back to
+    /// their original units (set by [`TargetStandardizer`](crate::TargetStandardizer)).
+    /// Evaluation reports the task's metrics in original units through it.
+    pub fn target_scale(&self, k: usize) -> Option<&TargetScale> {
+        self.target_scales.get(k)?.as_ref()
+    }
+
+    /// Replaces regression task `k`'s targets by standardised ones and records the map
+    /// back. The caller has checked the task is regression and not yet standardised.
+    pub(crate) fn set_standardised_task(
+        &mut self,
+        k: usize,
+        values: Array2<f32>,
+        scale: TargetScale,
+    ) {
+        if let TargetData::Regression(v) = &mut self.tasks[k].data {
+            *v = values;
+        }
+        self.target_scales[k] = Some(scale);
     }
 
     /// Builds a dataset with the class names of some tasks already known.

@@ -2,7 +2,8 @@
 //!
 //! Data for multi-task learning: a validated [`MultiTaskDataset`] (features plus K
 //! tasks of class, binary or regression targets, with masks for missing labels),
-//! seeded train/validation/test splits, a [`Standardizer`] fitted on training features,
+//! seeded train/validation/test splits, a [`Standardizer`] fitted on training features
+//! (standard, robust or clipped) and a [`TargetStandardizer`] for regression targets,
 //! and mini-[`Batch`]es as `tch` tensors with one [`mtl_core::TaskTarget`] per task.
 //!
 //! - **Loaders** with typed errors that name the file and the line or byte: CSV
@@ -42,9 +43,13 @@ mod sklearn;
 mod source;
 mod standardize;
 mod target;
+mod target_scale;
 mod toy;
 
-pub use crate::csv::{parse_csv, read_csv, CsvSpec, CsvTarget, TargetKind};
+pub use crate::csv::{
+    parse_csv, parse_csv_summary, read_csv, read_csv_summary, CsvSpec, CsvSummary, CsvTarget,
+    IgnoredReason, MissingValues, TargetKind,
+};
 pub use crate::safetensors::{parse_safetensors, read_safetensors};
 pub use array::{ArrayElement, DType, DenseArray};
 pub use batch::{Batch, Batches};
@@ -65,6 +70,9 @@ pub use olive::{olive_oil, OLIVE_FEATURES, OLIVE_REGIONS};
 pub use prefetch::{prefetch, prefetch_scoped, Prefetch};
 pub use schedule::{ScheduleConfig, TaskSampling, TaskSchedule};
 pub use sklearn::{digits, linnerud, LinnerudTargets};
-pub use standardize::Standardizer;
+pub use standardize::{
+    extreme_columns, ExtremeColumn, FeatureScaling, Standardizer, DEFAULT_CLIP, EXTREME_Z,
+};
 pub use target::{TargetData, TaskData};
+pub use target_scale::{TargetScale, TargetStandardizer};
 pub use toy::{toy_objectives, toy_objectives_f64, TOY_LOWER};

@@ -59,6 +59,8 @@ impl Trainer {
             let _span = tracing::info_span!("baseline", task = k).entered();
             let mut cfg = self.config().clone().method("ew");
             cfg.checkpoint = None;
+            // The joint run's metrics files are not the baselines'.
+            cfg.tracking = None;
             if let Some(es) = &mut cfg.early_stopping {
                 if let Monitor::Metric { task, name } = &es.monitor {
                     es.monitor = if *task == k {

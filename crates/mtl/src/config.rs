@@ -5,6 +5,7 @@ use crate::diagnostics::DiagnosticsConfig;
 use crate::divergence::DivergenceGuard;
 use crate::early_stopping::EarlyStopping;
 use crate::step::GradMode;
+use crate::tracking::TrackingConfig;
 use mtl_core::{Error, LrSchedule, OptimizerConfig, Result};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -65,6 +66,9 @@ pub struct TrainerConfig {
     /// (on by default; see [`DivergenceGuard`] for the rule).
     #[serde(default)]
     pub divergence: DivergenceGuard,
+    /// Per-step metrics to CSV and TensorBoard files ([`MetricsWriter`](crate::MetricsWriter)).
+    #[serde(default)]
+    pub tracking: Option<TrackingConfig>,
 }
 
 fn one() -> usize {
@@ -126,6 +130,7 @@ impl Default for TrainerConfig {
             drop_last: false,
             tasks_per_step: 1,
             divergence: DivergenceGuard::default(),
+            tracking: None,
         }
     }
 }
@@ -213,6 +218,11 @@ impl TrainerConfig {
         self.divergence = guard;
         self
     }
+    /// Writes per-step metrics as `t` says.
+    pub fn tracking(mut self, t: TrackingConfig) -> Self {
+        self.tracking = Some(t);
+        self
+    }
 
     /// Checks every setting's range, as [`Trainer::new`](crate::Trainer::new) does: positive epochs (at most
     /// [`MAX_EPOCHS`]) and batch size, non-empty prefixes to freeze, a valid optimiser,
@@ -254,6 +264,9 @@ impl TrainerConfig {
         self.divergence.check()?;
         if let Some(d) = &self.diagnostics {
             d.check()?;
+        }
+        if let Some(t) = &self.tracking {
+            t.check()?;
         }
         if let Some(c) = &self.checkpoint {
             if c.every_epochs == 0 {

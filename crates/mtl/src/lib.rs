@@ -20,6 +20,7 @@ mod divergence;
 mod early_stopping;
 mod evaluate;
 mod freeze;
+mod loss_scale;
 mod model;
 mod plan;
 pub mod plots;
@@ -28,6 +29,7 @@ mod report;
 mod run_state;
 pub mod step;
 mod task_optimizers;
+pub mod tracking;
 mod trainer;
 
 pub use baselines::Baselines;
@@ -37,11 +39,13 @@ pub use diagnostics::{DiagnosticsConfig, GradientSample};
 pub use divergence::DivergenceGuard;
 pub use early_stopping::{EarlyStopping, Monitor};
 pub use evaluate::{evaluate, evaluate_multi_input, Evaluation};
+pub use loss_scale::{loss_scale_warning, LOSS_SCALE_RATIO, SCALE_INVARIANT_METHODS};
 pub use model::{Forward, MultiTaskModel, TaskForward};
 pub use report::{EpochRecord, RunReport};
 pub use step::{
     backward_multi_input_step, backward_step, train_step, GradMode, StepData, StepOutcome,
 };
+pub use tracking::{MetricsWriter, RunStart, StepRecord, TrackingConfig, TrainingObserver};
 pub use trainer::Trainer;
 
 pub use mtl_core as core;

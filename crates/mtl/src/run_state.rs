@@ -136,6 +136,7 @@ fn resume_key(cfg: &TrainerConfig) -> serde_json::Value {
         diagnostics: None,
         progress: false,
         divergence: Default::default(),
+        tracking: None,
         ..cfg.clone()
     };
     serde_json::to_value(key).unwrap_or(serde_json::Value::Null)

@@ -16,6 +16,7 @@ use crate::report::{EpochRecord, RunReport};
 use crate::run_state::{self, Parts, RunState, Start};
 use crate::step::{train_step, GradMode, StepOutcome};
 use crate::task_optimizers::TaskOptimizers;
+use crate::tracking::{Hooks, Observers, RunStart, StepRecord, TrainingObserver};
 use mtl_core::{clip_grad_norm, derive_rng, params, Error, Result};
 use mtl_data::{MultiInputData, MultiTaskDataset, TaskSampling};
 use mtl_losses::Method;
@@ -31,6 +32,7 @@ pub struct Trainer {
     pub(crate) resume: Option<PathBuf>,
     force_resume: bool,
     preprocessing: serde_json::Value,
+    observers: Observers,
 }
 
 /// Closes an epoch of either training loop: logs it, lets early stopping observe its
@@ -86,7 +88,15 @@ impl Trainer {
             resume: None,
             force_resume: false,
             preprocessing: serde_json::Value::Null,
+            observers: Observers::default(),
         })
+    }
+
+    /// Reports every step and epoch of the next fits to `observer` (besides the
+    /// metrics files of [`TrainerConfig::tracking`]).
+    pub fn observe(mut self, observer: impl TrainingObserver + 'static) -> Self {
+        self.observers.0.push(Box::new(observer));
+        self
     }
 
     /// Uses an already-built method (a custom one, or one with non-default
@@ -243,6 +253,18 @@ impl Trainer {
             steps_per_epoch,
             model.task_names(),
         );
+        let tasks = model.task_names();
+        let mut hooks = Hooks::start(
+            &mut self.observers.0,
+            cfg.tracking.as_ref(),
+            &RunStart {
+                tasks: &tasks,
+                method: method.name(),
+                epoch: state.epoch,
+                step: state.step,
+                steps_per_epoch,
+            },
+        )?;
         let _fit_span = tracing::info_span!("fit", method = %method.name(), tasks = k).entered();
         while state.epoch < cfg.epochs && !state.stopped_early {
             let epoch = state.epoch;
@@ -290,6 +312,15 @@ impl Trainer {
                     })?;
                 opt.step(&drawn)?;
                 sums.add(&out, &drawn, norm);
+                hooks.step(&StepRecord {
+                    step,
+                    epoch,
+                    losses: &out.losses,
+                    drawn: &drawn,
+                    weights: &out.weights,
+                    lr: opt.lr(),
+                    grad_norm: cfg.clip_grad_norm.map(|_| norm),
+                })?;
                 tracing::trace!(step, losses = ?out.losses, "step");
                 progress.step(|| sums.mean_losses());
             }
@@ -303,6 +334,9 @@ impl Trainer {
                 seconds: t0.elapsed().as_secs_f64(),
             };
             end_epoch(&cfg, record, &mut state, model, &progress)?;
+            if let Some(record) = state.records.last() {
+                hooks.epoch(record, state.step)?;
+            }
             if let Some(policy) = &cfg.checkpoint {
                 let last = state.epoch == cfg.epochs || state.stopped_early;
                 if last || state.epoch % policy.every_epochs == 0 {
@@ -323,6 +357,7 @@ impl Trainer {
                 }
             }
         }
+        hooks.finish()?;
         progress.finish();
         self.finish(model, method, state, start)
     }
