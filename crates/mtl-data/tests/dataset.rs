@@ -78,16 +78,26 @@ fn class_counts_beyond_the_bound_are_refused_naming_the_label() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("label 5 at row 1"), "{err}");
+    // A count inferred as the largest label + 1, as readers do: i64::MAX + 1 used to
+    // wrap to a negative count.
+    for label in [99_999_999_999i64, i64::MAX] {
+        let classes = label as usize + 1;
+        let err = MultiTaskDataset::new(
+            features(3, 1),
+            vec![TaskData::classes("c", array![1, label, 0], classes)],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains(&format!("label {label} at row 1")), "{err}");
+        assert!(!err.contains("0..-"), "{err}");
+    }
+    // Through the CSV reader the same labels are refused by name.
     let spec = CsvSpec::new(vec![CsvTarget::new("y", TargetKind::Classes)]);
     for label in ["99999999999", &i64::MAX.to_string()] {
         let csv = format!("x,y\n0.5,1\n1.5,{label}\n2.5,0\n");
-        let err = parse_csv(csv.as_bytes(), &spec).unwrap_err();
-        let message = err.to_string();
-        assert!(
-            message.contains(&format!("label {label} at row 1")) && message.contains("classes"),
-            "{message}"
-        );
-        assert!(!message.contains("out of range 0..-"), "{message}");
+        let message = parse_csv(csv.as_bytes(), &spec).unwrap_err().to_string();
+        assert!(message.contains(label), "{message}");
+        assert!(!message.contains("0..-"), "{message}");
     }
     // At the bound itself, a dataset is fine.
     let ok = MultiTaskDataset::new(
