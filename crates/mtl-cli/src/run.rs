@@ -5,11 +5,12 @@
 use crate::config::{RunConfig, TargetConfig};
 use mtl::core::{Error, Result};
 use mtl::data::{read_csv, CsvSpec, CsvTarget, Standardizer, TargetData};
-use mtl::heads::{BinaryHead, ClassificationHead, RegressionHead};
 use mtl::prelude::*;
-use mtl::{Baselines, Evaluation};
+use mtl::{
+    ArchSpec, Baselines, Bundle, Evaluation, HeadSpec, ModelSpec, Preprocessing, TargetEncoding,
+    RUN_BUNDLE_DIR,
+};
 use std::path::{Path, PathBuf};
-use tch::nn;
 
 /// Command-line overrides of the config file.
 #[derive(Debug, Clone, Default)]
@@ -39,41 +40,74 @@ pub struct RunOutcome {
     pub files: Vec<PathBuf>,
 }
 
+/// The hard-sharing model for `data` (the tasks of `targets`, in order), as a spec: the
+/// trunk of `model.hidden` and one head per target.
+pub fn model_spec(
+    cfg: &RunConfig,
+    data: &MultiTaskDataset,
+    targets: &[&TargetConfig],
+) -> ModelSpec {
+    let mut sizes = vec![data.num_features() as i64];
+    sizes.extend(&cfg.model.hidden);
+    let heads = data
+        .tasks()
+        .iter()
+        .zip(targets)
+        .map(|(task, target)| HeadSpec::for_task(task, target.loss.unwrap_or_default()))
+        .collect();
+    ModelSpec {
+        architecture: ArchSpec::HardSharing {
+            trunk: MlpConfig::new(sizes).dropout(cfg.model.dropout),
+        },
+        heads,
+    }
+}
+
 /// Builds the hard-sharing model for `data` (the tasks of `targets`, in order).
 pub fn build_model(
     cfg: &RunConfig,
     data: &MultiTaskDataset,
     targets: &[&TargetConfig],
 ) -> Result<MultiTaskModel> {
-    let vs = nn::VarStore::new(select_device(DeviceRequest::Auto)?);
-    let mut sizes = vec![data.num_features() as i64];
-    sizes.extend(&cfg.model.hidden);
-    let width = *sizes.last().unwrap_or(&1);
-    let trunk = MlpConfig::new(sizes)
-        .dropout(cfg.model.dropout)
-        .build(&(vs.root() / "trunk"))?;
-    let mut heads: Vec<Box<dyn TaskHead>> = Vec::with_capacity(targets.len());
-    for (k, (task, target)) in data.tasks().iter().zip(targets).enumerate() {
-        let path = task_path(&vs.root(), k) / "head";
-        let head: Box<dyn TaskHead> = match &task.data {
-            TargetData::Classes { classes, .. } => Box::new(ClassificationHead::new(
-                &path,
-                task.name.as_str(),
-                width,
-                *classes as i64,
-            )?),
-            TargetData::Binary(_) => Box::new(BinaryHead::new(&path, task.name.as_str(), width)?),
-            TargetData::Regression(values) => Box::new(RegressionHead::new(
-                &path,
-                task.name.as_str(),
-                width,
-                values.ncols() as i64,
-                target.loss.unwrap_or_default(),
-            )?),
-        };
-        heads.push(head);
+    let spec = model_spec(cfg, data, targets);
+    MultiTaskModel::from_spec(&spec, select_device(DeviceRequest::Auto)?)
+}
+
+/// What a bundle needs to take raw CSV rows and answer in the file's own terms: the
+/// feature columns' names, the feature standardisation, and each class task's labels
+/// (its names, or its integer codes shifted back by `first_class`).
+fn preprocessing(
+    data: &MultiTaskDataset,
+    targets: &[TargetConfig],
+    features: Option<Standardizer>,
+) -> Preprocessing {
+    let encodings = data
+        .tasks()
+        .iter()
+        .zip(targets)
+        .enumerate()
+        .map(
+            |(k, (task, target))| match (&task.data, data.class_names(k)) {
+                (TargetData::Classes { .. }, Some(names)) => TargetEncoding::Labels {
+                    labels: names.to_vec(),
+                },
+                (TargetData::Classes { classes, .. }, None) => match target.first_class {
+                    Some(first) => TargetEncoding::Labels {
+                        labels: (0..*classes as i64)
+                            .map(|c| (c + first).to_string())
+                            .collect(),
+                    },
+                    None => TargetEncoding::Identity,
+                },
+                _ => TargetEncoding::Identity,
+            },
+        )
+        .collect();
+    Preprocessing {
+        feature_names: data.feature_names().map(<[String]>::to_vec),
+        features,
+        targets: encodings,
     }
-    MultiTaskModel::new(vs, HardSharing::new(trunk, targets.len())?, heads)
 }
 
 /// Applies each target's `first_class`: codes c..=n become classes 0..=n−c.
@@ -109,7 +143,15 @@ fn shift_class_codes(data: MultiTaskDataset, targets: &[TargetConfig]) -> Result
         t.mask = task.mask.clone();
         tasks.push(t);
     }
-    MultiTaskDataset::new(data.features().clone(), tasks)
+    let shifted = MultiTaskDataset::new(data.features().clone(), tasks)?;
+    let shifted = (0..data.num_tasks()).try_fold(shifted, |ds, k| match data.class_names(k) {
+        Some(names) => ds.with_class_names(k, names.to_vec()),
+        None => Ok(ds),
+    })?;
+    match data.feature_names() {
+        Some(names) => shifted.with_feature_names(names.to_vec()),
+        None => Ok(shifted),
+    }
 }
 
 fn write(path: &Path, text: &str) -> Result<()> {
@@ -169,16 +211,19 @@ pub fn run(config_path: &Path, overrides: &Overrides) -> Result<RunOutcome> {
     let data = shift_class_codes(read_csv(&csv, &spec)?, &cfg.data.targets)?;
     seed_everything(cfg.train.seed);
     let split = data.split(cfg.data.validation, cfg.data.test, cfg.train.seed)?;
-    let (train, val, test) = if cfg.data.standardize {
-        let s = Standardizer::fit(&split.train);
-        (
+    let scaler = cfg
+        .data
+        .standardize
+        .then(|| Standardizer::fit(&split.train));
+    let (train, val, test) = match &scaler {
+        Some(s) => (
             s.apply(&split.train)?,
             s.apply(&split.validation)?,
             s.apply(&split.test)?,
-        )
-    } else {
-        (split.train, split.validation, split.test)
+        ),
+        None => (split.train, split.validation, split.test),
     };
+    let prep = preprocessing(&train, &cfg.data.targets, scaler);
     let targets: Vec<&TargetConfig> = cfg.data.targets.iter().collect();
     eprintln!(
         "{}: {} train / {} validation / {} test rows, {} features, tasks {:?}, method {}",
@@ -228,6 +273,13 @@ pub fn run(config_path: &Path, overrides: &Overrides) -> Result<RunOutcome> {
     let report_path = out_dir.join("report.json");
     write(&report_path, &report.to_json())?;
     files.push(report_path);
+    // The trained model with what `mtl predict` needs to read raw rows.
+    model.set_preprocessing(prep)?;
+    files.extend(Bundle::save(
+        out_dir.join(RUN_BUNDLE_DIR),
+        &model,
+        &report.method,
+    )?);
     if cfg.output.plots {
         files.extend(report.write_plots(&out_dir)?);
     }

@@ -99,6 +99,7 @@ impl CsvSpec {
 /// std::fs::remove_file(&path)?;
 /// assert_eq!((ds.len(), ds.num_features()), (2, 2));
 /// assert_eq!(ds.class_names(0).unwrap(), ["blue", "red"]);
+/// assert_eq!(ds.feature_names().unwrap(), ["x", "y"]);
 /// assert_eq!(ds.tasks()[1].labelled(), 1);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -219,7 +220,8 @@ fn from_reader(
         tasks.push(task);
         class_names.push(names);
     }
-    MultiTaskDataset::with_all_class_names(features, tasks, class_names)
+    let names = feature_cols.iter().map(|&c| header[c].clone()).collect();
+    MultiTaskDataset::with_all_class_names(features, tasks, class_names)?.with_feature_names(names)
 }
 
 /// One data row of the file, with the line it starts on.

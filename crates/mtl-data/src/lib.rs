@@ -25,6 +25,7 @@ mod array;
 mod batch;
 mod census;
 mod csv;
+mod csv_features;
 mod dataset;
 mod idx;
 mod locate;
@@ -45,6 +46,7 @@ mod target;
 mod toy;
 
 pub use crate::csv::{parse_csv, read_csv, CsvSpec, CsvTarget, TargetKind};
+pub use crate::csv_features::{parse_csv_features, read_csv_features};
 pub use crate::safetensors::{parse_safetensors, read_safetensors};
 pub use array::{ArrayElement, DType, DenseArray};
 pub use batch::{Batch, Batches};

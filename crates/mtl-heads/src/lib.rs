@@ -94,7 +94,7 @@ mod sequence;
 pub use binary::BinaryHead;
 pub use classification::ClassificationHead;
 pub use depth::{depth_l1, DepthHead};
-pub use head::{MetricValue, Metrics, TaskHead};
+pub use head::{MetricValue, Metrics, Prediction, TaskHead};
 pub use loss::{bce_with_logits, cross_entropy, gaussian_nll, huber, l1, mse};
 pub use metrics::{
     BinaryMetrics, ClassificationMetrics, DepthMetrics, MultiLabelMetrics, NormalMetrics,

@@ -13,6 +13,7 @@
 //! re-exports, so a user can depend on just the piece they need.
 
 mod baselines;
+mod bundle;
 mod delta_m;
 pub mod diagnostics;
 mod early_stopping;
@@ -21,20 +22,27 @@ mod freeze;
 mod model;
 mod plan;
 pub mod plots;
+mod predict;
 mod progress;
 mod report;
 mod run_state;
+mod spec;
 pub mod step;
 mod task_optimizers;
 mod trainer;
 
 pub use baselines::Baselines;
+pub use bundle::{
+    Bundle, BUNDLE_FORMAT, BUNDLE_VERSION, MANIFEST_FILE, RUN_BUNDLE_DIR, WEIGHTS_FILE,
+};
 pub use delta_m::{DeltaM, TaskDelta};
 pub use diagnostics::{DiagnosticsConfig, GradientSample};
 pub use early_stopping::{EarlyStopping, Monitor};
 pub use evaluate::{evaluate, evaluate_multi_input, Evaluation};
 pub use model::{Forward, MultiTaskModel, TaskForward};
+pub use predict::{Predicted, Preprocessing, TargetEncoding, TaskPrediction};
 pub use report::{EpochRecord, RunReport};
+pub use spec::{ArchSpec, HeadSpec, ModelSpec};
 pub use step::{
     backward_multi_input_step, backward_step, train_step, GradMode, StepData, StepOutcome,
 };
