@@ -14,3 +14,6 @@ pub mod run;
 pub use config::RunConfig;
 pub use predict::{predict, PredictArgs, PredictOutcome};
 pub use run::{run, summary, Overrides, RunOutcome};
+
+// The version this crate was built with.
+pub use tch;

@@ -70,3 +70,8 @@ pub use sklearn::{digits, linnerud, LinnerudTargets};
 pub use standardize::Standardizer;
 pub use target::{TargetData, TaskData};
 pub use toy::{toy_objectives, toy_objectives_f64, TOY_LOWER};
+
+// The versions this crate was built with, so a dependent crate converts data with the
+// same `ndarray` and `tch` types (another `ndarray` major version is another type).
+pub use ndarray;
+pub use tch;

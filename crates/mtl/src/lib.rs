@@ -52,6 +52,7 @@ pub use mtl_core as core;
 pub use mtl_data as data;
 pub use mtl_heads as heads;
 pub use mtl_losses as losses;
+pub use ndarray;
 pub use tch;
 
 /// The names most programs need.
