@@ -15,12 +15,13 @@ use mtl::data::{
     extreme_columns, read_csv_summary, CsvSpec, CsvSummary, CsvTarget, FeatureScaling,
     IgnoredReason, Standardizer, TargetData, TargetStandardizer, EXTREME_Z,
 };
-use mtl::heads::{BinaryHead, ClassificationHead, RegressionHead};
 use mtl::prelude::*;
-use mtl::{Baselines, Evaluation, TrackingConfig, TrainingObserver};
+use mtl::{
+    ArchSpec, Baselines, Bundle, Evaluation, HeadSpec, ModelSpec, Preprocessing, TargetEncoding,
+    TrackingConfig, TrainingObserver, RUN_BUNDLE_DIR,
+};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use tch::nn;
 
 /// Command-line overrides of the config file.
 #[derive(Debug, Clone, Default)]
@@ -56,41 +57,84 @@ pub struct RunOutcome {
     pub warnings: Vec<String>,
 }
 
+/// The hard-sharing model for `data` (the tasks of `targets`, in order), as a spec: the
+/// trunk of `model.hidden` and one head per target.
+pub fn model_spec(
+    cfg: &RunConfig,
+    data: &MultiTaskDataset,
+    targets: &[&TargetConfig],
+) -> ModelSpec {
+    let mut sizes = vec![data.num_features() as i64];
+    sizes.extend(&cfg.model.hidden);
+    let heads = data
+        .tasks()
+        .iter()
+        .zip(targets)
+        .map(|(task, target)| HeadSpec::for_task(task, target.loss.unwrap_or_default()))
+        .collect();
+    ModelSpec {
+        architecture: ArchSpec::HardSharing {
+            trunk: MlpConfig::new(sizes).dropout(cfg.model.dropout),
+        },
+        heads,
+    }
+}
+
 /// Builds the hard-sharing model for `data` (the tasks of `targets`, in order).
 pub fn build_model(
     cfg: &RunConfig,
     data: &MultiTaskDataset,
     targets: &[&TargetConfig],
 ) -> Result<MultiTaskModel> {
-    let vs = nn::VarStore::new(select_device(DeviceRequest::Auto)?);
-    let mut sizes = vec![data.num_features() as i64];
-    sizes.extend(&cfg.model.hidden);
-    let width = *sizes.last().unwrap_or(&1);
-    let trunk = MlpConfig::new(sizes)
-        .dropout(cfg.model.dropout)
-        .build(&(vs.root() / "trunk"))?;
-    let mut heads: Vec<Box<dyn TaskHead>> = Vec::with_capacity(targets.len());
-    for (k, (task, target)) in data.tasks().iter().zip(targets).enumerate() {
-        let path = task_path(&vs.root(), k) / "head";
-        let head: Box<dyn TaskHead> = match &task.data {
-            TargetData::Classes { classes, .. } => Box::new(ClassificationHead::new(
-                &path,
-                task.name.as_str(),
-                width,
-                *classes as i64,
-            )?),
-            TargetData::Binary(_) => Box::new(BinaryHead::new(&path, task.name.as_str(), width)?),
-            TargetData::Regression(values) => Box::new(RegressionHead::new(
-                &path,
-                task.name.as_str(),
-                width,
-                values.ncols() as i64,
-                target.loss.unwrap_or_default(),
-            )?),
-        };
-        heads.push(head);
-    }
-    MultiTaskModel::new(vs, HardSharing::new(trunk, targets.len())?, heads)
+    let spec = model_spec(cfg, data, targets);
+    MultiTaskModel::from_spec(&spec, select_device(DeviceRequest::Auto)?)
+}
+
+/// What a bundle needs to take raw CSV rows and answer in the file's own terms: the
+/// feature columns' names, the feature standardisation, and each class task's labels
+/// (its names, or its integer codes shifted back by `first_class`).
+fn preprocessing(
+    data: &MultiTaskDataset,
+    targets: &[TargetConfig],
+    features: Option<Standardizer>,
+) -> Result<Preprocessing> {
+    let encodings = data
+        .tasks()
+        .iter()
+        .zip(targets)
+        .enumerate()
+        .map(|(k, (task, target))| -> Result<TargetEncoding> {
+            Ok(match (&task.data, data.class_names(k)) {
+                (TargetData::Classes { .. }, Some(names)) => TargetEncoding::Labels {
+                    labels: names.to_vec(),
+                },
+                (TargetData::Classes { classes, .. }, None) => match target.first_class {
+                    Some(first) => TargetEncoding::Labels {
+                        labels: (0..*classes as i64)
+                            .map(|c| (c + first).to_string())
+                            .collect(),
+                    },
+                    None => TargetEncoding::Identity,
+                },
+                _ => match data.target_scale(k) {
+                    // Trained on standardised targets: predictions go back to the
+                    // file's units through the training rows' statistics.
+                    Some(scale) => TargetEncoding::Standardized {
+                        scaler: Standardizer::from_parts(
+                            scale.mean().clone(),
+                            scale.std().clone(),
+                        )?,
+                    },
+                    None => TargetEncoding::Identity,
+                },
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Preprocessing {
+        feature_names: data.feature_names().map(<[String]>::to_vec),
+        features,
+        targets: encodings,
+    })
 }
 
 /// The plots [`RunReport::write_plots`] may write into the output directory.
@@ -206,15 +250,15 @@ pub fn run(config_path: &Path, overrides: &Overrides) -> Result<RunOutcome> {
             );
         }
     }
-    let (train, val, test) = match scaling {
-        Some(scaling) => {
-            let s = Standardizer::fit_with(&train, scaling)?;
-            (
-                s.apply_owned(train)?,
-                s.apply_owned(val)?,
-                s.apply_owned(test)?,
-            )
-        }
+    let scaler = scaling
+        .map(|scaling| Standardizer::fit_with(&train, scaling))
+        .transpose()?;
+    let (train, val, test) = match &scaler {
+        Some(s) => (
+            s.apply_owned(train)?,
+            s.apply_owned(val)?,
+            s.apply_owned(test)?,
+        ),
         None => (train, val, test),
     };
     let (train, val, test) = if cfg.data.standardize_targets {
@@ -227,6 +271,7 @@ pub fn run(config_path: &Path, overrides: &Overrides) -> Result<RunOutcome> {
     } else {
         (train, val, test)
     };
+    let prep = preprocessing(&train, &cfg.data.targets, scaler)?;
     let targets: Vec<&TargetConfig> = cfg.data.targets.iter().collect();
     eprintln!(
         "{}: {} train / {} validation / {} test rows, {} features, tasks {:?}, method {}",
@@ -300,6 +345,13 @@ pub fn run(config_path: &Path, overrides: &Overrides) -> Result<RunOutcome> {
         events.sort();
         written.extend(events);
     }
+    // The trained model with what `mtl predict` needs to read raw rows.
+    model.set_preprocessing(prep)?;
+    files.extend(Bundle::save(
+        out_dir.join(RUN_BUNDLE_DIR),
+        &model,
+        &report.method,
+    )?);
     if cfg.output.plots {
         written.extend(report.write_plots(&out_dir)?);
     }

@@ -83,7 +83,14 @@ fn json_configs_and_baselines_through_the_library() {
     assert_eq!(d.tasks.len(), 2);
     assert!(d.delta_m.is_finite());
     assert!(dir.join("out/baselines.json").exists());
-    assert_eq!(outcome.files, [dir.join("out/report.json")]);
+    assert_eq!(
+        outcome.files,
+        [
+            dir.join("out/report.json"),
+            dir.join("out/model/bundle.json"),
+            dir.join("out/model/weights.safetensors")
+        ]
+    );
     assert!(mtl_cli::summary(&outcome.report).contains("Δm"));
     std::fs::remove_dir_all(&dir).unwrap();
 }

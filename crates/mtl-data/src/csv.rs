@@ -187,6 +187,7 @@ pub struct CsvSummary {
 /// std::fs::remove_file(&path)?;
 /// assert_eq!((ds.len(), ds.num_features()), (2, 2));
 /// assert_eq!(ds.class_names(0).unwrap(), ["blue", "red"]);
+/// assert_eq!(ds.feature_names().unwrap(), ["x", "y"]);
 /// assert_eq!(ds.tasks()[1].labelled(), 1);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -587,7 +588,8 @@ fn from_reader(
         tasks.push(task);
         class_names.push(names);
     }
-    let ds = MultiTaskDataset::with_all_class_names(matrix, tasks, class_names)?;
+    let ds = MultiTaskDataset::with_all_class_names(matrix, tasks, class_names)?
+        .with_feature_names(feature_names.clone())?;
     let lines = if dropped_rows == 0 {
         lines
     } else {

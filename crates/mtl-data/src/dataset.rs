@@ -24,6 +24,9 @@ pub struct MultiTaskDataset {
     // Per task: the map from the stored (standardised) regression targets back to their
     // original units, set by `TargetStandardizer`.
     target_scales: Vec<Option<TargetScale>>,
+    // The feature columns' names, when known (the CSV header), so a saved model can
+    // read the same columns from another file.
+    feature_names: Option<Vec<String>>,
 }
 
 /// A dataset cut into train, validation and test parts (disjoint rows).
@@ -112,6 +115,7 @@ impl MultiTaskDataset {
             tasks,
             class_names,
             target_scales,
+            feature_names: None,
         })
     }
 
@@ -191,6 +195,40 @@ impl MultiTaskDataset {
         Ok(self)
     }
 
+    /// The names of the feature columns, in order, when known: set by
+    /// [`read_csv`](crate::read_csv) (the header's names) and by
+    /// [`with_feature_names`](Self::with_feature_names), and kept by splits, subsets and
+    /// standardisation.
+    pub fn feature_names(&self) -> Option<&[String]> {
+        self.feature_names.as_deref()
+    }
+
+    /// Records the names of the feature columns; there must be one per column.
+    ///
+    /// ```
+    /// # use mtl_data::{MultiTaskDataset, TaskData};
+    /// # use ndarray::array;
+    /// let ds = MultiTaskDataset::new(
+    ///     array![[0.0f32, 1.0]],
+    ///     vec![TaskData::binary("b", array![1.0])],
+    /// )?
+    /// .with_feature_names(vec!["age".into(), "income".into()])?;
+    /// assert_eq!(ds.split(0.0, 0.0, 0)?.train.feature_names().unwrap(), ["age", "income"]);
+    /// assert!(ds.with_feature_names(vec!["age".into()]).is_err());
+    /// # Ok::<(), mtl_core::Error>(())
+    /// ```
+    pub fn with_feature_names(mut self, names: Vec<String>) -> Result<Self> {
+        if names.len() != self.num_features() {
+            return Err(Error::shape(
+                "feature names",
+                format!("{} names (one per feature column)", self.num_features()),
+                format!("{} names", names.len()),
+            ));
+        }
+        self.feature_names = Some(names);
+        Ok(self)
+    }
+
     /// Per-class counts of the labelled rows of classification task `k`.
     pub fn class_counts(&self, k: usize) -> Result<Vec<usize>> {
         let task = self.task(k, "class_counts")?;
@@ -252,6 +290,7 @@ impl MultiTaskDataset {
             tasks: self.tasks.iter().map(|t| t.select(rows)).collect(),
             class_names: self.class_names.clone(),
             target_scales: self.target_scales.clone(),
+            feature_names: self.feature_names.clone(),
         })
     }
 
@@ -376,6 +415,7 @@ impl MultiTaskDataset {
             tasks: vec![task.clone()],
             class_names: vec![self.class_names[k].clone()],
             target_scales: vec![self.target_scales[k].clone()],
+            feature_names: self.feature_names.clone(),
         })
     }
 
@@ -394,6 +434,7 @@ impl MultiTaskDataset {
             tasks: self.tasks.clone(),
             class_names: self.class_names.clone(),
             target_scales: self.target_scales.clone(),
+            feature_names: self.feature_names.clone(),
         })
     }
 

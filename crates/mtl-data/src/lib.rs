@@ -26,6 +26,7 @@ mod array;
 mod batch;
 mod census;
 mod csv;
+mod csv_features;
 mod dataset;
 mod idx;
 mod locate;
@@ -50,6 +51,7 @@ pub use crate::csv::{
     parse_csv, parse_csv_summary, read_csv, read_csv_summary, CsvSpec, CsvSummary, CsvTarget,
     IgnoredReason, MissingValues, TargetKind,
 };
+pub use crate::csv_features::{parse_csv_features, read_csv_features};
 pub use crate::safetensors::{parse_safetensors, read_safetensors};
 pub use array::{ArrayElement, DType, DenseArray};
 pub use batch::{Batch, Batches};
@@ -76,3 +78,8 @@ pub use standardize::{
 pub use target::{TargetData, TaskData};
 pub use target_scale::{TargetScale, TargetStandardizer};
 pub use toy::{toy_objectives, toy_objectives_f64, TOY_LOWER};
+
+// The versions this crate was built with, so a dependent crate converts data with the
+// same `ndarray` and `tch` types (another `ndarray` major version is another type).
+pub use ndarray;
+pub use tch;

@@ -5,6 +5,7 @@
 use crate::dataset::MultiTaskDataset;
 use mtl_core::{Error, Result};
 use ndarray::{Array1, Array2};
+use serde::{Deserialize, Serialize};
 
 /// The |z| above which [`extreme_columns`] calls a value extreme. A normal sample of a
 /// million rows stays below 6; a value at 10 is a one-in-10²³ event for normal data and
@@ -37,11 +38,60 @@ pub enum FeatureScaling {
 /// the dataset it was fitted on (normally the training part, so validation and test
 /// statistics do not leak into training): mean and standard deviation by default, or
 /// as a [`FeatureScaling`] says, optionally clipping the result.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// It serialises (serde) as `{"mean": [...], "std": [...]}` (plus `"clip"` when it
+/// clips), so a saved model carries the preprocessing it was trained with;
+/// deserialising checks the statistics as [`Standardizer::from_parts`] does.
+///
+/// ```
+/// # use mtl_data::Standardizer;
+/// # use ndarray::array;
+/// let s = Standardizer::from_parts(array![1.0, -2.0], array![0.5, 4.0])?;
+/// let json = serde_json::to_string(&s).unwrap();
+/// assert_eq!(json, r#"{"mean":[1.0,-2.0],"std":[0.5,4.0]}"#);
+/// assert_eq!(serde_json::from_str::<Standardizer>(&json).unwrap(), s);
+/// assert!(serde_json::from_str::<Standardizer>(r#"{"mean":[0.0],"std":[0.0]}"#).is_err());
+/// # Ok::<(), mtl_core::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "StandardizerParts", into = "StandardizerParts")]
 pub struct Standardizer {
     mean: Array1<f32>,
     std: Array1<f32>,
     clip: Option<f32>,
+}
+
+/// The serialised form of a [`Standardizer`].
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StandardizerParts {
+    mean: Vec<f32>,
+    std: Vec<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    clip: Option<f32>,
+}
+
+impl TryFrom<StandardizerParts> for Standardizer {
+    type Error = Error;
+    fn try_from(p: StandardizerParts) -> Result<Self> {
+        let s = Standardizer::from_parts(Array1::from(p.mean), Array1::from(p.std))?;
+        match p.clip {
+            Some(at) if !(at.is_finite() && at > 0.0) => Err(Error::config(format!(
+                "standardizer clip bound {at}: it must be finite and positive"
+            ))),
+            clip => Ok(Standardizer { clip, ..s }),
+        }
+    }
+}
+
+impl From<Standardizer> for StandardizerParts {
+    fn from(s: Standardizer) -> Self {
+        StandardizerParts {
+            mean: s.mean.to_vec(),
+            std: s.std.to_vec(),
+            clip: s.clip,
+        }
+    }
 }
 
 /// A feature column with values far from its mean ([`extreme_columns`]).
@@ -307,6 +357,30 @@ impl Standardizer {
                 }
             }
         }
+    }
+
+    /// Undoes [`Standardizer::transform`]: `z · std + mean` per column, mapping values
+    /// on the standardised scale (such as a regression head's predictions of
+    /// standardised targets) back to the original units.
+    ///
+    /// ```
+    /// # use mtl_data::Standardizer;
+    /// # use ndarray::array;
+    /// let s = Standardizer::from_parts(array![10.0], array![2.0])?;
+    /// let x = array![[9.0f32], [14.0]];
+    /// assert_eq!(s.transform(&x)?, array![[-0.5f32], [2.0]]);
+    /// assert_eq!(s.inverse_transform(&s.transform(&x)?)?, x);
+    /// # Ok::<(), mtl_core::Error>(())
+    /// ```
+    pub fn inverse_transform(&self, values: &Array2<f32>) -> Result<Array2<f32>> {
+        if values.ncols() != self.mean.len() {
+            return Err(Error::shape(
+                "Standardizer::inverse_transform",
+                format!("{} columns", self.mean.len()),
+                format!("{} columns", values.ncols()),
+            ));
+        }
+        Ok(values * &self.std + &self.mean)
     }
 
     /// `ds` with standardised features and the same tasks.

@@ -6,7 +6,7 @@ use crate::kit::{
     regression_rows, zero_loss, Collected, Linear,
 };
 use crate::metrics::scores;
-use crate::{MetricValue, Metrics, TaskHead};
+use crate::{MetricValue, Metrics, Prediction, TaskHead};
 use mtl_core::{Error, Result, TaskTarget};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Kind, Reduction, Tensor};
@@ -362,6 +362,10 @@ impl TaskHead for RegressionHead {
             RegressionLoss::GaussianNll => Box::new(metrics.with_log_variance()),
             _ => Box::new(metrics),
         }
+    }
+
+    fn predict(&self, output: &Tensor) -> Result<Prediction> {
+        Ok(Prediction::Values(self.mean(output)?))
     }
 }
 

@@ -80,8 +80,13 @@ pub(crate) fn epoch_seed(seed: u64, epoch: usize) -> u64 {
 
 impl Trainer {
     /// A trainer that builds its method from `config.method` by name.
+    ///
+    /// Errors: [`Error::Config`] for invalid settings; [`Error::Unknown`] (listing the
+    /// registered names) when `config.method` names no registered method, here rather
+    /// than at the first fit. A custom method goes in with [`Trainer::with_method`].
     pub fn new(config: TrainerConfig) -> Result<Self> {
         config.check()?;
+        mtl_losses::registry::info(&config.method)?;
         Ok(Trainer {
             config,
             method: None,

@@ -149,12 +149,14 @@ fn mismatches_are_typed_errors() {
             .fit(&mut m, &data, None),
         Err(Error::Config(_))
     ));
-    assert!(matches!(
-        Trainer::new(config("no_such_method"))
-            .unwrap()
-            .fit(&mut m, &data, None),
-        Err(Error::Unknown { .. })
-    ));
+    // An unknown method is refused when the trainer is built, listing the known ones.
+    match Trainer::new(config("no_such_method")) {
+        Err(Error::Unknown { kind, name, known }) => {
+            assert_eq!((kind, name.as_str()), ("method", "no_such_method"));
+            assert!(known.contains("ew") && known.contains("pcgrad"), "{known}");
+        }
+        other => panic!("expected Error::Unknown, got {other:?}"),
+    }
     assert!(Trainer::new(config("ew").epochs(0)).is_err());
 
     let vs = nn::VarStore::new(Device::Cpu);
