@@ -8,7 +8,7 @@
 //! the harness runs in a virtualenv there that reuses the torch `setup` installed.
 
 use crate::libtorch::{self, cache_dir, Libtorch, Source, TORCH_VERSION};
-use crate::util::{output, project_root, run};
+use crate::util::{output, pip, project_root, run};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -139,7 +139,7 @@ pub fn bench(args: &[String]) -> Result<()> {
         "build",
         "--release",
         "-p",
-        "mtl-suite",
+        "mtl-bench",
         "--bin",
         "mtl-bench",
     ]))?;
@@ -435,21 +435,11 @@ fn ensure_peer_python(lt: &Libtorch) -> Result<PathBuf> {
             format!("{}\n", torch_site.display()),
         )?;
     }
-    let pip = || {
-        let mut c = Command::new(&python);
-        c.args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-        ]);
-        c
-    };
+    let install = || pip(&python, &["install", "--quiet"]);
     // With torch visible through the .pth file, this installs only its missing
     // dependencies (the CUDA libraries `import torch` loads); otherwise all of it.
-    run(pip().arg(format!("torch=={TORCH_VERSION}")))?;
-    run(pip().args(PEER_PACKAGES))?;
+    run(install().arg(format!("torch=={TORCH_VERSION}")))?;
+    run(install().args(PEER_PACKAGES))?;
     if !imports_ok() {
         bail!(
             "{} still cannot import torch {TORCH_VERSION} and LibMTL's dependencies",

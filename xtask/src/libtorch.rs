@@ -6,7 +6,7 @@
 //! against (1.2 GB instead of 4.7 GB); `--cuda`, or a visible NVIDIA GPU, installs the
 //! full dependency set so `libtorch_cuda.so` can load.
 
-use crate::util::{output, project_root, run};
+use crate::util::{output, pip, project_root, run};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -172,23 +172,13 @@ fn install(cuda: bool) -> Result<Libtorch> {
     if !venv_python().exists() {
         run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
     }
-    let pip = || {
-        let mut c = Command::new(venv_python());
-        c.args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-        ]);
-        c
-    };
+    let install = || pip(venv_python(), &["install", "--quiet"]);
     let torch = format!("torch=={TORCH_VERSION}");
     if cuda {
-        run(pip().arg(&torch))?;
+        run(install().arg(&torch))?;
     } else {
-        run(pip().args(["--no-deps", &torch]))?;
-        run(pip().args(["--no-warn-conflicts", CUDA_RUNTIME]))?;
+        run(install().args(["--no-deps", &torch]))?;
+        run(install().args(["--no-warn-conflicts", CUDA_RUNTIME]))?;
     }
     let root = python_torch(&venv_python()).context("torch installed but cannot be found")?;
     let version = read_version(&root).context("installed torch has no version.py")?;
@@ -224,20 +214,7 @@ pub fn cargo_config_path() -> PathBuf {
 }
 
 fn write_cargo_config(lt: &Libtorch) -> Result<()> {
-    let root = lt.root.display().to_string();
-    let lib = lt.lib_dir().display().to_string();
-    let text = format!(
-        "# Written by `cargo xtask setup`; machine-specific, do not commit.\n\
-         [env]\n\
-         LIBTORCH = {root:?}\n\
-         \n\
-         [build]\n\
-         # Binaries carry no rpath to libtorch otherwise, and cargo ignores a\n\
-         # LD_LIBRARY_PATH set in [env] when it runs them.\n\
-         rustflags = [\"-C\", \"link-arg=-Wl,-rpath,{lib}\"]\n\
-         # Doctests are linked by rustdoc, which does not read `rustflags`.\n\
-         rustdocflags = [\"-C\", \"link-arg=-Wl,-rpath,{lib}\"]\n"
-    );
+    let text = crate::cargo_config::generated_text(&lt.root, &lt.lib_dir());
     let path = cargo_config_path();
     if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;

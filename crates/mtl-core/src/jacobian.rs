@@ -105,6 +105,24 @@ impl<'a> JacobianRequest<'a> {
     }
 }
 
+/// Checks the optional per-task lists of a step against its K losses: task parameter
+/// lists and the absent-task mask are either empty or one per task.
+pub fn check_per_task_lists(k: usize, parameters: usize, absent: usize, of: &str) -> Result<()> {
+    for (what, n) in [
+        ("task parameter lists", parameters),
+        ("absent-task mask", absent),
+    ] {
+        if n != 0 && n != k {
+            return Err(Error::TaskCount {
+                context: format!("{what} of {of}"),
+                expected: k,
+                got: n,
+            });
+        }
+    }
+    Ok(())
+}
+
 /// The one task-Jacobian builder: one backward pass per present task gives row k of
 /// the returned K×d tensor (∇ loss_k with respect to `inputs`, written in place) and,
 /// in the same pass, task k's own parameter gradients, so the K passes are all a
@@ -122,18 +140,12 @@ pub fn jacobian_rows(req: &JacobianRequest<'_>) -> Result<Tensor> {
             got: 0,
         });
     }
-    for (what, n) in [
-        ("task parameter lists", req.task_parameters.len()),
-        ("absent-task mask", req.absent.len()),
-    ] {
-        if n != 0 && n != k {
-            return Err(Error::TaskCount {
-                context: format!("{what} of the task Jacobian"),
-                expected: k,
-                got: n,
-            });
-        }
-    }
+    check_per_task_lists(
+        k,
+        req.task_parameters.len(),
+        req.absent.len(),
+        "the task Jacobian",
+    )?;
     let at = |step: Option<u64>| step.map(|s| format!(" at step {s}")).unwrap_or_default();
     let jac = empty_jacobian(k, req.inputs)?;
     let last_present = (0..k)

@@ -17,6 +17,7 @@ pub mod arch;
 pub mod checkpoint;
 pub mod device;
 mod error;
+pub mod files;
 pub mod init;
 pub mod jacobian;
 pub mod optim;
@@ -43,6 +44,6 @@ pub use jacobian::{
 pub use optim::{clip_grad_norm, Optimizer, OptimizerConfig};
 pub use params::{task_path, ParamGroups};
 pub use schedule::LrSchedule;
-pub use seed::{derive_rng, seed_everything, SeededRng};
+pub use seed::{derive_rng, seed_everything, torch_rng_lock, SeededRng};
 pub use target::TaskTarget;
 pub use tch;

@@ -6,6 +6,7 @@
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use std::sync::{Mutex, MutexGuard};
 
 /// Seeds libtorch's generators (CPU and, when loaded, CUDA) and returns a Rust RNG
 /// derived from the same seed.
@@ -15,6 +16,37 @@ pub fn seed_everything(seed: u64) -> SeededRng {
         tch::Cuda::manual_seed_all(seed);
     }
     SeededRng::new(seed)
+}
+
+/// Serialises the code that draws from libtorch's process-wide generator.
+///
+/// [`seed_everything`] seeds one generator that every thread shares: weight
+/// initialisation, `randn` and dropout all draw from it. Two threads that seed and draw
+/// at once (tests run in parallel, say) interleave their draws, so neither gets the
+/// stream its seed promises. Holding this guard from the seed to the last draw keeps a
+/// run's draws together; everything in the process that draws should hold it, or it
+/// can still take draws from the middle of a guarded run. A panic while the guard is
+/// held does not poison the lock for the others.
+///
+/// ```
+/// use mtl_core::{seed_everything, torch_rng_lock};
+/// use tch::{kind::FLOAT_CPU, Tensor};
+///
+/// let draw = || {
+///     let _rng = torch_rng_lock();
+///     seed_everything(7);
+///     Tensor::randn([4], FLOAT_CPU)
+/// };
+/// let (a, b) = std::thread::scope(|s| {
+///     let a = s.spawn(draw);
+///     let b = s.spawn(draw);
+///     (a.join().unwrap(), b.join().unwrap())
+/// });
+/// assert!(a.equal(&b));
+/// ```
+pub fn torch_rng_lock() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// A small, fast, portable RNG (ChaCha8) with a stable stream for a given seed.
@@ -67,6 +99,7 @@ mod tests {
 
     #[test]
     fn torch_seed_reproduces_draws() {
+        let _rng = torch_rng_lock();
         seed_everything(3);
         let a = tch::Tensor::randn([4], (tch::Kind::Float, tch::Device::Cpu));
         seed_everything(3);

@@ -35,6 +35,7 @@
 //! ```
 
 use crate::{Aggregation, Method, StepContext};
+use mtl_core::jacobian::check_per_task_lists;
 use mtl_core::{check_losses, jacobian_rows, params, Error, JacobianRequest, Result};
 use tch::Tensor;
 
@@ -216,18 +217,7 @@ pub fn check(step: &Backward<'_>, method: &Method) -> Result<Vec<f64>> {
             got: k,
         });
     }
-    for (what, n) in [
-        ("task parameter lists", step.task_parameters.len()),
-        ("absent-task mask", step.absent.len()),
-    ] {
-        if n != 0 && n != k {
-            return Err(Error::TaskCount {
-                context: format!("{what} of the step"),
-                expected: k,
-                got: n,
-            });
-        }
-    }
+    check_per_task_lists(k, step.task_parameters.len(), step.absent.len(), "the step")?;
     if let Wrt::Representation { features, .. } = step.wrt {
         if !features.requires_grad() {
             return Err(Error::config(

@@ -7,10 +7,10 @@
 //! * [`Plan::PerTask`]: tasks that each bring their own dataset; a seeded
 //!   [`TaskSchedule`] draws tasks and one batch of each drawn task's rows per step.
 
+use crate::config::TrainerConfig;
 use crate::evaluate::{evaluate, evaluate_multi_input, Evaluation};
 use crate::model::MultiTaskModel;
 use crate::step::StepData;
-use crate::trainer::TrainerConfig;
 use mtl_core::checkpoint::{rng_from_state, rng_state};
 use mtl_core::{derive_rng, Error, Result, SeededRng};
 use mtl_data::{MultiInputData, MultiTaskDataset, ScheduleConfig, TaskSampling, TaskSchedule};
@@ -42,15 +42,7 @@ impl<'a> Plan<'a> {
         train: &'a MultiTaskDataset,
         validation: Option<&'a MultiTaskDataset>,
     ) -> Result<Self> {
-        for (what, data) in [("training", Some(train)), ("validation", validation)] {
-            if let Some(d) = data.filter(|d| d.num_tasks() != k) {
-                return Err(Error::TaskCount {
-                    context: format!("{what} data vs model"),
-                    expected: k,
-                    got: d.num_tasks(),
-                });
-            }
-        }
+        check_task_count(k, "", train.num_tasks(), validation.map(|v| v.num_tasks()))?;
         if train.is_empty() {
             return Err(Error::config("the training set is empty"));
         }
@@ -81,15 +73,8 @@ impl<'a> Plan<'a> {
         validation: Option<&'a MultiInputData>,
         sampling: TaskSampling,
     ) -> Result<Self> {
-        for (what, data) in [("training", Some(train)), ("validation", validation)] {
-            if let Some(d) = data.filter(|d| d.num_tasks() != k) {
-                return Err(Error::TaskCount {
-                    context: format!("multi-input {what} data vs model"),
-                    expected: k,
-                    got: d.num_tasks(),
-                });
-            }
-        }
+        let validation_tasks = validation.map(|v| v.num_tasks());
+        check_task_count(k, "multi-input ", train.num_tasks(), validation_tasks)?;
         if cfg.drop_last {
             let sizes = train.sizes();
             if let Some(t) = sizes.iter().position(|&n| n < cfg.batch_size) {
@@ -241,4 +226,18 @@ impl<'a> Plan<'a> {
         }
         Ok(())
     }
+}
+
+/// The training and validation data must have the model's K tasks.
+fn check_task_count(k: usize, kind: &str, train: usize, validation: Option<usize>) -> Result<()> {
+    for (what, n) in [("training", Some(train)), ("validation", validation)] {
+        if let Some(n) = n.filter(|&n| n != k) {
+            return Err(Error::TaskCount {
+                context: format!("{kind}{what} data vs model"),
+                expected: k,
+                got: n,
+            });
+        }
+    }
+    Ok(())
 }

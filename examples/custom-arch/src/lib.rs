@@ -100,7 +100,11 @@ impl Architecture for TaskRouting {
 
     fn forward_t(&self, xs: &Tensor, train: bool) -> Result<TaskFeatures> {
         check_input_width("task routing input", xs, self.in_dim)?;
-        let outs: Vec<Tensor> = self.towers.iter().map(|t| t.forward_t(xs, train)).collect();
+        let outs = self
+            .towers
+            .iter()
+            .map(|t| t.forward_t(xs, train))
+            .collect::<Result<Vec<_>>>()?;
         let stacked = Tensor::f_stack(&outs, 1)?; // [B, 2, D]
         let per_task = self
             .routes

@@ -192,12 +192,12 @@ impl Architecture for AspMtl {
     }
     fn forward_t(&self, xs: &Tensor, train: bool) -> Result<TaskFeatures> {
         check_input_width("asp_mtl input", xs, self.cfg.in_dim)?;
-        let s = self.shared.forward_t(xs, train);
-        let private: Vec<Tensor> = self
+        let s = self.shared.forward_t(xs, train)?;
+        let private = self
             .private
             .iter()
             .map(|p| p.forward_t(xs, train))
-            .collect();
+            .collect::<Result<Vec<_>>>()?;
         let per_task = private
             .iter()
             .map(|p| Tensor::f_cat(&[&s, p], 1))
@@ -248,6 +248,9 @@ mod tests {
 
     #[test]
     fn reversal_is_identity_forward_and_negated_backward() {
+        // Tests draw from libtorch's process-wide generator (initialisation, randn):
+        // the lock keeps parallel tests from taking each other's seeded draws.
+        let _rng = crate::torch_rng_lock();
         let x = Tensor::randn([3, 2], (Kind::Float, Device::Cpu)).set_requires_grad(true);
         let y = gradient_reversal(&x, 1.0).unwrap();
         assert!(y.equal(&x.detach()));
@@ -264,6 +267,7 @@ mod tests {
 
     #[test]
     fn features_split_and_aux() {
+        let _rng = crate::torch_rng_lock();
         let vs = nn::VarStore::new(Device::Cpu);
         let asp = build(&vs);
         let x = Tensor::randn([5, 4], (Kind::Float, Device::Cpu));
@@ -291,6 +295,7 @@ mod tests {
 
     #[test]
     fn discriminator_descends_while_the_encoder_ascends() {
+        let _rng = crate::torch_rng_lock();
         let vs = nn::VarStore::new(Device::Cpu);
         let asp = AspMtlConfig::new(4, 2)
             .orthogonality_weight(0.0)
@@ -320,6 +325,7 @@ mod tests {
 
     #[test]
     fn orthogonality_is_zero_for_orthogonal_spaces() {
+        let _rng = crate::torch_rng_lock();
         let vs = nn::VarStore::new(Device::Cpu);
         let asp = build(&vs);
         let s = Tensor::from_slice(&[1.0f32, 0.0, 0.0, 0.0]).view([2, 2]);
@@ -333,6 +339,7 @@ mod tests {
 
     #[test]
     fn typed_errors() {
+        let _rng = crate::torch_rng_lock();
         let vs = nn::VarStore::new(Device::Cpu);
         let asp = build(&vs);
         let err = asp

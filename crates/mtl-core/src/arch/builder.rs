@@ -159,7 +159,7 @@ impl BackboneBuilder for MlpBuilder {
 /// A boxed backbone is a backbone, so built modules can go wherever one is taken
 /// (`HardSharing::new(builder.build(..)?, k)`).
 impl Backbone for Box<dyn Backbone> {
-    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
         self.as_ref().forward_t(xs, train)
     }
     fn out_dim(&self) -> i64 {
@@ -218,6 +218,9 @@ mod tests {
 
     #[test]
     fn closures_configs_and_mlp_builders_all_build() {
+        // Tests draw from libtorch's process-wide generator (initialisation, randn):
+        // the lock keeps parallel tests from taking each other's seeded draws.
+        let _rng = crate::torch_rng_lock();
         let vs = nn::VarStore::new(Device::Cpu);
         let root = vs.root();
         let closure = |p: &nn::Path, d: i64| -> Result<Box<dyn Backbone>> {
@@ -228,13 +231,17 @@ mod tests {
         let c = BackboneBuilder::build(&MlpConfig::new([5, 3]), &(&root / "c"), 5).unwrap();
         let x = Tensor::randn([2, 5], (Kind::Float, Device::Cpu));
         for m in [a, b, c] {
-            assert_eq!(m.forward_t(&x, false).size(), vec![2, 3]);
+            assert_eq!(m.forward_t(&x, false).unwrap().size(), vec![2, 3]);
+            // A wrong width is libtorch's error, returned rather than panicking.
+            let narrow = Tensor::zeros([2, 4], (Kind::Float, Device::Cpu));
+            assert!(matches!(m.forward_t(&narrow, false), Err(Error::Torch(_))));
         }
         assert_eq!(vs.variables()["b.1.weight"].size(), vec![3, 6]);
     }
 
     #[test]
     fn fixed_width_configs_name_the_path() {
+        let _rng = crate::torch_rng_lock();
         let vs = nn::VarStore::new(Device::Cpu);
         let err = BackboneBuilder::build(&MlpConfig::new([4, 3]), &(vs.root() / "e0"), 5)
             .err()
@@ -248,6 +255,7 @@ mod tests {
 
     #[test]
     fn groups_must_agree_on_width() {
+        let _rng = crate::torch_rng_lock();
         let vs = nn::VarStore::new(Device::Cpu);
         let uneven = |p: &nn::Path, d: i64| -> Result<Box<dyn Backbone>> {
             let last = p.components().last().unwrap_or_default().to_string();

@@ -318,6 +318,9 @@ mod tests {
 
     #[test]
     fn shapes_and_parameter_split() {
+        // Tests draw from libtorch's process-wide generator (initialisation, randn):
+        // the lock keeps parallel tests from taking each other's seeded draws.
+        let _rng = crate::torch_rng_lock();
         let vs = nn::VarStore::new(Device::Cpu);
         let cgc = CgcConfig::new(5, 2)
             .task_experts(2)
@@ -346,6 +349,7 @@ mod tests {
 
     #[test]
     fn typed_errors_name_the_layer() {
+        let _rng = crate::torch_rng_lock();
         let vs = nn::VarStore::new(Device::Cpu);
         let cgc = CgcConfig::new(5, 2)
             .build(&vs.root(), &MlpBuilder::new([4]))

@@ -164,18 +164,21 @@ impl Cnn {
 }
 
 impl Backbone for Cnn {
-    fn forward_t(&self, xs: &Tensor, _train: bool) -> Tensor {
+    fn forward_t(&self, xs: &Tensor, _train: bool) -> Result<Tensor> {
         let c = &self.cfg;
-        xs.view([-1, c.channels, c.height, c.width])
-            .apply(&self.conv1)
-            .max_pool2d_default(2)
-            .relu()
-            .apply(&self.conv2)
-            .max_pool2d_default(2)
-            .relu()
-            .flatten(1, -1)
-            .apply(&self.fc)
-            .relu()
+        // `nn::Conv2D`'s forward through the fallible call, with the configuration
+        // `build` gives both layers (libtorch's default: stride 1, no padding, dilation
+        // 1, one group); then a 2×2 max-pool, as `max_pool2d_default(2)`.
+        let conv = |x: &Tensor, layer: &nn::Conv2D| {
+            x.f_conv2d(&layer.ws, layer.bs.as_ref(), [1, 1], [0, 0], [1, 1], 1)
+        };
+        let pool = |x: &Tensor| x.f_max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false);
+        let h = xs.f_view([-1, c.channels, c.height, c.width])?;
+        let h = pool(&conv(&h, &self.conv1)?)?.f_relu()?;
+        let h = pool(&conv(&h, &self.conv2)?)?.f_relu()?;
+        Ok(h.f_flatten(1, -1)?
+            .f_linear(&self.fc.ws, self.fc.bs.as_ref())?
+            .f_relu()?)
     }
     fn out_dim(&self) -> i64 {
         self.cfg.out_dim
@@ -192,11 +195,14 @@ mod tests {
 
     #[test]
     fn lenet_on_multimnist_sized_rows() {
+        // Tests draw from libtorch's process-wide generator (initialisation, randn):
+        // the lock keeps parallel tests from taking each other's seeded draws.
+        let _rng = crate::torch_rng_lock();
         let vs = nn::VarStore::new(Device::Cpu);
         let cnn = CnnConfig::new(28, 28).build(&(vs.root() / "cnn")).unwrap();
         assert_eq!(cnn.in_dim(), Some(784));
         let x = Tensor::randn([3, 784], (Kind::Float, Device::Cpu));
-        let y = cnn.forward_t(&x, true);
+        let y = cnn.forward_t(&x, true).unwrap();
         assert_eq!(y.size(), vec![3, 50]);
         // ReLU output.
         assert!(y.min().double_value(&[]) >= 0.0);
@@ -209,6 +215,7 @@ mod tests {
 
     #[test]
     fn configurable_and_validated() {
+        let _rng = crate::torch_rng_lock();
         let vs = nn::VarStore::new(Device::Cpu);
         let cnn = CnnConfig::new(12, 10)
             .channels(3)
@@ -218,7 +225,13 @@ mod tests {
             .build(&vs.root())
             .unwrap();
         let x = Tensor::randn([2, 3 * 12 * 10], (Kind::Float, Device::Cpu));
-        assert_eq!(cnn.forward_t(&x, false).size(), vec![2, 7]);
+        assert_eq!(cnn.forward_t(&x, false).unwrap().size(), vec![2, 7]);
+        // Rows that are not whole images are libtorch's error, returned.
+        let ragged = Tensor::zeros([2, 100], (Kind::Float, Device::Cpu));
+        assert!(matches!(
+            cnn.forward_t(&ragged, false),
+            Err(Error::Torch(_))
+        ));
         assert!(CnnConfig::new(8, 8).build(&vs.root()).is_err());
         assert!(CnnConfig::new(28, 28).out_dim(0).build(&vs.root()).is_err());
     }

@@ -163,12 +163,12 @@ impl Architecture for CrossStitch {
         let k = self.towers.len() as i64;
         let mut h: Vec<Tensor> = self.towers.iter().map(|_| xs.shallow_clone()).collect();
         for (l, unit) in self.units.iter().enumerate() {
-            let outs: Vec<Tensor> = self
+            let outs = self
                 .towers
                 .iter()
                 .zip(&h)
                 .map(|(tower, x)| tower[l].forward_t(x, train))
-                .collect();
+                .collect::<Result<Vec<_>>>()?;
             // [K, B, D] viewed as [K, B·D], so one matmul applies the unit to every
             // activation.
             let stacked = Tensor::f_stack(&outs, 0)?;
@@ -202,6 +202,9 @@ mod tests {
 
     #[test]
     fn units_start_at_the_papers_init() {
+        // Tests draw from libtorch's process-wide generator (initialisation, randn):
+        // the lock keeps parallel tests from taking each other's seeded draws.
+        let _rng = crate::torch_rng_lock();
         let vs = nn::VarStore::new(Device::Cpu);
         let cs = build(&vs, 3);
         let expect = Tensor::from_slice(&[0.9f32, 0.05, 0.05, 0.05, 0.9, 0.05, 0.05, 0.05, 0.9])
@@ -230,6 +233,7 @@ mod tests {
 
     #[test]
     fn shapes_split_and_mixing() {
+        let _rng = crate::torch_rng_lock();
         let vs = nn::VarStore::new(Device::Cpu);
         let cs = build(&vs, 2);
         let x = Tensor::randn([5, 4], (Kind::Float, Device::Cpu));
@@ -261,6 +265,7 @@ mod tests {
 
     #[test]
     fn typed_errors_name_the_layer() {
+        let _rng = crate::torch_rng_lock();
         let vs = nn::VarStore::new(Device::Cpu);
         let cs = build(&vs, 2);
         let err = cs

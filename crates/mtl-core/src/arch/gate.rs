@@ -76,6 +76,9 @@ mod tests {
 
     #[test]
     fn rows_sum_to_one_and_mix_is_a_convex_combination() {
+        // Tests draw from libtorch's process-wide generator (initialisation, randn):
+        // the lock keeps parallel tests from taking each other's seeded draws.
+        let _rng = crate::torch_rng_lock();
         let vs = nn::VarStore::new(Device::Cpu);
         let gate = SoftmaxGate::new(&vs.root(), 4, 3, "g".into(), Init::Pytorch).unwrap();
         let x = Tensor::randn([5, 4], (Kind::Float, Device::Cpu));

@@ -39,7 +39,7 @@ impl Architecture for HardSharing {
         if let Some(w) = self.trunk.in_dim() {
             check_input_width("hard-sharing trunk input", xs, w)?;
         }
-        let z = self.trunk.forward_t(xs, train);
+        let z = self.trunk.forward_t(xs, train)?;
         let per_task = (0..self.num_tasks).map(|_| z.shallow_clone()).collect();
         Ok(TaskFeatures::new(Some(z), per_task))
     }
@@ -56,6 +56,9 @@ mod tests {
 
     #[test]
     fn every_task_reads_the_trunk() {
+        // Tests draw from libtorch's process-wide generator (initialisation, randn):
+        // the lock keeps parallel tests from taking each other's seeded draws.
+        let _rng = crate::torch_rng_lock();
         let vs = nn::VarStore::new(Device::Cpu);
         let trunk = MlpConfig::new([4, 8, 3])
             .dropout(0.1)
@@ -71,6 +74,7 @@ mod tests {
 
     #[test]
     fn wrong_width_names_the_layer() {
+        let _rng = crate::torch_rng_lock();
         let vs = nn::VarStore::new(Device::Cpu);
         let trunk = MlpConfig::new([4, 3]).build(&vs.root()).unwrap();
         let arch = HardSharing::new(trunk, 1).unwrap();

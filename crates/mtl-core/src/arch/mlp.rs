@@ -22,13 +22,13 @@ pub enum Activation {
 }
 
 impl Activation {
-    fn apply(self, x: &Tensor) -> Tensor {
-        match self {
-            Activation::Relu => x.relu(),
-            Activation::Tanh => x.tanh(),
-            Activation::Gelu => x.gelu("none"),
-            Activation::Silu => x.silu(),
-        }
+    fn apply(self, x: &Tensor) -> Result<Tensor> {
+        Ok(match self {
+            Activation::Relu => x.f_relu()?,
+            Activation::Tanh => x.f_tanh()?,
+            Activation::Gelu => x.f_gelu("none")?,
+            Activation::Silu => x.f_silu()?,
+        })
     }
 }
 
@@ -132,19 +132,20 @@ pub struct Mlp {
 }
 
 impl Backbone for Mlp {
-    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
         let n = self.layers.len();
         let mut h = xs.shallow_clone();
         for (i, l) in self.layers.iter().enumerate() {
-            h = h.apply(l);
+            // `nn::Linear`'s own forward, through the fallible call.
+            h = h.f_linear(&l.ws, l.bs.as_ref())?;
             if i + 1 < n || self.cfg.activate_last {
-                h = self.cfg.activation.apply(&h);
+                h = self.cfg.activation.apply(&h)?;
                 if self.cfg.dropout > 0.0 {
-                    h = h.dropout(self.cfg.dropout, train);
+                    h = h.f_dropout(self.cfg.dropout, train)?;
                 }
             }
         }
-        h
+        Ok(h)
     }
     fn out_dim(&self) -> i64 {
         *self.cfg.sizes.last().expect("checked at build")

@@ -135,7 +135,10 @@ pub(crate) fn stack_experts(
     xs: &Tensor,
     train: bool,
 ) -> Result<Tensor> {
-    let outs: Vec<Tensor> = experts.iter().map(|e| e.forward_t(xs, train)).collect();
+    let outs = experts
+        .iter()
+        .map(|e| e.forward_t(xs, train))
+        .collect::<Result<Vec<_>>>()?;
     Ok(Tensor::f_stack(&outs, 1)?)
 }
 
@@ -176,6 +179,9 @@ mod tests {
 
     #[test]
     fn shapes_and_gates() {
+        // Tests draw from libtorch's process-wide generator (initialisation, randn):
+        // the lock keeps parallel tests from taking each other's seeded draws.
+        let _rng = crate::torch_rng_lock();
         let vs = nn::VarStore::new(Device::Cpu);
         let m = build(&vs);
         let x = Tensor::randn([5, 6], (Kind::Float, Device::Cpu));
@@ -197,6 +203,7 @@ mod tests {
 
     #[test]
     fn experts_are_shared_gates_belong_to_their_task() {
+        let _rng = crate::torch_rng_lock();
         let vs = nn::VarStore::new(Device::Cpu);
         let _m = build(&vs);
         let g = ParamGroups::from_var_store(&vs, 2).unwrap();
@@ -216,6 +223,7 @@ mod tests {
 
     #[test]
     fn typed_errors_name_the_layer() {
+        let _rng = crate::torch_rng_lock();
         let vs = nn::VarStore::new(Device::Cpu);
         let m = build(&vs);
         let err = m

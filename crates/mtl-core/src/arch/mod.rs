@@ -42,8 +42,10 @@ use tch::Tensor;
 /// A module that maps a batch to a batch of feature vectors: a trunk, an expert, a
 /// task tower. Architectures are generic over it, so users can plug their own.
 pub trait Backbone: std::fmt::Debug + Send {
-    /// Forward pass; `train` switches dropout and similar layers on.
-    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor;
+    /// Forward pass; `train` switches dropout and similar layers on. A libtorch failure
+    /// (an input of the wrong shape, say) is an [`Error::Torch`](crate::Error::Torch),
+    /// as in every other forward.
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor>;
     /// The width of the output features.
     fn out_dim(&self) -> i64;
     /// The input width this module expects, when it has a fixed one (for shape checks).

@@ -315,6 +315,9 @@ mod tests {
 
     #[test]
     fn shapes_masks_and_split() {
+        // Tests draw from libtorch's process-wide generator (initialisation, randn):
+        // the lock keeps parallel tests from taking each other's seeded draws.
+        let _rng = crate::torch_rng_lock();
         let vs = nn::VarStore::new(Device::Cpu);
         let mtan = build(&vs);
         let x = Tensor::randn([3, 2 * 8 * 6], (Kind::Float, Device::Cpu));
@@ -351,6 +354,7 @@ mod tests {
 
     #[test]
     fn every_shared_parameter_reaches_the_tasks_through_the_representation() {
+        let _rng = crate::torch_rng_lock();
         let vs = nn::VarStore::new(Device::Cpu);
         let mtan = build(&vs);
         let x = Tensor::randn([2, 96], (Kind::Float, Device::Cpu));
@@ -372,6 +376,7 @@ mod tests {
 
     #[test]
     fn typed_errors() {
+        let _rng = crate::torch_rng_lock();
         let vs = nn::VarStore::new(Device::Cpu);
         let mtan = build(&vs);
         let err = mtan

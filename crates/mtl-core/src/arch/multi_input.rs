@@ -98,7 +98,9 @@ impl MultiInput {
             xs,
             self.widths[k],
         )?;
-        Ok(self.trunk.forward_t(&xs.apply(&self.adapters[k]), train))
+        let adapter = &self.adapters[k];
+        let adapted = xs.f_linear(&adapter.ws, adapter.bs.as_ref())?;
+        self.trunk.forward_t(&adapted, train)
     }
 }
 
@@ -152,6 +154,9 @@ mod tests {
 
     #[test]
     fn each_task_reads_its_own_width_through_the_shared_trunk() {
+        // Tests draw from libtorch's process-wide generator (initialisation, randn):
+        // the lock keeps parallel tests from taking each other's seeded draws.
+        let _rng = crate::torch_rng_lock();
         let vs = nn::VarStore::new(Device::Cpu);
         let a = arch(&vs, &[8, 5]);
         assert_eq!((a.num_tasks(), a.feature_dims()), (2, vec![4, 4]));
@@ -175,6 +180,7 @@ mod tests {
 
     #[test]
     fn wrong_widths_and_tasks_are_typed_errors() {
+        let _rng = crate::torch_rng_lock();
         let vs = nn::VarStore::new(Device::Cpu);
         let a = arch(&vs, &[8, 5]);
         let x5 = Tensor::zeros([2, 5], (Kind::Float, Device::Cpu));
@@ -198,6 +204,7 @@ mod tests {
 
     #[test]
     fn one_width_runs_every_path_and_matches_each_task_alone() {
+        let _rng = crate::torch_rng_lock();
         let vs = nn::VarStore::new(Device::Cpu);
         let a = arch(&vs, &[5, 5, 5]);
         let x = Tensor::randn([4, 5], (Kind::Float, Device::Cpu));
@@ -212,6 +219,7 @@ mod tests {
 
     #[test]
     fn the_default_forward_task_picks_the_task_of_a_full_forward() {
+        let _rng = crate::torch_rng_lock();
         let vs = nn::VarStore::new(Device::Cpu);
         let trunk = MlpConfig::new([3, 2]).build(&vs.root()).unwrap();
         let hps = HardSharing::new(trunk, 2).unwrap();

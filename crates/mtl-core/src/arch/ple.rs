@@ -192,6 +192,9 @@ mod tests {
 
     #[test]
     fn two_layers_shapes_and_split() {
+        // Tests draw from libtorch's process-wide generator (initialisation, randn):
+        // the lock keeps parallel tests from taking each other's seeded draws.
+        let _rng = crate::torch_rng_lock();
         let vs = nn::VarStore::new(Device::Cpu);
         let ple = PleConfig::new(6, 2)
             .shared_experts(2)
@@ -231,6 +234,7 @@ mod tests {
 
     #[test]
     fn every_shared_parameter_reaches_the_tasks_through_the_representation() {
+        let _rng = crate::torch_rng_lock();
         let vs = nn::VarStore::new(Device::Cpu);
         let ple = PleConfig::new(6, 2)
             .num_layers(3)
@@ -254,6 +258,7 @@ mod tests {
 
     #[test]
     fn one_layer_is_cgc_and_errors_are_typed() {
+        let _rng = crate::torch_rng_lock();
         let vs = nn::VarStore::new(Device::Cpu);
         let ple = PleConfig::new(6, 3)
             .num_layers(1)

@@ -192,7 +192,11 @@ impl Architecture for SoftSharing {
     }
     fn forward_t(&self, xs: &Tensor, train: bool) -> Result<TaskFeatures> {
         check_input_width("soft_sharing input", xs, self.cfg.in_dim)?;
-        let per_task = self.towers.iter().map(|t| t.forward_t(xs, train)).collect();
+        let per_task = self
+            .towers
+            .iter()
+            .map(|t| t.forward_t(xs, train))
+            .collect::<Result<_>>()?;
         let auxiliary_loss = if self.cfg.lambda > 0.0 || self.cfg.gamma > 0.0 {
             Some(self.penalty()?)
         } else {
@@ -218,6 +222,9 @@ mod tests {
 
     #[test]
     fn towers_are_task_parameters_with_no_shared_ones() {
+        // Tests draw from libtorch's process-wide generator (initialisation, randn):
+        // the lock keeps parallel tests from taking each other's seeded draws.
+        let _rng = crate::torch_rng_lock();
         let vs = nn::VarStore::new(Device::Cpu);
         let soft = SoftSharingConfig::new(4, 3)
             .build(&(vs.root() / "soft"), &MlpBuilder::new([5, 2]))
@@ -234,6 +241,7 @@ mod tests {
 
     #[test]
     fn penalty_is_the_j_formulation() {
+        let _rng = crate::torch_rng_lock();
         let vs = nn::VarStore::new(Device::Cpu);
         let soft = SoftSharingConfig::new(2, 3)
             .gamma(0.5)
@@ -269,6 +277,7 @@ mod tests {
 
     #[test]
     fn typed_errors() {
+        let _rng = crate::torch_rng_lock();
         let vs = nn::VarStore::new(Device::Cpu);
         let soft = SoftSharingConfig::new(4, 2)
             .build(&vs.root(), &MlpBuilder::new([2]))

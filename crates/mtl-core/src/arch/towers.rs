@@ -56,7 +56,7 @@ impl<A: Architecture> Architecture for TaskTowers<A> {
                 if let Some(w) = t.in_dim() {
                     check_input_width(&format!("tower of task {k} input"), f, w)?;
                 }
-                Ok(t.forward_t(f, train))
+                t.forward_t(f, train)
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(TaskFeatures {
@@ -79,6 +79,9 @@ mod tests {
 
     #[test]
     fn towers_are_task_parameters() {
+        // Tests draw from libtorch's process-wide generator (initialisation, randn):
+        // the lock keeps parallel tests from taking each other's seeded draws.
+        let _rng = crate::torch_rng_lock();
         let vs = nn::VarStore::new(Device::Cpu);
         let root = vs.root();
         let mmoe = MmoeConfig::new(4, 2, 3)

@@ -9,7 +9,7 @@
 //!   batches of 1,024): an MLP 128-64 with a binary head per task.
 //!
 //! Criterion's `elem/s` is batches per second. Run with
-//! `cargo bench --bench data_throughput`.
+//! `cargo bench -p mtl-bench --bench data_throughput`.
 
 // `criterion_group!` defines an undocumented public function.
 #![allow(missing_docs)]
@@ -36,7 +36,7 @@ const CENSUS_BATCH: usize = 1_024;
 fn root_of(name: &str) -> std::path::PathBuf {
     data_root(name).unwrap_or_else(|_| {
         eprintln!("{name}: full data not found (cargo xtask data {name}); using the test slice");
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/mtl-data/tests/data")
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../mtl-data/tests/data")
     })
 }
 

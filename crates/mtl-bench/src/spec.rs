@@ -158,10 +158,7 @@ pub struct FixedBatch {
 
 /// Serialises use of libtorch's global random generator, so concurrent callers (tests
 /// run in threads) cannot interleave their draws.
-pub fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
+pub use mtl::core::torch_rng_lock as rng_lock;
 
 /// The harness's `make_data`: `torch.manual_seed(seed)`, then the same draws in the same
 /// order from libtorch's CPU generator, so the batches are the ones LibMTL trains on.
@@ -340,14 +337,30 @@ mod tests {
                 0,
             )
             .reshape([-1]);
+            // libtorch's CPU kernels (the normal sampler, matmul) round differently
+            // on different instruction sets (AVX2, AVX-512), so values recorded on one
+            // machine are checked to a few f32 ulps, not bit for bit. A sum's rounding
+            // grows with the sum of magnitudes, so sums are held to that scale.
             let close = |a: f64, b: f64, tol: f64| (a - b).abs() <= tol * b.abs().max(1.0);
-            assert!(close(
-                x.to_kind(Kind::Double).sum(Kind::Double).double_value(&[]),
-                x_sum,
-                1e-9
-            ));
-            assert_eq!(x.double_value(&[0]), x_at[0]);
-            assert_eq!(x.double_value(&[12345]), x_at[1]);
+            let sum_close = |t: &Tensor, want: f64| {
+                let t = t.to_kind(Kind::Double);
+                let got = t.sum(Kind::Double).double_value(&[]);
+                let scale = t.abs().sum(Kind::Double).double_value(&[]);
+                ((got - want).abs() <= 1e-6 * scale.max(1.0), got)
+            };
+            // The class labels (argmax, sign) are exact: in these draws the top two
+            // projections, and the mmoe score and 0, are ≥ 6e-4 apart (measured), far
+            // beyond the ~1e-5 a reordered dot product can move them.
+            let (ok, got) = sum_close(&x, x_sum);
+            assert!(ok, "{} x sum: {got} vs {x_sum}", w.name());
+            for (i, want) in [0, 12345].into_iter().zip(x_at) {
+                let got = x.double_value(&[i]);
+                assert!(
+                    close(got, want, 1e-6),
+                    "{} x[{i}]: {got} vs {want}",
+                    w.name()
+                );
+            }
             for (t, (sum, at7)) in ys.iter().enumerate() {
                 let y = Tensor::stack(
                     &data
@@ -358,16 +371,14 @@ mod tests {
                 )
                 .reshape([-1])
                 .to_kind(Kind::Double);
-                let got = y.sum(Kind::Double).double_value(&[]);
+                let (ok, got) = sum_close(&y, *sum);
+                assert!(ok, "{} task {t}: {got} vs {sum}", w.name());
+                // Regression targets are sums of 100 or 128 products: 1e-5 covers the
+                // accumulated rounding of a differently ordered f32 dot product.
+                let got = y.double_value(&[7]);
                 assert!(
-                    close(got, *sum, 1e-6),
-                    "{} task {t}: {got} vs {sum}",
-                    w.name()
-                );
-                assert_eq!(
-                    y.double_value(&[7]) as f32,
-                    *at7 as f32,
-                    "{} task {t}",
+                    close(got, *at7, 1e-5),
+                    "{} task {t}: y[7] {got} vs {at7}",
                     w.name()
                 );
             }

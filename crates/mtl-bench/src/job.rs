@@ -461,9 +461,7 @@ fn run_method(w: Workload, name: &str, mode: GradMode, cfg: &RunConfig) -> anyho
     let mut method = by_name(name, w.num_tasks(), cfg.seed)?;
     let groups = model.param_groups()?;
     let mut trainable = groups.all_tensors();
-    if let Method::Weighting(wt) = &method {
-        trainable.extend(wt.parameters());
-    }
+    trainable.extend(method.parameters());
     params::ensure_grads(&trainable)?;
     let mut opt = match cfg.optimizer {
         StepOptimizer::Mtl => Adam::Mtl(OptimizerConfig::adam(w.lr()).build(trainable)?),

@@ -1,6 +1,11 @@
-//! The `mtl-bench` runner (`cargo xtask bench`): training-step speed and peak memory of
+//! The benchmark crate of the `mtl` workspace: the `mtl-bench` runner behind
+//! `cargo xtask bench`, and the criterion micro-benchmarks in `benches/` (`cargo bench
+//! -p mtl-bench`). It is for measuring `mtl`: training-step speed and peak memory of
 //! every registered method on the LibMTL peer harness's workloads, each next to its
-//! plain-`tch` floor, plus the aggregators alone on large Jacobians (W4).
+//! plain-`tch` floor, plus the aggregators alone on large Jacobians (W4). It is not a
+//! library for users of `mtl` (nothing here is needed to train a model, and it is not
+//! published), and its Rust API is only what the binary and the benches share; its
+//! stable interface is the command line (`mtl-bench --help`) and the JSON it writes.
 //!
 //! * [`spec`]: the workloads (W1 `mlp`, W2 `lenet`, W3 `mmoe`, and `mlp_k10` for the
 //!   rep-grad comparison), their fixed data and the LibMTL method names.

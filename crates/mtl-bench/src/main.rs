@@ -1,5 +1,5 @@
 //! `mtl-bench`: see `mtl-bench --help` and `cargo xtask bench`.
 
 fn main() -> anyhow::Result<()> {
-    mtl_suite::bench::cli::main()
+    mtl_bench::cli::main()
 }

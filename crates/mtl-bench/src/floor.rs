@@ -303,7 +303,7 @@ fn accumulate(params: &[Tensor], grads: &[Tensor]) -> Result<(), tch::TchError> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::spec::make_data;
+    use crate::spec::make_data;
     use tch::Device;
 
     #[test]

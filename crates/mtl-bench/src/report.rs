@@ -4,6 +4,7 @@
 use super::job::{FLOOR_IMPL, IMPL};
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
+use std::path::Path;
 
 fn f(v: &Value) -> Option<f64> {
     v.as_f64()
@@ -250,28 +251,16 @@ pub fn speed_goal(level: &str, workload: &str) -> Option<f64> {
 
 /// `mtl-bench compare MERGED.json [--memory MEM.json] [--out OUT.json]`: for every
 /// workload and method that both LibMTL and mtl ran, LibMTL's median ÷ ours, our floor
-/// ratio and (with `--memory`, LibMTL's per-row peak RSS from `cargo xtask bench --peer`)
+/// ratio and (with `memory`, LibMTL's per-row peak RSS from `cargo xtask bench --peer`)
 /// the peak memories, each against its goal.
-pub fn compare_main(args: &[String]) -> Result<()> {
-    let mut file = None;
-    let mut memory = None;
-    let mut out = None;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--memory" => memory = it.next().cloned(),
-            "--out" => out = it.next().cloned(),
-            other => file = Some(other.to_string()),
-        }
-    }
-    let file = file.context("compare needs the merged harness JSON")?;
+pub fn compare(file: &Path, memory: Option<&Path>, out: Option<&Path>) -> Result<()> {
     let data: Value = serde_json::from_str(
-        &std::fs::read_to_string(&file).with_context(|| format!("reading {file}"))?,
+        &std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?,
     )
-    .with_context(|| format!("parsing {file}"))?;
-    let mem: Value = match &memory {
+    .with_context(|| format!("parsing {}", file.display()))?;
+    let mem: Value = match memory {
         Some(m) => serde_json::from_str(
-            &std::fs::read_to_string(m).with_context(|| format!("reading {m}"))?,
+            &std::fs::read_to_string(m).with_context(|| format!("reading {}", m.display()))?,
         )?,
         None => json!({}),
     };
@@ -385,10 +374,13 @@ pub fn compare_main(args: &[String]) -> Result<()> {
     }
     if let Some(o) = out {
         std::fs::write(
-            &o,
-            serde_json::to_string_pretty(&json!({"source": file, "rows": summary}))?,
-        )?;
-        println!("\nwrote {o}");
+            o,
+            serde_json::to_string_pretty(
+                &json!({"source": file.display().to_string(), "rows": summary}),
+            )?,
+        )
+        .with_context(|| format!("writing {}", o.display()))?;
+        println!("\nwrote {}", o.display());
     }
     Ok(())
 }

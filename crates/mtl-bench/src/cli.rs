@@ -1,11 +1,16 @@
 //! The `mtl-bench` command line: plans the jobs, runs each in a fresh process (or all in
 //! this one), adds the floor ratios, writes the JSON and prints the tables.
+//!
+//! The flags are parsed with `clap`, so `mtl-bench --help` lists every one; the
+//! `PEER_BENCH_*` variables of the LibMTL harness set the defaults they name, and a flag
+//! given on the command line overrides its variable.
 
 use super::job::{self, mode_name, Job, RunConfig, FLOOR_IMPL, IMPL};
 use super::report;
 use super::spec::{libmtl_name, Workload};
 use super::timing::load_average;
 use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use mtl::losses::{list, MethodLevel};
 use mtl::GradMode;
@@ -15,52 +20,165 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 use tch::Device;
 
-const HELP: &str = "\
-mtl-bench: training-step speed of every mtl method on the peer harness's workloads
-
-usage:
-  mtl-bench [options]              run the benchmark
-  mtl-bench compare FILE [--memory MEM.json] [--out OUT.json]
-                                   LibMTL ms/step / mtl ms/step from a merged harness file
-  mtl-bench libmtl-names [--methods LIST]
-                                   LibMTL's names of our methods (comma-separated)
-
-options:
-  --workloads LIST     mlp,lenet,mmoe,mlp_k10 (default: all; with PEER_BENCH_WORKLOADS, those)
-  --methods LIST       registry names or LibMTL names (default: every registered method)
-  --steps N            timed steps per row (default 100, or PEER_BENCH_STEPS)
-  --warmup N           untimed warm-up steps (default 10, or PEER_BENCH_WARMUP)
-  --threads N          tch::set_num_threads (default 2, or PEER_BENCH_THREADS)
-  --seed N             data and method seed (default 0, or PEER_BENCH_SEED)
-  --device cpu|cuda    (default cpu)
-  --out PATH           write the JSON here (default target/bench/bench.json; with
-                       PEER_BENCH_OUT set, that file is written too)
-  --rep-workloads LIST workloads whose gradient methods also run in rep-grad mode
-                       (default mlp_k10)
-  --agg-k LIST         W4: the task counts K (default 2,10,40)
-  --agg-dim N          W4: the Jacobian width d (default 1000000)
-  --agg-reps N         W4: timed calls per aggregator (default 10)
-  --no-aggregators     skip W4
-  --no-floor           skip the plain-tch floors (each method row also times its floor
-                       in its own process, interleaved with its steps; this skips that too)
-  --in-process         run every row in this process (faster; the peak memory is then
-                       cumulative, not per row)
-  --min-steps N        fewest timed steps when the method budget cuts a row (default 30)
-  --method-budget-s S  time fewer steps when warm-up predicts more than S s (default 40)
-  --contention-threshold F, --contention-retries N
-                       repeat a row whose window saw other processes use more than F of
-                       the CPUs (default 0.10, up to 2 times)
-  --quiet              no progress bar
-  --time-budget-s S    past S/2 seconds, stop re-measuring contended rows (default 480;
-                       0: no limit)
-  --optimizer libtorch diagnostic: step the mtl rows with libtorch's C++ Adam (as the
-                       floors do) instead of mtl_core::Optimizer; rows get impl
-                       mtl+libtorch_adam
-
+const AFTER_HELP: &str = "\
 As the --peer-cmd of shared/peer_bench/libmtl_bench.py it reads PEER_BENCH_OUT,
 PEER_BENCH_WORKLOADS, PEER_BENCH_SEED, PEER_BENCH_WARMUP, PEER_BENCH_STEPS and
 PEER_BENCH_THREADS, and writes its rows to $PEER_BENCH_OUT in the harness's schema.
-";
+`cargo xtask bench` builds and runs this program; `cargo xtask bench --peer` also times
+LibMTL in the same run.";
+
+/// mtl-bench: training-step speed of every mtl method on the peer harness's workloads.
+///
+/// Without a subcommand it runs the benchmark: per workload, its plain-tch floors and
+/// every method (each row in its own process), then the aggregators alone (W4); it
+/// writes the JSON and prints the tables.
+#[derive(Debug, Parser)]
+#[command(
+    name = "mtl-bench",
+    args_conflicts_with_subcommands = true,
+    after_help = AFTER_HELP
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Sub>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Sub {
+    /// LibMTL ms/step / mtl ms/step from a merged harness file (with `cargo xtask bench
+    /// --peer`'s memory file, the peak memories too)
+    Compare {
+        /// The merged harness JSON (the harness's --out, with both libraries' rows)
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// LibMTL's peak resident memory per row (libmtl_memory.json of `cargo xtask bench
+        /// --peer`)
+        #[arg(long, value_name = "MEM.json")]
+        memory: Option<PathBuf>,
+        /// Also write the comparison as JSON here
+        #[arg(long, value_name = "OUT.json")]
+        out: Option<PathBuf>,
+    },
+    /// Print LibMTL's names of our methods, comma-separated (those LibMTL has)
+    LibmtlNames {
+        /// Registry names or LibMTL names [default: every registered method]
+        #[arg(long, value_name = "LIST")]
+        methods: Option<String>,
+    },
+    /// Run one job in this process and print its rows as `ROW {json}` lines: what the
+    /// benchmark starts for each row
+    #[command(name = "__job", hide = true)]
+    Job {
+        /// The job, as `Job::encode` writes it (`method:mlp:pcgrad:param`, `floor:mlp:grad`,
+        /// `agg:40`)
+        job: String,
+        // Boxed: the one large variant, parsed once per process.
+        #[command(flatten)]
+        run: Box<RunArgs>,
+    },
+}
+
+/// The optimiser of the method rows (`--optimizer`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OptimizerArg {
+    /// mtl_core::Optimizer, as the Trainer uses (the real rows)
+    Mtl,
+    /// libtorch's C++ Adam, as the floors use (a diagnostic)
+    Libtorch,
+}
+
+/// The options of a benchmark run, and of each job process it starts.
+///
+/// The ones a `PEER_BENCH_*` variable can set are `Option`s, so an absent flag falls back
+/// to the variable and then to the [`RunConfig`] default; the others carry their default.
+#[derive(Debug, Clone, Args)]
+struct RunArgs {
+    /// Workloads to run, of mlp, lenet, mmoe, mlp_k10 [default: all, or
+    /// PEER_BENCH_WORKLOADS]
+    #[arg(long, value_name = "LIST")]
+    workloads: Option<String>,
+    /// Methods to run, by registry or LibMTL name [default: every registered method]
+    #[arg(long, value_name = "LIST")]
+    methods: Option<String>,
+    /// Timed steps per row [default: 100, or PEER_BENCH_STEPS]
+    #[arg(long, value_name = "N")]
+    steps: Option<usize>,
+    /// Untimed warm-up steps [default: 10, or PEER_BENCH_WARMUP]
+    #[arg(long, value_name = "N")]
+    warmup: Option<usize>,
+    /// Intra-op threads (tch::set_num_threads) [default: 2, or PEER_BENCH_THREADS]
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+    /// Data and method seed [default: 0, or PEER_BENCH_SEED]
+    #[arg(long, value_name = "N")]
+    seed: Option<u64>,
+    /// cpu, cuda (or gpu) or cuda:N
+    #[arg(long, value_name = "DEVICE", default_value = "cpu")]
+    device: String,
+    /// Where the JSON goes [default: target/bench/bench.json]; with PEER_BENCH_OUT set,
+    /// that file is written too
+    #[arg(long, value_name = "PATH")]
+    out: Option<PathBuf>,
+    /// Workloads whose gradient methods also run in rep-grad mode
+    #[arg(long, value_name = "LIST", default_value = "mlp_k10")]
+    rep_workloads: String,
+    /// W4: the task counts K
+    #[arg(long = "agg-k", value_name = "LIST", default_value = "2,10,40")]
+    agg_k: String,
+    /// W4: the Jacobian width d
+    #[arg(long, value_name = "N", default_value_t = RunConfig::default().agg_dim as usize)]
+    agg_dim: usize,
+    /// W4: timed calls per aggregator
+    #[arg(long, value_name = "N", default_value_t = RunConfig::default().agg_reps)]
+    agg_reps: usize,
+    /// W4: the aggregators to time, by registry or LibMTL name [default: every
+    /// gradient-level method]
+    #[arg(long, value_name = "LIST")]
+    agg_methods: Option<String>,
+    /// Skip W4
+    #[arg(long)]
+    no_aggregators: bool,
+    /// Skip the plain-tch floors (each method row also times its floor in its own
+    /// process, interleaved with its steps; this skips that too)
+    #[arg(long)]
+    no_floor: bool,
+    /// Run every row in this process (faster; the peak memory is then cumulative, not per
+    /// row)
+    #[arg(long)]
+    in_process: bool,
+    /// Fewest timed steps when the method budget cuts a row
+    #[arg(long, value_name = "N", default_value_t = RunConfig::default().min_steps)]
+    min_steps: usize,
+    /// Time fewer steps when warm-up predicts more than S seconds of timed steps
+    #[arg(long, value_name = "S", default_value_t = RunConfig::default().method_budget_s)]
+    method_budget_s: f64,
+    /// Repeat a row whose window saw other processes use more than this fraction of the
+    /// CPUs
+    #[arg(long, value_name = "F", default_value_t = RunConfig::default().contention_threshold)]
+    contention_threshold: f64,
+    /// How many times a contended row is repeated
+    #[arg(long, value_name = "N", default_value_t = RunConfig::default().contention_retries)]
+    contention_retries: usize,
+    /// Distinct fixed batches each row cycles through
+    #[arg(long, value_name = "N", default_value_t = RunConfig::default().n_batches as usize)]
+    n_batches: usize,
+    /// The epoch passed to the methods (2, as the harness pins LibMTL's, so GradNorm and DWA
+    /// run their steady-state branches)
+    #[arg(long, value_name = "N", default_value_t = RunConfig::default().epoch)]
+    epoch: usize,
+    /// No progress bar
+    #[arg(long)]
+    quiet: bool,
+    /// Past S/2 seconds, stop re-measuring contended rows (0: no limit)
+    #[arg(long, value_name = "S", default_value_t = 480.0)]
+    time_budget_s: f64,
+    /// What steps the mtl rows: libtorch is a diagnostic that uses libtorch's C++ Adam (as
+    /// the floors do) instead of mtl_core::Optimizer; its rows get impl mtl+libtorch_adam
+    #[arg(long, value_enum, value_name = "OPTIMIZER", default_value = "mtl")]
+    optimizer: OptimizerArg,
+}
 
 /// Parsed options of a benchmark run.
 #[derive(Debug, Clone)]
@@ -140,119 +258,107 @@ fn device_arg(d: Device) -> String {
     }
 }
 
+/// The workspace root: this crate lives at `<root>/crates/mtl-bench`.
+fn workspace_root() -> PathBuf {
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .ancestors()
+        .nth(2)
+        .unwrap_or(manifest)
+        .to_path_buf()
+}
+
 fn default_out() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
+        .unwrap_or_else(|| workspace_root().join("target"));
     target.join("bench").join("bench.json")
 }
 
-/// Parses the run options (flags override the `PEER_BENCH_*` variables).
-pub fn parse_options(args: &[String]) -> Result<Options> {
-    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    let peer_out = env("PEER_BENCH_OUT").map(PathBuf::from);
-    let mut cfg = RunConfig::default();
-    let num = |k: &str| -> Result<Option<usize>> {
-        env(k)
-            .map(|v| v.parse().with_context(|| format!("{k}={v}")))
-            .transpose()
-    };
-    if let Some(v) = num("PEER_BENCH_STEPS")? {
-        cfg.steps = v;
-    }
-    if let Some(v) = num("PEER_BENCH_WARMUP")? {
-        cfg.warmup = v;
-    }
-    if let Some(v) = num("PEER_BENCH_THREADS")? {
-        cfg.threads = v as i32;
-    }
-    if let Some(v) = num("PEER_BENCH_SEED")? {
-        cfg.seed = v as u64;
-    }
-    let mut workloads = match env("PEER_BENCH_WORKLOADS") {
-        Some(w) => workloads_of(&w)?,
-        None => Workload::ALL.to_vec(),
-    };
-    let mut methods: Vec<String> = list().into_iter().map(|i| i.name.to_string()).collect();
-    let mut out = default_out();
-    let mut rep_workloads = vec![Workload::MlpK10];
-    let mut agg_ks = vec![2, 10, 40];
-    let (mut floors, mut in_process, mut quiet) = (true, false, false);
-    let mut time_budget_s = 480.0;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let (flag, inline) = match a.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
-            _ => (a.as_str(), None),
+impl RunArgs {
+    /// The run's options: the `PEER_BENCH_*` variables over the defaults, the flags over
+    /// both; the lists resolved and checked.
+    fn options(&self) -> Result<Options> {
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let num = |k: &str| -> Result<Option<usize>> {
+            env(k)
+                .map(|v| v.parse().with_context(|| format!("{k}={v}")))
+                .transpose()
         };
-        let mut value = || -> Result<String> {
-            match &inline {
-                Some(v) => Ok(v.clone()),
-                None => it
-                    .next()
-                    .cloned()
-                    .with_context(|| format!("{flag} needs a value")),
-            }
+        let mut cfg = RunConfig::default();
+        // A zero from the command line or a variable means the smallest that measures.
+        cfg.steps = match self.steps {
+            Some(n) => n.max(1),
+            None => num("PEER_BENCH_STEPS")?.unwrap_or(cfg.steps),
         };
-        let int = |v: String| -> Result<usize> {
-            v.parse()
-                .with_context(|| format!("{flag}: `{v}` is not a count"))
+        cfg.warmup = match self.warmup {
+            Some(n) => n,
+            None => num("PEER_BENCH_WARMUP")?.unwrap_or(cfg.warmup),
         };
-        match flag {
-            "--workloads" => workloads = workloads_of(&value()?)?,
-            "--methods" => methods = resolve_methods(&value()?)?,
-            "--steps" => cfg.steps = int(value()?)?.max(1),
-            "--warmup" => cfg.warmup = int(value()?)?,
-            "--threads" => cfg.threads = int(value()?)? as i32,
-            "--seed" => cfg.seed = int(value()?)? as u64,
-            "--device" => cfg.device = parse_device(&value()?)?,
-            "--out" => out = PathBuf::from(value()?),
-            "--rep-workloads" => rep_workloads = workloads_of(&value()?)?,
-            "--agg-k" => agg_ks = parse_list(&value()?, |k| int(k.to_string()))?,
-            "--agg-dim" => cfg.agg_dim = int(value()?)? as i64,
-            "--agg-reps" => cfg.agg_reps = int(value()?)?.max(1),
-            "--agg-methods" => cfg.agg_methods = resolve_methods(&value()?)?,
-            "--no-aggregators" => agg_ks.clear(),
-            "--no-floor" => {
-                floors = false;
-                cfg.pair_floor = false;
-            }
-            "--in-process" => in_process = true,
-            "--quiet" => quiet = true,
-            "--time-budget-s" => time_budget_s = value()?.parse().context("--time-budget-s")?,
-            "--min-steps" => cfg.min_steps = int(value()?)?.max(1),
-            "--method-budget-s" => {
-                cfg.method_budget_s = value()?.parse().context("--method-budget-s")?
-            }
-            "--contention-threshold" => {
-                cfg.contention_threshold = value()?.parse().context("--contention-threshold")?
-            }
-            "--contention-retries" => cfg.contention_retries = int(value()?)?,
-            "--n-batches" => cfg.n_batches = int(value()?)?.max(1) as i64,
-            "--epoch" => cfg.epoch = int(value()?)?,
-            "--optimizer" => {
-                cfg.optimizer = match value()?.as_str() {
-                    "mtl" => job::StepOptimizer::Mtl,
-                    "libtorch" => job::StepOptimizer::Libtorch,
-                    o => bail!("--optimizer: `{o}` is not mtl or libtorch"),
-                }
-            }
-            other => bail!("unknown option `{other}`\n\n{HELP}"),
+        if let Some(n) = self.threads.or(num("PEER_BENCH_THREADS")?) {
+            cfg.threads = i32::try_from(n).context("--threads is too large")?;
         }
+        if let Some(n) = self.seed.or(num("PEER_BENCH_SEED")?.map(|s| s as u64)) {
+            cfg.seed = n;
+        }
+        cfg.device = parse_device(&self.device)?;
+        cfg.agg_dim = i64::try_from(self.agg_dim).context("--agg-dim is too large")?;
+        cfg.agg_reps = self.agg_reps.max(1);
+        if let Some(m) = &self.agg_methods {
+            cfg.agg_methods = resolve_methods(m)?;
+        }
+        cfg.pair_floor = !self.no_floor;
+        cfg.min_steps = self.min_steps.max(1);
+        cfg.method_budget_s = self.method_budget_s;
+        cfg.contention_threshold = self.contention_threshold;
+        cfg.contention_retries = self.contention_retries;
+        cfg.n_batches = i64::try_from(self.n_batches.max(1)).context("--n-batches")?;
+        cfg.epoch = self.epoch;
+        cfg.optimizer = match self.optimizer {
+            OptimizerArg::Mtl => job::StepOptimizer::Mtl,
+            OptimizerArg::Libtorch => job::StepOptimizer::Libtorch,
+        };
+        let workloads = match self.workloads.clone().or(env("PEER_BENCH_WORKLOADS")) {
+            Some(w) => workloads_of(&w)?,
+            None => Workload::ALL.to_vec(),
+        };
+        let methods = match &self.methods {
+            Some(m) => resolve_methods(m)?,
+            None => list().into_iter().map(|i| i.name.to_string()).collect(),
+        };
+        let agg_ks = if self.no_aggregators {
+            Vec::new()
+        } else {
+            parse_list(&self.agg_k, |k| {
+                k.parse()
+                    .with_context(|| format!("--agg-k: `{k}` is not a count"))
+            })?
+        };
+        Ok(Options {
+            workloads,
+            methods,
+            cfg,
+            out: self.out.clone().unwrap_or_else(default_out),
+            peer_out: env("PEER_BENCH_OUT").map(PathBuf::from),
+            rep_workloads: workloads_of(&self.rep_workloads)?,
+            agg_ks,
+            floors: !self.no_floor,
+            in_process: self.in_process,
+            quiet: self.quiet,
+            time_budget_s: self.time_budget_s,
+        })
     }
-    Ok(Options {
-        workloads,
-        methods,
-        cfg,
-        out,
-        peer_out,
-        rep_workloads,
-        agg_ks,
-        floors,
-        in_process,
-        quiet,
-        time_budget_s,
-    })
+}
+
+/// Parses the options of a benchmark run from its flags (without the program name);
+/// flags override the `PEER_BENCH_*` variables.
+pub fn parse_options(args: &[String]) -> Result<Options> {
+    let cli =
+        Cli::try_parse_from(std::iter::once("mtl-bench").chain(args.iter().map(String::as_str)))?;
+    if cli.command.is_some() {
+        bail!("expected the options of a benchmark run, got a subcommand");
+    }
+    cli.run.options()
 }
 
 /// The methods of the run that cannot be built for a workload's task count (Krum and
@@ -534,7 +640,7 @@ pub fn environment(o: &Options) -> Value {
     let git = |args: &[&str]| {
         Command::new("git")
             .args(args)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .current_dir(workspace_root())
             .output()
             .ok()
             .filter(|o| o.status.success())
@@ -703,31 +809,28 @@ fn run_benchmark(o: &Options, argv: &[String]) -> Result<()> {
 /// The entry point of `mtl-bench`.
 pub fn main() -> Result<()> {
     let argv: Vec<String> = std::env::args().collect();
-    let args = &argv[1..];
-    match args.first().map(String::as_str) {
-        Some("-h" | "--help" | "help") => {
-            print!("{HELP}");
-            Ok(())
-        }
-        Some("__job") => {
-            let spec = args.get(1).context("__job needs a job")?;
-            let job = Job::decode(spec).map_err(anyhow::Error::msg)?;
-            let o = parse_options(&args[2..])?;
+    let cli = Cli::parse();
+    match cli.command {
+        None => run_benchmark(&cli.run.options()?, &argv),
+        Some(Sub::Job { job, run }) => {
+            let job = Job::decode(&job).map_err(anyhow::Error::msg)?;
+            let o = run.options()?;
             for row in job::run(&job, &o.cfg) {
                 println!("ROW {row}");
             }
             Ok(())
         }
-        Some("compare") => report::compare_main(&args[1..]),
-        Some("libmtl-names") => {
-            let o = parse_options(&args[1..])?;
-            let names: Vec<&str> = o.methods.iter().filter_map(|m| libmtl_name(m)).collect();
+        Some(Sub::Compare { file, memory, out }) => {
+            report::compare(&file, memory.as_deref(), out.as_deref())
+        }
+        Some(Sub::LibmtlNames { methods }) => {
+            let methods = match methods {
+                Some(m) => resolve_methods(&m)?,
+                None => list().into_iter().map(|i| i.name.to_string()).collect(),
+            };
+            let names: Vec<&str> = methods.iter().filter_map(|m| libmtl_name(m)).collect();
             println!("{}", names.join(","));
             Ok(())
-        }
-        _ => {
-            let o = parse_options(args)?;
-            run_benchmark(&o, &argv)
         }
     }
 }
@@ -775,6 +878,78 @@ mod tests {
                 "agg:10",
             ]
         );
+    }
+
+    #[test]
+    fn cli_is_consistent_and_help_lists_every_flag() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+        let help = Cli::command().render_long_help().to_string();
+        for arg in Cli::command().get_arguments() {
+            if let Some(long) = arg.get_long() {
+                assert!(
+                    help.contains(&format!("--{long}")),
+                    "--{long} not in --help"
+                );
+                assert!(arg.get_help().is_some(), "--{long} has no help line");
+            }
+        }
+        for sub in ["compare", "libmtl-names"] {
+            assert!(help.contains(sub), "{sub} not in --help");
+        }
+        assert!(!help.contains("__job"));
+    }
+
+    /// The flags a job process is started with parse back to the parent's settings, so
+    /// every job measures what the run asked for.
+    #[test]
+    fn child_args_round_trip() {
+        let o = opts(&[
+            "--steps=7",
+            "--warmup",
+            "3",
+            "--threads",
+            "1",
+            "--seed",
+            "5",
+            "--min-steps",
+            "4",
+            "--method-budget-s",
+            "2.5",
+            "--contention-threshold",
+            "0.2",
+            "--contention-retries",
+            "1",
+            "--n-batches",
+            "3",
+            "--epoch",
+            "4",
+            "--agg-dim",
+            "1000",
+            "--agg-reps",
+            "2",
+            "--agg-methods",
+            "UPGrad,mgda",
+            "--no-floor",
+            "--optimizer",
+            "libtorch",
+        ]);
+        let back = parse_options(&child_args(&o)).unwrap();
+        assert_eq!(format!("{:?}", back.cfg), format!("{:?}", o.cfg));
+        assert_eq!(o.cfg.agg_methods, ["upgrad", "mgda"]);
+        assert!(!o.floors && !o.cfg.pair_floor);
+        assert_eq!(o.cfg.optimizer, job::StepOptimizer::Libtorch);
+    }
+
+    #[test]
+    fn defaults_and_switches() {
+        let o = opts(&["--steps", "0", "--no-aggregators", "--agg-k", "2"]);
+        assert_eq!(o.cfg.steps, 1);
+        assert!(o.agg_ks.is_empty());
+        assert_eq!(o.rep_workloads, [Workload::MlpK10]);
+        assert_eq!(opts(&[]).agg_ks, [2, 10, 40]);
+        assert!(parse_options(&["--workloads".to_string(), "nope".to_string()]).is_err());
+        assert!(parse_options(&["--optimizer=sgd".to_string()]).is_err());
     }
 
     #[test]

@@ -7,7 +7,7 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use mtl::core::task_jacobian;
-use mtl_suite::bench::spec::{build_model, make_data, Workload};
+use mtl_bench::spec::{build_model, make_data, Workload};
 use tch::Device;
 
 fn jacobian(c: &mut Criterion) {
