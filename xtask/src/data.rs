@@ -8,7 +8,7 @@
 //! the set into place only when every file checks out.
 
 use crate::libtorch::cache_dir;
-use crate::util::{pip, run};
+use crate::util::{pip, project_root, run};
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 use std::io::Read;
@@ -81,15 +81,77 @@ pub fn data(args: &[String]) -> Result<()> {
             println!("{name}: up to date in {}", dest.display());
             continue;
         }
+        if let Some(shared) = link_shared(name, &root)? {
+            println!("{name}: verified and linked from {}", shared.display());
+            continue;
+        }
         fetch(name, &root)?;
         println!("{name}: verified and unpacked into {}", dest.display());
     }
     println!(
-        "\nmtl_data::data_root(NAME) finds these (it looks in MTL_DATA_DIR, data/, \
-         ../shared/data, then {}).",
+        "\nmtl_data::data_root(NAME) finds these (it looks in MTL_DATA_DIR, ./data, \
+         then {}).",
         root.display()
     );
     Ok(())
+}
+
+/// Links into the cache every data set that the copy beside the repository holds and
+/// the cache lacks, so `cargo xtask test` finds them on a machine that has that copy
+/// without downloading anything. Quiet, and a no-op without the copy.
+pub fn link_shared_sets() -> Result<()> {
+    if shared_copy().is_none() {
+        return Ok(());
+    }
+    let root = cache_dir().join("data");
+    std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
+    for name in NAMES {
+        if !verified(name, &root.join(name))? {
+            link_shared(name, &root)?;
+        }
+    }
+    Ok(())
+}
+
+/// `../shared/data` beside the repository, where some development machines keep the
+/// verified data sets. Only this tool knows of it: the libraries look in
+/// `MTL_DATA_DIR`, `./data` and the cache, so `data` links the sets into the cache.
+fn shared_copy() -> Option<PathBuf> {
+    let dir = project_root().parent()?.join("shared").join("data");
+    dir.is_dir().then_some(dir)
+}
+
+/// Replaces `<root>/<name>` with a link to the shared copy's `name` when that copy's
+/// files all have the expected SHA-256; returns the linked directory, or `None` when
+/// there is no such verified copy.
+fn link_shared(name: &str, root: &Path) -> Result<Option<PathBuf>> {
+    let Some(shared) = shared_copy() else {
+        return Ok(None);
+    };
+    let source = shared.join(name);
+    if !verified(name, &source)? {
+        return Ok(None);
+    }
+    let dest = root.join(name);
+    match std::fs::symlink_metadata(&dest) {
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(&dest),
+        Ok(_) => std::fs::remove_file(&dest),
+        Err(_) => Ok(()),
+    }
+    .with_context(|| format!("replacing {}", dest.display()))?;
+    symlink_dir(&source, &dest)
+        .with_context(|| format!("linking {} to {}", dest.display(), source.display()))?;
+    Ok(Some(source))
+}
+
+#[cfg(unix)]
+fn symlink_dir(source: &Path, dest: &Path) -> std::io::Result<()> {
+    std::os::unix::fs::symlink(source, dest)
+}
+
+#[cfg(not(unix))]
+fn symlink_dir(source: &Path, dest: &Path) -> std::io::Result<()> {
+    copy_dir(source, dest).map_err(std::io::Error::other)
 }
 
 /// The files of data set `name` and their SHA-256, from [`SUMS`].

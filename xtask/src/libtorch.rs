@@ -214,20 +214,7 @@ pub fn cargo_config_path() -> PathBuf {
 }
 
 fn write_cargo_config(lt: &Libtorch) -> Result<()> {
-    let root = lt.root.display().to_string();
-    let lib = lt.lib_dir().display().to_string();
-    let text = format!(
-        "# Written by `cargo xtask setup`; machine-specific, do not commit.\n\
-         [env]\n\
-         LIBTORCH = {root:?}\n\
-         \n\
-         [build]\n\
-         # Binaries carry no rpath to libtorch otherwise, and cargo ignores a\n\
-         # LD_LIBRARY_PATH set in [env] when it runs them.\n\
-         rustflags = [\"-C\", \"link-arg=-Wl,-rpath,{lib}\"]\n\
-         # Doctests are linked by rustdoc, which does not read `rustflags`.\n\
-         rustdocflags = [\"-C\", \"link-arg=-Wl,-rpath,{lib}\"]\n"
-    );
+    let text = crate::cargo_config::generated_text(&lt.root, &lt.lib_dir());
     let path = cargo_config_path();
     if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;

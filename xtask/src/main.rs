@@ -4,12 +4,14 @@
 //! nothing but `cargo xtask demo` or `cargo xtask test`.
 
 mod bench;
+mod cargo_config;
 mod data;
 mod doctor;
 mod libtorch;
 mod util;
 
 use anyhow::{bail, Result};
+use std::path::Path;
 use std::process::Command;
 use util::{project_root, run};
 
@@ -17,7 +19,11 @@ const HELP: &str = "\
 cargo xtask <command> [options]
 
 commands:
-  setup [--cuda]   find or install libtorch 2.13.0 and point cargo at it
+  setup [--cuda] [--cargo-config DIR] [--print-env]
+                   find or install libtorch 2.13.0 and point this workspace's cargo at
+                   it; --cargo-config DIR also merges LIBTORCH and the rpath into
+                   DIR/.cargo/config.toml (your own crate); --print-env prints them as
+                   shell exports instead of the progress lines
   doctor           report the libtorch install, CUDA, the cache, and how to fix problems
   test             setup, then fmt check, clippy -D warnings, and every test
   demo             setup, then train the olive-oil multi-task demo
@@ -37,12 +43,11 @@ fn main() -> Result<()> {
         Some((c, r)) => (c.as_str(), r),
         None => ("help", &[][..]),
     };
+    // Paths on the command line are relative to where the caller ran the command.
+    let caller = std::env::current_dir()?;
     std::env::set_current_dir(project_root())?;
     match cmd {
-        "setup" => {
-            let cuda = rest.iter().any(|a| a == "--cuda");
-            libtorch::setup(cuda)?;
-        }
+        "setup" => setup(rest, &caller)?,
         "doctor" => doctor::doctor()?,
         "test" => test()?,
         "demo" => example("olive_oil", rest)?,
@@ -55,12 +60,45 @@ fn main() -> Result<()> {
     Ok(())
 }
 
+/// `cargo xtask setup [--cuda] [--cargo-config DIR] [--print-env]`.
+fn setup(args: &[String], caller: &Path) -> Result<()> {
+    let mut cuda = false;
+    let mut print_env = false;
+    let mut configs = Vec::new();
+    let mut args = args.iter();
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--cuda" => cuda = true,
+            "--print-env" => print_env = true,
+            "--cargo-config" => match args.next() {
+                Some(dir) => configs.push(caller.join(dir)),
+                None => bail!("--cargo-config needs a directory (your crate's root)"),
+            },
+            other => bail!("setup: unknown option `{other}`\n\n{HELP}"),
+        }
+    }
+    let lt = libtorch::setup(cuda)?;
+    for dir in configs {
+        let (path, changed) = cargo_config::merge_into(&dir, &lt.root, &lt.lib_dir())?;
+        eprintln!(
+            "setup: {} {}",
+            if changed { "wrote" } else { "unchanged:" },
+            path.display()
+        );
+    }
+    if print_env {
+        print!("{}", cargo_config::env_lines(&lt.root, &lt.lib_dir()));
+    }
+    Ok(())
+}
+
 fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 
 fn test() -> Result<()> {
     libtorch::setup(false)?;
+    data::link_shared_sets()?;
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
     run(cargo().args([
         "clippy",

@@ -158,10 +158,7 @@ pub struct FixedBatch {
 
 /// Serialises use of libtorch's global random generator, so concurrent callers (tests
 /// run in threads) cannot interleave their draws.
-pub fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
+pub use mtl::core::torch_rng_lock as rng_lock;
 
 /// The harness's `make_data`: `torch.manual_seed(seed)`, then the same draws in the same
 /// order from libtorch's CPU generator, so the batches are the ones LibMTL trains on.

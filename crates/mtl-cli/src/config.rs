@@ -1,13 +1,23 @@
 //! The run configuration file (TOML or JSON): where the data is and which columns are
 //! tasks, the hard-sharing architecture, and the trainer settings, which are
 //! [`TrainerConfig`] itself, so every trainer option is available under `[train]`.
+//!
+//! Reading is strict: a key that is not a setting, in any table or nested table, is an
+//! error naming the key, its table and the closest valid key (`momentm` → `momentum`,
+//! `learning_rate` under `[train]` → `optimizer.lr`), rather than a setting silently
+//! ignored; and every value's range is checked before any data is read.
 
-use mtl::core::{Error, Result};
-use mtl::data::TargetKind;
+use mtl::core::{Error, Init, Result};
+use mtl::data::{FeatureScaling, MissingValues, TargetKind, DEFAULT_CLIP, MAX_CLASSES};
 use mtl::heads::RegressionLoss;
 use mtl::TrainerConfig;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+
+/// The widest hidden layer a config may ask for (a typo such as `hidden = [640000000]`
+/// would otherwise try to allocate gigabytes before failing).
+pub const MAX_WIDTH: i64 = 1 << 20;
 
 /// A whole run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,9 +61,111 @@ pub struct DataConfig {
     /// The test fraction.
     #[serde(default = "default_fraction")]
     pub test: f64,
-    /// Standardise the features with the training rows' mean and deviation.
+    /// Scale the features with statistics of the training rows (`false`: leave them as
+    /// they are, whatever `feature_scaling` says).
     #[serde(default = "yes")]
     pub standardize: bool,
+    /// How to scale the features: `"standard"` (mean and deviation, the default),
+    /// `"robust"` (median and interquartile range), `"clip"` (standard, then clipped to
+    /// ±`clip_at`) or `"none"`.
+    #[serde(default)]
+    pub feature_scaling: Option<FeatureScalingConfig>,
+    /// The bound of `feature_scaling = "clip"`, in standard deviations.
+    #[serde(default = "default_clip")]
+    pub clip_at: f64,
+    /// Standardise each regression target with its training rows' mean and deviation:
+    /// the heads train on standardised targets, and metrics are reported in the
+    /// original units.
+    #[serde(default = "yes")]
+    pub standardize_targets: bool,
+    /// A missing feature value (an empty cell or one of `na_values`): `"error"` (the
+    /// default), `"drop_rows"` or `"mean"` (the column's mean over the file).
+    #[serde(default)]
+    pub missing: MissingConfig,
+    /// Cell texts that mean a missing value, besides the empty cell (`["NA", "?"]`).
+    #[serde(default)]
+    pub na_values: Vec<String>,
+}
+
+fn default_clip() -> f64 {
+    f64::from(DEFAULT_CLIP)
+}
+
+/// How the features are scaled (`data.feature_scaling`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FeatureScalingConfig {
+    /// Left as they are.
+    None,
+    /// Mean and standard deviation.
+    Standard,
+    /// Median and interquartile range.
+    Robust,
+    /// Standard, then clipped to ±`clip_at`.
+    Clip,
+}
+
+/// What a missing feature value does (`data.missing`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MissingConfig {
+    /// An error naming the file, line and column.
+    #[default]
+    Error,
+    /// Rows with a missing feature value are left out.
+    DropRows,
+    /// Filled with the column's mean.
+    Mean,
+}
+
+impl From<MissingConfig> for MissingValues {
+    fn from(m: MissingConfig) -> Self {
+        match m {
+            MissingConfig::Error => MissingValues::Error,
+            MissingConfig::DropRows => MissingValues::DropRows,
+            MissingConfig::Mean => MissingValues::FillMean,
+        }
+    }
+}
+
+/// A declared class: a name, or an integer code as the file writes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ClassLabel {
+    /// An integer code.
+    Code(i64),
+    /// A name.
+    Name(String),
+}
+
+impl ClassLabel {
+    /// The label as the file's cells write it.
+    pub fn text(&self) -> String {
+        match self {
+            ClassLabel::Code(c) => c.to_string(),
+            ClassLabel::Name(n) => n.clone(),
+        }
+    }
+}
+
+impl DataConfig {
+    /// The feature scaling to fit on the training rows, `None` for none.
+    pub fn feature_scaling(&self) -> Option<FeatureScaling> {
+        if !self.standardize {
+            return None;
+        }
+        match self
+            .feature_scaling
+            .unwrap_or(FeatureScalingConfig::Standard)
+        {
+            FeatureScalingConfig::None => None,
+            FeatureScalingConfig::Standard => Some(FeatureScaling::Standard),
+            FeatureScalingConfig::Robust => Some(FeatureScaling::Robust),
+            FeatureScalingConfig::Clip => Some(FeatureScaling::Clip {
+                at: self.clip_at as f32,
+            }),
+        }
+    }
 }
 
 fn default_fraction() -> f64 {
@@ -103,6 +215,12 @@ pub struct TargetConfig {
     /// (1 for codes 1..=n), so the head has exactly n classes.
     #[serde(default)]
     pub first_class: Option<i64>,
+    /// The classes of a class target, in class order (names, or codes as the file
+    /// writes them): the head has exactly these, and any other label is an error naming
+    /// its line. Left out: the file's codes (which must run without gaps) or names, and
+    /// every label in the validation and test rows must occur in the training rows.
+    #[serde(default)]
+    pub classes: Option<Vec<ClassLabel>>,
 }
 
 /// The hard-sharing MLP trunk.
@@ -115,6 +233,13 @@ pub struct ModelConfig {
     /// Dropout after each hidden layer.
     #[serde(default)]
     pub dropout: f64,
+    /// How the trunk's layers start: `"pytorch"` (the default, as `torch.nn.Linear`),
+    /// `"kaiming_relu"`, `"xavier_uniform"`, `"zeros"` or `{ uniform = { bound = … } }`.
+    #[serde(default)]
+    pub init: Init,
+    /// How the heads start, when not as the trunk (e.g. `"zeros"`).
+    #[serde(default)]
+    pub head_init: Option<Init>,
 }
 
 fn default_hidden() -> Vec<i64> {
@@ -126,6 +251,8 @@ impl Default for ModelConfig {
         ModelConfig {
             hidden: default_hidden(),
             dropout: 0.0,
+            init: Init::default(),
+            head_init: None,
         }
     }
 }
@@ -143,6 +270,20 @@ pub struct OutputConfig {
     /// Train single-task baselines and report Δm against them.
     #[serde(default)]
     pub baselines: bool,
+    /// Write TensorBoard event files of per-step and per-epoch metrics beside the
+    /// report (`tensorboard --logdir <dir>`).
+    #[serde(default)]
+    pub tensorboard: bool,
+    /// Write `metrics.csv` (per step) and `epochs.csv` (per epoch) beside the report.
+    #[serde(default)]
+    pub metrics_csv: bool,
+    /// Log every N-th step to those files (epochs are always logged).
+    #[serde(default = "one")]
+    pub log_every_steps: u64,
+}
+
+fn one() -> u64 {
+    1
 }
 
 impl Default for OutputConfig {
@@ -151,38 +292,78 @@ impl Default for OutputConfig {
             dir: None,
             plots: true,
             baselines: false,
+            tensorboard: false,
+            metrics_csv: false,
+            log_every_steps: 1,
         }
     }
 }
 
 impl RunConfig {
-    /// Reads a config file: JSON for a `.json` extension, TOML otherwise.
+    /// Reads a config file: JSON for a `.json` extension, TOML otherwise (see
+    /// [`RunConfig::parse`]), and checks it.
     pub fn read(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
             path: path.to_path_buf(),
             source,
         })?;
-        let parse_error = |line: u64, message: String| Error::Parse {
-            path: path.to_path_buf(),
-            line,
-            message,
-        };
-        let cfg: RunConfig = if path.extension().is_some_and(|e| e == "json") {
-            serde_json::from_str(&text).map_err(|e| parse_error(e.line() as u64, e.to_string()))?
-        } else {
-            toml::from_str(&text).map_err(|e| {
-                let line = e
-                    .span()
-                    .map(|s| text[..s.start.min(text.len())].lines().count().max(1) as u64)
-                    .unwrap_or(1);
-                parse_error(line, e.message().to_string())
-            })?
-        };
+        let cfg = Self::parse(&text, path)?;
         cfg.check()?;
         Ok(cfg)
     }
 
-    /// Checks what serde cannot: at least one target, sensible fractions and widths.
+    /// Parses config text, JSON when `path` ends in `.json` and TOML otherwise (`path`
+    /// only names the file in errors). An unknown key anywhere is an [`Error::Parse`]
+    /// naming the key, its table and the closest valid key.
+    ///
+    /// ```
+    /// use mtl_cli::RunConfig;
+    /// use std::path::Path;
+    /// let text = "[data]\ncsv = \"d.csv\"\ntargets = [{ column = \"y\", kind = \"classes\" }]\n\
+    ///             [train]\noptimizer = { kind = \"sgd\", lr = 0.1, momentm = 0.9 }\n";
+    /// let err = RunConfig::parse(text, Path::new("run.toml")).unwrap_err().to_string();
+    /// assert!(err.starts_with("run.toml:5: unknown key `momentm` in [train.optimizer]"), "{err}");
+    /// assert!(err.contains("did you mean `momentum`?"), "{err}");
+    /// ```
+    pub fn parse(text: &str, path: &Path) -> Result<Self> {
+        let parse_error = |line: usize, message: String| Error::Parse {
+            path: path.to_path_buf(),
+            line: line as u64,
+            message,
+        };
+        if path.extension().is_some_and(|e| e == "json") {
+            // serde_json appends the position, which the error's line replaces.
+            let json_error = |table: &str, e: serde_json::Error| {
+                let message = e.to_string();
+                let message = match message.rfind(" at line ") {
+                    Some(at) => &message[..at],
+                    None => &message,
+                };
+                parse_error(e.line().max(1), explain(table, message))
+            };
+            let mut de = serde_json::Deserializer::from_str(text);
+            let cfg = serde_path_to_error::deserialize::<_, RunConfig>(&mut de)
+                .map_err(|e| json_error(&e.path().to_string(), e.into_inner()))?;
+            de.end().map_err(|e| json_error("", e))?;
+            return Ok(cfg);
+        }
+        let line_of = |e: &toml::de::Error| {
+            e.span()
+                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
+                .unwrap_or(1)
+        };
+        let de = toml::Deserializer::parse(text)
+            .map_err(|e| parse_error(line_of(&e), e.message().to_string()))?;
+        serde_path_to_error::deserialize::<_, RunConfig>(de).map_err(|e| {
+            let table = e.path().to_string();
+            let inner = e.into_inner();
+            parse_error(line_of(&inner), explain(&table, inner.message()))
+        })
+    }
+
+    /// Checks what serde cannot, before any data is read: at least one target, sensible
+    /// fractions, widths and class codes, and every trainer setting's range
+    /// ([`TrainerConfig::check`]).
     pub fn check(&self) -> Result<()> {
         if self.data.targets.is_empty() {
             return Err(Error::config("data.targets must name at least one column"));
@@ -193,11 +374,21 @@ impl RunConfig {
                 "data.validation ({v}) and data.test ({t}) must be fractions leaving rows to train on"
             )));
         }
-        if self.model.hidden.is_empty() || self.model.hidden.iter().any(|&w| w < 1) {
+        if self.model.hidden.is_empty()
+            || self
+                .model
+                .hidden
+                .iter()
+                .any(|&w| !(1..=MAX_WIDTH).contains(&w))
+        {
             return Err(Error::config(format!(
-                "model.hidden must list positive widths, got {:?}",
+                "model.hidden must list widths from 1 to {MAX_WIDTH}, got {:?}",
                 self.model.hidden
             )));
+        }
+        self.model.init.check()?;
+        if let Some(init) = self.model.head_init {
+            init.check()?;
         }
         if !(0.0..1.0).contains(&self.model.dropout) {
             return Err(Error::config(format!(
@@ -205,12 +396,52 @@ impl RunConfig {
                 self.model.dropout
             )));
         }
+        if self.output.log_every_steps == 0 {
+            return Err(Error::config("output.log_every_steps must be at least 1"));
+        }
+        let clip = self.data.clip_at;
+        if !(clip.is_finite() && clip > 0.0 && clip <= f64::from(f32::MAX)) {
+            return Err(Error::config(format!(
+                "data.clip_at must be positive and finite, got {clip}"
+            )));
+        }
+        if let (false, Some(s)) = (self.data.standardize, self.data.feature_scaling) {
+            if s != FeatureScalingConfig::None {
+                return Err(Error::config(format!(
+                    "data.standardize = false turns feature scaling off, but \
+                     data.feature_scaling asks for {s:?}; keep one of them"
+                )));
+            }
+        }
         for t in &self.data.targets {
+            if t.classes.is_some() && t.kind != TargetKindConfig::Classes {
+                return Err(Error::config(format!(
+                    "target `{}`: classes are only declared for class targets",
+                    t.column
+                )));
+            }
+            if t.classes.is_some() && t.first_class.is_some() {
+                return Err(Error::config(format!(
+                    "target `{}`: declared classes are already in class order; leave out \
+                     first_class",
+                    t.column
+                )));
+            }
             if t.first_class.is_some() && t.kind != TargetKindConfig::Classes {
                 return Err(Error::config(format!(
                     "target `{}`: first_class is only for class targets",
                     t.column
                 )));
+            }
+            if let Some(first) = t.first_class {
+                // Class codes are non-negative and below the class bound.
+                if !(0..MAX_CLASSES as i64).contains(&first) {
+                    return Err(Error::config(format!(
+                        "target `{}`: first_class must be from 0 to {}, got {first}",
+                        t.column,
+                        MAX_CLASSES - 1
+                    )));
+                }
             }
             if t.loss.is_some() && t.kind != TargetKindConfig::Regression {
                 return Err(Error::config(format!(
@@ -219,7 +450,7 @@ impl RunConfig {
                 )));
             }
         }
-        Ok(())
+        self.train.check()
     }
 
     /// The CSV file: beside the config file, else under the data directory.
@@ -241,5 +472,182 @@ impl RunConfig {
         } else {
             beside
         }
+    }
+}
+
+/// "in [table]" for a dotted path, "at the top level" for the root.
+fn table_name(table: &str) -> String {
+    if table.is_empty() || table == "." {
+        "at the top level".into()
+    } else {
+        format!("in [{table}]")
+    }
+}
+
+/// The names between backticks in `text`, in order.
+fn backticked(text: &str) -> Vec<&str> {
+    text.split('`').skip(1).step_by(2).collect()
+}
+
+/// Rewrites serde's "unknown field" and "unknown variant" messages to name the table
+/// and suggest the closest valid name; other messages gain the table they arose in.
+fn explain(table: &str, message: &str) -> String {
+    let (what, rest) = if let Some(rest) = message.strip_prefix("unknown field ") {
+        ("key", rest)
+    } else if let Some(rest) = message.strip_prefix("unknown variant ") {
+        ("value", rest)
+    } else if table.is_empty() || table == "." {
+        return message.to_string();
+    } else {
+        return format!("{message} ({})", table_name(table));
+    };
+    let names = backticked(rest);
+    let Some((&unknown, valid)) = names.split_first() else {
+        return format!("{message} ({})", table_name(table));
+    };
+    // The error's path ends with the key itself when serde saw it as a map key (plain
+    // structs), or with the key whose value is unknown (enum variants); it stops at the
+    // table for internally tagged enums.
+    let (parent, last) = match table.rfind('.') {
+        Some(at) => (&table[..at], &table[at + 1..]),
+        None => ("", table),
+    };
+    let table = if what == "key" && last == unknown {
+        parent
+    } else {
+        table
+    };
+    let mut text = if what == "value" && !last.is_empty() && !last.ends_with(']') {
+        format!(
+            "unknown value `{unknown}` for `{last}` {}",
+            table_name(parent)
+        )
+    } else {
+        format!("unknown {what} `{unknown}` {}", table_name(table))
+    };
+    let suggestion = closest(unknown, valid).map(str::to_string).or_else(|| {
+        (what == "key")
+            .then(|| nested_suggestion(table, unknown))
+            .flatten()
+    });
+    if let Some(s) = suggestion {
+        text += &format!("; did you mean `{s}`?");
+    }
+    if valid.is_empty() {
+        text += " (it takes no keys)";
+    } else {
+        let kind = if what == "key" { "keys" } else { "values" };
+        text += &format!(" (valid {kind}: {})", valid.join(", "));
+    }
+    text
+}
+
+/// The valid name closest to `name`: the same up to case and `-`/`_`, its initials
+/// (`learning_rate` → `lr`), or within a small edit distance (`momentm` → `momentum`).
+fn closest<'a>(name: &str, valid: &[&'a str]) -> Option<&'a str> {
+    let norm = |s: &str| s.to_ascii_lowercase().replace('-', "_");
+    let name = norm(name);
+    let initials = |s: &str| -> String { s.split('_').filter_map(|w| w.chars().next()).collect() };
+    if let Some(v) = valid.iter().find(|v| norm(v) == name) {
+        return Some(v);
+    }
+    if let Some(v) = valid
+        .iter()
+        .find(|v| name.contains('_') && initials(&name) == norm(v))
+    {
+        return Some(v);
+    }
+    // An abbreviation (`param` → `parameters`) names one valid key.
+    let mut extending = valid
+        .iter()
+        .filter(|v| name.len() >= 3 && norm(v).starts_with(&name));
+    if let (Some(v), None) = (extending.next(), extending.next()) {
+        return Some(v);
+    }
+    valid
+        .iter()
+        .map(|v| (strsim::damerau_levenshtein(&name, &norm(v)), *v))
+        .filter(|(d, v)| *d <= (v.len() / 3).max(1))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, v)| v)
+}
+
+/// The keys of the tables nested in `table`, found by asking serde for the fields of a
+/// probe (so the list follows the types): a key misplaced one level too high, such as
+/// `lr` or `learning_rate` directly under `[train]`, is pointed to its table.
+fn nested_suggestion(table: &str, name: &str) -> Option<String> {
+    let nested: Vec<(&str, Vec<String>)> = match table {
+        "" | "." => vec![
+            ("data", fields_of::<DataConfig>("{}")),
+            ("model", fields_of::<ModelConfig>("{}")),
+            ("train", fields_of::<TrainerConfig>("{}")),
+            ("output", fields_of::<OutputConfig>("{}")),
+        ],
+        "train" => {
+            let mut optimizer = fields_of::<mtl::core::OptimizerConfig>(r#""kind":"sgd","#);
+            optimizer.extend(fields_of::<mtl::core::OptimizerConfig>(r#""kind":"adam","#));
+            optimizer.sort();
+            optimizer.dedup();
+            vec![
+                ("optimizer", optimizer),
+                ("early_stopping", fields_of::<mtl::EarlyStopping>("{}")),
+                ("checkpoint", fields_of::<mtl::CheckpointPolicy>("{}")),
+                ("diagnostics", fields_of::<mtl::DiagnosticsConfig>("{}")),
+                ("divergence", fields_of::<mtl::DivergenceGuard>("{}")),
+            ]
+        }
+        _ => Vec::new(),
+    };
+    nested.iter().find_map(|(child, keys)| {
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        closest(name, &keys).map(|k| format!("{child}.{k}"))
+    })
+}
+
+/// The field names serde expects for `T`, from the error of a probe with one unknown
+/// key (`prefix` holds what must come first, such as an enum's tag, or `{}` for none).
+fn fields_of<T: DeserializeOwned>(prefix: &str) -> Vec<String> {
+    let prefix = if prefix == "{}" { "" } else { prefix };
+    let probe = format!("{{{prefix}\"@\": 0}}");
+    match serde_json::from_str::<T>(&probe) {
+        Ok(_) => Vec::new(),
+        Err(e) => {
+            let message = e.to_string();
+            match message.split_once("expected ") {
+                Some((_, list)) => backticked(list).into_iter().map(String::from).collect(),
+                None => Vec::new(),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn closest_names_follow_typos_case_and_initials() {
+        let valid = ["lr", "momentum", "nesterov", "weight_decay"];
+        assert_eq!(closest("momentm", &valid), Some("momentum"));
+        assert_eq!(closest("learning_rate", &valid), Some("lr"));
+        assert_eq!(closest("Weight-Decay", &valid), Some("weight_decay"));
+        assert_eq!(closest("nest", &valid), Some("nesterov"));
+        assert_eq!(closest("loss_weights", &valid), None);
+        assert_eq!(closest("x", &valid), None);
+    }
+
+    #[test]
+    fn misplaced_keys_point_to_their_table() {
+        assert_eq!(
+            nested_suggestion("train", "learning_rate").as_deref(),
+            Some("optimizer.lr")
+        );
+        assert_eq!(
+            nested_suggestion("train", "momentum").as_deref(),
+            Some("optimizer.momentum")
+        );
+        assert_eq!(nested_suggestion("", "csv").as_deref(), Some("data.csv"));
+        assert_eq!(nested_suggestion("train", "loss_weights"), None);
+        assert!(fields_of::<TrainerConfig>("{}").contains(&"epochs".to_string()));
     }
 }

@@ -2,11 +2,18 @@
 //!
 //! The `mtl` command line: `mtl train CONFIG` trains a hard-sharing multi-task model
 //! on a CSV file described by a TOML or JSON [`RunConfig`] and writes the JSON run
-//! report and PNG plots; `mtl methods` lists the registered task-combination methods.
+//! report, PNG plots and the trained model as a [`Bundle`](mtl::Bundle) (`model/`);
+//! `mtl predict RUN_DIR --csv FILE --out preds.csv` predicts new rows with that bundle;
+//! `mtl methods` lists the registered task-combination methods.
 //! The library half exists so the run can be driven and tested without a process.
 
 pub mod config;
+pub mod predict;
 pub mod run;
 
 pub use config::RunConfig;
+pub use predict::{predict, PredictArgs, PredictOutcome};
 pub use run::{run, summary, Overrides, RunOutcome};
+
+// The version this crate was built with.
+pub use tch;

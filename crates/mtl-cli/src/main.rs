@@ -1,7 +1,7 @@
 //! The `mtl` binary: argument parsing around [`mtl_cli::run`].
 
 use clap::{Parser, Subcommand};
-use mtl_cli::{run, summary, Overrides};
+use mtl_cli::{predict, run, summary, Overrides, PredictArgs};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -30,12 +30,30 @@ enum Command {
         /// Continue the run saved in this checkpoint.
         #[arg(long)]
         resume: Option<PathBuf>,
+        /// With --resume: go on even when the data, preprocessing or settings differ
+        /// from the checkpoint's (each difference is printed as a warning).
+        #[arg(long, requires = "resume")]
+        force_resume: bool,
         /// Also train single-task baselines and report Δm.
         #[arg(long)]
         baselines: bool,
         /// No progress bars.
         #[arg(long, short)]
         quiet: bool,
+    },
+    /// Predict the rows of a CSV file with a trained model; writes one column per task.
+    Predict {
+        /// An `mtl train` output directory, or the model bundle inside it (`model/`).
+        bundle: PathBuf,
+        /// The rows to predict: a CSV file with the model's feature columns.
+        #[arg(long)]
+        csv: PathBuf,
+        /// Where to write the predictions (CSV).
+        #[arg(long)]
+        out: PathBuf,
+        /// Column names replacing the CSV file's header line (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        header: Option<Vec<String>>,
     },
     /// List the registered weighting and aggregation methods.
     Methods,
@@ -53,6 +71,7 @@ fn main() -> ExitCode {
             epochs,
             method,
             resume,
+            force_resume,
             baselines,
             quiet,
         } => {
@@ -61,6 +80,7 @@ fn main() -> ExitCode {
                 epochs,
                 method,
                 resume,
+                force_resume,
                 baselines,
                 quiet,
             };
@@ -78,6 +98,31 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Predict {
+            bundle,
+            csv,
+            out,
+            header,
+        } => match predict(&PredictArgs {
+            bundle,
+            csv,
+            header,
+            out,
+        }) {
+            Ok(outcome) => {
+                println!(
+                    "predicted {} rows ({}); wrote {}",
+                    outcome.rows,
+                    outcome.columns.join(", "),
+                    outcome.out.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("mtl: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Methods => {
             for m in mtl::losses::list() {
                 println!("{:<12} {:<9?} {}", m.name, m.level, m.paper);

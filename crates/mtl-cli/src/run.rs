@@ -1,15 +1,28 @@
 //! One run from a [`RunConfig`]: read and split the CSV, build a hard-sharing MLP with
 //! one head per target, train, evaluate on the test rows, optionally train single-task
 //! baselines for Δm, and write the report and plots.
+//!
+//! Nothing of the user's is lost on the way: before any data is read the output
+//! directory is created, checked writable and locked against a second run (temporary
+//! files of killed runs are removed), and no output (report, plots, baselines, metrics,
+//! checkpoint) may be the same file as an input (the config, the CSV) or as another
+//! output. Every file is written to a temporary beside it and renamed into place.
 
 use crate::config::{RunConfig, TargetConfig};
+use mtl::core::files::{self, OutputLock};
+use mtl::core::init::{self, Init};
 use mtl::core::{Error, Result};
-use mtl::data::{read_csv, CsvSpec, CsvTarget, Standardizer, TargetData};
-use mtl::heads::{BinaryHead, ClassificationHead, RegressionHead};
+use mtl::data::{
+    extreme_columns, read_csv_summary, CsvSpec, CsvSummary, CsvTarget, FeatureScaling,
+    IgnoredReason, Standardizer, TargetData, TargetStandardizer, EXTREME_Z,
+};
 use mtl::prelude::*;
-use mtl::{Baselines, Evaluation};
+use mtl::{
+    ArchSpec, Baselines, Bundle, Evaluation, HeadSpec, ModelSpec, Preprocessing, TargetEncoding,
+    TrackingConfig, TrainingObserver, RUN_BUNDLE_DIR,
+};
 use std::path::{Path, PathBuf};
-use tch::nn;
+use std::sync::{Arc, Mutex};
 
 /// Command-line overrides of the config file.
 #[derive(Debug, Clone, Default)]
@@ -22,6 +35,9 @@ pub struct Overrides {
     pub method: Option<String>,
     /// A checkpoint to resume from.
     pub resume: Option<PathBuf>,
+    /// Resume even when the data, preprocessing or settings differ from the
+    /// checkpoint's (each difference is a warning).
+    pub force_resume: bool,
     /// Train single-task baselines for Δm.
     pub baselines: bool,
     /// No progress bars.
@@ -37,6 +53,34 @@ pub struct RunOutcome {
     pub out_dir: PathBuf,
     /// The files written.
     pub files: Vec<PathBuf>,
+    /// What the run warned about (also printed to stderr as it happened): features with
+    /// extreme values, task losses on very different scales...
+    pub warnings: Vec<String>,
+}
+
+/// The hard-sharing model for `data` (the tasks of `targets`, in order), as a spec: the
+/// trunk of `model.hidden` and one head per target.
+pub fn model_spec(
+    cfg: &RunConfig,
+    data: &MultiTaskDataset,
+    targets: &[&TargetConfig],
+) -> ModelSpec {
+    let mut sizes = vec![data.num_features() as i64];
+    sizes.extend(&cfg.model.hidden);
+    let heads = data
+        .tasks()
+        .iter()
+        .zip(targets)
+        .map(|(task, target)| HeadSpec::for_task(task, target.loss.unwrap_or_default()))
+        .collect();
+    ModelSpec {
+        architecture: ArchSpec::HardSharing {
+            trunk: MlpConfig::new(sizes)
+                .dropout(cfg.model.dropout)
+                .init(cfg.model.init),
+        },
+        heads,
+    }
 }
 
 /// Builds the hard-sharing model for `data` (the tasks of `targets`, in order).
@@ -45,78 +89,81 @@ pub fn build_model(
     data: &MultiTaskDataset,
     targets: &[&TargetConfig],
 ) -> Result<MultiTaskModel> {
-    let vs = nn::VarStore::new(select_device(DeviceRequest::Auto)?);
-    let mut sizes = vec![data.num_features() as i64];
-    sizes.extend(&cfg.model.hidden);
-    let width = *sizes.last().unwrap_or(&1);
-    let trunk = MlpConfig::new(sizes)
-        .dropout(cfg.model.dropout)
-        .build(&(vs.root() / "trunk"))?;
-    let mut heads: Vec<Box<dyn TaskHead>> = Vec::with_capacity(targets.len());
-    for (k, (task, target)) in data.tasks().iter().zip(targets).enumerate() {
-        let path = task_path(&vs.root(), k) / "head";
-        let head: Box<dyn TaskHead> = match &task.data {
-            TargetData::Classes { classes, .. } => Box::new(ClassificationHead::new(
-                &path,
-                task.name.as_str(),
-                width,
-                *classes as i64,
-            )?),
-            TargetData::Binary(_) => Box::new(BinaryHead::new(&path, task.name.as_str(), width)?),
-            TargetData::Regression(values) => Box::new(RegressionHead::new(
-                &path,
-                task.name.as_str(),
-                width,
-                values.ncols() as i64,
-                target.loss.unwrap_or_default(),
-            )?),
-        };
-        heads.push(head);
+    let spec = model_spec(cfg, data, targets);
+    let model = MultiTaskModel::from_spec(&spec, select_device(DeviceRequest::Auto)?)?;
+    // The heads are built as torch.nn.Linear; another start is drawn over them.
+    let head_init = cfg.model.head_init.unwrap_or(cfg.model.init);
+    if head_init != Init::default() {
+        init::reinit(model.var_store(), |name| name.contains(".head."), head_init)?;
     }
-    MultiTaskModel::new(vs, HardSharing::new(trunk, targets.len())?, heads)
+    Ok(model)
 }
 
-/// Applies each target's `first_class`: codes c..=n become classes 0..=n−c.
-fn shift_class_codes(data: MultiTaskDataset, targets: &[TargetConfig]) -> Result<MultiTaskDataset> {
-    if targets.iter().all(|t| t.first_class.is_none()) {
-        return Ok(data);
-    }
-    let mut tasks = Vec::with_capacity(data.num_tasks());
-    for (k, (task, target)) in data.tasks().iter().zip(targets).enumerate() {
-        let (Some(first), TargetData::Classes { labels, classes }) =
-            (target.first_class, &task.data)
-        else {
-            tasks.push(task.clone());
-            continue;
-        };
-        let mut shifted = labels.clone();
-        for (row, l) in shifted.iter_mut().enumerate() {
-            if !task.is_labelled(row) {
-                *l = 0;
-            } else if *l < first {
-                return Err(Error::LabelOutOfRange {
-                    task: k,
-                    row,
-                    label: *l,
-                    classes: *classes as i64,
-                });
-            } else {
-                *l -= first;
-            }
-        }
-        let n = (*classes as i64 - first).max(0) as usize;
-        let mut t = mtl::data::TaskData::classes(task.name.clone(), shifted, n);
-        t.mask = task.mask.clone();
-        tasks.push(t);
-    }
-    MultiTaskDataset::new(data.features().clone(), tasks)
-}
-
-fn write(path: &Path, text: &str) -> Result<()> {
-    std::fs::write(path, text).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
+/// What a bundle needs to take raw CSV rows and answer in the file's own terms: the
+/// feature columns' names, the feature standardisation, and each class task's labels
+/// (its names, or its integer codes shifted back by `first_class`).
+fn preprocessing(
+    data: &MultiTaskDataset,
+    targets: &[TargetConfig],
+    features: Option<Standardizer>,
+) -> Result<Preprocessing> {
+    let encodings = data
+        .tasks()
+        .iter()
+        .zip(targets)
+        .enumerate()
+        .map(|(k, (task, target))| -> Result<TargetEncoding> {
+            Ok(match (&task.data, data.class_names(k)) {
+                (TargetData::Classes { .. }, Some(names)) => TargetEncoding::Labels {
+                    labels: names.to_vec(),
+                },
+                (TargetData::Classes { classes, .. }, None) => match target.first_class {
+                    Some(first) => TargetEncoding::Labels {
+                        labels: (0..*classes as i64)
+                            .map(|c| (c + first).to_string())
+                            .collect(),
+                    },
+                    None => TargetEncoding::Identity,
+                },
+                _ => match data.target_scale(k) {
+                    // Trained on standardised targets: predictions go back to the
+                    // file's units through the training rows' statistics.
+                    Some(scale) => TargetEncoding::Standardized {
+                        scaler: Standardizer::from_parts(
+                            scale.mean().clone(),
+                            scale.std().clone(),
+                        )?,
+                    },
+                    None => TargetEncoding::Identity,
+                },
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Preprocessing {
+        feature_names: data.feature_names().map(<[String]>::to_vec),
+        features,
+        targets: encodings,
     })
+}
+
+/// The plots [`RunReport::write_plots`] may write into the output directory.
+const PLOTS: [&str; 4] = [
+    "losses.png",
+    "task_weights.png",
+    "conflict.png",
+    "affinity.png",
+];
+
+/// What describes the data preparation to the trainer's checkpoints: the data section
+/// without the file's location (the same file may move), so a resume with other
+/// columns, splits or scaling is refused naming the setting.
+fn preprocessing(cfg: &RunConfig) -> Result<serde_json::Value> {
+    let mut data = serde_json::to_value(&cfg.data)
+        .map_err(|e| Error::config(format!("the data settings are not serialisable: {e}")))?;
+    if let Some(fields) = data.as_object_mut() {
+        fields.remove("csv");
+    }
+    Ok(data)
 }
 
 /// Runs the config at `config_path`.
@@ -132,6 +179,8 @@ pub fn run(config_path: &Path, overrides: &Overrides) -> Result<RunOutcome> {
         cfg.train.progress = false;
     }
     cfg.output.baselines |= overrides.baselines;
+    // The overrides are checked as the file was.
+    cfg.check()?;
     let out_dir = overrides
         .out
         .clone()
@@ -143,42 +192,95 @@ pub fn run(config_path: &Path, overrides: &Overrides) -> Result<RunOutcome> {
                 .unwrap_or_else(|| "run".into());
             PathBuf::from("runs").join(stem)
         });
-    std::fs::create_dir_all(&out_dir).map_err(|source| Error::Io {
-        path: out_dir.clone(),
-        source,
-    })?;
-
+    // Before reading any data: the output directory is ours, writable, and no output
+    // would replace an input or another output.
+    files::check_writable(&out_dir)?;
+    let _out_lock = OutputLock::acquire(OutputLock::for_dir(&out_dir), &out_dir)?;
+    files::clean_stale_temps(&out_dir)?;
     let csv = cfg.csv_path(config_path);
-    let spec = CsvSpec {
-        targets: cfg
-            .data
-            .targets
-            .iter()
-            .map(|t| {
-                CsvTarget::named(
-                    t.column.clone(),
-                    t.name.clone().unwrap_or_else(|| t.column.clone()),
-                    t.kind.into(),
-                )
-            })
-            .collect(),
-        features: cfg.data.features.clone(),
-        exclude: cfg.data.exclude.clone(),
-        header: cfg.data.header.clone(),
-    };
-    let data = shift_class_codes(read_csv(&csv, &spec)?, &cfg.data.targets)?;
+    let report_path = out_dir.join("report.json");
+    let baselines_path = out_dir.join("baselines.json");
+    let mut output_paths: Vec<(&str, PathBuf)> = vec![
+        ("report", report_path.clone()),
+        ("baselines report", baselines_path.clone()),
+        ("metrics log", mtl::MetricsWriter::steps_path(&out_dir)),
+        ("epoch log", mtl::MetricsWriter::epochs_path(&out_dir)),
+    ];
+    output_paths.extend(PLOTS.iter().map(|p| ("plot", out_dir.join(p))));
+    if let Some(c) = &cfg.train.checkpoint {
+        output_paths.push(("checkpoint", c.path.clone()));
+    }
+    let outputs: Vec<(&str, &Path)> = output_paths
+        .iter()
+        .map(|(w, p)| (*w, p.as_path()))
+        .collect();
+    files::check_distinct(&[("config", config_path), ("input CSV", &csv)], &outputs)?;
+    let spec = csv_spec(&cfg);
+    let (data, summary) = read_csv_summary(&csv, &spec)?;
+    let mut warnings = Vec::new();
+    describe_columns(&csv, &summary);
     seed_everything(cfg.train.seed);
-    let split = data.split(cfg.data.validation, cfg.data.test, cfg.train.seed)?;
-    let (train, val, test) = if cfg.data.standardize {
-        let s = Standardizer::fit(&split.train);
+    let rows = data.split_rows(cfg.data.validation, cfg.data.test, cfg.train.seed)?;
+    let (train, val, test) = (
+        data.subset(&rows.train)?,
+        data.subset(&rows.validation)?,
+        data.subset(&rows.test)?,
+    );
+    // The parts hold every row; the whole is no longer needed (a large file's matrix).
+    drop(data);
+    let line_of = |part: &[usize], row: usize| summary.lines[part[row]];
+    check_classes_seen_in_training(&cfg, &csv, &train, &val, |r| line_of(&rows.validation, r))?;
+    check_classes_seen_in_training(&cfg, &csv, &train, &test, |r| line_of(&rows.test, r))?;
+    let scaling = cfg.data.feature_scaling();
+    if !matches!(scaling, Some(FeatureScaling::Clip { .. })) {
+        let extreme = extreme_columns(&train, EXTREME_Z);
+        if !extreme.is_empty() {
+            let named: Vec<String> = extreme
+                .iter()
+                .take(5)
+                .map(|e| {
+                    format!(
+                        "`{}` (|z| = {:.0} at line {})",
+                        summary.features[e.column],
+                        e.max_abs_z,
+                        line_of(&rows.train, e.row)
+                    )
+                })
+                .collect();
+            warn(
+                &mut warnings,
+                format!(
+                    "feature columns with extreme values (|z| > {EXTREME_Z} on the training rows): \
+                     {}{}; they reach the model at full size: consider data.feature_scaling = \
+                     \"clip\" (or \"robust\")",
+                    named.join(", "),
+                    if extreme.len() > 5 { ", ..." } else { "" }
+                ),
+            );
+        }
+    }
+    let scaler = scaling
+        .map(|scaling| Standardizer::fit_with(&train, scaling))
+        .transpose()?;
+    let (train, val, test) = match &scaler {
+        Some(s) => (
+            s.apply_owned(train)?,
+            s.apply_owned(val)?,
+            s.apply_owned(test)?,
+        ),
+        None => (train, val, test),
+    };
+    let (train, val, test) = if cfg.data.standardize_targets {
+        let s = TargetStandardizer::fit(&train);
         (
-            s.apply(&split.train)?,
-            s.apply(&split.validation)?,
-            s.apply(&split.test)?,
+            s.apply_owned(train)?,
+            s.apply_owned(val)?,
+            s.apply_owned(test)?,
         )
     } else {
-        (split.train, split.validation, split.test)
+        (train, val, test)
     };
+    let prep = preprocessing(&train, &cfg.data.targets, scaler)?;
     let targets: Vec<&TargetConfig> = cfg.data.targets.iter().collect();
     eprintln!(
         "{}: {} train / {} validation / {} test rows, {} features, tasks {:?}, method {}",
@@ -194,11 +296,24 @@ pub fn run(config_path: &Path, overrides: &Overrides) -> Result<RunOutcome> {
     let validation = (!val.is_empty()).then_some(&val);
     seed_everything(cfg.train.seed);
     let mut model = build_model(&cfg, &train, &targets)?;
-    let mut trainer = Trainer::new(cfg.train.clone())?;
+    if cfg.output.tensorboard || cfg.output.metrics_csv {
+        cfg.train.tracking = Some(TrackingConfig {
+            dir: out_dir.clone(),
+            tensorboard: cfg.output.tensorboard,
+            csv: cfg.output.metrics_csv,
+            every_steps: cfg.output.log_every_steps,
+        });
+    }
+    let loop_warnings = Arc::new(Mutex::new(Vec::new()));
+    let mut trainer = Trainer::new(cfg.train.clone())?
+        .observe(Warnings(loop_warnings.clone()))
+        .preprocessing(preprocessing(&cfg)?)
+        .force_resume(overrides.force_resume);
     if let Some(r) = &overrides.resume {
         trainer = trainer.resume_from(r);
     }
     let mut report = trainer.fit(&mut model, &train, validation)?;
+    warnings.extend(loop_warnings.lock().map(|w| w.clone()).unwrap_or_default());
 
     if !test.is_empty() {
         let test_eval: Evaluation = evaluate(&model, &test, 256)?;
@@ -213,29 +328,166 @@ pub fn run(config_path: &Path, overrides: &Overrides) -> Result<RunOutcome> {
                 &test,
             )?;
             report.compare_to_baselines(test_eval, &baselines)?;
-            let path = out_dir.join("baselines.json");
-            write(
-                &path,
-                &serde_json::to_string_pretty(&baselines)
-                    .map_err(|e| Error::config(format!("baselines are not serialisable: {e}")))?,
-            )?;
+            let text = serde_json::to_string_pretty(&baselines)
+                .map_err(|e| Error::config(format!("baselines are not serialisable: {e}")))?;
+            files::write_atomically(&baselines_path, text.as_bytes())?;
         } else {
             report.test = Some(test_eval);
         }
     }
 
-    let mut files = Vec::new();
-    let report_path = out_dir.join("report.json");
-    write(&report_path, &report.to_json())?;
-    files.push(report_path);
+    report.save(&report_path)?;
+    let mut written = vec![report_path];
+    if cfg.output.metrics_csv {
+        written.push(mtl::MetricsWriter::steps_path(&out_dir));
+        written.push(mtl::MetricsWriter::epochs_path(&out_dir));
+    }
+    if cfg.output.tensorboard {
+        let mut events: Vec<PathBuf> = std::fs::read_dir(&out_dir)
+            .map_err(|source| Error::Io {
+                path: out_dir.clone(),
+                source,
+            })?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.to_string_lossy().contains("tfevents"))
+            .collect();
+        events.sort();
+        written.extend(events);
+    }
+    // The trained model with what `mtl predict` needs to read raw rows.
+    model.set_preprocessing(prep)?;
+    files.extend(Bundle::save(
+        out_dir.join(RUN_BUNDLE_DIR),
+        &model,
+        &report.method,
+    )?);
     if cfg.output.plots {
-        files.extend(report.write_plots(&out_dir)?);
+        written.extend(report.write_plots(&out_dir)?);
     }
     Ok(RunOutcome {
         report,
         out_dir,
-        files,
+        files: written,
+        warnings,
     })
+}
+
+/// Prints the training loop's warnings as they come, and keeps them for the outcome.
+struct Warnings(Arc<Mutex<Vec<String>>>);
+
+impl TrainingObserver for Warnings {
+    fn warning(&mut self, message: &str) {
+        eprintln!("warning: {message}");
+        if let Ok(mut w) = self.0.lock() {
+            w.push(message.to_string());
+        }
+    }
+}
+
+/// Prints and records a warning.
+fn warn(warnings: &mut Vec<String>, message: String) {
+    eprintln!("warning: {message}");
+    warnings.push(message);
+}
+
+/// What to read from the CSV file.
+fn csv_spec(cfg: &RunConfig) -> CsvSpec {
+    CsvSpec {
+        targets: cfg
+            .data
+            .targets
+            .iter()
+            .map(|t| {
+                let mut target = CsvTarget::named(
+                    t.column.clone(),
+                    t.name.clone().unwrap_or_else(|| t.column.clone()),
+                    t.kind.into(),
+                );
+                if let Some(classes) = &t.classes {
+                    target = target.with_classes(classes.iter().map(|c| c.text()));
+                }
+                target.with_first_class(t.first_class.unwrap_or(0))
+            })
+            .collect(),
+        features: cfg.data.features.clone(),
+        exclude: cfg.data.exclude.clone(),
+        header: cfg.data.header.clone(),
+        missing: cfg.data.missing.into(),
+        na_values: cfg.data.na_values.clone(),
+    }
+}
+
+/// Says which columns were left out and which values were filled or dropped.
+fn describe_columns(csv: &Path, summary: &CsvSummary) {
+    if !summary.ignored.is_empty() {
+        let ignored: Vec<String> = summary
+            .ignored
+            .iter()
+            .map(|(name, why)| match why {
+                IgnoredReason::Text { line } => format!("`{name}` (text, from line {line})"),
+                IgnoredReason::Empty => format!("`{name}` (empty)"),
+            })
+            .collect();
+        eprintln!("{}: not features: {}", csv.display(), ignored.join(", "));
+    }
+    for (name, n) in &summary.missing {
+        eprintln!("{}: {n} missing values in `{name}`", csv.display());
+    }
+    if summary.dropped_rows > 0 {
+        eprintln!(
+            "{}: left out {} rows with missing feature values",
+            csv.display(),
+            summary.dropped_rows
+        );
+    }
+}
+
+/// Without declared classes, a class target's classes are those of the training rows:
+/// a label that occurs only in `part` (validation or test) is one the head never learns,
+/// an error naming its line and value. `line` maps a row of `part` to its file line.
+fn check_classes_seen_in_training(
+    cfg: &RunConfig,
+    csv: &Path,
+    train: &MultiTaskDataset,
+    part: &MultiTaskDataset,
+    line: impl Fn(usize) -> u64,
+) -> Result<()> {
+    for (k, target) in cfg.data.targets.iter().enumerate() {
+        if target.classes.is_some() {
+            continue;
+        }
+        let (TargetData::Classes { labels, classes }, TargetData::Classes { labels: seen, .. }) =
+            (&part.tasks()[k].data, &train.tasks()[k].data)
+        else {
+            continue;
+        };
+        let mut in_train = vec![false; *classes];
+        for (r, &l) in seen.iter().enumerate() {
+            if train.tasks()[k].is_labelled(r) {
+                in_train[l as usize] = true;
+            }
+        }
+        let unseen = labels
+            .iter()
+            .enumerate()
+            .find(|&(r, &l)| part.tasks()[k].is_labelled(r) && !in_train[l as usize]);
+        if let Some((r, &l)) = unseen {
+            let value = match part.class_names(k) {
+                Some(names) => names[l as usize].clone(),
+                None => (l + target.first_class.unwrap_or(0)).to_string(),
+            };
+            return Err(Error::Parse {
+                path: csv.to_path_buf(),
+                line: line(r),
+                message: format!(
+                    "column `{}`: label `{value}` does not occur in the training rows, so the \
+                     head would never learn it; declare the target's classes to keep it",
+                    target.column
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// A plain-text summary: per-task test metrics, Δm and negative transfer.

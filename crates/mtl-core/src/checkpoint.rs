@@ -8,8 +8,9 @@
 //! weights under early stopping) lives in a group, as `group::name`, so
 //! `{k: v for k, v in load_file(p).items() if "::" not in k}` is the model's state dict.
 //! The safetensors header metadata holds the format name and version, the JSON state and
-//! a SHA-256 digest of every tensor's name, dtype, shape and bytes, so a truncated,
-//! bit-flipped or foreign file is a typed [`Error::Checkpoint`], never a silently wrong
+//! a SHA-256 digest of every byte of state: the format, the version, the JSON state
+//! text, and every tensor's name, dtype, shape and bytes. A truncated, bit-flipped,
+//! edited or foreign file is a typed [`Error::Checkpoint`], never a silently wrong
 //! resume.
 
 use crate::{Error, Result, SeededRng};
@@ -18,14 +19,17 @@ use safetensors::tensor::{Dtype, SafeTensors, View};
 use sha2::{Digest, Sha256};
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::io::Read;
+use std::path::Path;
+
+pub use crate::files::write_atomically;
 use tch::{Device, Kind, Tensor};
 
 /// The `format` metadata value of an `mtl` checkpoint.
 pub const FORMAT: &str = "mtl-checkpoint";
-/// The version of the layout this crate writes and reads.
-pub const VERSION: u32 = 1;
+/// The version of the layout this crate writes and reads. Version 1's digest left the
+/// JSON state out; version 2's covers it.
+pub const VERSION: u32 = 2;
 /// Separates a tensor group from the tensor name (`optimizer::first.0`).
 pub const GROUP_SEPARATOR: &str = "::";
 
@@ -85,11 +89,21 @@ fn to_bytes(name: &str, t: &Tensor) -> Result<Bytes> {
     })
 }
 
-/// SHA-256 over (name, dtype, shape, bytes) of every tensor, in name order.
-fn digest<'a>(tensors: impl Iterator<Item = (&'a str, Dtype, &'a [usize], &'a [u8])>) -> String {
+/// SHA-256 over the format, the version, the JSON state text and (name, dtype, shape,
+/// bytes) of every tensor in name order: everything the checkpoint holds but the digest.
+fn digest<'a>(
+    state: &str,
+    tensors: impl Iterator<Item = (&'a str, Dtype, &'a [usize], &'a [u8])>,
+) -> String {
     let mut sorted: Vec<_> = tensors.collect();
     sorted.sort_by(|a, b| a.0.cmp(b.0));
     let mut h = Sha256::new();
+    // Length-prefixed, so no two different (format, version, state) give one stream.
+    for text in [FORMAT, &VERSION.to_string(), state] {
+        h.update((text.len() as u64).to_le_bytes());
+        h.update(text.as_bytes());
+    }
+    h.update((sorted.len() as u64).to_le_bytes());
     for (name, dtype, shape, data) in sorted {
         h.update((name.len() as u64).to_le_bytes());
         h.update(name.as_bytes());
@@ -155,13 +169,14 @@ impl Checkpoint {
             }
             bytes.push((name.as_str(), to_bytes(name, t)?));
         }
+        let state = serde_json::to_string(&self.state)
+            .map_err(|e| Error::config(format!("checkpoint state is not serialisable: {e}")))?;
         let sha = digest(
+            &state,
             bytes
                 .iter()
                 .map(|(n, b)| (*n, b.dtype, b.shape.as_slice(), b.data.as_slice())),
         );
-        let state = serde_json::to_string(&self.state)
-            .map_err(|e| Error::config(format!("checkpoint state is not serialisable: {e}")))?;
         let metadata: HashMap<String, String> = [
             ("format".to_string(), FORMAT.to_string()),
             ("version".to_string(), VERSION.to_string()),
@@ -196,7 +211,8 @@ impl Checkpoint {
             return Err(corrupt(
                 path,
                 format!(
-                    "layout version {} is not the supported {VERSION}",
+                    "layout version {} is not the supported {VERSION} (a checkpoint of \
+                     another mtl version, or a corrupt one)",
                     field("version")?
                 ),
             ));
@@ -205,6 +221,7 @@ impl Checkpoint {
             .map_err(|e| corrupt(path, format!("malformed tensor data ({e:?})")))?;
         let views = st.tensors();
         let sha = digest(
+            field("state")?,
             views
                 .iter()
                 .map(|(n, v)| (n.as_str(), v.dtype(), v.shape(), v.data())),
@@ -212,7 +229,8 @@ impl Checkpoint {
         if &sha != field("sha256")? {
             return Err(corrupt(
                 path,
-                "tensor data does not match its SHA-256 digest (corrupt or edited file)",
+                "the state or tensor data does not match its SHA-256 digest (corrupt or \
+                 edited file)",
             ));
         }
         let state = serde_json::from_str(field("state")?)
@@ -235,6 +253,44 @@ impl Checkpoint {
         write_atomically(path.as_ref(), &self.to_bytes()?)
     }
 
+    /// The JSON state of the checkpoint at `path`, read from its header alone (without
+    /// the tensors and without verifying the digest): enough to tell whose checkpoint a
+    /// file is before deciding to replace it. A file that is not an `mtl` checkpoint is
+    /// an [`Error::Checkpoint`] saying so.
+    pub fn peek_state(path: impl AsRef<Path>) -> Result<serde_json::Value> {
+        let path = path.as_ref();
+        let not_ours = |why: &str| corrupt(path, format!("not an mtl checkpoint ({why})"));
+        let mut f = std::fs::File::open(path).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut len = [0u8; 8];
+        f.read_exact(&mut len)
+            .map_err(|_| not_ours("shorter than a safetensors header"))?;
+        let len = u64::from_le_bytes(len);
+        // safetensors caps its header at 100 MB; a larger count is not a header.
+        if len > 100_000_000 {
+            return Err(not_ours("no safetensors header"));
+        }
+        let mut header = vec![0u8; len as usize];
+        f.read_exact(&mut header)
+            .map_err(|_| not_ours("truncated safetensors header"))?;
+        let header: serde_json::Value =
+            serde_json::from_slice(&header).map_err(|_| not_ours("no safetensors header"))?;
+        let meta = header
+            .get("__metadata__")
+            .ok_or_else(|| not_ours("no metadata"))?;
+        if meta.get("format").and_then(|f| f.as_str()) != Some(FORMAT) {
+            return Err(not_ours("its format is not `mtl-checkpoint`"));
+        }
+        let state = meta
+            .get("state")
+            .and_then(|s| s.as_str())
+            .ok_or_else(|| not_ours("no state"))?;
+        serde_json::from_str(state)
+            .map_err(|e| corrupt(path, format!("state is not valid JSON: {e}")))
+    }
+
     /// Reads and verifies a checkpoint.
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
@@ -244,44 +300,6 @@ impl Checkpoint {
         })?;
         Self::from_bytes(&bytes, path)
     }
-}
-
-/// Writes `bytes` to a temporary file beside `path`, flushes it to disk, renames it over
-/// `path` and syncs the directory, so readers see either the old or the new content.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let io = |p: &Path| {
-        let p = p.to_path_buf();
-        move |source| Error::Io { path: p, source }
-    };
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| Error::config(format!("`{}` is not a file path", path.display())))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp{}",
-        file_name.to_string_lossy(),
-        std::process::id()
-    ));
-    let result = (|| -> Result<()> {
-        let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-        f.write_all(bytes).map_err(io(&tmp))?;
-        f.sync_all().map_err(io(&tmp))?;
-        drop(f);
-        std::fs::rename(&tmp, path).map_err(io(path))?;
-        // The rename itself is durable only once the directory entry is on disk.
-        #[cfg(unix)]
-        std::fs::File::open(&dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io(&dir))?;
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
 }
 
 /// Saves every variable of `vs` under its own name as a plain safetensors file (no
@@ -386,6 +404,73 @@ mod tests {
             Checkpoint::from_bytes(&plain, p),
             Err(Error::Checkpoint { .. })
         ));
+    }
+
+    /// Every single-bit flip anywhere in the file (header, JSON state, digest, tensor
+    /// bytes) is refused, or (a flip the parser cannot see, such as in header padding)
+    /// loads exactly the original. Version 1 accepted flips in the JSON state.
+    #[test]
+    fn every_single_bit_flip_is_refused() {
+        let c = sample();
+        let bytes = c.to_bytes().unwrap();
+        let p = Path::new("ckpt");
+        let mut accepted = 0;
+        for i in 0..bytes.len() {
+            for bit in 0..8 {
+                let mut b = bytes.clone();
+                b[i] ^= 1 << bit;
+                match Checkpoint::from_bytes(&b, p) {
+                    Err(Error::Checkpoint { .. }) => {}
+                    Err(e) => panic!("byte {i} bit {bit}: untyped error {e}"),
+                    Ok(back) => {
+                        accepted += 1;
+                        assert_eq!(back.state, c.state, "byte {i} bit {bit}");
+                        assert_eq!(back.tensors.len(), c.tensors.len());
+                        for ((na, ta), (nb, tb)) in back.tensors.iter().zip(&c.tensors) {
+                            assert_eq!(na, nb);
+                            assert!(ta.equal(tb), "byte {i} bit {bit}");
+                        }
+                    }
+                }
+            }
+        }
+        assert!(accepted < bytes.len(), "{accepted} flips accepted");
+    }
+
+    #[test]
+    fn an_edited_state_is_refused() {
+        let mut bytes = sample().to_bytes().unwrap();
+        // Same length, so the header stays well-formed: only the digest can tell.
+        let needle = br#"\"epoch\":3"#;
+        let at = bytes
+            .windows(needle.len())
+            .position(|w| w == needle)
+            .expect("the state holds the epoch");
+        bytes[at + needle.len() - 1] = b'9';
+        let err = Checkpoint::from_bytes(&bytes, Path::new("c")).unwrap_err();
+        assert!(err.to_string().contains("digest"), "{err}");
+    }
+
+    #[test]
+    fn peek_reads_the_state_of_checkpoints_only() {
+        let dir = std::env::temp_dir().join(format!("mtl-ckpt-peek-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("a.safetensors");
+        sample().save(&path).unwrap();
+        assert_eq!(Checkpoint::peek_state(&path).unwrap(), sample().state);
+        let csv = dir.join("data.csv");
+        std::fs::write(&csv, "a,b\n1,2\n").unwrap();
+        let plain = dir.join("w.safetensors");
+        std::fs::write(
+            &plain,
+            safetensors::tensor::serialize(std::iter::empty::<(&str, &Bytes)>(), &None).unwrap(),
+        )
+        .unwrap();
+        for other in [&csv, &plain] {
+            let err = Checkpoint::peek_state(other).unwrap_err();
+            assert!(err.to_string().contains("not an mtl checkpoint"), "{err}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

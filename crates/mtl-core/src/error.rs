@@ -115,6 +115,35 @@ pub enum Error {
         /// What is wrong with it.
         message: String,
     },
+    /// Another live process (or another run in this one) is writing to the same place.
+    #[error("{} is in use by {}: its lock {} is held; wait for that run to finish or write elsewhere", path.display(), pid.map(|p| format!("process {p}")).unwrap_or_else(|| "another run".into()), lock.display())]
+    Locked {
+        /// The output directory or file.
+        path: PathBuf,
+        /// The lock file.
+        lock: PathBuf,
+        /// The pid the lock names, when it names one.
+        pid: Option<u32>,
+    },
+    /// A task's training loss grew by orders of magnitude while staying finite: the run
+    /// has diverged (a learning rate far too high, exploding gradients).
+    #[error("training diverged: the loss of task {task} (`{name}`) reached {loss:.4e} at step {step}, over {factor:e} times its reference {reference:.4e} (its first loss of the run) for {steps} steps in a row; lower the learning rate or clip gradients (`divergence` in the trainer configuration sets or disables this guard)")]
+    Diverged {
+        /// The task index.
+        task: usize,
+        /// The task name.
+        name: String,
+        /// The training step (0-based) that ended the run.
+        step: u64,
+        /// The task's loss (absolute value) at that step.
+        loss: f64,
+        /// The task's reference loss.
+        reference: f64,
+        /// The allowed growth factor.
+        factor: f64,
+        /// The consecutive steps over the bound that count as a divergence.
+        steps: u64,
+    },
 }
 
 /// `Result` with [`Error`].

@@ -6,8 +6,9 @@
 //! task-specific groups, builds the K×d task Jacobian (the one builder,
 //! [`jacobian_rows`], that the step engine in `mtl-losses` and the diagnostics use),
 //! provides the sharing architectures (hard
-//! sharing over any [`Backbone`], an [`Mlp`] trunk), optimisers with saveable state, and
-//! the [`Error`] type the other crates use.
+//! sharing over any [`Backbone`], an [`Mlp`] trunk), the layer initialisation they all
+//! use ([`init`]: PyTorch's by default), optimisers with saveable state, and the
+//! [`Error`] type the other crates use.
 //!
 //! It is not where task heads (`mtl-heads`), loss weightings and gradient aggregators
 //! (`mtl-losses`), data handling (`mtl-data`) or the training loop (`mtl`) live.
@@ -16,6 +17,8 @@ pub mod arch;
 pub mod checkpoint;
 pub mod device;
 mod error;
+pub mod files;
+pub mod init;
 pub mod jacobian;
 pub mod optim;
 pub mod params;
@@ -33,6 +36,7 @@ pub use arch::{
 pub use checkpoint::Checkpoint;
 pub use device::{select_device, DeviceRequest};
 pub use error::{Error, Result};
+pub use init::Init;
 pub use jacobian::{
     check_jacobian, check_losses, empty_jacobian, first_non_finite_row, jacobian_rows,
     sum_is_finite, task_jacobian, write_jacobian_row, JacobianRequest,

@@ -14,7 +14,7 @@ use tch::Tensor;
 /// are required; the rest default to PyTorch's defaults (no momentum or weight decay,
 /// β = (0.9, 0.999), ε = 1e-8).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum OptimizerConfig {
     /// Stochastic gradient descent with optional (Nesterov) momentum.
     Sgd {
@@ -101,21 +101,60 @@ impl OptimizerConfig {
         }
     }
 
-    /// Builds the optimiser over `params`.
-    pub fn build(&self, params: Vec<Tensor>) -> Result<Optimizer> {
+    /// Checks the hyper-parameters: a positive learning rate, non-negative momentum and
+    /// weight decay, Adam's betas in [0, 1) and a positive ε (all finite).
+    pub fn check(&self) -> Result<()> {
         let lr = self.lr();
         if !(lr.is_finite() && lr > 0.0) {
             return Err(Error::config(format!(
                 "learning rate must be positive, got {lr}"
             )));
         }
-        if let OptimizerConfig::Adam { beta1, beta2, .. } = *self {
-            if !(0.0..1.0).contains(&beta1) || !(0.0..1.0).contains(&beta2) {
-                return Err(Error::config(format!(
-                    "Adam betas must be in [0, 1), got ({beta1}, {beta2})"
-                )));
+        let non_negative = |what: &str, v: f64| {
+            if v.is_finite() && v >= 0.0 {
+                Ok(())
+            } else {
+                Err(Error::config(format!(
+                    "optimizer {what} must be finite and non-negative, got {v}"
+                )))
+            }
+        };
+        match *self {
+            OptimizerConfig::Sgd {
+                momentum,
+                weight_decay,
+                ..
+            } => {
+                non_negative("momentum", momentum)?;
+                non_negative("weight_decay", weight_decay)?;
+            }
+            OptimizerConfig::Adam {
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+                ..
+            } => {
+                if !(0.0..1.0).contains(&beta1) || !(0.0..1.0).contains(&beta2) {
+                    return Err(Error::config(format!(
+                        "Adam betas must be in [0, 1), got ({beta1}, {beta2})"
+                    )));
+                }
+                if !(eps.is_finite() && eps > 0.0) {
+                    return Err(Error::config(format!(
+                        "Adam eps must be positive, got {eps}"
+                    )));
+                }
+                non_negative("weight_decay", weight_decay)?;
             }
         }
+        Ok(())
+    }
+
+    /// Builds the optimiser over `params`.
+    pub fn build(&self, params: Vec<Tensor>) -> Result<Optimizer> {
+        self.check()?;
+        let lr = self.lr();
         let adam = matches!(self, OptimizerConfig::Adam { .. });
         let Some(groups) = FlatGroup::build(&params)? else {
             let zeros = |ps: &[Tensor]| ps.iter().map(|p| p.zeros_like()).collect::<Vec<_>>();
@@ -676,6 +715,20 @@ mod tests {
         assert!(
             matches!(sgd, OptimizerConfig::Sgd { momentum, nesterov: false, .. } if momentum == 0.9)
         );
+    }
+
+    /// A misspelt hyper-parameter (`momentm`) used to be dropped silently, training with
+    /// the default instead.
+    #[test]
+    fn unknown_optimizer_fields_are_refused() {
+        for (json, key) in [
+            (r#"{"kind":"sgd","lr":0.1,"momentm":0.9}"#, "momentm"),
+            (r#"{"kind":"adam","learning_rate":0.1}"#, "learning_rate"),
+            (r#"{"kind":"adam","lr":0.1,"beta_1":0.8}"#, "beta_1"),
+        ] {
+            let err = serde_json::from_str::<OptimizerConfig>(json).unwrap_err();
+            assert!(err.to_string().contains(key), "{json}: {err}");
+        }
     }
 
     #[test]

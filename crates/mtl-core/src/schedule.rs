@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 /// assert!(s.factor(99, 100) < 0.01);
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum LrSchedule {
     /// The base rate throughout.
     #[default]
@@ -130,6 +130,23 @@ impl LrSchedule {
         }
     }
 
+    /// Whether the factor depends on the run's total step count (cosine and linear
+    /// schedules spread over it), so that a run resumed with another number of epochs
+    /// would follow another curve.
+    ///
+    /// ```
+    /// use mtl_core::schedule::LrSchedule;
+    /// assert!(!LrSchedule::step(10, 0.5).after_warmup(5, 0.1).uses_total());
+    /// assert!(LrSchedule::warmup_cosine(5, 0.0).uses_total());
+    /// ```
+    pub fn uses_total(&self) -> bool {
+        match self {
+            LrSchedule::Constant | LrSchedule::Step { .. } => false,
+            LrSchedule::Cosine { .. } | LrSchedule::Linear { .. } => true,
+            LrSchedule::Warmup { then, .. } => then.uses_total(),
+        }
+    }
+
     /// The factor of the base rate at (0-based) optimiser step `step` of a run of
     /// `total` steps. Steps past `total` keep the final factor.
     pub fn factor(&self, step: u64, total: u64) -> f64 {
@@ -208,6 +225,19 @@ mod tests {
             .check()
             .is_err());
         assert!(LrSchedule::warmup_cosine(3, 0.0).check().is_ok());
+    }
+
+    #[test]
+    fn unknown_schedule_fields_are_refused() {
+        let err = serde_json::from_str::<LrSchedule>(r#"{"kind": "cosine", "min_factr": 0.1}"#)
+            .unwrap_err();
+        assert!(err.to_string().contains("min_factr"), "{err}");
+        let err = serde_json::from_str::<LrSchedule>(
+            r#"{"kind": "warmup", "steps": 3, "start_factor": 0.1,
+                "then": {"kind": "step", "every": 2, "gama": 0.5}}"#,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("gama"), "{err}");
     }
 
     #[test]

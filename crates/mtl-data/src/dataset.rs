@@ -2,9 +2,15 @@
 
 use crate::batch::{build_batch, Batch, Batches};
 use crate::target::{TargetData, TaskData};
+use crate::target_scale::TargetScale;
 use mtl_core::{derive_rng, Error, Result, SeededRng};
 use ndarray::{Array2, Axis};
 use rand::seq::SliceRandom;
+
+/// The most classes a classification task may have: a class count is inferred from the
+/// largest label, and a column of identifiers or amounts read as classes would otherwise
+/// ask its head for billions of outputs (terabytes of weights) instead of failing.
+pub const MAX_CLASSES: usize = 1 << 20;
 
 /// Features `[n, F]` and K ≥ 1 tasks, each with a target for every one of the `n` rows
 /// (some possibly unlabelled). Construction validates everything, so a dataset that
@@ -15,6 +21,12 @@ pub struct MultiTaskDataset {
     tasks: Vec<TaskData>,
     // Per task: category names of a classification task, when known (CSV string labels).
     class_names: Vec<Option<Vec<String>>>,
+    // Per task: the map from the stored (standardised) regression targets back to their
+    // original units, set by `TargetStandardizer`.
+    target_scales: Vec<Option<TargetScale>>,
+    // The feature columns' names, when known (the CSV header), so a saved model can
+    // read the same columns from another file.
+    feature_names: Option<Vec<String>>,
 }
 
 /// A dataset cut into train, validation and test parts (disjoint rows).
@@ -97,10 +109,13 @@ impl MultiTaskDataset {
         for (k, task) in tasks.iter_mut().enumerate() {
             validate_task(k, task, n)?;
         }
+        let target_scales = vec![None; tasks.len()];
         Ok(MultiTaskDataset {
             features,
             tasks,
             class_names,
+            target_scales,
+            feature_names: None,
         })
     }
 
@@ -180,6 +195,40 @@ impl MultiTaskDataset {
         Ok(self)
     }
 
+    /// The names of the feature columns, in order, when known: set by
+    /// [`read_csv`](crate::read_csv) (the header's names) and by
+    /// [`with_feature_names`](Self::with_feature_names), and kept by splits, subsets and
+    /// standardisation.
+    pub fn feature_names(&self) -> Option<&[String]> {
+        self.feature_names.as_deref()
+    }
+
+    /// Records the names of the feature columns; there must be one per column.
+    ///
+    /// ```
+    /// # use mtl_data::{MultiTaskDataset, TaskData};
+    /// # use ndarray::array;
+    /// let ds = MultiTaskDataset::new(
+    ///     array![[0.0f32, 1.0]],
+    ///     vec![TaskData::binary("b", array![1.0])],
+    /// )?
+    /// .with_feature_names(vec!["age".into(), "income".into()])?;
+    /// assert_eq!(ds.split(0.0, 0.0, 0)?.train.feature_names().unwrap(), ["age", "income"]);
+    /// assert!(ds.with_feature_names(vec!["age".into()]).is_err());
+    /// # Ok::<(), mtl_core::Error>(())
+    /// ```
+    pub fn with_feature_names(mut self, names: Vec<String>) -> Result<Self> {
+        if names.len() != self.num_features() {
+            return Err(Error::shape(
+                "feature names",
+                format!("{} names (one per feature column)", self.num_features()),
+                format!("{} names", names.len()),
+            ));
+        }
+        self.feature_names = Some(names);
+        Ok(self)
+    }
+
     /// Per-class counts of the labelled rows of classification task `k`.
     pub fn class_counts(&self, k: usize) -> Result<Vec<usize>> {
         let task = self.task(k, "class_counts")?;
@@ -240,6 +289,8 @@ impl MultiTaskDataset {
             features: self.features.select(Axis(0), rows),
             tasks: self.tasks.iter().map(|t| t.select(rows)).collect(),
             class_names: self.class_names.clone(),
+            target_scales: self.target_scales.clone(),
+            feature_names: self.feature_names.clone(),
         })
     }
 
@@ -363,6 +414,8 @@ impl MultiTaskDataset {
             features: self.features.clone(),
             tasks: vec![task.clone()],
             class_names: vec![self.class_names[k].clone()],
+            target_scales: vec![self.target_scales[k].clone()],
+            feature_names: self.feature_names.clone(),
         })
     }
 
@@ -380,7 +433,41 @@ impl MultiTaskDataset {
             features,
             tasks: self.tasks.clone(),
             class_names: self.class_names.clone(),
+            target_scales: self.target_scales.clone(),
+            feature_names: self.feature_names.clone(),
         })
+    }
+
+    /// The same dataset with its features changed in place by `f` (which must keep
+    /// them finite), without a second copy of the matrix.
+    pub(crate) fn map_features_in_place(
+        mut self,
+        f: impl FnOnce(&mut Array2<f32>),
+    ) -> Result<Self> {
+        f(&mut self.features);
+        check_finite_features(&self.features)?;
+        Ok(self)
+    }
+
+    /// When regression task `k`'s targets are stored standardised: the map back to
+    /// their original units (set by [`TargetStandardizer`](crate::TargetStandardizer)).
+    /// Evaluation reports the task's metrics in original units through it.
+    pub fn target_scale(&self, k: usize) -> Option<&TargetScale> {
+        self.target_scales.get(k)?.as_ref()
+    }
+
+    /// Replaces regression task `k`'s targets by standardised ones and records the map
+    /// back. The caller has checked the task is regression and not yet standardised.
+    pub(crate) fn set_standardised_task(
+        &mut self,
+        k: usize,
+        values: Array2<f32>,
+        scale: TargetScale,
+    ) {
+        if let TargetData::Regression(v) = &mut self.tasks[k].data {
+            *v = values;
+        }
+        self.target_scales[k] = Some(scale);
     }
 
     /// Builds a dataset with the class names of some tasks already known.
@@ -440,6 +527,20 @@ fn validate_task(k: usize, task: &mut TaskData, n: usize) -> Result<()> {
             if *classes == 0 {
                 return Err(Error::config(format!(
                     "task `{name}` is a classification task with 0 classes"
+                )));
+            }
+            if *classes > MAX_CLASSES {
+                let largest = labels
+                    .iter()
+                    .enumerate()
+                    .filter(|(row, _)| labelled[*row])
+                    .max_by_key(|(_, l)| **l)
+                    .map(|(row, l)| format!(" (label {l} at row {row})"))
+                    .unwrap_or_default();
+                return Err(Error::config(format!(
+                    "task `{name}` would have {classes} classes{largest}, more than the \
+                     {MAX_CLASSES} supported: is the column an identifier or a number to \
+                     regress rather than a class?"
                 )));
             }
             for (row, l) in labels.iter_mut().enumerate() {

@@ -2,7 +2,8 @@
 //!
 //! Data for multi-task learning: a validated [`MultiTaskDataset`] (features plus K
 //! tasks of class, binary or regression targets, with masks for missing labels),
-//! seeded train/validation/test splits, a [`Standardizer`] fitted on training features,
+//! seeded train/validation/test splits, a [`Standardizer`] fitted on training features
+//! (standard, robust or clipped) and a [`TargetStandardizer`] for regression targets,
 //! and mini-[`Batch`]es as `tch` tensors with one [`mtl_core::TaskTarget`] per task.
 //!
 //! - **Loaders** with typed errors that name the file and the line or byte: CSV
@@ -25,6 +26,7 @@ mod array;
 mod batch;
 mod census;
 mod csv;
+mod csv_features;
 mod dataset;
 mod idx;
 mod locate;
@@ -42,9 +44,14 @@ mod sklearn;
 mod source;
 mod standardize;
 mod target;
+mod target_scale;
 mod toy;
 
-pub use crate::csv::{parse_csv, read_csv, CsvSpec, CsvTarget, TargetKind};
+pub use crate::csv::{
+    parse_csv, parse_csv_summary, read_csv, read_csv_summary, CsvSpec, CsvSummary, CsvTarget,
+    IgnoredReason, MissingValues, TargetKind,
+};
+pub use crate::csv_features::{parse_csv_features, read_csv_features};
 pub use crate::safetensors::{parse_safetensors, read_safetensors};
 pub use array::{ArrayElement, DType, DenseArray};
 pub use batch::{Batch, Batches};
@@ -52,7 +59,7 @@ pub use census::{
     census_income, CensusConfig, CensusGroup, CensusIncome, CENSUS_COLLEGE_EDUCATION,
     CENSUS_COLUMNS, CENSUS_NUMERIC,
 };
-pub use dataset::{MultiTaskDataset, Split, SplitRows};
+pub use dataset::{MultiTaskDataset, Split, SplitRows, MAX_CLASSES};
 pub use idx::{parse_idx, read_idx};
 pub use locate::{cache_data_dir, data_dir, data_root};
 pub use mmoe_synthetic::{mmoe_synthetic, MmoeSyntheticConfig};
@@ -65,6 +72,14 @@ pub use olive::{olive_oil, OLIVE_FEATURES, OLIVE_REGIONS};
 pub use prefetch::{prefetch, prefetch_scoped, Prefetch};
 pub use schedule::{ScheduleConfig, TaskSampling, TaskSchedule};
 pub use sklearn::{digits, linnerud, LinnerudTargets};
-pub use standardize::Standardizer;
+pub use standardize::{
+    extreme_columns, ExtremeColumn, FeatureScaling, Standardizer, DEFAULT_CLIP, EXTREME_Z,
+};
 pub use target::{TargetData, TaskData};
+pub use target_scale::{TargetScale, TargetStandardizer};
 pub use toy::{toy_objectives, toy_objectives_f64, TOY_LOWER};
+
+// The versions this crate was built with, so a dependent crate converts data with the
+// same `ndarray` and `tch` types (another `ndarray` major version is another type).
+pub use ndarray;
+pub use tch;

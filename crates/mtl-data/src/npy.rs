@@ -90,13 +90,10 @@ pub fn encode_npy(array: &DenseArray) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Writes an array as a `.npy` file (see [`encode_npy`]).
+/// Writes an array as a `.npy` file (see [`encode_npy`]), atomically: a temporary file
+/// beside it is renamed over it, so a reader never sees half an array.
 pub fn write_npy(path: impl AsRef<Path>, array: &DenseArray) -> Result<()> {
-    let path = path.as_ref();
-    std::fs::write(path, encode_npy(array)?).map_err(|source| mtl_core::Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })
+    mtl_core::files::write_atomically(path.as_ref(), &encode_npy(array)?)
 }
 
 /// Reads one whole `.npy` stream (also an `.npz` member).

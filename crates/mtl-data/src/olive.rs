@@ -42,43 +42,25 @@ pub fn olive_oil(data_dir: impl AsRef<Path>) -> Result<MultiTaskDataset> {
         .map(String::from)
         .collect();
     header.extend(OLIVE_FEATURES.iter().map(|s| s.to_string()));
+    // Region and area are 1-based codes; the reader checks that every code occurs.
     let spec = CsvSpec {
         targets: vec![
-            CsvTarget::new("region", TargetKind::Classes),
-            CsvTarget::new("area", TargetKind::Classes),
+            CsvTarget::new("region", TargetKind::Classes).with_first_class(1),
+            CsvTarget::new("area", TargetKind::Classes).with_first_class(1),
             CsvTarget::new("area_name", TargetKind::Classes),
         ],
         features: Some(OLIVE_FEATURES.iter().map(|s| s.to_string()).collect()),
-        exclude: vec![],
         header: Some(header),
+        ..CsvSpec::default()
     };
     let raw = read_csv(&path, &spec)?;
-    let region = shift_codes(&raw.tasks()[0], 3)?;
-    let area = shift_codes(&raw.tasks()[1], 9)?;
+    let region = raw.tasks()[0].clone();
+    let area = raw.tasks()[1].clone();
     let area_names = area_names(&raw, &area)?;
     let region_names = OLIVE_REGIONS.iter().map(|s| s.to_string()).collect();
     MultiTaskDataset::new(raw.features().clone(), vec![region, area])?
         .with_class_names(0, region_names)?
         .with_class_names(1, area_names)
-}
-
-/// Turns 1-based codes into class indices `0..classes`; out-of-range codes are
-/// reported by the dataset's validation.
-fn shift_codes(task: &TaskData, classes: usize) -> Result<TaskData> {
-    let TargetData::Classes { labels, .. } = &task.data else {
-        return Err(Error::config(format!(
-            "olive oil: task `{}` was not read as classes",
-            task.name
-        )));
-    };
-    Ok(TaskData {
-        name: task.name.clone(),
-        data: TargetData::Classes {
-            labels: labels.mapv(|c| c - 1),
-            classes,
-        },
-        mask: task.mask.clone(),
-    })
 }
 
 /// The name of each area class, taken from the area-name column; every area code must

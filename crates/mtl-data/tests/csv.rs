@@ -1,7 +1,10 @@
 //! `read_csv`: parsing, missing labels, and errors that point at file, line and column.
 
 use mtl_core::Error;
-use mtl_data::{read_csv, CsvSpec, CsvTarget, TargetData, TargetKind};
+use mtl_data::{
+    parse_csv, parse_csv_summary, read_csv, CsvSpec, CsvTarget, IgnoredReason, MissingValues,
+    TargetData, TargetKind,
+};
 use ndarray::array;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -187,8 +190,179 @@ fn in_memory_csv_reports_bad_utf8_at_its_line() {
             message,
         }) => {
             assert_eq!((path, line), (PathBuf::from("<memory>"), 3));
-            assert!(message.contains("Utf8"), "{message}");
+            assert!(message.contains("UTF-8"), "{message}");
         }
         other => panic!("{other:?}"),
     }
+}
+
+/// The message of a parse error at `line`, or a panic naming what came instead.
+fn parse_message(result: mtl_core::Result<mtl_data::MultiTaskDataset>, line: u64) -> String {
+    match result {
+        Err(Error::Parse {
+            line: l, message, ..
+        }) if l == line => message,
+        other => panic!("expected a parse error at line {line}, got {other:?}"),
+    }
+}
+
+fn one_target(column: &str, kind: TargetKind) -> CsvSpec {
+    CsvSpec::new(vec![CsvTarget::new(column, kind)])
+}
+
+#[test]
+fn blank_feature_cell_in_the_first_row_is_an_error_not_a_dropped_column() {
+    // Inferring from the first row alone dropped column `a` here (2 features -> 1).
+    let spec = one_target("y", TargetKind::Regression);
+    let message = parse_message(parse_csv(b"a,b,y\n,2,1\n3,4,0\n5,6,1\n", &spec), 2);
+    assert!(
+        message.contains("`a`") && message.contains("missing"),
+        "{message}"
+    );
+    // The same blank further down is the same error at its own line.
+    let message = parse_message(parse_csv(b"a,b,y\n1,2,1\n3,4,0\n,6,1\n", &spec), 4);
+    assert!(message.contains("`a`"), "{message}");
+}
+
+#[test]
+fn missing_feature_values_follow_the_declared_policy() {
+    let mut spec = one_target("y", TargetKind::Regression);
+    // `NA` is text until it is declared missing: a column mixing numbers and text.
+    let na = b"a,b,y\n1,2,1\n3,4,0\n5,NA,1\n";
+    let message = parse_message(parse_csv(na, &spec), 4);
+    assert!(
+        message.contains("`b`") && message.contains("`NA`"),
+        "{message}"
+    );
+    spec.na_values = vec!["NA".into()];
+    let message = parse_message(parse_csv(na, &spec), 4);
+    assert!(message.contains("missing"), "{message}");
+
+    let text = b"a,b,y\n,2,1\n3,4,0\n5,NA,1\n";
+
+    spec.missing = MissingValues::DropRows;
+    let (ds, summary) = parse_csv_summary(text, &spec).unwrap();
+    assert_eq!(ds.features(), &array![[3.0f32, 4.0]]);
+    assert_eq!((summary.dropped_rows, summary.lines.clone()), (2, vec![3]));
+    assert_eq!(
+        summary.missing,
+        [("a".to_string(), 1), ("b".to_string(), 1)]
+    );
+    assert_eq!(ds.tasks()[0].data, TargetData::Regression(array![[0.0f32]]));
+
+    spec.missing = MissingValues::FillMean;
+    let ds = parse_csv(text, &spec).unwrap();
+    assert_eq!(
+        ds.features(),
+        &array![[4.0f32, 2.0], [3.0, 4.0], [5.0, 3.0]]
+    );
+}
+
+#[test]
+fn columns_are_typed_over_all_rows() {
+    let spec = one_target("y", TargetKind::Binary);
+    // Text first, a number later: an error naming both cells.
+    let message = parse_message(parse_csv(b"a,n,y\n1,x,1\n2,7,0\n", &spec), 3);
+    assert!(
+        message.contains("`n`") && message.contains("`x`") && message.contains("`7`"),
+        "{message}"
+    );
+    // A text-only or empty column is no feature, and the summary says why.
+    let (ds, summary) = parse_csv_summary(b"a,t,e,y\n1,x,,1\n2,,,0\n", &spec).unwrap();
+    assert_eq!(ds.num_features(), 1);
+    assert_eq!(
+        summary.ignored,
+        [
+            ("t".to_string(), IgnoredReason::Text { line: 2 }),
+            ("e".to_string(), IgnoredReason::Empty)
+        ]
+    );
+}
+
+#[test]
+fn a_class_code_outside_the_range_is_an_error_not_a_wider_head() {
+    // Codes 0..2 and one stray 6 made a 7-class head.
+    let spec = one_target("c", TargetKind::Classes);
+    let message = parse_message(parse_csv(b"a,c\n1,0\n2,1\n3,2\n4,6\n5,1\n", &spec), 5);
+    assert!(
+        message.contains("`6`") && message.contains("`3`"),
+        "{message}"
+    );
+    // A huge code is the same error, not a huge allocation.
+    let message = parse_message(parse_csv(b"a,c\n1,0\n2,99999999999\n", &spec), 3);
+    assert!(message.contains("99999999999"), "{message}");
+    // 1-based codes need their first class named.
+    let message = parse_message(parse_csv(b"a,c\n1,1\n2,2\n3,3\n", &spec), 4);
+    assert!(message.contains("`0`"), "{message}");
+    let spec = CsvSpec::new(vec![
+        CsvTarget::new("c", TargetKind::Classes).with_first_class(1)
+    ]);
+    let ds = parse_csv(b"a,c\n1,1\n2,3\n3,2\n", &spec).unwrap();
+    assert_eq!(
+        ds.tasks()[0].data,
+        TargetData::Classes {
+            labels: array![0, 2, 1],
+            classes: 3
+        }
+    );
+    let message = parse_message(parse_csv(b"a,c\n1,1\n2,0\n", &spec), 3);
+    assert!(message.contains("first_class"), "{message}");
+}
+
+#[test]
+fn nan_or_a_fraction_in_a_class_column_is_an_error_not_a_class() {
+    let spec = one_target("c", TargetKind::Classes);
+    for bad in ["NaN", "1.5", "inf"] {
+        let text = format!("a,c\n1,0\n2,1\n3,{bad}\n");
+        let message = parse_message(parse_csv(text.as_bytes(), &spec), 4);
+        assert!(message.contains(&format!("`{bad}`")), "{message}");
+    }
+    // Names with a NaN: also an error, not a class called NaN.
+    parse_message(parse_csv(b"a,c\n1,cat\n2,NaN\n", &spec), 3);
+    // Codes written as whole floats (as pandas writes them) are codes.
+    let ds = parse_csv(b"a,c\n1,0.0\n2,1.0\n3,\n", &spec).unwrap();
+    assert_eq!(ds.tasks()[0].data.output_dim(), 2);
+    // Codes and names in one column.
+    let message = parse_message(parse_csv(b"a,c\n1,0\n2,dog\n", &spec), 3);
+    assert!(message.contains("mixes"), "{message}");
+}
+
+#[test]
+fn declared_classes_fix_the_head_and_reject_other_labels() {
+    let target = CsvTarget::new("c", TargetKind::Classes).with_classes(["low", "mid", "high"]);
+    let spec = CsvSpec::new(vec![target]);
+    let ds = parse_csv(b"a,c\n1,high\n2,low\n3,\n", &spec).unwrap();
+    assert_eq!(
+        ds.tasks()[0].data,
+        TargetData::Classes {
+            labels: array![2, 0, 0],
+            classes: 3
+        }
+    );
+    assert_eq!(ds.class_names(0).unwrap(), ["low", "mid", "high"]);
+    let message = parse_message(parse_csv(b"a,c\n1,high\n2,huge\n", &spec), 3);
+    assert!(
+        message.contains("`huge`") && message.contains("low, mid, high"),
+        "{message}"
+    );
+    // Declared integer codes: 7 is outside them.
+    let spec = CsvSpec::new(vec![
+        CsvTarget::new("c", TargetKind::Classes).with_classes(["0", "1", "2"])
+    ]);
+    parse_message(parse_csv(b"a,c\n1,0\n2,7\n", &spec), 3);
+    // Classes are for class targets only, and must be distinct.
+    let spec = CsvSpec::new(vec![
+        CsvTarget::new("c", TargetKind::Regression).with_classes(["a"])
+    ]);
+    assert!(matches!(
+        parse_csv(b"a,c\n1,0\n", &spec),
+        Err(Error::Config(_))
+    ));
+    let spec = CsvSpec::new(vec![
+        CsvTarget::new("c", TargetKind::Classes).with_classes(["a", "a"])
+    ]);
+    assert!(matches!(
+        parse_csv(b"a,c\n1,a\n", &spec),
+        Err(Error::Config(_))
+    ));
 }

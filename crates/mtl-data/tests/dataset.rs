@@ -1,7 +1,10 @@
 //! Validation of `MultiTaskDataset::new`, splits and the standardizer.
 
 use mtl_core::Error;
-use mtl_data::{MultiTaskDataset, Standardizer, TaskData};
+use mtl_data::{
+    parse_csv, CsvSpec, CsvTarget, MultiTaskDataset, Standardizer, TargetKind, TaskData,
+    MAX_CLASSES,
+};
 use ndarray::{array, Array1, Array2};
 
 fn features(n: usize, f: usize) -> Array2<f32> {
@@ -62,6 +65,46 @@ fn label_out_of_range_names_task_and_row() {
             ..
         })
     ));
+}
+
+/// A class count is the largest label plus one: a label of 99,999,999,999 asked the head
+/// for 10¹¹ outputs (12.8 TB of weights), and one of i64::MAX wrapped the count to
+/// −2⁶³ ("label 1 out of range 0..-9223372036854775808"). Both are refused by name.
+#[test]
+fn class_counts_beyond_the_bound_are_refused_naming_the_label() {
+    let err = MultiTaskDataset::new(
+        features(3, 1),
+        vec![TaskData::classes("c", array![0, 5, 1], MAX_CLASSES + 1)],
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("label 5 at row 1"), "{err}");
+    // A count inferred as the largest label + 1, as readers do: i64::MAX + 1 used to
+    // wrap to a negative count.
+    for label in [99_999_999_999i64, i64::MAX] {
+        let classes = label as usize + 1;
+        let err = MultiTaskDataset::new(
+            features(3, 1),
+            vec![TaskData::classes("c", array![1, label, 0], classes)],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains(&format!("label {label} at row 1")), "{err}");
+        assert!(!err.contains("0..-"), "{err}");
+    }
+    // Through the CSV reader the same labels are refused by name.
+    let spec = CsvSpec::new(vec![CsvTarget::new("y", TargetKind::Classes)]);
+    for label in ["99999999999", &i64::MAX.to_string()] {
+        let csv = format!("x,y\n0.5,1\n1.5,{label}\n2.5,0\n");
+        let message = parse_csv(csv.as_bytes(), &spec).unwrap_err().to_string();
+        assert!(message.contains(label), "{message}");
+        assert!(!message.contains("0..-"), "{message}");
+    }
+    // At the bound itself, a dataset is fine.
+    let ok = MultiTaskDataset::new(
+        features(2, 1),
+        vec![TaskData::classes("c", array![0, 1], MAX_CLASSES)],
+    );
+    assert!(ok.is_ok());
 }
 
 #[test]

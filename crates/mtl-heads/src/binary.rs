@@ -1,11 +1,11 @@
 //! The head of a binary (yes/no) task, and its metrics. Its loss, binary cross-entropy,
 //! is shared with the multi-label head and lives in [`crate::loss`].
 
-use crate::kit::{binary_rows, loss_context, metrics_context, Collected, Linear};
+use crate::kit::{binary_rows, head_context, loss_context, metrics_context, Collected, Linear};
 use crate::loss::bce_with_logits_in;
 use crate::metrics::roc_auc;
-use crate::{MetricValue, Metrics, TaskHead};
-use mtl_core::{Result, TaskTarget};
+use crate::{MetricValue, Metrics, Prediction, TaskHead};
+use mtl_core::{Error, Result, TaskTarget};
 use tch::{nn, Kind, Tensor};
 
 /// A linear layer from features to one logit, trained with binary cross-entropy on the
@@ -64,6 +64,17 @@ impl TaskHead for BinaryHead {
 
     fn metrics(&self) -> Box<dyn Metrics> {
         Box::new(BinaryMetrics::new().with_context(metrics_context(&self.name)))
+    }
+
+    fn predict(&self, output: &Tensor) -> Result<Prediction> {
+        if output.dim() != 1 {
+            return Err(Error::shape(
+                head_context(&self.name),
+                "[batch] logits",
+                format!("{:?}", output.size()),
+            ));
+        }
+        Ok(Prediction::Positive(output.f_sigmoid()?))
     }
 }
 

@@ -2,10 +2,13 @@
 //! metrics. Its loss, softmax cross-entropy, is shared with the segmentation and
 //! sequence heads and lives in [`crate::loss`].
 
-use crate::kit::{check_count, class_rows, loss_context, metrics_context, Collected, Linear};
+use crate::head::class_probabilities;
+use crate::kit::{
+    check_count, class_rows, head_context, loss_context, metrics_context, Collected, Linear,
+};
 use crate::loss::cross_entropy_in;
 use crate::metrics::{accuracy, macro_f1};
-use crate::{MetricValue, Metrics, TaskHead};
+use crate::{MetricValue, Metrics, Prediction, TaskHead};
 use mtl_core::{Result, TaskTarget};
 use tch::{nn, Tensor};
 
@@ -80,6 +83,15 @@ impl TaskHead for ClassificationHead {
     fn metrics(&self) -> Box<dyn Metrics> {
         let context = metrics_context(&self.name);
         Box::new(ClassificationMetrics::new(self.classes).with_context(context))
+    }
+
+    fn predict(&self, output: &Tensor) -> Result<Prediction> {
+        let context = head_context(&self.name);
+        Ok(Prediction::Classes(class_probabilities(
+            &context,
+            output,
+            self.classes,
+        )?))
     }
 }
 

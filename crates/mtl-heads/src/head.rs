@@ -1,6 +1,6 @@
 //! The [`TaskHead`] and [`Metrics`] traits.
 
-use mtl_core::{Result, TaskTarget};
+use mtl_core::{Error, Result, TaskTarget};
 use tch::Tensor;
 
 /// One value of a metric.
@@ -41,6 +41,29 @@ pub trait Metrics: std::fmt::Debug + Send {
     fn reset(&mut self);
 }
 
+/// What a head predicts for a batch: its output read as the task's answer
+/// ([`TaskHead::predict`]).
+#[derive(Debug)]
+pub enum Prediction {
+    /// Probabilities of C mutually exclusive classes, `[B, C]`, each row summing to 1.
+    Classes(Tensor),
+    /// Independent probabilities of the positive label: `[B]` for a binary task,
+    /// `[B, L]` for L labels.
+    Positive(Tensor),
+    /// Real values on the scale the head was trained on, `[B, m]` for a regression
+    /// head (its predicted means), the output as it is for a head that does not say.
+    Values(Tensor),
+}
+
+impl Prediction {
+    /// The predicted tensor, whatever its kind.
+    pub fn tensor(&self) -> &Tensor {
+        match self {
+            Prediction::Classes(t) | Prediction::Positive(t) | Prediction::Values(t) => t,
+        }
+    }
+}
+
 /// A task head: prediction layer, loss and metrics of one task. Object-safe.
 pub trait TaskHead: std::fmt::Debug + Send {
     /// The task's name.
@@ -56,4 +79,25 @@ pub trait TaskHead: std::fmt::Debug + Send {
     fn loss(&self, output: &Tensor, target: &TaskTarget) -> Result<Tensor>;
     /// A fresh metric accumulator for this task.
     fn metrics(&self) -> Box<dyn Metrics>;
+
+    /// Reads a [`forward_t`](TaskHead::forward_t) output as predictions: class
+    /// probabilities for a softmax head, positive-label probabilities for a sigmoid
+    /// head, values for a regression head. The default passes the output through as
+    /// [`Prediction::Values`]; a head whose output is logits should override it.
+    fn predict(&self, output: &Tensor) -> Result<Prediction> {
+        Ok(Prediction::Values(output.shallow_clone()))
+    }
+}
+
+/// Softmax over the last dimension of `[B, C]` logits, checked for the width.
+pub(crate) fn class_probabilities(context: &str, output: &Tensor, classes: i64) -> Result<Tensor> {
+    let size = output.size();
+    if size.len() != 2 || size[1] != classes {
+        return Err(Error::shape(
+            context,
+            format!("[batch, {classes}] logits"),
+            format!("{size:?}"),
+        ));
+    }
+    Ok(output.f_softmax(-1, tch::Kind::Float)?)
 }

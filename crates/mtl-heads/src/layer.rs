@@ -5,6 +5,7 @@
 
 use crate::kit::head_context;
 use crate::rows::check_features;
+use mtl_core::init::{self, Init};
 use mtl_core::{Error, Result};
 use tch::{nn, Tensor};
 
@@ -28,26 +29,10 @@ pub fn check_count(kind: &str, name: &str, what: &str, count: i64, min: i64) -> 
     )))
 }
 
-/// The `weight` and `bias` variables of an affine layer under `path`, initialised as
-/// PyTorch's `Linear` and `Conv2d`: a Kaiming-uniform weight of shape `shape` and a bias
-/// `[shape[0]]` uniform in ±1/√fan_in.
-fn affine_vars(path: &nn::Path, shape: &[i64], fan_in: i64) -> Result<(Tensor, Tensor)> {
-    let weight = path.f_var("weight", shape, nn::init::DEFAULT_KAIMING_UNIFORM)?;
-    let bound = 1.0 / (fan_in as f64).sqrt();
-    let bias = path.f_var(
-        "bias",
-        &[shape[0]],
-        nn::Init::Uniform {
-            lo: -bound,
-            up: bound,
-        },
-    )?;
-    Ok((weight, bias))
-}
-
-/// `y = x·Wᵀ + b`, with PyTorch's default initialisation (Kaiming-uniform weight,
-/// bias uniform in ±1/√in_dim, as `torch.nn.Linear`) and variables `weight`
-/// `[out_dim, in_dim]` and `bias` `[out_dim]` under its path. It belongs to a head:
+/// `y = x·Wᵀ + b`, with PyTorch's default initialisation (weight and bias uniform in
+/// ±1/√in_dim, as `torch.nn.Linear`; [`Linear::with_init`] for another
+/// [`Init`]) and variables `weight` `[out_dim, in_dim]` and `bias` `[out_dim]` under its
+/// path. It belongs to a head:
 /// its errors name that head (``head `price` ``), as [`crate::TaskHead::forward_t`]
 /// asks.
 ///
@@ -78,12 +63,24 @@ impl Linear {
     /// with [`Error::Config`], before creating any variable, unless both widths are
     /// positive.
     pub fn new(path: &nn::Path, head: &str, in_dim: i64, out_dim: i64) -> Result<Self> {
+        Self::with_init(path, head, in_dim, out_dim, Init::default())
+    }
+
+    /// [`Linear::new`] with the weight and bias drawn as `init` says (`Init::Zeros` for a
+    /// head that starts at a zero output).
+    pub fn with_init(
+        path: &nn::Path,
+        head: &str,
+        in_dim: i64,
+        out_dim: i64,
+        init: Init,
+    ) -> Result<Self> {
         if in_dim < 1 || out_dim < 1 {
             return Err(Error::config(format!(
                 "head `{head}` needs positive widths, got in_dim {in_dim} and {out_dim} outputs"
             )));
         }
-        let (weight, bias) = affine_vars(path, &[out_dim, in_dim], in_dim)?;
+        let (weight, bias) = init::weight_and_bias(path, &[out_dim, in_dim], init)?;
         Ok(Linear {
             weight,
             bias,
@@ -119,9 +116,9 @@ impl Linear {
 }
 
 /// A 1×1 convolution: the same affine map applied to the channel vector of every pixel,
-/// with PyTorch's `Conv2d` initialisation and layout (variables `weight`
-/// `[out, in, 1, 1]` and `bias` `[out]`), so weights trained there load here. Like
-/// [`Linear`], its errors name its head.
+/// with PyTorch's `Conv2d` initialisation (weight and bias uniform in ±1/√in) and
+/// layout (variables `weight` `[out, in, 1, 1]` and `bias` `[out]`), so weights trained
+/// there load here. Like [`Linear`], its errors name its head.
 ///
 /// ```
 /// use mtl_heads::kit::Conv1x1;
@@ -145,6 +142,17 @@ impl Conv1x1 {
     /// with [`Error::Config`], before creating any variable, unless both widths are
     /// positive.
     pub fn new(path: &nn::Path, head: &str, in_channels: i64, out: i64) -> Result<Self> {
+        Self::with_init(path, head, in_channels, out, Init::default())
+    }
+
+    /// [`Conv1x1::new`] with the weight and bias drawn as `init` says.
+    pub fn with_init(
+        path: &nn::Path,
+        head: &str,
+        in_channels: i64,
+        out: i64,
+        init: Init,
+    ) -> Result<Self> {
         if in_channels < 1 || out < 1 {
             return Err(Error::config(format!(
                 "head `{head}` needs positive widths, got {in_channels} input channels and \
@@ -152,7 +160,7 @@ impl Conv1x1 {
             )));
         }
         // A 1×1 kernel has fan-in `in_channels`, so the bounds are those of a dense layer.
-        let (weight, bias) = affine_vars(path, &[out, in_channels, 1, 1], in_channels)?;
+        let (weight, bias) = init::weight_and_bias(path, &[out, in_channels, 1, 1], init)?;
         Ok(Conv1x1 {
             weight,
             bias,

@@ -94,7 +94,7 @@ mod sequence;
 pub use binary::BinaryHead;
 pub use classification::ClassificationHead;
 pub use depth::{depth_l1, DepthHead};
-pub use head::{MetricValue, Metrics, TaskHead};
+pub use head::{MetricValue, Metrics, Prediction, TaskHead};
 pub use loss::{bce_with_logits, cross_entropy, gaussian_nll, huber, l1, mse};
 pub use metrics::{
     BinaryMetrics, ClassificationMetrics, DepthMetrics, MultiLabelMetrics, NormalMetrics,
@@ -106,3 +106,6 @@ pub use normals::{normal_cosine_loss, NormalHead};
 pub use regression::{RegressionHead, RegressionLoss, DEFAULT_HUBER_DELTA};
 pub use segmentation::{pixel_cross_entropy, SegmentationHead, DEFAULT_IGNORE_INDEX};
 pub use sequence::{token_cross_entropy, SequenceHead, DEFAULT_PADDING_LABEL};
+
+// The version this crate was built with, so a head crate uses the same `tch` types.
+pub use tch;

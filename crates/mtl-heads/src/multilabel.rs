@@ -3,13 +3,13 @@
 //! about). Each label is its own binary problem on a shared logit layer.
 
 use crate::kit::{
-    binary_rows, describe, entry_mask, flat_target, is_float, is_integer, loss_context,
-    metrics_context, to_batch_row, Linear,
+    binary_rows, describe, entry_mask, flat_target, head_context, is_float, is_integer,
+    loss_context, metrics_context, to_batch_row, Linear,
 };
 use crate::loss::bce_with_logits_in;
 use crate::metrics::roc_auc;
 use crate::rows::logits_size;
-use crate::{MetricValue, Metrics, TaskHead};
+use crate::{MetricValue, Metrics, Prediction, TaskHead};
 use mtl_core::{Error, Result, TaskTarget};
 use tch::{nn, Device, Kind, Tensor};
 
@@ -171,6 +171,18 @@ impl TaskHead for MultiLabelHead {
     fn metrics(&self) -> Box<dyn Metrics> {
         let context = metrics_context(&self.name);
         Box::new(MultiLabelMetrics::new(self.labels).with_context(context))
+    }
+
+    fn predict(&self, output: &Tensor) -> Result<Prediction> {
+        let size = output.size();
+        if size.len() != 2 || size[1] != self.labels {
+            return Err(Error::shape(
+                head_context(&self.name),
+                format!("[batch, {}] logits", self.labels),
+                format!("{size:?}"),
+            ));
+        }
+        Ok(Prediction::Positive(output.f_sigmoid()?))
     }
 }
 

@@ -6,7 +6,7 @@ use crate::kit::{
     regression_rows, zero_loss, Collected, Linear,
 };
 use crate::metrics::scores;
-use crate::{MetricValue, Metrics, TaskHead};
+use crate::{MetricValue, Metrics, Prediction, TaskHead};
 use mtl_core::{Error, Result, TaskTarget};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Kind, Reduction, Tensor};
@@ -20,7 +20,7 @@ fn default_huber_delta() -> f64 {
 
 /// The training loss of a [`RegressionHead`].
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum RegressionLoss {
     /// Mean squared error: the Gaussian negative log-likelihood up to constants.
     #[default]
@@ -363,6 +363,10 @@ impl TaskHead for RegressionHead {
             _ => Box::new(metrics),
         }
     }
+
+    fn predict(&self, output: &Tensor) -> Result<Prediction> {
+        Ok(Prediction::Values(self.mean(output)?))
+    }
 }
 
 /// Mean squared error (primary) and mean absolute error of a regression task with
@@ -460,6 +464,8 @@ mod tests {
             assert_eq!(serde_json::to_string(&loss).unwrap(), json);
             assert_eq!(serde_json::from_str::<RegressionLoss>(json).unwrap(), loss);
         }
+        let misspelt = serde_json::from_str::<RegressionLoss>(r#"{"huber":{"delt":2.0}}"#);
+        assert!(misspelt.unwrap_err().to_string().contains("delt"));
         let default: RegressionLoss = serde_json::from_str(r#"{"huber":{}}"#).unwrap();
         assert_eq!(default, RegressionLoss::huber());
     }

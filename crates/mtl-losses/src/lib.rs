@@ -27,4 +27,8 @@ mod traits;
 pub use engine::{backward, mtl_backward, Backward, StepOutcome, Wrt};
 pub use method::Method;
 pub use registry::{by_name, list, MethodInfo, MethodLevel};
+
+// The version this crate was built with, so a method written elsewhere uses the same
+// `tch` types.
+pub use tch;
 pub use traits::{Aggregation, Aggregator, StepContext, Weighting};

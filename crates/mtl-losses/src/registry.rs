@@ -1,6 +1,6 @@
 //! Every method by name: for configs, the CLI, benchmarks and `cargo xtask methods`.
 //!
-//! Adding a method is one file in `methods/` plus one entry in [`ENTRIES`].
+//! Adding a method is one file in `methods/` plus one entry in `ENTRIES`.
 
 use crate::methods::*;
 use crate::Method;
@@ -406,6 +406,37 @@ pub fn list() -> Vec<MethodInfo> {
     ENTRIES.iter().map(|(i, _)| i.clone()).collect()
 }
 
+/// The registry entry of `name`: names are case-insensitive and `-` and `_` are alike.
+/// An unknown name is [`Error::Unknown`] listing every registered name.
+fn entry(name: &str) -> Result<&'static (MethodInfo, Builder)> {
+    let key = name.to_ascii_lowercase().replace('-', "_");
+    ENTRIES
+        .iter()
+        .find(|(i, _)| i.name == key)
+        .ok_or_else(|| Error::Unknown {
+            kind: "method",
+            name: name.to_string(),
+            known: ENTRIES
+                .iter()
+                .map(|(i, _)| i.name)
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+}
+
+/// The metadata of the method called `name`, without building it: how a configuration
+/// is checked before there is a model (the trainer does so at construction).
+///
+/// ```
+/// assert_eq!(mtl_losses::registry::info("PCGrad")?.name, "pcgrad");
+/// let err = mtl_losses::registry::info("pcgard").unwrap_err().to_string();
+/// assert!(err.contains("unknown method `pcgard`") && err.contains("pcgrad"), "{err}");
+/// # Ok::<(), mtl_core::Error>(())
+/// ```
+pub fn info(name: &str) -> Result<MethodInfo> {
+    entry(name).map(|(i, _)| i.clone())
+}
+
 /// Builds the method called `name` for `num_tasks` tasks with its paper defaults;
 /// `seed` drives any randomness it has.
 pub fn by_name(name: &str, num_tasks: usize, seed: u64) -> Result<Method> {
@@ -416,17 +447,6 @@ pub fn by_name(name: &str, num_tasks: usize, seed: u64) -> Result<Method> {
             got: 0,
         });
     }
-    let key = name.to_ascii_lowercase().replace('-', "_");
-    match ENTRIES.iter().find(|(i, _)| i.name == key) {
-        Some((_, build)) => build(num_tasks, seed),
-        None => Err(Error::Unknown {
-            kind: "method",
-            name: name.to_string(),
-            known: ENTRIES
-                .iter()
-                .map(|(i, _)| i.name)
-                .collect::<Vec<_>>()
-                .join(", "),
-        }),
-    }
+    let (_, build) = entry(name)?;
+    build(num_tasks, seed)
 }

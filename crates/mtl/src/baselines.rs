@@ -59,6 +59,8 @@ impl Trainer {
             let _span = tracing::info_span!("baseline", task = k).entered();
             let mut cfg = self.config().clone().method("ew");
             cfg.checkpoint = None;
+            // The joint run's metrics files are not the baselines'.
+            cfg.tracking = None;
             if let Some(es) = &mut cfg.early_stopping {
                 if let Monitor::Metric { task, name } = &es.monitor {
                     es.monitor = if *task == k {
@@ -90,5 +92,22 @@ impl Trainer {
             reports,
             test: evaluations,
         })
+    }
+}
+
+/// Δm lives with the baselines it is measured against, so the report does not depend on them.
+impl RunReport {
+    /// Records the model's test evaluation and its Δm against `baselines`; returns Δm.
+    pub fn compare_to_baselines(
+        &mut self,
+        test: Evaluation,
+        baselines: &Baselines,
+    ) -> Result<&DeltaM> {
+        let delta = baselines.delta_m(&test)?;
+        for t in delta.tasks.iter().filter(|t| t.negative_transfer) {
+            tracing::warn!(task = %t.task, metric = %t.metric, value = t.value, baseline = t.baseline, "negative transfer");
+        }
+        self.test = Some(test);
+        Ok(self.delta_m.insert(delta))
     }
 }

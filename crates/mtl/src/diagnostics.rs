@@ -22,6 +22,7 @@ use tch::{Kind, Tensor};
 
 /// What to measure and how often.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DiagnosticsConfig {
     /// Measure at every step that is a multiple of this (≥ 1); step 0 included.
     pub every_steps: u64,

@@ -1,14 +1,11 @@
 //! Early stopping: which validation number to watch, and for how long to wait.
 
 use crate::evaluate::Evaluation;
-use crate::model::MultiTaskModel;
-use crate::run_state::{Best, RunState};
-use mtl_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 
 /// The validation quantity that decides the best epoch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Monitor {
     /// The sum of the task losses (lower is better).
     TotalLoss,
@@ -58,6 +55,7 @@ impl Monitor {
 /// Stop when the monitored score has not improved for `patience` epochs, and restore
 /// the weights of the best epoch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct EarlyStopping {
     /// What to watch.
     pub monitor: Monitor,
@@ -76,40 +74,5 @@ impl EarlyStopping {
             patience,
             min_delta: 0.0,
         }
-    }
-}
-
-impl EarlyStopping {
-    /// Scores epoch `epoch`'s validation: a new best keeps a copy of the model's weights,
-    /// otherwise the wait grows and may end the run.
-    pub(crate) fn observe(
-        &self,
-        validation: &Evaluation,
-        epoch: usize,
-        state: &mut RunState,
-        model: &MultiTaskModel,
-    ) -> Result<()> {
-        let score = self.monitor.score(validation).ok_or_else(|| {
-            Error::config(format!(
-                "early-stopping monitor {:?} is not among the validation metrics",
-                self.monitor
-            ))
-        })?;
-        let improved = state
-            .best
-            .as_ref()
-            .is_none_or(|b| score > b.score + self.min_delta);
-        if improved {
-            state.best = Some(Best {
-                score,
-                epoch,
-                weights: model.snapshot(),
-            });
-            state.since_best = 0;
-        } else {
-            state.since_best += 1;
-            state.stopped_early = state.since_best >= self.patience;
-        }
-        Ok(())
     }
 }

@@ -1,21 +1,26 @@
 //! Evaluation: per-task losses and metrics over a whole dataset, without gradients;
 //! for tasks that bring their own data, each task over its own rows through its own
-//! path of the model.
+//! path of the model. A regression task whose targets are stored standardised
+//! ([`TargetStandardizer`](mtl_data::TargetStandardizer)) has its loss in the trained,
+//! standardised units and its metrics in the original units.
 
 use crate::model::MultiTaskModel;
-use mtl_core::{Error, Result};
-use mtl_data::{MultiInputData, MultiTaskDataset};
-use mtl_heads::MetricValue;
+use mtl_core::{Error, Result, TaskTarget};
+use mtl_data::{MultiInputData, MultiTaskDataset, TargetScale};
+use mtl_heads::{MetricValue, Metrics};
 use serde::{Deserialize, Serialize};
+use tch::Tensor;
 
 /// Per-task results on one dataset.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Evaluation {
     /// The task names.
     pub tasks: Vec<String>,
-    /// `losses[k]`: task k's mean loss over labelled rows (batch-size weighted).
+    /// `losses[k]`: task k's mean loss over labelled rows (batch-size weighted), in the
+    /// units the head trains on (standardised for a standardised regression target).
     pub losses: Vec<f64>,
-    /// `metrics[k]`: task k's metrics, the primary first.
+    /// `metrics[k]`: task k's metrics, the primary first, in the targets' original
+    /// units.
     pub metrics: Vec<Vec<MetricValue>>,
 }
 
@@ -54,7 +59,12 @@ pub fn evaluate(
                 let n = batch.targets[t].labelled() as f64;
                 loss_sums[t] += losses[t].f_double_value(&[])? * n;
                 labelled[t] += n;
-                metrics[t].update(&fwd.outputs[t], &batch.targets[t])?;
+                update(
+                    metrics[t].as_mut(),
+                    data.target_scale(t),
+                    &fwd.outputs[t],
+                    &batch.targets[t],
+                )?;
             }
         }
         Ok(())
@@ -103,7 +113,12 @@ pub fn evaluate_multi_input(
                     .f_double_value(&[])?
                     * n;
                 labelled += n;
-                m.update(&fwd.output, target)?;
+                update(
+                    m.as_mut(),
+                    data.dataset(t)?.target_scale(0),
+                    &fwd.output,
+                    target,
+                )?;
             }
             losses.push(if labelled > 0.0 { sum / labelled } else { 0.0 });
             metrics.push(m.compute());
@@ -115,4 +130,21 @@ pub fn evaluate_multi_input(
         losses,
         metrics,
     })
+}
+
+/// Feeds a batch to a task's metrics, in original units when the task's targets are
+/// stored standardised.
+fn update(
+    metrics: &mut dyn Metrics,
+    scale: Option<&TargetScale>,
+    output: &Tensor,
+    target: &TaskTarget,
+) -> Result<()> {
+    match scale {
+        None => metrics.update(output, target),
+        Some(s) => metrics.update(
+            &s.output_to_original(output)?,
+            &s.target_to_original(target)?,
+        ),
+    }
 }

@@ -16,7 +16,8 @@ pub(crate) struct FreezeGuard {
 impl FreezeGuard {
     /// Freezes every trainable variable of `vs` whose name starts with one of
     /// `prefixes`. A prefix that matches no trainable variable is a configuration error,
-    /// since it is most likely a typo that would silently train what was meant frozen.
+    /// since it is most likely a typo that would silently train what was meant frozen;
+    /// so are prefixes that freeze every variable, leaving nothing to train.
     pub(crate) fn apply(vs: &nn::VarStore, prefixes: &[String]) -> Result<Self> {
         let vars = vs.variables();
         let mut frozen = Vec::new();
@@ -39,6 +40,13 @@ impl FreezeGuard {
                     frozen.push((name.clone(), t.shallow_clone()));
                 }
             }
+        }
+        let trainable = vars.values().filter(|t| t.requires_grad()).count();
+        if !frozen.is_empty() && frozen.len() == trainable {
+            return Err(Error::config(format!(
+                "frozen prefixes {prefixes:?} freeze all {trainable} trainable variables: \
+                 nothing would train"
+            )));
         }
         let guard = FreezeGuard { frozen };
         for (_, t) in &guard.frozen {
@@ -85,5 +93,9 @@ mod tests {
             FreezeGuard::apply(&vs, &["trunc".into()]),
             Err(Error::Unknown { .. })
         ));
+        // Freezing everything trains nothing: refused, and nothing stays frozen.
+        let all = FreezeGuard::apply(&vs, &["trunk".into(), "task0".into()]).unwrap_err();
+        assert!(all.to_string().contains("nothing would train"), "{all}");
+        assert!(vs.variables().values().all(|t| t.requires_grad()));
     }
 }

@@ -1,5 +1,7 @@
 //! A multi-task model: one sharing architecture plus one head per task.
 
+use crate::predict::Preprocessing;
+use crate::spec::ModelSpec;
 use mtl_core::{Architecture, Error, ParamGroups, Result, TaskFeatures, TaskTarget};
 use mtl_heads::TaskHead;
 use tch::{nn, Device, Tensor};
@@ -13,6 +15,10 @@ pub struct MultiTaskModel {
     vs: nn::VarStore,
     arch: Box<dyn Architecture>,
     heads: Vec<Box<dyn TaskHead>>,
+    // What the model was built from, when it was built from a spec (so it can be saved
+    // and rebuilt elsewhere).
+    spec: Option<ModelSpec>,
+    preprocessing: Preprocessing,
 }
 
 /// The outputs of one forward pass.
@@ -61,7 +67,39 @@ impl MultiTaskModel {
             vs,
             arch: Box::new(arch),
             heads,
+            spec: None,
+            preprocessing: Preprocessing::default(),
         })
+    }
+
+    /// Builds the model `spec` describes, with fresh weights on `device`
+    /// ([`ModelSpec::build`]); such a model can be saved in a [`Bundle`](crate::Bundle).
+    pub fn from_spec(spec: &ModelSpec, device: Device) -> Result<Self> {
+        spec.build(device)
+    }
+
+    pub(crate) fn with_spec(mut self, spec: ModelSpec) -> Self {
+        self.spec = Some(spec);
+        self
+    }
+
+    /// The spec the model was built from, if it was ([`MultiTaskModel::from_spec`]).
+    pub fn spec(&self) -> Option<&ModelSpec> {
+        self.spec.as_ref()
+    }
+
+    /// The preprocessing [`MultiTaskModel::predict`] applies (none by default).
+    pub fn preprocessing(&self) -> &Preprocessing {
+        &self.preprocessing
+    }
+
+    /// Sets what [`MultiTaskModel::predict`] does to raw rows and to the heads'
+    /// answers: the feature standardisation and each task's target encoding the model
+    /// was trained with. There must be no target encodings or one per task.
+    pub fn set_preprocessing(&mut self, preprocessing: Preprocessing) -> Result<()> {
+        preprocessing.check(self.num_tasks())?;
+        self.preprocessing = preprocessing;
+        Ok(())
     }
 
     /// The number of tasks.

@@ -7,10 +7,10 @@
 //! * [`Plan::PerTask`]: tasks that each bring their own dataset; a seeded
 //!   [`TaskSchedule`] draws tasks and one batch of each drawn task's rows per step.
 
+use crate::config::TrainerConfig;
 use crate::evaluate::{evaluate, evaluate_multi_input, Evaluation};
 use crate::model::MultiTaskModel;
 use crate::step::StepData;
-use crate::trainer::TrainerConfig;
 use mtl_core::checkpoint::{rng_from_state, rng_state};
 use mtl_core::{derive_rng, Error, Result, SeededRng};
 use mtl_data::{MultiInputData, MultiTaskDataset, ScheduleConfig, TaskSampling, TaskSchedule};

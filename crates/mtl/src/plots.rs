@@ -4,6 +4,9 @@
 //! Text is drawn with a bundled DejaVu Sans font through `ab_glyph`, so plotting needs
 //! no system font libraries or fontconfig; [`register_font`] lends it to charts a
 //! program draws with plotters itself.
+//!
+//! Each PNG is drawn into a temporary file beside its target and renamed over it
+//! ([`mtl_core::files::write_atomically_with`]), so a reader never sees half a plot.
 
 use crate::diagnostics::mean_matrix;
 use crate::report::RunReport;
@@ -65,6 +68,20 @@ fn line_chart(
     y_label: &str,
     series: &[Series],
 ) -> Result<()> {
+    mtl_core::files::write_atomically_with(path, |file| {
+        draw_line_chart(file, path, title, x_label, y_label, series)
+    })
+}
+
+/// [`line_chart`] into `file`, naming `path` in errors.
+fn draw_line_chart(
+    file: &Path,
+    path: &Path,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+) -> Result<()> {
     register_font();
     let all: Vec<(f64, f64)> = series
         .iter()
@@ -96,7 +113,7 @@ fn line_chart(
         y0 -= 0.5;
         y1 += 0.5;
     }
-    let root = BitMapBackend::new(path, SIZE).into_drawing_area();
+    let root = BitMapBackend::new(file, SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(|e| drawing_error(path, e))?;
     let mut builder = ChartBuilder::on(&root);
     builder
@@ -173,7 +190,7 @@ pub fn plot_losses(report: &RunReport, path: impl AsRef<Path>) -> Result<()> {
             points: report
                 .epochs
                 .iter()
-                .map(|e| (e.epoch as f64, e.train_losses[k]))
+                .filter_map(|e| Some((e.epoch as f64, *e.train_losses.get(k)?)))
                 .collect(),
             colour: colour(k),
             dashed: false,
@@ -254,8 +271,22 @@ pub fn plot_matrix(
     scale: f64,
     path: impl AsRef<Path>,
 ) -> Result<()> {
-    register_font();
     let path = path.as_ref();
+    mtl_core::files::write_atomically_with(path, |file| {
+        draw_matrix(file, path, matrix, tasks, title, scale)
+    })
+}
+
+/// [`plot_matrix`] into `file`, naming `path` in errors.
+fn draw_matrix(
+    file: &Path,
+    path: &Path,
+    matrix: &[Vec<f64>],
+    tasks: &[String],
+    title: &str,
+    scale: f64,
+) -> Result<()> {
+    register_font();
     let k = matrix.len();
     if k == 0 || matrix.iter().any(|r| r.len() != k) || tasks.len() != k {
         return Err(Error::shape(
@@ -270,7 +301,7 @@ pub fn plot_matrix(
         )));
     }
     let decimals = if scale < 0.1 { 4 } else { 2 };
-    let root = BitMapBackend::new(path, (780, 700)).into_drawing_area();
+    let root = BitMapBackend::new(file, (780, 700)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| drawing_error(path, e))?;
     let (plot, bar) = root.split_horizontally(650);
     let mut chart = ChartBuilder::on(&plot)

@@ -1,11 +1,9 @@
 //! The JSON run report: configuration, per-epoch losses, metrics and task weights,
 //! timings.
 
-use crate::baselines::Baselines;
 use crate::delta_m::DeltaM;
 use crate::diagnostics::GradientSample;
 use crate::evaluate::Evaluation;
-use mtl_core::Result;
 use serde::{Deserialize, Serialize};
 
 /// One epoch of a run.
@@ -60,22 +58,15 @@ pub struct RunReport {
 }
 
 impl RunReport {
-    /// Records the model's test evaluation and its Δm against `baselines`; returns Δm.
-    pub fn compare_to_baselines(
-        &mut self,
-        test: Evaluation,
-        baselines: &Baselines,
-    ) -> Result<&DeltaM> {
-        let delta = baselines.delta_m(&test)?;
-        for t in delta.tasks.iter().filter(|t| t.negative_transfer) {
-            tracing::warn!(task = %t.task, metric = %t.metric, value = t.value, baseline = t.baseline, "negative transfer");
-        }
-        self.test = Some(test);
-        Ok(self.delta_m.insert(delta))
-    }
-
     /// The report as pretty-printed JSON.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("reports contain only plain data")
+    }
+
+    /// Writes [`RunReport::to_json`] to `path` atomically: into a temporary file beside
+    /// it, renamed over it, so a reader sees the old report or the new one, never an
+    /// empty or torn file.
+    pub fn save(&self, path: impl AsRef<std::path::Path>) -> mtl_core::Result<()> {
+        mtl_core::files::write_atomically(path.as_ref(), self.to_json().as_bytes())
     }
 }

@@ -6,236 +6,23 @@
 //! seed, and libtorch's generator (dropout) is re-seeded from the seed at the start of
 //! every epoch, so a run resumed from an epoch-end checkpoint continues bit for bit.
 
-use crate::diagnostics::{self, DiagnosticsConfig};
-use crate::early_stopping::EarlyStopping;
+use crate::config::TrainerConfig;
+use crate::diagnostics;
 use crate::freeze::FreezeGuard;
 use crate::model::MultiTaskModel;
 use crate::plan::Plan;
 use crate::progress::{should_draw, Progress};
 use crate::report::{EpochRecord, RunReport};
-use crate::run_state::{self, Parts, RunState};
+use crate::run_state::{self, Parts, RunState, Start};
 use crate::step::{train_step, GradMode, StepOutcome};
 use crate::task_optimizers::TaskOptimizers;
-use mtl_core::{clip_grad_norm, derive_rng, params, Error, LrSchedule, OptimizerConfig, Result};
+use crate::tracking::{Hooks, Observers, RunStart, StepRecord, TrainingObserver};
+use mtl_core::{clip_grad_norm, derive_rng, params, Error, Result};
 use mtl_data::{MultiInputData, MultiTaskDataset, TaskSampling};
 use mtl_losses::Method;
 use rand::RngCore;
-use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Instant;
-
-/// Trainer settings (plain data: serialisable into the report and from config files,
-/// where every field may be left out for its [`Default`]).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct TrainerConfig {
-    /// The maximum number of epochs.
-    pub epochs: usize,
-    /// Rows per mini-batch.
-    pub batch_size: usize,
-    /// The optimiser.
-    pub optimizer: OptimizerConfig,
-    /// The registry name of the task-combination method (`"ew"`, `"pcgrad"`...).
-    pub method: String,
-    /// Seed for shuffling and for the method's own randomness.
-    pub seed: u64,
-    /// Early stopping on the validation set, if any.
-    pub early_stopping: Option<EarlyStopping>,
-    /// Parameter or representation gradients for gradient-level methods.
-    pub grad_mode: GradMode,
-    /// How the learning rate changes over the run's optimiser steps.
-    #[serde(default)]
-    pub lr_schedule: LrSchedule,
-    /// Clip the global gradient norm (of every trained parameter) to this value.
-    #[serde(default)]
-    pub clip_grad_norm: Option<f64>,
-    /// Var-store name prefixes of parameters to keep fixed (e.g. `"trunk.0."` for the first layer of an `Mlp` trunk built under `trunk`).
-    #[serde(default)]
-    pub frozen: Vec<String>,
-    /// Where and how often to write checkpoints.
-    #[serde(default)]
-    pub checkpoint: Option<CheckpointPolicy>,
-    /// Gradient diagnostics (conflict, norms, task affinity) sampled every N steps.
-    #[serde(default)]
-    pub diagnostics: Option<DiagnosticsConfig>,
-    /// Show progress bars (only ever on a terminal, and never when `CI` is set).
-    #[serde(default = "yes")]
-    pub progress: bool,
-    /// Drop the last batch of an epoch when it is smaller than `batch_size` (for
-    /// methods whose state is sized to the batch, such as DB-MTL in rep-grad mode).
-    /// With per-task data ([`Trainer::fit_multi_input`]) a task's short batch at the
-    /// end of a pass over its rows is left out of its step.
-    #[serde(default)]
-    pub drop_last: bool,
-    /// How many tasks [`Trainer::fit_multi_input`] draws per step (ignored by
-    /// [`TaskSampling::All`](mtl_data::TaskSampling::All) and by [`Trainer::fit`]).
-    #[serde(default = "one")]
-    pub tasks_per_step: usize,
-}
-
-fn one() -> usize {
-    1
-}
-
-fn yes() -> bool {
-    true
-}
-
-/// When and where the trainer writes checkpoints: the file is replaced atomically every
-/// `every_epochs` epochs and after the last one.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CheckpointPolicy {
-    /// The checkpoint file (safetensors; `.safetensors` is the natural extension).
-    pub path: PathBuf,
-    /// Epochs between checkpoints (≥ 1).
-    pub every_epochs: usize,
-}
-
-impl CheckpointPolicy {
-    /// A checkpoint at `path` after every epoch.
-    pub fn new(path: impl Into<PathBuf>) -> Self {
-        CheckpointPolicy {
-            path: path.into(),
-            every_epochs: 1,
-        }
-    }
-    /// Checkpoints only every `n` epochs (and after the last).
-    pub fn every(mut self, n: usize) -> Self {
-        self.every_epochs = n;
-        self
-    }
-}
-
-impl Default for TrainerConfig {
-    fn default() -> Self {
-        TrainerConfig {
-            epochs: 10,
-            batch_size: 32,
-            optimizer: OptimizerConfig::adam(1e-3),
-            method: "ew".into(),
-            seed: 0,
-            early_stopping: None,
-            grad_mode: GradMode::Parameters,
-            lr_schedule: LrSchedule::Constant,
-            clip_grad_norm: None,
-            frozen: Vec::new(),
-            checkpoint: None,
-            diagnostics: None,
-            progress: true,
-            drop_last: false,
-            tasks_per_step: 1,
-        }
-    }
-}
-
-impl TrainerConfig {
-    /// Sets the number of epochs.
-    pub fn epochs(mut self, n: usize) -> Self {
-        self.epochs = n;
-        self
-    }
-    /// Sets the batch size.
-    pub fn batch_size(mut self, n: usize) -> Self {
-        self.batch_size = n;
-        self
-    }
-    /// Sets the optimiser.
-    pub fn optimizer(mut self, o: OptimizerConfig) -> Self {
-        self.optimizer = o;
-        self
-    }
-    /// Sets the method by registry name.
-    pub fn method(mut self, name: impl Into<String>) -> Self {
-        self.method = name.into();
-        self
-    }
-    /// Sets the seed.
-    pub fn seed(mut self, seed: u64) -> Self {
-        self.seed = seed;
-        self
-    }
-    /// Turns on early stopping.
-    pub fn early_stopping(mut self, es: EarlyStopping) -> Self {
-        self.early_stopping = Some(es);
-        self
-    }
-    /// Sets the gradient mode.
-    pub fn grad_mode(mut self, mode: GradMode) -> Self {
-        self.grad_mode = mode;
-        self
-    }
-
-    /// Sets the learning-rate schedule.
-    pub fn lr_schedule(mut self, schedule: LrSchedule) -> Self {
-        self.lr_schedule = schedule;
-        self
-    }
-    /// Clips the global gradient norm to `max_norm` before every update.
-    pub fn clip_grad_norm(mut self, max_norm: f64) -> Self {
-        self.clip_grad_norm = Some(max_norm);
-        self
-    }
-    /// Keeps every parameter whose var-store name starts with `prefix` fixed.
-    pub fn freeze(mut self, prefix: impl Into<String>) -> Self {
-        self.frozen.push(prefix.into());
-        self
-    }
-
-    /// Writes checkpoints as `policy` says.
-    pub fn checkpoint(mut self, policy: CheckpointPolicy) -> Self {
-        self.checkpoint = Some(policy);
-        self
-    }
-    /// Samples gradient diagnostics as `d` says.
-    pub fn diagnostics(mut self, d: DiagnosticsConfig) -> Self {
-        self.diagnostics = Some(d);
-        self
-    }
-    /// Turns progress bars on or off.
-    pub fn progress(mut self, on: bool) -> Self {
-        self.progress = on;
-        self
-    }
-    /// Drops (or keeps) an epoch's last, smaller batch.
-    pub fn drop_last(mut self, yes: bool) -> Self {
-        self.drop_last = yes;
-        self
-    }
-    /// Sets how many tasks a multi-input step draws.
-    pub fn tasks_per_step(mut self, n: usize) -> Self {
-        self.tasks_per_step = n;
-        self
-    }
-
-    fn check(&self) -> Result<()> {
-        if self.epochs == 0 || self.batch_size == 0 {
-            return Err(Error::config(format!(
-                "epochs and batch_size must be positive, got {} and {}",
-                self.epochs, self.batch_size
-            )));
-        }
-        if self.tasks_per_step == 0 {
-            return Err(Error::config("tasks_per_step must be at least 1"));
-        }
-        self.lr_schedule.check()?;
-        if let Some(d) = &self.diagnostics {
-            d.check()?;
-        }
-        if let Some(c) = &self.checkpoint {
-            if c.every_epochs == 0 {
-                return Err(Error::config("checkpoint every_epochs must be at least 1"));
-            }
-        }
-        if let Some(c) = self.clip_grad_norm {
-            if !(c.is_finite() && c > 0.0) {
-                return Err(Error::config(format!(
-                    "clip_grad_norm must be positive, got {c}"
-                )));
-            }
-        }
-        Ok(())
-    }
-}
 
 /// Trains a [`MultiTaskModel`].
 #[derive(Debug)]
@@ -243,6 +30,9 @@ pub struct Trainer {
     config: TrainerConfig,
     pub(crate) method: Option<Method>,
     pub(crate) resume: Option<PathBuf>,
+    force_resume: bool,
+    preprocessing: serde_json::Value,
+    observers: Observers,
 }
 
 /// Closes an epoch of either training loop: logs it, lets early stopping observe its
@@ -257,7 +47,7 @@ pub(crate) fn end_epoch(
     let epoch = record.epoch;
     tracing::info!(epoch, train_losses = ?record.train_losses, weights = ?record.task_weights, "epoch done");
     if let (Some(es), Some(ev)) = (&cfg.early_stopping, &record.validation) {
-        es.observe(ev, epoch, state, model)?;
+        state.observe(es, ev, epoch, model)?;
     }
     progress.epoch(|| epoch_summary(&record, state));
     state.records.push(record);
@@ -290,13 +80,28 @@ pub(crate) fn epoch_seed(seed: u64, epoch: usize) -> u64 {
 
 impl Trainer {
     /// A trainer that builds its method from `config.method` by name.
+    ///
+    /// Errors: [`Error::Config`] for invalid settings; [`Error::Unknown`] (listing the
+    /// registered names) when `config.method` names no registered method, here rather
+    /// than at the first fit. A custom method goes in with [`Trainer::with_method`].
     pub fn new(config: TrainerConfig) -> Result<Self> {
         config.check()?;
+        mtl_losses::registry::info(&config.method)?;
         Ok(Trainer {
             config,
             method: None,
             resume: None,
+            force_resume: false,
+            preprocessing: serde_json::Value::Null,
+            observers: Observers::default(),
         })
+    }
+
+    /// Reports every step and epoch of the next fits to `observer` (besides the
+    /// metrics files of [`TrainerConfig::tracking`]).
+    pub fn observe(mut self, observer: impl TrainingObserver + 'static) -> Self {
+        self.observers.0.push(Box::new(observer));
+        self
     }
 
     /// Uses an already-built method (a custom one, or one with non-default
@@ -311,8 +116,31 @@ impl Trainer {
     /// checkpoint policy, on the same data). The model's weights, the optimiser, the
     /// method's state, the batch order and the early-stopping state all continue from
     /// the checkpoint, so the result equals that of an uninterrupted run.
+    ///
+    /// The checkpoint records what the run trained on: the training rows and a SHA-256
+    /// of their features and targets, the [preprocessing](Trainer::preprocessing), the
+    /// configuration, and the epoch count when the learning-rate schedule spreads over
+    /// the run's total steps. Resuming with any of them different is an
+    /// [`Error::Checkpoint`] naming what differs, unless [`Trainer::force_resume`].
     pub fn resume_from(mut self, path: impl Into<PathBuf>) -> Self {
         self.resume = Some(path.into());
+        self
+    }
+
+    /// With `true`, a resume whose data, preprocessing or configuration differ from the
+    /// checkpoint's goes ahead with a warning naming each difference instead of failing
+    /// (tasks, method and model shapes must still match: they cannot be restored
+    /// otherwise).
+    pub fn force_resume(mut self, force: bool) -> Self {
+        self.force_resume = force;
+        self
+    }
+
+    /// Describes how the data given to the fit was prepared (for instance
+    /// `{"standardize": true}`): stored in checkpoints, and a resume with a different
+    /// description is refused, naming the fields that differ.
+    pub fn preprocessing(mut self, description: serde_json::Value) -> Self {
+        self.preprocessing = description;
         self
     }
 
@@ -405,19 +233,22 @@ impl Trainer {
             .ok_or_else(|| Error::config(format!("{} epochs is too many steps", cfg.epochs)))?;
         let base_lr = cfg.optimizer.lr();
 
-        let mut state = match self.resume.take() {
-            Some(path) => run_state::load(
-                &path,
-                &mut Parts {
-                    cfg: &cfg,
-                    model,
-                    method: &mut method,
-                    optimizer: &mut opt,
-                    plan: &mut plan,
-                },
-            )?,
-            None => RunState::default(),
-        };
+        // Before the first step: the checkpoint file is locked and this run's to write,
+        // and a resumed run matches its checkpoint.
+        let (mut state, _checkpoint_lock) = run_state::start(
+            Start {
+                resume: self.resume.take(),
+                force: self.force_resume,
+                preprocessing: &self.preprocessing,
+            },
+            &mut Parts {
+                cfg: &cfg,
+                model,
+                method: &mut method,
+                optimizer: &mut opt,
+                plan: &mut plan,
+            },
+        )?;
 
         let start = Instant::now();
         let progress = Progress::new(
@@ -427,6 +258,18 @@ impl Trainer {
             steps_per_epoch,
             model.task_names(),
         );
+        let tasks = model.task_names();
+        let mut hooks = Hooks::start(
+            &mut self.observers.0,
+            cfg.tracking.as_ref(),
+            &RunStart {
+                tasks: &tasks,
+                method: method.name(),
+                epoch: state.epoch,
+                step: state.step,
+                steps_per_epoch,
+            },
+        )?;
         let _fit_span = tracing::info_span!("fit", method = %method.name(), tasks = k).entered();
         while state.epoch < cfg.epochs && !state.stopped_early {
             let epoch = state.epoch;
@@ -467,8 +310,22 @@ impl Trainer {
                     None => 0.0,
                 };
                 let drawn = data.drawn(k);
+                state
+                    .divergence
+                    .observe(&cfg.divergence, &out.losses, &drawn, step, |t| {
+                        model.task_names().swap_remove(t)
+                    })?;
                 opt.step(&drawn)?;
                 sums.add(&out, &drawn, norm);
+                hooks.step(&StepRecord {
+                    step,
+                    epoch,
+                    losses: &out.losses,
+                    drawn: &drawn,
+                    weights: &out.weights,
+                    lr: opt.lr(),
+                    grad_norm: cfg.clip_grad_norm.map(|_| norm),
+                })?;
                 tracing::trace!(step, losses = ?out.losses, "step");
                 progress.step(|| sums.mean_losses());
             }
@@ -482,6 +339,9 @@ impl Trainer {
                 seconds: t0.elapsed().as_secs_f64(),
             };
             end_epoch(&cfg, record, &mut state, model, &progress)?;
+            if let Some(record) = state.records.last() {
+                hooks.epoch(record, state.step)?;
+            }
             if let Some(policy) = &cfg.checkpoint {
                 let last = state.epoch == cfg.epochs || state.stopped_early;
                 if last || state.epoch % policy.every_epochs == 0 {
@@ -502,6 +362,7 @@ impl Trainer {
                 }
             }
         }
+        hooks.finish()?;
         progress.finish();
         self.finish(model, method, state, start)
     }

@@ -77,6 +77,15 @@ where
     A: Architecture + 'static,
     F: Fn(&nn::Path) -> mtl::core::Result<A>,
 {
+    lowers_both_losses_in(name, 12, build)
+}
+
+/// [`every_method_lowers_both_losses`] in `epochs` epochs.
+fn lowers_both_losses_in<A, F>(name: &str, epochs: usize, build: F)
+where
+    A: Architecture + 'static,
+    F: Fn(&nn::Path) -> mtl::core::Result<A>,
+{
     // The models are seeded through libtorch's process-wide generator: holding the
     // lock keeps the other tests of this file from drawing from it mid-build, so every
     // run trains from the same start.
@@ -85,7 +94,7 @@ where
     for method in ["ew", "uw", "pcgrad"] {
         let mut m = model(&build);
         let config = TrainerConfig::default()
-            .epochs(12)
+            .epochs(epochs)
             .batch_size(32)
             .optimizer(OptimizerConfig::adam(5e-3))
             .method(method)
@@ -112,7 +121,10 @@ fn experts() -> MlpBuilder {
 
 #[test]
 fn cnn_hard_sharing() {
-    every_method_lowers_both_losses("cnn", |p| {
+    // From PyTorch's initialisation (weights U(±1/√fan_in)) the small LeNet is slower
+    // off the mark than from tch's 2.45× wider one: EW needs 16 epochs, not 12, to cut
+    // the classification loss by a fifth.
+    lowers_both_losses_in("cnn", 16, |p| {
         let cnn = CnnConfig::new(SIDE as i64, SIDE as i64)
             .kernel(3)
             .conv_channels(4, 8)

@@ -6,6 +6,7 @@ use common::{model, synthetic, torch_lock};
 use mtl::heads::ClassificationHead;
 use mtl::prelude::*;
 use mtl::step::backward_step;
+use mtl::{DivergenceGuard, MAX_EPOCHS};
 use tch::{nn, Device, Tensor};
 
 fn config(method: &str) -> TrainerConfig {
@@ -148,12 +149,14 @@ fn mismatches_are_typed_errors() {
             .fit(&mut m, &data, None),
         Err(Error::Config(_))
     ));
-    assert!(matches!(
-        Trainer::new(config("no_such_method"))
-            .unwrap()
-            .fit(&mut m, &data, None),
-        Err(Error::Unknown { .. })
-    ));
+    // An unknown method is refused when the trainer is built, listing the known ones.
+    match Trainer::new(config("no_such_method")) {
+        Err(Error::Unknown { kind, name, known }) => {
+            assert_eq!((kind, name.as_str()), ("method", "no_such_method"));
+            assert!(known.contains("ew") && known.contains("pcgrad"), "{known}");
+        }
+        other => panic!("expected Error::Unknown, got {other:?}"),
+    }
     assert!(Trainer::new(config("ew").epochs(0)).is_err());
 
     let vs = nn::VarStore::new(Device::Cpu);
@@ -232,4 +235,122 @@ fn nan_task_loss_names_task_and_step() {
         ),
         "{err}"
     );
+}
+
+/// Unknown keys in the trainer configuration and every nested table are errors naming
+/// the key: `learning_rate`, `loss_weights` and `momentm` used to be dropped silently.
+#[test]
+fn unknown_configuration_keys_are_refused() {
+    for (json, key) in [
+        (r#"{"learning_rate": 0.1}"#, "learning_rate"),
+        (r#"{"loss_weights": [1, 0.3]}"#, "loss_weights"),
+        (
+            r#"{"optimizer": {"kind": "sgd", "lr": 0.1, "momentm": 0.9}}"#,
+            "momentm",
+        ),
+        (
+            r#"{"lr_schedule": {"kind": "cosine", "min_factr": 0.1}}"#,
+            "min_factr",
+        ),
+        (
+            r#"{"early_stopping": {"monitor": {"kind": "total_loss"}, "patience": 3, "min_delt": 0.1}}"#,
+            "min_delt",
+        ),
+        (
+            r#"{"early_stopping": {"monitor": {"kind": "metric", "task": 0, "name": "accuracy", "higher": true}, "patience": 3}}"#,
+            "higher",
+        ),
+        (
+            r#"{"diagnostics": {"every_steps": 5, "affinty": true}}"#,
+            "affinty",
+        ),
+        (
+            r#"{"checkpoint": {"path": "c.safetensors", "every": 2}}"#,
+            "every",
+        ),
+        (r#"{"divergence": {"factr": 10}}"#, "factr"),
+    ] {
+        let err = serde_json::from_str::<TrainerConfig>(json).unwrap_err();
+        assert!(err.to_string().contains(key), "{json}: {err}");
+    }
+    // Everything may still be left out, and the checkpoint interval defaults to 1.
+    let cfg: TrainerConfig =
+        serde_json::from_str(r#"{"checkpoint": {"path": "c.safetensors"}}"#).unwrap();
+    assert_eq!(cfg.checkpoint.unwrap().every_epochs, 1);
+    assert!(cfg.divergence.enabled);
+}
+
+/// Ranges are checked when the trainer is made, before any data is touched: epochs
+/// near i64::MAX overflowed the old trainer's step count; an empty prefix froze the
+/// whole model, which then trained nothing.
+#[test]
+fn out_of_range_settings_are_refused() {
+    for epochs in [usize::MAX, i64::MAX as usize, MAX_EPOCHS + 1] {
+        let err = Trainer::new(config("ew").epochs(epochs)).unwrap_err();
+        assert!(err.to_string().contains("epochs must be at most"), "{err}");
+    }
+    assert!(Trainer::new(config("ew").epochs(MAX_EPOCHS)).is_ok());
+    let err = Trainer::new(config("ew").freeze("")).unwrap_err();
+    assert!(err.to_string().contains("frozen[0] is empty"), "{err}");
+    for bad in [
+        config("ew").optimizer(OptimizerConfig::sgd(-1.0)),
+        config("ew").optimizer(OptimizerConfig::Sgd {
+            lr: 0.1,
+            momentum: -0.5,
+            nesterov: false,
+            weight_decay: 0.0,
+        }),
+        config("ew").divergence(DivergenceGuard::default().factor(0.5)),
+        config("ew").divergence(DivergenceGuard::default().patience(0)),
+        config("ew").early_stopping(EarlyStopping {
+            monitor: Monitor::TotalLoss,
+            patience: 2,
+            min_delta: f64::NAN,
+        }),
+    ] {
+        assert!(Trainer::new(bad.clone()).is_err(), "{bad:?}");
+    }
+    // Freezing every parameter (here through two prefixes) trains nothing either.
+    let _torch = torch_lock();
+    let data = synthetic(32, 5);
+    let err = Trainer::new(config("ew").freeze("trunk").freeze("task"))
+        .unwrap()
+        .fit(&mut model(3), &data, None)
+        .unwrap_err();
+    assert!(err.to_string().contains("nothing would train"), "{err}");
+}
+
+/// With a learning rate of 10⁶ the classification loss explodes to ~10¹⁹ while staying
+/// finite; the run used to end "successfully". The guard stops it with the task and
+/// step; turned off, the same run trains on.
+#[test]
+fn a_diverging_run_stops_naming_the_task_and_step() {
+    let _torch = torch_lock();
+    let data = synthetic(64, 8).only_task(0).unwrap();
+    let cfg = config("ew").epochs(2).optimizer(OptimizerConfig::sgd(1e6));
+    let err = Trainer::new(cfg.clone())
+        .unwrap()
+        .fit(&mut common::model_for(1, &[0]), &data, None)
+        .unwrap_err();
+    match &err {
+        Error::Diverged {
+            task: 0,
+            name,
+            step,
+            loss,
+            reference,
+            ..
+        } => {
+            assert_eq!(name, "sign");
+            assert!(*step < 8, "{err}");
+            assert!(loss.is_finite() && *loss > 1e4 * reference, "{err}");
+        }
+        other => panic!("{other}"),
+    }
+    assert!(err.to_string().contains("step"), "{err}");
+    let report = Trainer::new(cfg.epochs(1).divergence(DivergenceGuard::off()))
+        .unwrap()
+        .fit(&mut common::model_for(1, &[0]), &data, None)
+        .unwrap();
+    assert!(report.epochs[0].train_losses[0] > 1e4, "{report:?}");
 }

@@ -10,10 +10,7 @@ use tch::{nn, Device, Kind, Tensor};
 
 /// Serialises the tests that draw from libtorch's process-wide generator, so the
 /// seeded training test starts where its seed says whatever runs beside it.
-fn torch_lock() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
+use mtl::core::torch_rng_lock as torch_lock;
 
 #[test]
 fn towers_are_shared_routes_belong_to_their_task() {

@@ -13,10 +13,7 @@ const CPU: (Kind, Device) = (Kind::Float, Device::Cpu);
 
 /// Serialises the tests that draw from libtorch's process-wide generator, so the
 /// seeded training test starts where its seed says whatever runs beside it.
-fn torch_lock() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
+use mtl::core::torch_rng_lock as torch_lock;
 
 fn close(got: &Tensor, want: f64) -> bool {
     (got.double_value(&[]) - want).abs() < 1e-6

@@ -28,6 +28,7 @@
 
 use super::builder::BackboneBuilder;
 use super::{check_input_width, Architecture, Backbone, TaskFeatures};
+use crate::init::{self, Init};
 use crate::{task_path, Error, Result};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Kind, Tensor};
@@ -56,6 +57,10 @@ pub struct AspMtlConfig {
     pub adversarial_weight: f64,
     /// Weight of the orthogonality penalty, `γ_diff` (0.01 by default).
     pub orthogonality_weight: f64,
+    /// How the discriminator's linear layer starts (PyTorch's `nn.Linear` default
+    /// unless set).
+    #[serde(default)]
+    pub discriminator_init: Init,
 }
 
 impl AspMtlConfig {
@@ -66,6 +71,7 @@ impl AspMtlConfig {
             num_tasks,
             adversarial_weight: 0.05,
             orthogonality_weight: 0.01,
+            discriminator_init: Init::default(),
         }
     }
     /// Sets `λ_adv`.
@@ -76,6 +82,11 @@ impl AspMtlConfig {
     /// Sets `γ_diff`.
     pub fn orthogonality_weight(mut self, w: f64) -> Self {
         self.orthogonality_weight = w;
+        self
+    }
+    /// Sets how the discriminator starts.
+    pub fn discriminator_init(mut self, init: Init) -> Self {
+        self.discriminator_init = init;
         self
     }
 
@@ -120,12 +131,12 @@ impl AspMtlConfig {
             }
             private_encoders.push(p);
         }
-        let discriminator = nn::linear(
-            path / "discriminator",
+        let discriminator = init::linear(
+            &(path / "discriminator"),
             shared_encoder.out_dim(),
             self.num_tasks as i64,
-            Default::default(),
-        );
+            self.discriminator_init,
+        )?;
         Ok(AspMtl {
             shared: shared_encoder,
             private: private_encoders,

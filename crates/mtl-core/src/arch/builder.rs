@@ -14,6 +14,7 @@
 //!   different width is a [`Error::Shape`] naming the path.
 
 use super::{Activation, Backbone, CnnConfig, MlpConfig};
+use crate::init::Init;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Tensor};
@@ -81,6 +82,12 @@ pub struct MlpBuilder {
     pub dropout: f64,
     /// Whether the last layer is activated.
     pub activate_last: bool,
+    /// How every layer starts (PyTorch's `nn.Linear` default unless set).
+    #[serde(default)]
+    pub init: Init,
+    /// How the last layer starts, when it differs from `init`.
+    #[serde(default)]
+    pub last_init: Option<Init>,
 }
 
 impl MlpBuilder {
@@ -91,6 +98,8 @@ impl MlpBuilder {
             activation: Activation::Relu,
             dropout: 0.0,
             activate_last: true,
+            init: Init::default(),
+            last_init: None,
         }
     }
     /// Sets the activation.
@@ -106,6 +115,16 @@ impl MlpBuilder {
     /// Whether the last layer is activated.
     pub fn activate_last(mut self, yes: bool) -> Self {
         self.activate_last = yes;
+        self
+    }
+    /// Sets how the layers are initialised.
+    pub fn init(mut self, init: Init) -> Self {
+        self.init = init;
+        self
+    }
+    /// Sets how the last layer alone is initialised.
+    pub fn last_layer_init(mut self, init: Init) -> Self {
+        self.last_init = Some(init);
         self
     }
     /// The width of what it builds.
@@ -124,11 +143,15 @@ impl BackboneBuilder for MlpBuilder {
         }
         let mut sizes = vec![in_dim];
         sizes.extend(&self.hidden);
-        let mlp = MlpConfig::new(sizes)
-            .activation(self.activation)
-            .dropout(self.dropout)
-            .activate_last(self.activate_last)
-            .build(path)?;
+        let mlp = MlpConfig {
+            sizes,
+            activation: self.activation,
+            dropout: self.dropout,
+            activate_last: self.activate_last,
+            init: self.init,
+            last_init: self.last_init,
+        }
+        .build(path)?;
         Ok(Box::new(mlp))
     }
 }

@@ -20,6 +20,7 @@ use super::builder::{build_group, BackboneBuilder};
 use super::gate::SoftmaxGate;
 use super::mmoe::stack_experts;
 use super::{check_input_width, Architecture, Backbone, TaskFeatures};
+use crate::init::Init;
 use crate::{task_path, Error, Result};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Tensor};
@@ -40,6 +41,8 @@ pub(crate) struct LayerPlan {
     pub experts_task_owned: bool,
     /// Likewise for the task gates.
     pub gates_task_owned: bool,
+    /// How the gates start.
+    pub gate_init: Init,
 }
 
 /// One CGC / PLE extraction layer.
@@ -127,16 +130,21 @@ impl ExtractionLayer {
                 plan.in_dim,
                 per_task_gate,
                 format!("{} gate of task {k}", plan.label),
-            ));
+                plan.gate_init,
+            )?);
         }
-        let shared_gate = plan.shared_gate.then(|| {
-            SoftmaxGate::new(
-                &(path / "shared_gate"),
-                plan.in_dim,
-                plan.num_tasks * plan.task_experts + plan.shared_experts,
-                format!("{} shared gate", plan.label),
-            )
-        });
+        let shared_gate = plan
+            .shared_gate
+            .then(|| {
+                SoftmaxGate::new(
+                    &(path / "shared_gate"),
+                    plan.in_dim,
+                    plan.num_tasks * plan.task_experts + plan.shared_experts,
+                    format!("{} shared gate", plan.label),
+                    plan.gate_init,
+                )
+            })
+            .transpose()?;
         Ok(ExtractionLayer {
             label: plan.label.clone(),
             task_experts,
@@ -220,6 +228,10 @@ pub struct CgcConfig {
     pub task_experts: usize,
     /// Shared experts, `m_s` (at least one).
     pub shared_experts: usize,
+    /// How the gates' linear layers start (PyTorch's `nn.Linear` default, as LibMTL's
+    /// gates, unless set).
+    #[serde(default)]
+    pub gate_init: Init,
 }
 
 impl CgcConfig {
@@ -230,6 +242,7 @@ impl CgcConfig {
             num_tasks,
             task_experts: 1,
             shared_experts: 1,
+            gate_init: Init::default(),
         }
     }
     /// Sets the number of experts of each task.
@@ -240,6 +253,11 @@ impl CgcConfig {
     /// Sets the number of shared experts.
     pub fn shared_experts(mut self, n: usize) -> Self {
         self.shared_experts = n;
+        self
+    }
+    /// Sets how the gates start.
+    pub fn gate_init(mut self, init: Init) -> Self {
+        self.gate_init = init;
         self
     }
 
@@ -256,6 +274,7 @@ impl CgcConfig {
             shared_gate: false,
             experts_task_owned: true,
             gates_task_owned: true,
+            gate_init: self.gate_init,
         };
         Ok(Cgc {
             layer: ExtractionLayer::build(path, &plan, expert)?,

@@ -13,6 +13,7 @@
 //! The defaults (`c₁ = 10`, `c₂ = 20`, `k = 5`, `out = 50`) are the paper's.
 
 use super::Backbone;
+use crate::init::{self, Init};
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Tensor};
@@ -32,6 +33,10 @@ pub struct CnnConfig {
     pub kernel: i64,
     /// Width of the output features (the final linear layer).
     pub out_dim: i64,
+    /// How the convolutions and the linear layer start (PyTorch's `Conv2d`/`Linear`
+    /// default unless set).
+    #[serde(default)]
+    pub init: Init,
 }
 
 impl CnnConfig {
@@ -44,6 +49,7 @@ impl CnnConfig {
             conv_channels: [10, 20],
             kernel: 5,
             out_dim: 50,
+            init: Init::default(),
         }
     }
     /// Sets the number of input channels.
@@ -64,6 +70,12 @@ impl CnnConfig {
     /// Sets the width of the output features.
     pub fn out_dim(mut self, n: i64) -> Self {
         self.out_dim = n;
+        self
+    }
+
+    /// Sets how the layers are initialised.
+    pub fn init(mut self, init: Init) -> Self {
+        self.init = init;
         self
     }
 
@@ -112,16 +124,20 @@ impl CnnConfig {
             ))
         })?;
         let [c1, c2] = self.conv_channels;
-        let conv1 = nn::conv2d(
-            path / "conv1",
-            self.channels,
-            c1,
-            self.kernel,
-            Default::default(),
-        );
-        let conv2 = nn::conv2d(path / "conv2", c1, c2, self.kernel, Default::default());
+        let conv = |name: &str, c_in, c_out| {
+            init::conv2d(
+                &(path / name),
+                c_in,
+                c_out,
+                self.kernel,
+                Default::default(),
+                self.init,
+            )
+        };
+        let conv1 = conv("conv1", self.channels, c1)?;
+        let conv2 = conv("conv2", c1, c2)?;
         let flat = c2 * h * w;
-        let fc = nn::linear(path / "fc", flat, self.out_dim, Default::default());
+        let fc = init::linear(&(path / "fc"), flat, self.out_dim, self.init)?;
         Ok(Cnn {
             conv1,
             conv2,

@@ -11,8 +11,11 @@
 //! task k    features = h_k^L
 //! ```
 //!
-//! The units start near the identity: `α_kk = 0.9` (configurable) and
+//! The units start near the identity, as in the paper: `α_kk = 0.9` (configurable) and
 //! `α_kj = (1 − α_kk)/(K − 1)` elsewhere, so each row sums to one (with one task, `α = 1`).
+//! LibMTL's `Cross_stitch` starts every entry at 1 instead, which sums the K towers
+//! (K times the scale after each stage; it sits between ResNet blocks with batch norm,
+//! which undo that). [`CrossStitchConfig::libmtl_units`] starts there.
 //! Tower stages are built under `task_path(path, k)/stage<l>`, the units under
 //! `path/stitch<l>`; only the units are shared. There is no single shared representation
 //! (`TaskFeatures::shared` is `None`), so gradient methods use parameter mode.
@@ -32,6 +35,10 @@ pub struct CrossStitchConfig {
     pub num_tasks: usize,
     /// Initial weight of a task's own activations in each unit (0.9 by default).
     pub alpha_self: f64,
+    /// Initial weight of another task's activations; `None` (the default) for
+    /// `(1 − α_self)/(K − 1)`, so that each row sums to one.
+    #[serde(default)]
+    pub alpha_other: Option<f64>,
 }
 
 impl CrossStitchConfig {
@@ -41,6 +48,7 @@ impl CrossStitchConfig {
             in_dim,
             num_tasks,
             alpha_self: 0.9,
+            alpha_other: None,
         }
     }
     /// Sets the initial self weight `α_self`.
@@ -48,14 +56,24 @@ impl CrossStitchConfig {
         self.alpha_self = a;
         self
     }
+    /// Sets the initial weight of the other tasks' activations.
+    pub fn alpha_other(mut self, a: f64) -> Self {
+        self.alpha_other = Some(a);
+        self
+    }
+    /// Units that start at all ones, as LibMTL's `Cross_stitch` (`α_self = 1`,
+    /// `α_other = 1`).
+    pub fn libmtl_units(self) -> Self {
+        self.alpha_self(1.0).alpha_other(1.0)
+    }
 
     /// The initial `K × K` unit.
     fn initial_unit(&self) -> Tensor {
         let k = self.num_tasks as i64;
-        let (diag, off) = if k == 1 {
-            (1.0, 0.0)
-        } else {
-            (self.alpha_self, (1.0 - self.alpha_self) / (k - 1) as f64)
+        let (diag, off) = match self.alpha_other {
+            _ if k == 1 => (1.0, 0.0),
+            Some(other) => (self.alpha_self, other),
+            None => (self.alpha_self, (1.0 - self.alpha_self) / (k - 1) as f64),
         };
         let eye = Tensor::eye(k, (Kind::Float, tch::Device::Cpu));
         eye.shallow_clone() * diag + (eye.ones_like() - eye) * off
@@ -71,10 +89,15 @@ impl CrossStitchConfig {
                 got: 0,
             });
         }
-        if stages.is_empty() || self.in_dim <= 0 || !(0.0..=1.0).contains(&self.alpha_self) {
+        let other_ok = self.alpha_other.is_none_or(f64::is_finite);
+        if stages.is_empty()
+            || self.in_dim <= 0
+            || !(0.0..=1.0).contains(&self.alpha_self)
+            || !other_ok
+        {
             return Err(Error::config(format!(
-                "cross_stitch needs at least one stage, a positive input width and α_self in \
-                 [0, 1], got {} stages, {self:?}",
+                "cross_stitch needs at least one stage, a positive input width, α_self in \
+                 [0, 1] and a finite α_other, got {} stages, {self:?}",
                 stages.len()
             )));
         }
@@ -193,6 +216,19 @@ mod tests {
         }
         let one = build(&nn::VarStore::new(Device::Cpu), 1);
         assert_eq!(one.units()[0].double_value(&[0, 0]), 1.0);
+    }
+
+    #[test]
+    fn libmtl_units_start_at_ones() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let s0 = MlpBuilder::new([3]);
+        let cs = CrossStitchConfig::new(4, 3)
+            .libmtl_units()
+            .build(&vs.root(), &[&s0])
+            .unwrap();
+        assert!(cs.units()[0].equal(&Tensor::ones([3, 3], (Kind::Float, Device::Cpu))));
+        let bad = CrossStitchConfig::new(4, 2).alpha_other(f64::NAN);
+        assert!(bad.build(&vs.root(), &[&s0]).is_err());
     }
 
     #[test]

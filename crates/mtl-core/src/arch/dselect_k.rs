@@ -21,7 +21,9 @@
 //! selector towards one-hot, is optional: with `entropy_weight λ > 0` the architecture
 //! returns `λ · mean_x Σ_t Σ_i H(r_ti(x))` as its auxiliary loss.
 //!
-//! The selector logits start uniform in `±γ/100`, near the middle of the smooth step.
+//! The selector logits start uniform in `±γ/100`, near the middle of the smooth step,
+//! and the selector-weight logits uniform in `±0.05` (weights and biases both), as in
+//! LibMTL's `DSelect_k`; the latter is [`DSelectKConfig::weights_init`].
 //! Experts are shared (`path/expert<j>`), task `t`'s gate is its own
 //! (`task_path(path, t)/gate`), and `TaskFeatures::shared` is the stacked expert
 //! outputs.
@@ -30,6 +32,7 @@ use super::builder::{build_group, BackboneBuilder};
 use super::gate::mix;
 use super::mmoe::stack_experts;
 use super::{check_input_width, Architecture, Backbone, TaskFeatures};
+use crate::init::{self, Init};
 use crate::{task_path, Error, Result};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Kind, Tensor};
@@ -49,6 +52,13 @@ pub struct DSelectKConfig {
     pub gamma: f64,
     /// Weight of the selectors' entropy regulariser (0 turns it off, the default).
     pub entropy_weight: f64,
+    /// How the selector-weight logits' layer starts (`U(±0.05)`, LibMTL's, by default).
+    #[serde(default = "default_weights_init")]
+    pub weights_init: Init,
+}
+
+fn default_weights_init() -> Init {
+    Init::Uniform { bound: 0.05 }
 }
 
 impl DSelectKConfig {
@@ -61,6 +71,7 @@ impl DSelectKConfig {
             k: 2,
             gamma: 1.0,
             entropy_weight: 0.0,
+            weights_init: default_weights_init(),
         }
     }
     /// Sets `k`.
@@ -76,6 +87,11 @@ impl DSelectKConfig {
     /// Sets the entropy regulariser's weight.
     pub fn entropy_weight(mut self, w: f64) -> Self {
         self.entropy_weight = w;
+        self
+    }
+    /// Sets how the selector-weight logits' layer starts.
+    pub fn weights_init(mut self, init: Init) -> Self {
+        self.weights_init = init;
         self
     }
 
@@ -119,24 +135,23 @@ impl DSelectKConfig {
         let k = self.k as i64;
         // Selector logits start near the middle of the smooth step: a saturated
         // selector has zero gradient and would never move.
-        let small = nn::Init::Uniform {
-            lo: -self.gamma / 100.0,
-            up: self.gamma / 100.0,
-        };
-        let selector_init = nn::LinearConfig {
-            ws_init: small,
-            bs_init: Some(small),
-            bias: true,
+        let selector_init = Init::Uniform {
+            bound: self.gamma / 100.0,
         };
         let gates = (0..self.num_tasks)
             .map(|t| {
                 let p = task_path(path, t) / "gate";
-                SelectorGate {
-                    selectors: nn::linear(&p / "selectors", self.in_dim, k * bits, selector_init),
-                    weights: nn::linear(&p / "weights", self.in_dim, k, Default::default()),
-                }
+                Ok(SelectorGate {
+                    selectors: init::linear(
+                        &(&p / "selectors"),
+                        self.in_dim,
+                        k * bits,
+                        selector_init,
+                    )?,
+                    weights: init::linear(&(&p / "weights"), self.in_dim, k, self.weights_init)?,
+                })
             })
-            .collect();
+            .collect::<Result<_>>()?;
         let codes = binary_codes(self.num_experts, bits, path.device());
         Ok(DSelectK {
             experts,

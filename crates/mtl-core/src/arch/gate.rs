@@ -2,6 +2,7 @@
 //! Local Experts", 1991; per task in MMoE, CGC and PLE): `g(x) = softmax(W x + b)` over
 //! `E` experts, and the gated sum `Σ_e g_e(x) · expert_e(x)`.
 
+use crate::init::{self, Init};
 use crate::{Error, Result};
 use tch::{nn, Kind, Tensor};
 
@@ -14,16 +15,24 @@ pub struct SoftmaxGate {
 }
 
 impl SoftmaxGate {
-    /// A gate under `path` reading `in_dim` inputs and weighing `num_experts` experts;
-    /// `name` ("mmoe gate of task 1") labels its shape errors.
-    pub fn new(path: &nn::Path, in_dim: i64, num_experts: usize, name: String) -> Self {
+    /// A gate under `path` reading `in_dim` inputs and weighing `num_experts` experts,
+    /// its linear layer initialised with `init` (LibMTL's gates are a default
+    /// `nn.Linear`: [`Init::Pytorch`]); `name` ("mmoe gate of task 1") labels its shape
+    /// errors.
+    pub fn new(
+        path: &nn::Path,
+        in_dim: i64,
+        num_experts: usize,
+        name: String,
+        init: Init,
+    ) -> Result<Self> {
         let num_experts = num_experts as i64;
-        let linear = nn::linear(path, in_dim, num_experts, Default::default());
-        SoftmaxGate {
+        let linear = init::linear(path, in_dim, num_experts, init)?;
+        Ok(SoftmaxGate {
             linear,
             num_experts,
             name,
-        }
+        })
     }
 
     /// The number of experts it weighs.
@@ -71,7 +80,7 @@ mod tests {
         // the lock keeps parallel tests from taking each other's seeded draws.
         let _rng = crate::torch_rng_lock();
         let vs = nn::VarStore::new(Device::Cpu);
-        let gate = SoftmaxGate::new(&vs.root(), 4, 3, "g".into());
+        let gate = SoftmaxGate::new(&vs.root(), 4, 3, "g".into(), Init::Pytorch).unwrap();
         let x = Tensor::randn([5, 4], (Kind::Float, Device::Cpu));
         let w = gate.weights(&x).unwrap();
         let ones = Tensor::ones([5], (Kind::Float, Device::Cpu));

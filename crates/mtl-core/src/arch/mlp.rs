@@ -1,6 +1,7 @@
 //! A multi-layer perceptron, the default trunk, expert and tower.
 
 use super::Backbone;
+use crate::init::{self, Init};
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Tensor};
@@ -43,6 +44,12 @@ pub struct MlpConfig {
     pub dropout: f64,
     /// Whether the last layer is followed by the activation (true for trunks).
     pub activate_last: bool,
+    /// How every layer starts (PyTorch's `nn.Linear` default unless set).
+    #[serde(default)]
+    pub init: Init,
+    /// How the last layer starts, when it differs from `init` (e.g. zeros).
+    #[serde(default)]
+    pub last_init: Option<Init>,
 }
 
 impl MlpConfig {
@@ -53,6 +60,8 @@ impl MlpConfig {
             activation: Activation::Relu,
             dropout: 0.0,
             activate_last: true,
+            init: Init::default(),
+            last_init: None,
         }
     }
     /// Sets the activation.
@@ -70,6 +79,16 @@ impl MlpConfig {
         self.activate_last = yes;
         self
     }
+    /// Sets how the layers are initialised.
+    pub fn init(mut self, init: Init) -> Self {
+        self.init = init;
+        self
+    }
+    /// Sets how the last layer alone is initialised.
+    pub fn last_layer_init(mut self, init: Init) -> Self {
+        self.last_init = Some(init);
+        self
+    }
 
     /// Builds the MLP under `path`; layers are named `0`, `1`, ...
     pub fn build(&self, path: &nn::Path) -> Result<Mlp> {
@@ -85,12 +104,19 @@ impl MlpConfig {
                 self.dropout
             )));
         }
+        let last = self.sizes.len() - 2;
         let layers = self
             .sizes
             .windows(2)
             .enumerate()
-            .map(|(i, w)| nn::linear(path / i, w[0], w[1], Default::default()))
-            .collect();
+            .map(|(i, w)| {
+                let init = match self.last_init {
+                    Some(l) if i == last => l,
+                    _ => self.init,
+                };
+                init::linear(&(path / i), w[0], w[1], init)
+            })
+            .collect::<Result<_>>()?;
         Ok(Mlp {
             layers,
             cfg: self.clone(),

@@ -17,6 +17,7 @@
 use super::builder::{build_group, BackboneBuilder};
 use super::gate::SoftmaxGate;
 use super::{check_input_width, Architecture, Backbone, TaskFeatures};
+use crate::init::Init;
 use crate::{task_path, Error, Result};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Tensor};
@@ -30,6 +31,10 @@ pub struct MmoeConfig {
     pub num_experts: usize,
     /// Number of tasks (one gate each).
     pub num_tasks: usize,
+    /// How the gates' linear layers start (PyTorch's `nn.Linear` default, as LibMTL's
+    /// gates, unless set).
+    #[serde(default)]
+    pub gate_init: Init,
 }
 
 impl MmoeConfig {
@@ -39,6 +44,7 @@ impl MmoeConfig {
             in_dim,
             num_experts,
             num_tasks,
+            gate_init: Init::default(),
         }
     }
     /// Sets the number of experts.
@@ -49,6 +55,11 @@ impl MmoeConfig {
     /// Sets the number of tasks.
     pub fn num_tasks(mut self, n: usize) -> Self {
         self.num_tasks = n;
+        self
+    }
+    /// Sets how the gates start.
+    pub fn gate_init(mut self, init: Init) -> Self {
+        self.gate_init = init;
         self
     }
 
@@ -82,9 +93,10 @@ impl MmoeConfig {
                     self.in_dim,
                     self.num_experts,
                     format!("mmoe gate of task {k}"),
+                    self.gate_init,
                 )
             })
-            .collect();
+            .collect::<Result<_>>()?;
         Ok(Mmoe {
             experts,
             gates,

@@ -24,6 +24,7 @@
 //! [`TaskTowers`](super::TaskTowers)' job.
 
 use super::{check_input_width, Architecture, TaskFeatures};
+use crate::init::{self, Init};
 use crate::{task_path, Error, Result};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Tensor};
@@ -44,6 +45,9 @@ pub struct MtanConfig {
     /// The grid the attended maps are average-pooled to before flattening (`[1, 1]`,
     /// global average pooling, by default; a finer grid keeps coarse positions).
     pub pool_grid: [i64; 2],
+    /// How every convolution starts (PyTorch's `nn.Conv2d` default unless set).
+    #[serde(default)]
+    pub init: Init,
 }
 
 impl MtanConfig {
@@ -56,6 +60,7 @@ impl MtanConfig {
             block_channels: vec![16, 32],
             num_tasks,
             pool_grid: [1, 1],
+            init: Init::default(),
         }
     }
     /// Sets the input channels.
@@ -72,6 +77,11 @@ impl MtanConfig {
     /// Sets the pooling grid of the task features.
     pub fn pool_grid(mut self, height: i64, width: i64) -> Self {
         self.pool_grid = [height, width];
+        self
+    }
+    /// Sets how the convolutions start.
+    pub fn init(mut self, init: Init) -> Self {
+        self.init = init;
         self
     }
 
@@ -106,14 +116,17 @@ impl MtanConfig {
             padding: 1,
             ..Default::default()
         };
+        let conv = |p: nn::Path, c_in: i64, c_out: i64, k: i64, cfg: nn::ConvConfig| {
+            init::conv2d(&p, c_in, c_out, k, cfg, self.init)
+        };
         let c = &self.block_channels;
         let mut blocks = Vec::with_capacity(l);
         let mut c_in = self.channels;
         for (j, &cj) in c.iter().enumerate() {
             let p = path / format!("block{j}");
             blocks.push(SharedBlock {
-                conv1: nn::conv2d(&p / "conv1", c_in, cj, 3, conv3),
-                conv2: nn::conv2d(&p / "conv2", cj, cj, 3, conv3),
+                conv1: conv(&p / "conv1", c_in, cj, 3, conv3)?,
+                conv2: conv(&p / "conv2", cj, cj, 3, conv3)?,
             });
             c_in = cj;
         }
@@ -123,16 +136,17 @@ impl MtanConfig {
                     .map(|j| {
                         let p = task_path(path, k) / format!("attention{j}");
                         let input = if j == 0 { c[0] } else { 2 * c[j] };
-                        Attention {
-                            squeeze: nn::conv2d(&p / "conv_a", input, c[j], 1, Default::default()),
-                            mask: nn::conv2d(&p / "conv_b", c[j], c[j], 1, Default::default()),
+                        Ok(Attention {
+                            squeeze: conv(&p / "conv_a", input, c[j], 1, Default::default())?,
+                            mask: conv(&p / "conv_b", c[j], c[j], 1, Default::default())?,
                             next: (j + 1 < l)
-                                .then(|| nn::conv2d(&p / "out", c[j], c[j + 1], 3, conv3)),
-                        }
+                                .then(|| conv(&p / "out", c[j], c[j + 1], 3, conv3))
+                                .transpose()?,
+                        })
                     })
-                    .collect()
+                    .collect::<Result<Vec<_>>>()
             })
-            .collect();
+            .collect::<Result<Vec<_>>>()?;
         Ok(Mtan {
             blocks,
             attention,

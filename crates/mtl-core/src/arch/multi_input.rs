@@ -14,6 +14,7 @@
 //! `TaskFeatures::shared` is `None`.
 
 use super::{check_input_width, Architecture, Backbone, TaskFeatures};
+use crate::init::{self, Init};
 use crate::{task_path, Error, Result};
 use tch::{nn, Tensor};
 
@@ -28,12 +29,25 @@ pub struct MultiInput {
 impl MultiInput {
     /// One adapter per entry of `widths` (task `k` reads `widths[k]` features), each a
     /// linear map to `adapter_dim` built under `task_path(path, k)/adapter`, in front of
-    /// `trunk`, which must read `adapter_dim` features when it says what it reads.
+    /// `trunk`, which must read `adapter_dim` features when it says what it reads. The
+    /// adapters start as PyTorch's `nn.Linear` ([`MultiInput::with_init`] for another
+    /// [`Init`]).
     pub fn new(
         path: &nn::Path,
         widths: &[i64],
         adapter_dim: i64,
         trunk: impl Backbone + 'static,
+    ) -> Result<Self> {
+        Self::with_init(path, widths, adapter_dim, trunk, Init::default())
+    }
+
+    /// [`MultiInput::new`] with the adapters initialised by `init`.
+    pub fn with_init(
+        path: &nn::Path,
+        widths: &[i64],
+        adapter_dim: i64,
+        trunk: impl Backbone + 'static,
+        init: Init,
     ) -> Result<Self> {
         if widths.is_empty() {
             return Err(Error::TaskCount {
@@ -63,15 +77,8 @@ impl MultiInput {
         let adapters = widths
             .iter()
             .enumerate()
-            .map(|(k, &w)| {
-                nn::linear(
-                    task_path(path, k) / "adapter",
-                    w,
-                    adapter_dim,
-                    Default::default(),
-                )
-            })
-            .collect();
+            .map(|(k, &w)| init::linear(&(task_path(path, k) / "adapter"), w, adapter_dim, init))
+            .collect::<Result<_>>()?;
         Ok(MultiInput {
             adapters,
             widths: widths.to_vec(),

@@ -29,6 +29,7 @@
 use super::builder::BackboneBuilder;
 use super::cgc::{ExtractionLayer, LayerPlan};
 use super::{check_input_width, Architecture, TaskFeatures};
+use crate::init::Init;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Tensor};
@@ -46,6 +47,10 @@ pub struct PleConfig {
     pub task_experts: usize,
     /// Shared experts per layer.
     pub shared_experts: usize,
+    /// How the gates' linear layers start (PyTorch's `nn.Linear` default, as LibMTL's
+    /// gates, unless set).
+    #[serde(default)]
+    pub gate_init: Init,
 }
 
 impl PleConfig {
@@ -57,6 +62,7 @@ impl PleConfig {
             num_layers: 2,
             task_experts: 1,
             shared_experts: 1,
+            gate_init: Init::default(),
         }
     }
     /// Sets the number of extraction layers.
@@ -72,6 +78,11 @@ impl PleConfig {
     /// Sets the number of shared experts per layer.
     pub fn shared_experts(mut self, n: usize) -> Self {
         self.shared_experts = n;
+        self
+    }
+    /// Sets how the gates start.
+    pub fn gate_init(mut self, init: Init) -> Self {
+        self.gate_init = init;
         self
     }
 
@@ -95,6 +106,7 @@ impl PleConfig {
                 shared_gate: j < last,
                 experts_task_owned: j == last,
                 gates_task_owned: j + 1 >= last,
+                gate_init: self.gate_init,
             };
             let layer = ExtractionLayer::build(&(path / format!("layer{j}")), &plan, expert)?;
             in_dim = layer.width();

@@ -79,7 +79,5 @@ pub fn config(method: &str) -> TrainerConfig {
 
 /// libtorch's generator (initialisation, dropout) is global to the process: tests that
 /// compare runs bit for bit hold this lock so parallel tests do not draw from it.
-pub fn torch_lock() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
+#[allow(unused_imports)] // not every test file draws
+pub use mtl::core::torch_rng_lock as torch_lock;
