@@ -157,7 +157,7 @@ const PLOTS: [&str; 4] = [
 /// What describes the data preparation to the trainer's checkpoints: the data section
 /// without the file's location (the same file may move), so a resume with other
 /// columns, splits or scaling is refused naming the setting.
-fn preprocessing(cfg: &RunConfig) -> Result<serde_json::Value> {
+fn data_settings(cfg: &RunConfig) -> Result<serde_json::Value> {
     let mut data = serde_json::to_value(&cfg.data)
         .map_err(|e| Error::config(format!("the data settings are not serialisable: {e}")))?;
     if let Some(fields) = data.as_object_mut() {
@@ -307,7 +307,7 @@ pub fn run(config_path: &Path, overrides: &Overrides) -> Result<RunOutcome> {
     let loop_warnings = Arc::new(Mutex::new(Vec::new()));
     let mut trainer = Trainer::new(cfg.train.clone())?
         .observe(Warnings(loop_warnings.clone()))
-        .preprocessing(preprocessing(&cfg)?)
+        .preprocessing(data_settings(&cfg)?)
         .force_resume(overrides.force_resume);
     if let Some(r) = &overrides.resume {
         trainer = trainer.resume_from(r);
