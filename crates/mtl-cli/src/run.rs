@@ -207,6 +207,9 @@ pub fn run(config_path: &Path, overrides: &Overrides) -> Result<RunOutcome> {
         ("epoch log", mtl::MetricsWriter::epochs_path(&out_dir)),
     ];
     output_paths.extend(PLOTS.iter().map(|p| ("plot", out_dir.join(p))));
+    let bundle_dir = out_dir.join(RUN_BUNDLE_DIR);
+    output_paths.push(("model bundle", bundle_dir.join(mtl::MANIFEST_FILE)));
+    output_paths.push(("model weights", bundle_dir.join(mtl::WEIGHTS_FILE)));
     if let Some(c) = &cfg.train.checkpoint {
         output_paths.push(("checkpoint", c.path.clone()));
     }
@@ -356,11 +359,7 @@ pub fn run(config_path: &Path, overrides: &Overrides) -> Result<RunOutcome> {
     }
     // The trained model with what `mtl predict` needs to read raw rows.
     model.set_preprocessing(prep)?;
-    files.extend(Bundle::save(
-        out_dir.join(RUN_BUNDLE_DIR),
-        &model,
-        &report.method,
-    )?);
+    written.extend(Bundle::save(&bundle_dir, &model, &report.method)?);
     if cfg.output.plots {
         written.extend(report.write_plots(&out_dir)?);
     }
