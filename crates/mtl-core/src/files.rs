@@ -84,14 +84,19 @@ fn temp_owner(name: &str) -> Option<u32> {
 /// so readers see either the old or the new content. On an error the temporary is
 /// removed and `path` is untouched.
 pub fn write_atomically_with(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
-    let tmp = temp_path_keeping_extension(path)?;
+    replace_through(&temp_path_keeping_extension(path)?, path, write)
+}
+
+/// Lets `write` fill `tmp`, flushes it, renames it over `path` and syncs the directory;
+/// on an error removes `tmp` and leaves `path` as it was.
+fn replace_through(tmp: &Path, path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     let dir = parent_dir(path);
     let result = (|| -> Result<()> {
-        write(&tmp)?;
-        std::fs::File::open(&tmp)
+        write(tmp)?;
+        std::fs::File::open(tmp)
             .and_then(|f| f.sync_all())
-            .map_err(io_error(&tmp))?;
-        std::fs::rename(&tmp, path).map_err(io_error(path))?;
+            .map_err(io_error(tmp))?;
+        std::fs::rename(tmp, path).map_err(io_error(path))?;
         // The rename itself is durable only once the directory entry is on disk.
         #[cfg(unix)]
         std::fs::File::open(&dir)
@@ -100,7 +105,7 @@ pub fn write_atomically_with(path: &Path, write: impl FnOnce(&Path) -> Result<()
         Ok(())
     })();
     if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+        let _ = std::fs::remove_file(tmp);
     }
     result
 }
@@ -119,24 +124,9 @@ pub fn write_atomically_with(path: &Path, write: impl FnOnce(&Path) -> Result<()
 /// # Ok::<(), mtl_core::Error>(())
 /// ```
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = temp_path(path)?;
-    let dir = parent_dir(path);
-    let result = (|| -> Result<()> {
-        let mut f = std::fs::File::create(&tmp).map_err(io_error(&tmp))?;
-        f.write_all(bytes).map_err(io_error(&tmp))?;
-        f.sync_all().map_err(io_error(&tmp))?;
-        drop(f);
-        std::fs::rename(&tmp, path).map_err(io_error(path))?;
-        #[cfg(unix)]
-        std::fs::File::open(&dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_error(&dir))?;
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    replace_through(&temp_path(path)?, path, |tmp| {
+        std::fs::write(tmp, bytes).map_err(io_error(tmp))
+    })
 }
 
 /// Whether the process `pid` is alive (on a platform where that cannot be asked, every

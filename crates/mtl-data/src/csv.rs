@@ -422,17 +422,7 @@ fn from_reader(
         .map_err(|e| csv_error(path, e))?
     {
         let line = record.position().map_or(0, |p| p.line());
-        if record.len() != header.len() {
-            return Err(parse_error(
-                path,
-                line,
-                format!(
-                    "expected {} fields (as in the header), found {}",
-                    header.len(),
-                    record.len()
-                ),
-            ));
-        }
+        check_width(path, line, header.len(), record.len())?;
         lines.push(line);
         for (c, cell) in record.iter().enumerate() {
             match roles[c] {
@@ -993,7 +983,7 @@ fn class_order(
     Ok((class_of, distinct.max(1), None))
 }
 
-fn csv_error(path: &Path, e: ::csv::Error) -> Error {
+pub(crate) fn csv_error(path: &Path, e: ::csv::Error) -> Error {
     let line = e.position().map_or(0, |p| p.line());
     match e.into_kind() {
         ::csv::ErrorKind::Io(source) => Error::Io {
@@ -1004,7 +994,19 @@ fn csv_error(path: &Path, e: ::csv::Error) -> Error {
     }
 }
 
-fn parse_error(path: &Path, line: u64, message: String) -> Error {
+/// A row of another width than the header would put its values under the wrong names.
+pub(crate) fn check_width(path: &Path, line: u64, header: usize, fields: usize) -> Result<()> {
+    if fields == header {
+        return Ok(());
+    }
+    Err(parse_error(
+        path,
+        line,
+        format!("expected {header} fields (as in the header), found {fields}"),
+    ))
+}
+
+pub(crate) fn parse_error(path: &Path, line: u64, message: String) -> Error {
     Error::Parse {
         path: PathBuf::from(path),
         line,

@@ -1,9 +1,10 @@
 //! Reading only the feature columns of a CSV file, by name: the input of a trained
 //! model's predictions, from files that need not have the target columns.
 
+use crate::csv::{check_width, csv_error, parse_error};
 use mtl_core::{Error, Result};
 use ndarray::Array2;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Reads the columns named in `columns`, in that order, from the CSV file at `path`
 /// (comma-separated, first line a header, fields trimmed, blank lines skipped) into an
@@ -50,14 +51,6 @@ pub fn parse_csv_features(
     features_from(Path::new("<memory>"), bytes, columns, header)
 }
 
-fn parse_error(path: &Path, line: u64, message: String) -> Error {
-    Error::Parse {
-        path: PathBuf::from(path),
-        line,
-        message,
-    }
-}
-
 fn features_from(
     path: &Path,
     input: impl std::io::Read,
@@ -72,16 +65,7 @@ fn features_from(
         .flexible(true)
         .trim(::csv::Trim::All)
         .from_reader(input);
-    let csv_error = |e: ::csv::Error| {
-        let line = e.position().map_or(0, |p| p.line());
-        match e.into_kind() {
-            ::csv::ErrorKind::Io(source) => Error::Io {
-                path: path.to_path_buf(),
-                source,
-            },
-            kind => parse_error(path, line, format!("{kind:?}")),
-        }
-    };
+    let csv_error = |e: ::csv::Error| csv_error(path, e);
     let mut records = reader.records();
     let file_header: Vec<String> = match records.next() {
         Some(r) => r.map_err(csv_error)?.iter().map(String::from).collect(),
@@ -115,18 +99,7 @@ fn features_from(
     for record in records {
         let record = record.map_err(csv_error)?;
         let line = record.position().map_or(0, |p| p.line());
-        // A row of another width would put its values under the wrong names.
-        if record.len() != header.len() {
-            return Err(parse_error(
-                path,
-                line,
-                format!(
-                    "expected {} fields (as in the header), found {}",
-                    header.len(),
-                    record.len()
-                ),
-            ));
-        }
+        check_width(path, line, header.len(), record.len())?;
         for (name, &c) in columns.iter().zip(&index) {
             let text = &record[c];
             let value = match text.parse::<f32>() {

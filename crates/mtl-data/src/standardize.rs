@@ -299,23 +299,7 @@ impl Standardizer {
                 format!("{} entries", std.len()),
             ));
         }
-        if let Some((i, m)) = mean.iter().enumerate().find(|(_, m)| !m.is_finite()) {
-            return Err(Error::NonFinite {
-                what: format!("standardizer mean of column {i}"),
-                task: None,
-                step: None,
-                value: m.to_string(),
-            });
-        }
-        if let Some((i, s)) = std
-            .iter()
-            .enumerate()
-            .find(|(_, s)| !(s.is_finite() && **s > 0.0))
-        {
-            return Err(Error::config(format!(
-                "standardizer std of column {i} is {s}; it must be finite and positive"
-            )));
-        }
+        check_moments("standardizer", &mean, &std)?;
         Ok(Standardizer {
             mean,
             std,
@@ -400,6 +384,30 @@ impl Standardizer {
         }
         ds.map_features_in_place(|x| self.transform_in_place(x))
     }
+}
+
+/// Checks saved statistics before they are used to scale anything: every mean finite,
+/// every deviation finite and positive (a zero would divide by zero). `what` names the
+/// owner in the error.
+pub(crate) fn check_moments(what: &str, mean: &Array1<f32>, std: &Array1<f32>) -> Result<()> {
+    if let Some((i, m)) = mean.iter().enumerate().find(|(_, m)| !m.is_finite()) {
+        return Err(Error::NonFinite {
+            what: format!("{what} mean of column {i}"),
+            task: None,
+            step: None,
+            value: m.to_string(),
+        });
+    }
+    if let Some((i, s)) = std
+        .iter()
+        .enumerate()
+        .find(|(_, s)| !(s.is_finite() && **s > 0.0))
+    {
+        return Err(Error::config(format!(
+            "{what} deviation of column {i} is {s}; it must be finite and positive"
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

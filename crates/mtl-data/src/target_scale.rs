@@ -37,23 +37,7 @@ impl TargetScale {
                 format!("{} deviations", std.len()),
             ));
         }
-        if let Some((i, m)) = mean.iter().enumerate().find(|(_, m)| !m.is_finite()) {
-            return Err(Error::NonFinite {
-                what: format!("target scale mean of column {i}"),
-                task: None,
-                step: None,
-                value: m.to_string(),
-            });
-        }
-        if let Some((i, s)) = std
-            .iter()
-            .enumerate()
-            .find(|(_, s)| !(s.is_finite() && **s > 0.0))
-        {
-            return Err(Error::config(format!(
-                "target scale deviation of column {i} is {s}; it must be finite and positive"
-            )));
-        }
+        crate::standardize::check_moments("target scale", &mean, &std)?;
         Ok(TargetScale { mean, std })
     }
 

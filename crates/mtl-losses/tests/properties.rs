@@ -220,6 +220,41 @@ fn registered_aggregators_build_and_run() {
     assert!(by_name("Trimmed-Mean", 3, 0).is_ok());
 }
 
+/// The weighted-sum methods check J through their output: finite rows whose weighted
+/// sum overflows f32 are an error too, naming no task (no row is at fault) but the step.
+#[test]
+fn an_overflowing_weighted_sum_is_an_error_not_an_infinite_gradient() {
+    let losses = [1.0, 2.0];
+    let ctx = StepContext {
+        step: 4,
+        epoch: 0,
+        losses: &losses,
+    };
+    let j = Tensor::from_slice(&[3e38f32, 1.0, 3e38, 1.0]).view([2, 2]);
+    let overflowing: Vec<Box<dyn Aggregator>> = vec![
+        Box::new(mtl_losses::methods::Sum::new()),
+        Box::new(mtl_losses::methods::Constant::new(vec![1.0, 1.0]).unwrap()),
+    ];
+    for mut agg in overflowing {
+        match agg.aggregate(&j, &ctx) {
+            Err(mtl_core::Error::NonFinite {
+                task: None,
+                step: Some(4),
+                ..
+            }) => {}
+            other => panic!("{}: {:?}", agg.name(), other.map(|a| a.weights)),
+        }
+    }
+    // Weights summing to one keep 3e38 + 3e38 halved, inside f32.
+    for name in ["mean", "random", "constant"] {
+        let Method::Aggregator(mut agg) = by_name(name, 2, 0).unwrap() else {
+            panic!("{name} is not an aggregator");
+        };
+        let g = to_vec(&agg.aggregate(&j, &ctx).unwrap().gradient);
+        assert!(g.iter().all(|v| v.is_finite()), "{name}: {g:?}");
+    }
+}
+
 /// NaN or Inf in one task's row is a typed error naming that task and the step, from
 /// every aggregator (each checks J where it is cheapest: the Gram diagonal or one
 /// reduction), and a rejected Jacobian does not advance a method's random state.

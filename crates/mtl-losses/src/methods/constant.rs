@@ -4,7 +4,7 @@
 //! gradient level). TorchJD's `Constant(weights)`. Default (registry): wₖ = 1/K, i.e.
 //! [`Mean`](super::Mean); configs pass their own weights to [`Constant::new`].
 
-use crate::solvers::{check_vector, checked_rows, weighted};
+use crate::solvers::{check_vector, checked_shape, weighted_checked};
 use crate::{Aggregation, Aggregator, StepContext};
 use mtl_core::{Error, Result};
 use tch::Tensor;
@@ -38,7 +38,7 @@ impl Aggregator for Constant {
         Some(self.weights.len())
     }
     fn aggregate(&mut self, jacobian: &Tensor, ctx: &StepContext) -> Result<Aggregation> {
-        checked_rows("constant", jacobian, ctx, Some(self.weights.len()))?;
-        weighted(self.weights.clone(), jacobian)
+        checked_shape("constant", jacobian, Some(self.weights.len()))?;
+        weighted_checked("constant", self.weights.clone(), jacobian, ctx)
     }
 }

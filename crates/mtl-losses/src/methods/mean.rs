@@ -5,7 +5,7 @@
 //! (Quinton & Rey, "Jacobian Descent for Multi-Objective Optimization", 2024, uses it as
 //! its baseline aggregator).
 
-use crate::solvers::{checked_rows, weighted};
+use crate::solvers::{checked_shape, weighted_checked};
 use crate::{Aggregation, Aggregator, StepContext};
 use mtl_core::Result;
 use tch::Tensor;
@@ -38,7 +38,7 @@ impl Aggregator for Mean {
         "mean"
     }
     fn aggregate(&mut self, jacobian: &Tensor, ctx: &StepContext) -> Result<Aggregation> {
-        let k = checked_rows("mean", jacobian, ctx, self.num_tasks)?;
-        weighted(Mean::weights(k), jacobian)
+        let k = checked_shape("mean", jacobian, self.num_tasks)?;
+        weighted_checked("mean", Mean::weights(k), jacobian, ctx)
     }
 }

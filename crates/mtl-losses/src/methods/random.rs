@@ -7,7 +7,7 @@
 //! from the aggregator's own seeded generator; [`Random::weights_from_normals`] is the
 //! pure map from the draws, for replaying recorded ones. No hyper-parameters.
 
-use crate::solvers::{checked_rows, weighted};
+use crate::solvers::{checked_shape, weighted_checked};
 use crate::{Aggregation, Aggregator, StepContext};
 use mtl_core::{derive_rng, Result, SeededRng};
 use rand_distr::{Distribution, StandardNormal};
@@ -47,10 +47,14 @@ impl Aggregator for Random {
         "random"
     }
     fn aggregate(&mut self, jacobian: &Tensor, ctx: &StepContext) -> Result<Aggregation> {
-        let k = checked_rows("random", jacobian, ctx, self.num_tasks)?;
-        let z: Vec<f64> = (0..k)
-            .map(|_| StandardNormal.sample(&mut self.rng))
-            .collect();
-        weighted(Random::weights_from_normals(&z), jacobian)
+        let k = checked_shape("random", jacobian, self.num_tasks)?;
+        // The draws are kept only when J is accepted, so a rejected step leaves the
+        // generator where it was.
+        let mut rng = self.rng.clone();
+        let z: Vec<f64> = (0..k).map(|_| StandardNormal.sample(&mut rng)).collect();
+        let aggregation =
+            weighted_checked("random", Random::weights_from_normals(&z), jacobian, ctx)?;
+        self.rng = rng;
+        Ok(aggregation)
     }
 }

@@ -3,7 +3,7 @@
 //! Update rule: g = Σₖ gₖ, i.e. weights wₖ = 1. No hyper-parameters. The gradient of
 //! the summed loss, so the gradient-level twin of equal weighting; TorchJD's `Sum`.
 
-use crate::solvers::{checked_rows, weighted};
+use crate::solvers::{checked_shape, weighted_checked};
 use crate::{Aggregation, Aggregator, StepContext};
 use mtl_core::Result;
 use tch::Tensor;
@@ -32,7 +32,7 @@ impl Aggregator for Sum {
         "sum"
     }
     fn aggregate(&mut self, jacobian: &Tensor, ctx: &StepContext) -> Result<Aggregation> {
-        let k = checked_rows("sum", jacobian, ctx, self.num_tasks)?;
-        weighted(vec![1.0; k], jacobian)
+        let k = checked_shape("sum", jacobian, self.num_tasks)?;
+        weighted_checked("sum", vec![1.0; k], jacobian, ctx)
     }
 }

@@ -117,3 +117,54 @@ pub(crate) fn weighted(weights: Vec<f64>, jacobian: &tch::Tensor) -> Result<crat
         weights: Some(weights),
     })
 }
+
+/// Validates J's shape and task count like [`checked_rows`] but leaves its finiteness
+/// to [`weighted_checked`], which sees it in the output.
+pub(crate) fn checked_shape(
+    context: &str,
+    jacobian: &tch::Tensor,
+    expected: Option<usize>,
+) -> Result<usize> {
+    crate::gram::check_jacobian_shape(jacobian)?;
+    let k = jacobian.size()[0] as usize;
+    check_task_count(context, expected, k)?;
+    Ok(k)
+}
+
+/// `wᵀJ` for a J checked only by [`checked_shape`]. With every weight finite and
+/// non-zero, a NaN or Inf anywhere in J reaches the output (`x·w` stays non-finite and
+/// a sum with a non-finite term does too), so checking the d output values replaces the
+/// scan of all K·d; only when the output is not finite does the exact per-row scan run,
+/// to name the task (or, finding J finite, report the overflow). A zero weight would
+/// hide its row, so then J is scanned first as [`checked_rows`] does.
+pub(crate) fn weighted_checked(
+    context: &str,
+    weights: Vec<f64>,
+    jacobian: &tch::Tensor,
+    ctx: &crate::StepContext,
+) -> Result<crate::Aggregation> {
+    // Judged in f32, the narrowest dtype the weights are cast to.
+    let hides_a_row = weights.iter().any(|&w| {
+        let w = w as f32;
+        w == 0.0 || !w.is_finite()
+    });
+    if hides_a_row {
+        mtl_core::check_jacobian(jacobian, Some(ctx.step))?;
+    }
+    let gradient = crate::gram::combine(&weights, jacobian)?;
+    let finite = mtl_core::sum_is_finite(&gradient)?
+        || gradient.f_isfinite()?.f_all()?.f_int64_value(&[])? != 0;
+    if !finite {
+        mtl_core::first_non_finite_row(jacobian, Some(ctx.step))?;
+        return Err(Error::NonFinite {
+            what: format!("{context} gradient (finite Jacobian, overflowing sum)"),
+            task: None,
+            step: Some(ctx.step),
+            value: "Inf".into(),
+        });
+    }
+    Ok(crate::Aggregation {
+        gradient,
+        weights: Some(weights),
+    })
+}
