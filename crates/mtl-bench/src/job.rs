@@ -574,8 +574,10 @@ pub fn aggregator_names(cfg: &RunConfig) -> Vec<String> {
 /// W4: seconds of timed calls per aggregator before it stops short of `agg_reps`.
 const AGG_BUDGET_S: f64 = 1.5;
 
-/// W4 at one K: J ~ N(0, 1) of `[K, d]` f32; the floors are `J.sum()` (J read once) and
-/// `J Jᵀ` (the K×K Gram matrix, what the Gram-path methods cannot avoid); each
+/// W4 at one K: J ~ N(0, 1) of `[K, d]` f32; the floors are `J.sum()` (J read once),
+/// `J.sum(0)` (J read, d values written: what any method producing a d-vector does),
+/// `J Jᵀ` (the K×K Gram matrix, what the Gram-path methods cannot avoid), d uniform
+/// draws (GradDrop's) and a K×d running average (DB-MTL's and MoCo's state); each
 /// aggregator gets `agg_reps` timed calls after two untimed ones, with fresh state. Each
 /// method row's `floor_ratio` is to reading J; the Gram row lets a reader divide by the
 /// Gram instead for the methods that need it.
@@ -614,9 +616,33 @@ fn run_aggregators(k: usize, cfg: &RunConfig) -> anyhow::Result<Vec<Value>> {
         drop(std::hint::black_box(g));
         Ok(())
     })?;
+    // What a method producing a d-vector from J cannot avoid: read J, write d values.
+    let columns = time(&mut |_| {
+        let s = jac.sum_dim_intlist([0i64].as_slice(), false, Kind::Float);
+        drop(std::hint::black_box(s));
+        Ok(())
+    })?;
+    // GradDrop draws one uniform number per coordinate.
+    let draws = time(&mut |_| {
+        let u = Tensor::rand([d], (Kind::Float, cfg.device));
+        drop(std::hint::black_box(u));
+        Ok(())
+    })?;
+    // DB-MTL and MoCo keep a K×d running average of J.
+    let mut ema_buffer = jac.zeros_like();
+    let ema = time(&mut |_| {
+        let _ = ema_buffer.f_lerp_(&jac, 0.1)?;
+        Ok(())
+    })?;
     let workload = format!("agg_k{k}");
     let mut rows = Vec::new();
-    for (summary, method) in [(&floor, "read J once (sum)"), (&gram, "Gram J J^T")] {
+    for (summary, method) in [
+        (&floor, "read J once (sum)"),
+        (&columns, "column sums J.sum(0)"),
+        (&gram, "Gram J J^T"),
+        (&draws, "draw d uniforms"),
+        (&ema, "EMA of a K x d buffer"),
+    ] {
         let mut floor_row = summary.to_json();
         floor_row.insert("impl".into(), json!(FLOOR_IMPL));
         floor_row.insert("workload".into(), json!(workload));
