@@ -764,8 +764,9 @@ mod tests {
         );
         assert_eq!(rows[0]["status"], "ok", "{}", rows[0]);
         let rows = run(&Job::Aggregators { k: 3 }, &cfg);
-        // The two floors (J read once, the Gram), then the two methods.
-        assert_eq!(rows.len(), 4);
+        // The five floors (J read once, column sums, the Gram, draws, running average),
+        // then the two methods.
+        assert_eq!(rows.len(), 7);
         assert!(rows.iter().all(|r| r["status"] != "failed"), "{rows:?}");
     }
 }
