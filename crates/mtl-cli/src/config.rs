@@ -450,7 +450,16 @@ impl RunConfig {
                 )));
             }
         }
-        self.train.check()
+        self.train.check()?;
+        // The method's hyper-parameters are checked now, before any data is read: the
+        // task count is the number of targets.
+        mtl::losses::by_name_with(
+            &self.train.method,
+            self.data.targets.len().max(1),
+            self.train.seed,
+            &self.train.method_params,
+        )
+        .map(drop)
     }
 
     /// The CSV file: beside the config file, else under the data directory.

@@ -173,6 +173,11 @@ pub fn run(config_path: &Path, overrides: &Overrides) -> Result<RunOutcome> {
         cfg.train.epochs = e;
     }
     if let Some(m) = &overrides.method {
+        // The file's hyper-parameters belong to the file's method: another method
+        // named on the command line starts from its paper defaults.
+        if !m.eq_ignore_ascii_case(&cfg.train.method) {
+            cfg.train.method_params.clear();
+        }
         cfg.train.method = m.clone();
     }
     if overrides.quiet {

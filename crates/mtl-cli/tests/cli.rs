@@ -404,3 +404,32 @@ fn loss_scales_are_checked_and_metrics_tracked_by_mtl_train() {
     assert!(outcome.warnings.is_empty(), "{:?}", outcome.warnings);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn method_hyper_parameters_are_read_from_train_and_checked_before_the_data() {
+    let csv = two_scales_csv(200);
+    let rest =
+        |params: &str| format!("[train]\nepochs = 1\nmethod = \"static\"\nseed = 1\n{params}");
+    let (outcome, dir) = run_config(
+        "static-weights",
+        &csv,
+        TWO_TARGETS,
+        &rest("method_params = { weights = [1.0, 0.3] }"),
+    );
+    let report = outcome.unwrap().report;
+    assert_eq!(
+        report.config.method_params["weights"],
+        serde_json::json!([1.0, 0.3])
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+    // A misspelt key is refused before the CSV is read: an unreadable CSV is not reached.
+    let (outcome, dir) = run_config(
+        "static-typo",
+        "not, a, csv\n1\n",
+        TWO_TARGETS,
+        &rest("method_params = { weight = [1.0, 0.3] }"),
+    );
+    let shown = outcome.unwrap_err().to_string();
+    assert!(shown.contains("did you mean `weights`"), "{shown}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -17,6 +17,7 @@
 
 pub mod engine;
 pub mod gram;
+pub mod hyper;
 mod method;
 pub mod methods;
 pub mod registry;
@@ -25,8 +26,9 @@ mod state;
 mod traits;
 
 pub use engine::{backward, mtl_backward, Backward, StepOutcome, Wrt};
+pub use hyper::HyperParams;
 pub use method::Method;
-pub use registry::{by_name, list, MethodInfo, MethodLevel};
+pub use registry::{by_name, by_name_with, list, MethodInfo, MethodLevel};
 
 // The version this crate was built with, so a method written elsewhere uses the same
 // `tch` types.

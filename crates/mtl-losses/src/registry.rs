@@ -2,6 +2,7 @@
 //!
 //! Adding a method is one file in `methods/` plus one entry in `ENTRIES`.
 
+use crate::hyper::HyperParams;
 use crate::methods::*;
 use crate::Method;
 use mtl_core::{Error, Result};
@@ -32,7 +33,7 @@ pub struct MethodInfo {
     pub tested_by: &'static str,
 }
 
-type Builder = fn(num_tasks: usize, seed: u64) -> Result<Method>;
+type Builder = fn(num_tasks: usize, seed: u64, params: &mut HyperParams) -> Result<Method>;
 
 /// (metadata, constructor with the paper's defaults) for every method.
 const ENTRIES: &[(MethodInfo, Builder)] = &[
@@ -44,17 +45,17 @@ const ENTRIES: &[(MethodInfo, Builder)] = &[
             defaults: "",
             tested_by: "golden libmtl_EW.json",
         },
-        |k, _| Ok(Method::Weighting(Box::new(EqualWeighting::new(k)))),
+        |k, _, _| Ok(Method::Weighting(Box::new(EqualWeighting::new(k)))),
     ),
     (
         MethodInfo {
             name: "static",
             level: MethodLevel::Loss,
             paper: "fixed linear scalarisation (Keras loss_weights; baseline)",
-            defaults: "weights=1 for every task (configs pass them: registry::static_weights)",
+            defaults: "weights=1 for every task",
             tested_by: "tests/static_weights.rs (weighted-sum property, validation)",
         },
-        |k, _| static_weights(vec![1.0; k]),
+        |k, _, p| static_weights(p.per_task("weights", k)?.unwrap_or(vec![1.0; k])),
     ),
     (
         MethodInfo {
@@ -65,7 +66,7 @@ const ENTRIES: &[(MethodInfo, Builder)] = &[
             defaults: "loss_scale_init=-0.5 (learnable, optimised by the trainer)",
             tested_by: "golden libmtl_UW.json",
         },
-        |k, _| Ok(Method::Weighting(Box::new(UncertaintyWeighting::new(k)))),
+        |k, _, _| Ok(Method::Weighting(Box::new(UncertaintyWeighting::new(k)))),
     ),
     (
         MethodInfo {
@@ -73,11 +74,14 @@ const ENTRIES: &[(MethodInfo, Builder)] = &[
             level: MethodLevel::Loss,
             paper: "Liu, Johns & Davison, End-to-End Multi-Task Learning with Attention, \
                     CVPR 2019 (Dynamic Weight Average)",
-            defaults: "T=2 (weights 1 in epochs 0 and 1; per-epoch mean losses accumulated \
+            defaults: "temperature=2 (T; weights 1 in epochs 0 and 1; per-epoch mean losses accumulated \
                        from the steps)",
             tested_by: "golden libmtl_DWA.json (tests/dwa.rs)",
         },
-        |k, _| Ok(Method::Weighting(Box::new(Dwa::new(k)))),
+        |k, _, p| {
+            let t = p.f64("temperature", 2.0)?;
+            Ok(Method::Weighting(Box::new(Dwa::with_temperature(k, t)?)))
+        },
     ),
     (
         MethodInfo {
@@ -88,7 +92,7 @@ const ENTRIES: &[(MethodInfo, Builder)] = &[
             defaults: "weights=softmax(N(0, I)) drawn from the run seed each step",
             tested_by: "golden libmtl_RLW.json, replayed draws (tests/rlw.rs)",
         },
-        |k, seed| Ok(Method::Weighting(Box::new(Rlw::new(k, seed)))),
+        |k, seed, _| Ok(Method::Weighting(Box::new(Rlw::new(k, seed)))),
     ),
     (
         MethodInfo {
@@ -100,7 +104,7 @@ const ENTRIES: &[(MethodInfo, Builder)] = &[
             defaults: "(no hyper-parameters; losses must be positive)",
             tested_by: "golden libmtl_GLS.json (tests/gls.rs)",
         },
-        |k, _| Ok(Method::Weighting(Box::new(Gls::new(k)))),
+        |k, _, _| Ok(Method::Weighting(Box::new(Gls::new(k)))),
     ),
     (
         MethodInfo {
@@ -111,7 +115,7 @@ const ENTRIES: &[(MethodInfo, Builder)] = &[
             defaults: "loss_scale_init=0 (learnable, optimised by the trainer)",
             tested_by: "tests/imtl_l.rs (closed-form gradients, stationary point)",
         },
-        |k, _| Ok(Method::Weighting(Box::new(ImtlL::new(k)))),
+        |k, _, _| Ok(Method::Weighting(Box::new(ImtlL::new(k)))),
     ),
     (
         MethodInfo {
@@ -123,7 +127,15 @@ const ENTRIES: &[(MethodInfo, Builder)] = &[
                        preference=1",
             tested_by: "tests/stch.rs (closed-form weights, warm-up, nadir, mu -> 0 limit)",
         },
-        |k, _| Ok(Method::Weighting(Box::new(Stch::new(k)))),
+        |k, _, p| {
+            let mut stch = Stch::new(k)
+                .with_mu(p.f64("mu", 1.0)?)?
+                .with_warmup_epochs(p.usize("warmup_epochs", 4)?);
+            if let Some(pref) = p.per_task("preference", k)? {
+                stch = stch.with_preference(pref)?;
+            }
+            Ok(Method::Weighting(Box::new(stch)))
+        },
     ),
     (
         MethodInfo {
@@ -135,7 +147,14 @@ const ENTRIES: &[(MethodInfo, Builder)] = &[
                        step t's update finished with step t+1's losses",
             tested_by: "golden libmtl_FAMO.json (tests/famo.rs)",
         },
-        |k, _| Ok(Method::Weighting(Box::new(Famo::new(k)))),
+        |k, _, p| {
+            let d = FamoConfig::default();
+            let config = FamoConfig {
+                w_lr: p.f64("w_lr", d.w_lr)?,
+                gamma: p.f64("gamma", d.gamma)?,
+            };
+            Ok(Method::Weighting(Box::new(Famo::with_config(k, config)?)))
+        },
     ),
     (
         MethodInfo {
@@ -146,7 +165,16 @@ const ENTRIES: &[(MethodInfo, Builder)] = &[
             defaults: "alpha=1.5, weight_lr=0.025 (logits s init 0, w = K softmax(s))",
             tested_by: "golden libmtl_GradNorm.json",
         },
-        |k, _| Ok(Method::Aggregator(Box::new(GradNorm::new(k)))),
+        |k, _, p| {
+            let d = GradNormConfig::default();
+            let config = GradNormConfig {
+                alpha: p.f64("alpha", d.alpha)?,
+                weight_lr: p.f64("weight_lr", d.weight_lr)?,
+            };
+            Ok(Method::Aggregator(Box::new(GradNorm::with_config(
+                k, config,
+            )?)))
+        },
     ),
     (
         MethodInfo {
@@ -158,7 +186,16 @@ const ENTRIES: &[(MethodInfo, Builder)] = &[
                        random order per task and step from the seed",
             tested_by: "golden torchjd_PCGrad.json, libmtl_PCGrad.json (replayed orders)",
         },
-        |k, seed| Ok(Method::Aggregator(Box::new(PcGrad::new(k, seed)))),
+        |k, seed, p| {
+            let d = PcGradConfig::default();
+            let config = PcGradConfig {
+                skip_self: p.bool("skip_self", d.skip_self)?,
+                eps: p.f64("eps", d.eps)?,
+            };
+            Ok(Method::Aggregator(Box::new(PcGrad::with_config(
+                k, seed, config,
+            )?)))
+        },
     ),
     (
         MethodInfo {
@@ -168,7 +205,7 @@ const ENTRIES: &[(MethodInfo, Builder)] = &[
             defaults: "",
             tested_by: "golden torchjd_Mean.json (tests/mean.rs), tests/properties.rs",
         },
-        |k, _| Ok(Method::Aggregator(Box::new(Mean::for_tasks(k)))),
+        |k, _, _| Ok(Method::Aggregator(Box::new(Mean::for_tasks(k)))),
     ),
     (
         MethodInfo {
@@ -178,18 +215,18 @@ const ENTRIES: &[(MethodInfo, Builder)] = &[
             defaults: "",
             tested_by: "golden torchjd_Sum.json (tests/sum.rs)",
         },
-        |k, _| Ok(Method::Aggregator(Box::new(Sum::for_tasks(k)))),
+        |k, _, _| Ok(Method::Aggregator(Box::new(Sum::for_tasks(k)))),
     ),
     (
         MethodInfo {
             name: "constant",
             level: MethodLevel::Gradient,
             paper: "fixed linear combination of the task gradients (TorchJD Constant)",
-            defaults: "weights=1/K for every task (configs pass them: methods::Constant::new)",
+            defaults: "weights=1/K for every task",
             tested_by: "golden torchjd_Constant.json (tests/constant.rs)",
         },
-        |k, _| {
-            let weights = Mean::weights(k);
+        |k, _, p| {
+            let weights = p.per_task("weights", k)?.unwrap_or(Mean::weights(k));
             Ok(Method::Aggregator(Box::new(Constant::new(weights)?)))
         },
     ),
@@ -203,7 +240,14 @@ const ENTRIES: &[(MethodInfo, Builder)] = &[
             tested_by: "golden torchjd_UPGrad.json, libmtl_UPGrad.json (tests/upgrad.rs), \
                         tests/properties.rs",
         },
-        |k, _| Ok(Method::Aggregator(Box::new(UpGrad::for_tasks(k)))),
+        |k, _, p| {
+            let mut upgrad =
+                UpGrad::for_tasks(k).with_eps(p.f64("norm_eps", 1e-4)?, p.f64("reg_eps", 1e-4)?)?;
+            if let Some(pref) = p.per_task("pref_vector", k)? {
+                upgrad = upgrad.with_pref_vector(pref)?;
+            }
+            Ok(Method::Aggregator(Box::new(upgrad)))
+        },
     ),
     (
         MethodInfo {
@@ -214,7 +258,14 @@ const ENTRIES: &[(MethodInfo, Builder)] = &[
             defaults: "pref_vector=1/K, norm_eps=1e-4, reg_eps=1e-4",
             tested_by: "golden torchjd_DualProj.json (tests/dualproj.rs), tests/properties.rs",
         },
-        |k, _| Ok(Method::Aggregator(Box::new(DualProj::for_tasks(k)))),
+        |k, _, p| {
+            let mut dualproj = DualProj::for_tasks(k)
+                .with_eps(p.f64("norm_eps", 1e-4)?, p.f64("reg_eps", 1e-4)?)?;
+            if let Some(pref) = p.per_task("pref_vector", k)? {
+                dualproj = dualproj.with_pref_vector(pref)?;
+            }
+            Ok(Method::Aggregator(Box::new(dualproj)))
+        },
     ),
     (
         MethodInfo {
@@ -227,7 +278,7 @@ const ENTRIES: &[(MethodInfo, Builder)] = &[
             tested_by: "golden torchjd_MGDA.json, libmtl_MGDA.json (tests/mgda.rs), \
                         tests/properties.rs",
         },
-        |k, _| Ok(Method::Aggregator(Box::new(Mgda::new().for_tasks(k)))),
+        |k, _, _| Ok(Method::Aggregator(Box::new(Mgda::new().for_tasks(k)))),
     ),
     (
         MethodInfo {
@@ -239,7 +290,7 @@ const ENTRIES: &[(MethodInfo, Builder)] = &[
             defaults: "form=pseudo-inverse (closed form = LibMTL via methods::ImtlG)",
             tested_by: "golden torchjd_IMTLG.json, libmtl_IMTL.json (tests/imtl_g.rs)",
         },
-        |k, _| Ok(Method::Aggregator(Box::new(ImtlG::new().for_tasks(k)))),
+        |k, _, _| Ok(Method::Aggregator(Box::new(ImtlG::new().for_tasks(k)))),
     ),
     (
         MethodInfo {
@@ -252,7 +303,12 @@ const ENTRIES: &[(MethodInfo, Builder)] = &[
             tested_by: "golden torchjd_CAGrad.json, libmtl_CAGrad.json (tests/cagrad.rs), \
                         tests/properties.rs",
         },
-        |k, _| Ok(Method::Aggregator(Box::new(CaGrad::new().for_tasks(k)))),
+        |k, _, p| {
+            let c = p.f64("c", 0.5)?;
+            Ok(Method::Aggregator(Box::new(
+                CaGrad::new().with_c(c)?.for_tasks(k),
+            )))
+        },
     ),
     (
         MethodInfo {
@@ -265,7 +321,7 @@ const ENTRIES: &[(MethodInfo, Builder)] = &[
             tested_by: "golden torchjd_AlignedMTL.json, libmtl_Aligned_MTL.json \
                         (tests/aligned_mtl.rs)",
         },
-        |k, _| Ok(Method::Aggregator(Box::new(AlignedMtl::new().for_tasks(k)))),
+        |k, _, _| Ok(Method::Aggregator(Box::new(AlignedMtl::new().for_tasks(k)))),
     ),
     (
         MethodInfo {
@@ -277,7 +333,10 @@ const ENTRIES: &[(MethodInfo, Builder)] = &[
                        (paper; TorchJD's plain distances via methods::Krum::torchjd)",
             tested_by: "golden torchjd_Krum.json (tests/krum.rs)",
         },
-        |k, _| Ok(Method::Aggregator(Box::new(Krum::new(1, 1)?.for_tasks(k)?))),
+        |k, _, p| {
+            let krum = Krum::new(p.usize("n_byzantine", 1)?, p.usize("n_selected", 1)?)?;
+            Ok(Method::Aggregator(Box::new(krum.for_tasks(k)?)))
+        },
     ),
     (
         MethodInfo {
@@ -288,8 +347,8 @@ const ENTRIES: &[(MethodInfo, Builder)] = &[
             defaults: "trim_number=1 (needs K >= 3)",
             tested_by: "golden torchjd_TrimmedMean.json (tests/trimmed_mean.rs)",
         },
-        |k, _| {
-            let trimmed = TrimmedMean::new(1).for_tasks(k)?;
+        |k, _, p| {
+            let trimmed = TrimmedMean::new(p.usize("trim_number", 1)?).for_tasks(k)?;
             Ok(Method::Aggregator(Box::new(trimmed)))
         },
     ),
@@ -302,7 +361,13 @@ const ENTRIES: &[(MethodInfo, Builder)] = &[
             defaults: "pref_vector=1",
             tested_by: "golden torchjd_ConFIG.json (tests/config_method.rs)",
         },
-        |k, _| Ok(Method::Aggregator(Box::new(ConFig::new().for_tasks(k)))),
+        |k, _, p| {
+            let mut config = ConFig::new().for_tasks(k);
+            if let Some(pref) = p.per_task("pref_vector", k)? {
+                config = config.with_pref_vector(pref)?;
+            }
+            Ok(Method::Aggregator(Box::new(config)))
+        },
     ),
     (
         MethodInfo {
@@ -314,8 +379,11 @@ const ENTRIES: &[(MethodInfo, Builder)] = &[
             defaults: "f=identity, leak=0, U drawn from the run seed",
             tested_by: "golden torchjd_GradDrop.json, replayed draws (tests/graddrop.rs)",
         },
-        |k, seed| {
-            let graddrop = GradDrop::new(seed).for_tasks(k);
+        |k, seed, p| {
+            let mut graddrop = GradDrop::new(seed).for_tasks(k);
+            if let Some(leak) = p.per_task("leak", k)? {
+                graddrop = graddrop.with_leak(leak)?;
+            }
             Ok(Method::Aggregator(Box::new(graddrop)))
         },
     ),
@@ -329,7 +397,7 @@ const ENTRIES: &[(MethodInfo, Builder)] = &[
             defaults: "weights=softmax(N(0, I)) drawn from the run seed each step",
             tested_by: "golden torchjd_Random.json, replayed draws (tests/random.rs)",
         },
-        |k, seed| Ok(Method::Aggregator(Box::new(Random::new(seed).for_tasks(k)))),
+        |k, seed, _| Ok(Method::Aggregator(Box::new(Random::new(seed).for_tasks(k)))),
     ),
     (
         MethodInfo {
@@ -343,7 +411,19 @@ const ENTRIES: &[(MethodInfo, Builder)] = &[
                         libmtl_Nash_MTL_sequence.json (tests/nash_mtl.rs; 2 cases where \
                         the reference ECOS output violates its constraints are skipped)",
         },
-        |k, _| Ok(Method::Aggregator(Box::new(NashMtl::new(k)))),
+        |k, _, p| {
+            let d = NashMtlConfig::default();
+            let config = NashMtlConfig {
+                max_norm: p.f64("max_norm", d.max_norm)?,
+                update_weights_every: p
+                    .usize("update_weights_every", d.update_weights_every as usize)?
+                    as u64,
+                optim_niter: p.usize("optim_niter", d.optim_niter)?,
+            };
+            Ok(Method::Aggregator(Box::new(NashMtl::with_config(
+                k, config,
+            )?)))
+        },
     ),
     (
         MethodInfo {
@@ -354,7 +434,12 @@ const ENTRIES: &[(MethodInfo, Builder)] = &[
             defaults: "beta=0.9, beta_sigma=0 (LibMTL), log(L + 1e-8) via rows / (L + 1e-8)",
             tested_by: "golden libmtl_DB_MTL.json (tests/db_mtl.rs)",
         },
-        |k, _| Ok(Method::Aggregator(Box::new(DbMtl::new(k)))),
+        |k, _, p| {
+            let (beta, beta_sigma) = (p.f64("beta", 0.9)?, p.f64("beta_sigma", 0.0)?);
+            Ok(Method::Aggregator(Box::new(DbMtl::with_config(
+                k, beta, beta_sigma,
+            )?)))
+        },
     ),
     (
         MethodInfo {
@@ -367,7 +452,12 @@ const ENTRIES: &[(MethodInfo, Builder)] = &[
                        order per task and step from the seed",
             tested_by: "golden libmtl_GradVac.json, replayed orders (tests/gradvac.rs)",
         },
-        |k, seed| Ok(Method::Aggregator(Box::new(GradVac::new(k, seed)))),
+        |k, seed, p| {
+            let beta = p.f64("beta", 0.5)?;
+            Ok(Method::Aggregator(Box::new(
+                GradVac::new(k, seed).with_beta(beta)?,
+            )))
+        },
     ),
     (
         MethodInfo {
@@ -380,7 +470,18 @@ const ENTRIES: &[(MethodInfo, Builder)] = &[
                        lambda back to the simplex by softmax (LibMTL; projection optional)",
             tested_by: "tests/moco.rs (hand-computed steps, tracking, simplex maps)",
         },
-        |k, _| Ok(Method::Aggregator(Box::new(MoCo::new(k)))),
+        |k, _, p| {
+            let d = MocoConfig::default();
+            let config = MocoConfig {
+                beta: p.f64("beta", d.beta)?,
+                beta_sigma: p.f64("beta_sigma", d.beta_sigma)?,
+                gamma: p.f64("gamma", d.gamma)?,
+                gamma_sigma: p.f64("gamma_sigma", d.gamma_sigma)?,
+                rho: p.f64("rho", d.rho)?,
+                ..d
+            };
+            Ok(Method::Aggregator(Box::new(MoCo::with_config(k, config)?)))
+        },
     ),
     (
         MethodInfo {
@@ -391,7 +492,12 @@ const ENTRIES: &[(MethodInfo, Builder)] = &[
             tested_by: "tests/fairgrad.rs (closed forms, fixed-point residual, Nash-MTL \
                         agreement at alpha=1)",
         },
-        |k, _| Ok(Method::Aggregator(Box::new(FairGrad::new(k)))),
+        |k, _, p| {
+            let alpha = p.f64("alpha", 1.0)?;
+            Ok(Method::Aggregator(Box::new(
+                FairGrad::new(k).with_alpha(alpha)?,
+            )))
+        },
     ),
 ];
 
@@ -440,6 +546,31 @@ pub fn info(name: &str) -> Result<MethodInfo> {
 /// Builds the method called `name` for `num_tasks` tasks with its paper defaults;
 /// `seed` drives any randomness it has.
 pub fn by_name(name: &str, num_tasks: usize, seed: u64) -> Result<Method> {
+    by_name_with(name, num_tasks, seed, &serde_json::Map::new())
+}
+
+/// [`by_name`] with hyper-parameters: each key of `params` replaces that paper default
+/// (the names are those in [`MethodInfo::defaults`]; per-task values are lists of K
+/// numbers). A key the method does not take is an error naming the closest one it does.
+///
+/// ```
+/// use mtl_losses::{registry::by_name_with, Method};
+/// let params = serde_json::json!({ "weights": [1.0, 0.3] });
+/// let Method::Weighting(w) = by_name_with("static", 2, 0, params.as_object().unwrap())? else {
+///     unreachable!()
+/// };
+/// assert_eq!(w.name(), "static");
+/// let typo = serde_json::json!({ "cc": 0.4 });
+/// let err = by_name_with("cagrad", 2, 0, typo.as_object().unwrap()).unwrap_err();
+/// assert!(err.to_string().contains("did you mean `c`"), "{err}");
+/// # Ok::<(), mtl_core::Error>(())
+/// ```
+pub fn by_name_with(
+    name: &str,
+    num_tasks: usize,
+    seed: u64,
+    params: &serde_json::Map<String, serde_json::Value>,
+) -> Result<Method> {
     if num_tasks == 0 {
         return Err(Error::TaskCount {
             context: format!("method `{name}`"),
@@ -447,6 +578,9 @@ pub fn by_name(name: &str, num_tasks: usize, seed: u64) -> Result<Method> {
             got: 0,
         });
     }
-    let (_, build) = entry(name)?;
-    build(num_tasks, seed)
+    let (info, build) = entry(name)?;
+    let mut hyper = HyperParams::new(info.name, params);
+    let method = build(num_tasks, seed, &mut hyper)?;
+    hyper.finish()?;
+    Ok(method)
 }

@@ -58,6 +58,7 @@ impl Trainer {
         for k in 0..train.num_tasks() {
             let _span = tracing::info_span!("baseline", task = k).entered();
             let mut cfg = self.config().clone().method("ew");
+            cfg.method_params.clear();
             cfg.checkpoint = None;
             // The joint run's metrics files are not the baselines'.
             cfg.tracking = None;

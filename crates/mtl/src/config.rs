@@ -28,6 +28,12 @@ pub struct TrainerConfig {
     pub optimizer: OptimizerConfig,
     /// The registry name of the task-combination method (`"ew"`, `"pcgrad"`...).
     pub method: String,
+    /// The method's hyper-parameters where they differ from the paper's
+    /// (`{ c = 0.4 }` for CAGrad, `{ weights = [1.0, 0.3] }` for static weights: Keras'
+    /// `loss_weights`); the names are those `cargo xtask methods` lists. A key the method
+    /// does not take is an error naming the closest one it does.
+    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+    pub method_params: serde_json::Map<String, serde_json::Value>,
     /// Seed for shuffling and for the method's own randomness.
     pub seed: u64,
     /// Early stopping on the validation set, if any.
@@ -118,6 +124,7 @@ impl Default for TrainerConfig {
             batch_size: 32,
             optimizer: OptimizerConfig::adam(1e-3),
             method: "ew".into(),
+            method_params: serde_json::Map::new(),
             seed: 0,
             early_stopping: None,
             grad_mode: GradMode::Parameters,
@@ -154,6 +161,19 @@ impl TrainerConfig {
     /// Sets the method by registry name.
     pub fn method(mut self, name: impl Into<String>) -> Self {
         self.method = name.into();
+        self
+    }
+    /// Sets one hyper-parameter of the method (see [`TrainerConfig::method_params`]).
+    ///
+    /// ```
+    /// use mtl::TrainerConfig;
+    /// let cfg = TrainerConfig::default()
+    ///     .method("static")
+    ///     .method_param("weights", serde_json::json!([1.0, 0.3]));
+    /// assert_eq!(cfg.method_params["weights"], serde_json::json!([1.0, 0.3]));
+    /// ```
+    pub fn method_param(mut self, key: impl Into<String>, value: serde_json::Value) -> Self {
+        self.method_params.insert(key.into(), value);
         self
     }
     /// Sets the seed.

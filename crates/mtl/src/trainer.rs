@@ -372,7 +372,12 @@ impl Trainer {
     pub(crate) fn take_method(&mut self, k: usize) -> Result<Method> {
         match self.method.take() {
             Some(m) => Ok(m),
-            None => mtl_losses::by_name(&self.config.method, k, self.config.seed),
+            None => mtl_losses::by_name_with(
+                &self.config.method,
+                k,
+                self.config.seed,
+                &self.config.method_params,
+            ),
         }
     }
 
