@@ -223,13 +223,38 @@ pub struct TargetConfig {
     pub classes: Option<Vec<ClassLabel>>,
 }
 
-/// The hard-sharing MLP trunk.
+/// How the tasks share the network (`[model] arch`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ArchKind {
+    /// One MLP trunk of `hidden` shared by every task.
+    #[default]
+    HardSharing,
+    /// Multi-gate mixture of experts: `experts` MLPs of `hidden`, one gate per task.
+    Mmoe,
+    /// Cross-stitch networks: one tower per task, one stage per width of `hidden`,
+    /// a learned unit mixing the towers after each stage.
+    CrossStitch,
+}
+
+/// The network: the architecture and its sizes, with one head per target.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
-    /// Hidden layer widths of the shared trunk (the heads read the last).
+    /// How the tasks share the network: `"hard_sharing"` (the default), `"mmoe"` or
+    /// `"cross_stitch"`.
+    #[serde(default)]
+    pub arch: ArchKind,
+    /// Hidden layer widths: of the shared trunk (the heads read the last), of each
+    /// MMoE expert, or of the cross-stitch stages (one layer each).
     #[serde(default = "default_hidden")]
     pub hidden: Vec<i64>,
+    /// MMoE only: the number of experts (8 by default).
+    #[serde(default)]
+    pub experts: Option<usize>,
+    /// Cross-stitch only: each unit's initial weight on its own task (0.9 by default).
+    #[serde(default)]
+    pub alpha_self: Option<f64>,
     /// Dropout after each hidden layer.
     #[serde(default)]
     pub dropout: f64,
@@ -249,7 +274,10 @@ fn default_hidden() -> Vec<i64> {
 impl Default for ModelConfig {
     fn default() -> Self {
         ModelConfig {
+            arch: ArchKind::default(),
             hidden: default_hidden(),
+            experts: None,
+            alpha_self: None,
             dropout: 0.0,
             init: Init::default(),
             head_init: None,
@@ -389,6 +417,27 @@ impl RunConfig {
         self.model.init.check()?;
         if let Some(init) = self.model.head_init {
             init.check()?;
+        }
+        match (self.model.arch, self.model.experts, self.model.alpha_self) {
+            (ArchKind::Mmoe, Some(0), _) => {
+                return Err(Error::config("model.experts must be at least 1"));
+            }
+            (ArchKind::CrossStitch, _, Some(a)) if !(0.0..=1.0).contains(&a) => {
+                return Err(Error::config(format!(
+                    "model.alpha_self must be in [0, 1], got {a}"
+                )));
+            }
+            (arch, Some(_), _) if arch != ArchKind::Mmoe => {
+                return Err(Error::config(
+                    "model.experts is a setting of arch = \"mmoe\"",
+                ));
+            }
+            (arch, _, Some(_)) if arch != ArchKind::CrossStitch => {
+                return Err(Error::config(
+                    "model.alpha_self is a setting of arch = \"cross_stitch\"",
+                ));
+            }
+            _ => {}
         }
         if !(0.0..1.0).contains(&self.model.dropout) {
             return Err(Error::config(format!(

@@ -8,10 +8,10 @@
 //! checkpoint) may be the same file as an input (the config, the CSV) or as another
 //! output. Every file is written to a temporary beside it and renamed into place.
 
-use crate::config::{RunConfig, TargetConfig};
+use crate::config::{ArchKind, RunConfig, TargetConfig};
 use mtl::core::files::{self, OutputLock};
 use mtl::core::init::{self, Init};
-use mtl::core::{Error, Result};
+use mtl::core::{CrossStitchConfig, Error, Result};
 use mtl::data::{
     extreme_columns, read_csv_summary, CsvSpec, CsvSummary, CsvTarget, FeatureScaling,
     IgnoredReason, Standardizer, TargetData, TargetStandardizer, EXTREME_Z,
@@ -58,32 +58,47 @@ pub struct RunOutcome {
     pub warnings: Vec<String>,
 }
 
-/// The hard-sharing model for `data` (the tasks of `targets`, in order), as a spec: the
-/// trunk of `model.hidden` and one head per target.
+/// The model for `data` (the tasks of `targets`, in order) as a spec: the
+/// architecture `model.arch` with the sizes of `model.hidden`, one head per target.
 pub fn model_spec(
     cfg: &RunConfig,
     data: &MultiTaskDataset,
     targets: &[&TargetConfig],
 ) -> ModelSpec {
-    let mut sizes = vec![data.num_features() as i64];
-    sizes.extend(&cfg.model.hidden);
-    let heads = data
+    let m = &cfg.model;
+    let inputs = data.num_features() as i64;
+    let heads: Vec<HeadSpec> = data
         .tasks()
         .iter()
         .zip(targets)
         .map(|(task, target)| HeadSpec::for_task(task, target.loss.unwrap_or_default()))
         .collect();
-    ModelSpec {
-        architecture: ArchSpec::HardSharing {
-            trunk: MlpConfig::new(sizes)
-                .dropout(cfg.model.dropout)
-                .init(cfg.model.init),
+    let mlp = |hidden: &[i64]| MlpBuilder::new(hidden).dropout(m.dropout).init(m.init);
+    let architecture = match m.arch {
+        ArchKind::HardSharing => {
+            let mut sizes = vec![inputs];
+            sizes.extend(&m.hidden);
+            ArchSpec::HardSharing {
+                trunk: MlpConfig::new(sizes).dropout(m.dropout).init(m.init),
+            }
+        }
+        ArchKind::Mmoe => ArchSpec::Mmoe {
+            config: MmoeConfig::new(inputs, m.experts.unwrap_or(8), heads.len()),
+            expert: mlp(&m.hidden),
         },
+        ArchKind::CrossStitch => ArchSpec::CrossStitch {
+            config: CrossStitchConfig::new(inputs, heads.len())
+                .alpha_self(m.alpha_self.unwrap_or(0.9)),
+            stages: m.hidden.iter().map(|w| mlp(&[*w])).collect(),
+        },
+    };
+    ModelSpec {
+        architecture,
         heads,
     }
 }
 
-/// Builds the hard-sharing model for `data` (the tasks of `targets`, in order).
+/// Builds the model for `data` (the tasks of `targets`, in order).
 pub fn build_model(
     cfg: &RunConfig,
     data: &MultiTaskDataset,

@@ -433,3 +433,42 @@ fn method_hyper_parameters_are_read_from_train_and_checked_before_the_data() {
     assert!(shown.contains("did you mean `weights`"), "{shown}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn mmoe_and_cross_stitch_train_from_the_example_configs_and_predict_from_their_bundles() {
+    for (config, arch, method) in [
+        ("examples/configs/olive_mmoe.toml", "mmoe", "upgrad"),
+        (
+            "examples/configs/olive_cross_stitch.toml",
+            "cross_stitch",
+            "cagrad",
+        ),
+    ] {
+        let out = temp(arch);
+        let overrides = mtl_cli::Overrides {
+            out: Some(out.clone()),
+            epochs: Some(3),
+            quiet: true,
+            ..Default::default()
+        };
+        let outcome = mtl_cli::run(&repo().join(config), &overrides).unwrap();
+        assert_eq!(outcome.report.method, method);
+        assert_eq!(outcome.report.epochs.len(), 3);
+        let test = outcome.report.test.as_ref().unwrap();
+        assert!(test.metric(0, "accuracy").unwrap() > 0.4, "{arch}");
+        // The bundle rebuilds the same architecture and answers the training file's rows.
+        let bundle = mtl::Bundle::load(&out).unwrap();
+        let kind = serde_json::to_value(&bundle.model().spec().unwrap().architecture).unwrap();
+        assert_eq!(kind["kind"], arch);
+        let rows = mtl::ndarray::Array2::<f32>::from_elem((3, 8), 1000.0);
+        let answers = bundle.predict(rows.view()).unwrap();
+        assert_eq!(answers.len(), 2);
+        std::fs::remove_dir_all(&out).unwrap();
+    }
+    // Settings of another architecture are refused by name.
+    let text = std::fs::read_to_string(repo().join("examples/configs/olive.toml")).unwrap();
+    let text = text.replace("dropout = 0.1", "dropout = 0.1\nexperts = 4");
+    let cfg: mtl_cli::RunConfig = toml::from_str(&text).unwrap();
+    let shown = cfg.check().unwrap_err().to_string();
+    assert!(shown.contains("arch = \"mmoe\""), "{shown}");
+}

@@ -74,7 +74,8 @@ const ENTRIES: &[(MethodInfo, Builder)] = &[
             level: MethodLevel::Loss,
             paper: "Liu, Johns & Davison, End-to-End Multi-Task Learning with Attention, \
                     CVPR 2019 (Dynamic Weight Average)",
-            defaults: "temperature=2 (T; weights 1 in epochs 0 and 1; per-epoch mean losses accumulated \
+            defaults:
+                "temperature=2 (T; weights 1 in epochs 0 and 1; per-epoch mean losses accumulated \
                        from the steps)",
             tested_by: "golden libmtl_DWA.json (tests/dwa.rs)",
         },

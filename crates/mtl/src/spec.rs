@@ -3,12 +3,16 @@
 //! without the code that first built it.
 //!
 //! A spec covers the models `mtl` can name: an MLP trunk shared by every task (hard
-//! sharing) or MMoE over MLP experts, with classification, binary and regression heads.
+//! sharing), MMoE over MLP experts, or cross-stitch towers of MLP stages, with
+//! classification, binary and regression heads.
 //! A model assembled by hand from other parts trains the same way but has no spec, so
 //! it cannot be bundled.
 
 use crate::model::MultiTaskModel;
-use mtl_core::{task_path, Error, HardSharing, MlpBuilder, MlpConfig, MmoeConfig, Result};
+use mtl_core::{
+    task_path, BackboneBuilder, CrossStitchConfig, Error, HardSharing, MlpBuilder, MlpConfig,
+    MmoeConfig, Result,
+};
 use mtl_data::{TargetData, TaskData};
 use mtl_heads::{BinaryHead, ClassificationHead, RegressionHead, RegressionLoss, TaskHead};
 use serde::{Deserialize, Serialize};
@@ -32,6 +36,15 @@ pub enum ArchSpec {
         /// Each expert: an MLP from the input width.
         expert: MlpBuilder,
     },
+    /// Cross-stitch networks ([`CrossStitch`](mtl_core::CrossStitch)) under
+    /// `cross_stitch`: one tower per task, stage `l` built by `stages[l]`, a learned
+    /// K×K unit mixing the towers after every stage.
+    CrossStitch {
+        /// Input width, number of tasks and the units' starting weights.
+        config: CrossStitchConfig,
+        /// Each stage of every tower: an MLP from the previous stage's width.
+        stages: Vec<MlpBuilder>,
+    },
 }
 
 impl ArchSpec {
@@ -40,6 +53,7 @@ impl ArchSpec {
         match self {
             ArchSpec::HardSharing { trunk } => trunk.sizes.first().copied().unwrap_or(0),
             ArchSpec::Mmoe { config, .. } => config.in_dim,
+            ArchSpec::CrossStitch { config, .. } => config.in_dim,
         }
     }
 }
@@ -223,6 +237,20 @@ impl ModelSpec {
                     });
                 }
                 let arch = config.build(&(&root / "mmoe"), expert)?;
+                let heads = build_heads(&mtl_core::Architecture::feature_dims(&arch))?;
+                MultiTaskModel::new(vs, arch, heads)?
+            }
+            ArchSpec::CrossStitch { config, stages } => {
+                if config.num_tasks != k {
+                    return Err(Error::TaskCount {
+                        context: "model spec: cross-stitch towers vs heads".into(),
+                        expected: config.num_tasks,
+                        got: k,
+                    });
+                }
+                let stages: Vec<&dyn BackboneBuilder> =
+                    stages.iter().map(|b| b as &dyn BackboneBuilder).collect();
+                let arch = config.build(&(&root / "cross_stitch"), &stages)?;
                 let heads = build_heads(&mtl_core::Architecture::feature_dims(&arch))?;
                 MultiTaskModel::new(vs, arch, heads)?
             }
