@@ -298,33 +298,7 @@ impl MultiTaskDataset {
     /// validation, `test` to test (each rounded to the nearest row), the rest to train.
     /// Fractions must be finite, in `[0, 1)`, and leave at least one training row.
     pub fn split_rows(&self, validation: f64, test: f64, seed: u64) -> Result<SplitRows> {
-        for (what, f) in [("validation", validation), ("test", test)] {
-            if !f.is_finite() || !(0.0..1.0).contains(&f) {
-                return Err(Error::config(format!(
-                    "split: {what} fraction must be in [0, 1), got {f}"
-                )));
-            }
-        }
-        let n = self.len();
-        let n_val = (n as f64 * validation).round() as usize;
-        let n_test = (n as f64 * test).round() as usize;
-        if n > 0 && n_val + n_test >= n {
-            return Err(Error::config(format!(
-                "split: validation {validation} + test {test} of {n} rows leaves no training rows"
-            )));
-        }
-        let mut order: Vec<usize> = (0..n).collect();
-        order.shuffle(&mut derive_rng(seed, "split"));
-        let part = |range: std::ops::Range<usize>| {
-            let mut rows = order[range].to_vec();
-            rows.sort_unstable();
-            rows
-        };
-        Ok(SplitRows {
-            validation: part(0..n_val),
-            test: part(n_val..n_val + n_test),
-            train: part(n_val + n_test..n),
-        })
+        split_rows(self.len(), validation, test, seed)
     }
 
     /// A seeded random split into train, validation and test (see
@@ -599,6 +573,37 @@ fn validate_task(k: usize, task: &mut TaskData, n: usize) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The rows of a seeded split of `n` rows (see [`MultiTaskDataset::split_rows`]); every
+/// dataset kind splits by this one rule, so the same N and seed give the same rows.
+pub(crate) fn split_rows(n: usize, validation: f64, test: f64, seed: u64) -> Result<SplitRows> {
+    for (what, f) in [("validation", validation), ("test", test)] {
+        if !f.is_finite() || !(0.0..1.0).contains(&f) {
+            return Err(Error::config(format!(
+                "split: {what} fraction must be in [0, 1), got {f}"
+            )));
+        }
+    }
+    let n_val = (n as f64 * validation).round() as usize;
+    let n_test = (n as f64 * test).round() as usize;
+    if n > 0 && n_val + n_test >= n {
+        return Err(Error::config(format!(
+            "split: validation {validation} + test {test} of {n} rows leaves no training rows"
+        )));
+    }
+    let mut order: Vec<usize> = (0..n).collect();
+    order.shuffle(&mut derive_rng(seed, "split"));
+    let part = |range: std::ops::Range<usize>| {
+        let mut rows = order[range].to_vec();
+        rows.sort_unstable();
+        rows
+    };
+    Ok(SplitRows {
+        validation: part(0..n_val),
+        test: part(n_val..n_val + n_test),
+        train: part(n_val + n_test..n),
+    })
 }
 
 #[cfg(test)]

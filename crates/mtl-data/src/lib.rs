@@ -29,6 +29,7 @@ mod csv;
 mod csv_features;
 mod dataset;
 mod idx;
+mod joint_data;
 mod locate;
 mod mmoe_synthetic;
 mod mnist;
@@ -45,6 +46,7 @@ mod source;
 mod standardize;
 mod target;
 mod target_scale;
+mod tensor_dataset;
 mod toy;
 
 pub use crate::csv::{
@@ -61,6 +63,7 @@ pub use census::{
 };
 pub use dataset::{MultiTaskDataset, Split, SplitRows, MAX_CLASSES};
 pub use idx::{parse_idx, read_idx};
+pub use joint_data::JointData;
 pub use locate::{cache_data_dir, data_dir, data_root};
 pub use mmoe_synthetic::{mmoe_synthetic, MmoeSyntheticConfig};
 pub use mnist::{mnist, multi_mnist, MultiMnistConfig};
@@ -77,6 +80,7 @@ pub use standardize::{
 };
 pub use target::{TargetData, TaskData};
 pub use target_scale::{TargetScale, TargetStandardizer};
+pub use tensor_dataset::{TensorDataset, TensorSplit, TensorTask};
 pub use toy::{toy_objectives, toy_objectives_f64, TOY_LOWER};
 
 // The versions this crate was built with, so a dependent crate converts data with the

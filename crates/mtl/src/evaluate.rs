@@ -6,7 +6,7 @@
 
 use crate::model::MultiTaskModel;
 use mtl_core::{Error, Result, TaskTarget};
-use mtl_data::{MultiInputData, MultiTaskDataset, TargetScale};
+use mtl_data::{JointData, MultiInputData, TargetScale};
 use mtl_heads::{MetricValue, Metrics};
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
@@ -40,9 +40,11 @@ impl Evaluation {
 }
 
 /// Evaluates `model` on `data` in evaluation mode (dropout off), batch by batch.
-pub fn evaluate(
+///
+/// `data` is any [`JointData`]: table rows, tensors of any shape, or a user's own.
+pub fn evaluate<D: JointData + ?Sized>(
     model: &MultiTaskModel,
-    data: &MultiTaskDataset,
+    data: &D,
     batch_size: usize,
 ) -> Result<Evaluation> {
     let k = model.num_tasks();
@@ -51,8 +53,8 @@ pub fn evaluate(
     let mut labelled = vec![0.0; k];
     let device = model.device();
     tch::no_grad(|| -> Result<()> {
-        for batch in data.batches(batch_size, None)? {
-            let batch = batch.to_device(device);
+        for batch in data.joint_batches(batch_size, None)? {
+            let batch = batch?.to_device(device);
             let fwd = model.forward_t(&batch.x, false)?;
             let losses = model.losses(&fwd.outputs, &batch.targets)?;
             for t in 0..k {

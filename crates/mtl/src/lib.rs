@@ -127,7 +127,10 @@ pub mod prelude {
         DeviceRequest, Error, HardSharing, LrSchedule, MlpBuilder, MlpConfig, MmoeConfig,
         MultiInput, OptimizerConfig, Result, TaskTarget,
     };
-    pub use mtl_data::{MultiInputData, MultiTaskDataset, Standardizer, TaskData, TaskSampling};
+    pub use mtl_data::{
+        JointData, MultiInputData, MultiTaskDataset, Standardizer, TaskData, TaskSampling,
+        TensorDataset, TensorTask,
+    };
     pub use mtl_heads::{
         BinaryHead, ClassificationHead, MultiLabelHead, RegressionHead, RegressionLoss, TaskHead,
     };

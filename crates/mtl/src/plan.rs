@@ -13,16 +13,15 @@ use crate::model::MultiTaskModel;
 use crate::step::StepData;
 use mtl_core::checkpoint::{rng_from_state, rng_state};
 use mtl_core::{derive_rng, Error, Result, SeededRng};
-use mtl_data::{MultiInputData, MultiTaskDataset, ScheduleConfig, TaskSampling, TaskSchedule};
+use mtl_data::{JointData, MultiInputData, ScheduleConfig, TaskSampling, TaskSchedule};
 use serde_json::json;
 
 /// What a fit trains and validates on.
-#[derive(Debug)]
 pub(crate) enum Plan<'a> {
     /// One dataset for every task.
     Joint {
-        train: &'a MultiTaskDataset,
-        validation: Option<&'a MultiTaskDataset>,
+        train: &'a dyn JointData,
+        validation: Option<&'a dyn JointData>,
         rng: Box<SeededRng>,
         steps_per_epoch: u64,
     },
@@ -39,8 +38,8 @@ impl<'a> Plan<'a> {
     pub(crate) fn joint(
         cfg: &TrainerConfig,
         k: usize,
-        train: &'a MultiTaskDataset,
-        validation: Option<&'a MultiTaskDataset>,
+        train: &'a dyn JointData,
+        validation: Option<&'a dyn JointData>,
     ) -> Result<Self> {
         check_task_count(k, "", train.num_tasks(), validation.map(|v| v.num_tasks()))?;
         if train.is_empty() {
@@ -131,11 +130,12 @@ impl<'a> Plan<'a> {
     }
 
     /// The steps of one epoch, in order: `None` for a step that has nothing to train
-    /// (every drawn batch dropped as short), which still counts as a step.
+    /// (every drawn batch dropped as short), which still counts as a step; an error
+    /// where a batch could not be assembled.
     pub(crate) fn epoch(
         &mut self,
         cfg: &TrainerConfig,
-    ) -> Result<Box<dyn Iterator<Item = Option<StepData>> + '_>> {
+    ) -> Result<Box<dyn Iterator<Item = Result<Option<StepData>>> + '_>> {
         let (batch_size, drop_last) = (cfg.batch_size, cfg.drop_last);
         match self {
             Plan::Joint {
@@ -146,11 +146,11 @@ impl<'a> Plan<'a> {
             } => {
                 // Batches come in full until the last, so taking `steps_per_epoch` of
                 // them is what drops a short last one.
-                let batches = train.batches(batch_size, Some(&mut **rng))?;
+                let batches = train.joint_batches(batch_size, Some(&mut **rng))?;
                 Ok(Box::new(
                     batches
                         .take(*steps_per_epoch as usize)
-                        .map(|b| Some(StepData::Joint(b))),
+                        .map(|b| b.map(|b| Some(StepData::Joint(b)))),
                 ))
             }
             Plan::PerTask { schedule, .. } => {
@@ -160,7 +160,7 @@ impl<'a> Plan<'a> {
                     if drop_last {
                         parts.retain(|(_, b)| b.len() == batch_size);
                     }
-                    (!parts.is_empty()).then_some(StepData::PerTask(parts))
+                    Ok((!parts.is_empty()).then_some(StepData::PerTask(parts)))
                 })))
             }
         }
@@ -179,7 +179,7 @@ impl<'a> Plan<'a> {
                 ..
             } => {
                 let _span = tracing::info_span!("eval", rows = v.len()).entered();
-                Ok(Some(evaluate(model, v, batch)?))
+                Ok(Some(evaluate(model, *v, batch)?))
             }
             Plan::PerTask {
                 validation: Some(v),

@@ -21,7 +21,7 @@ use crate::task_optimizers::TaskOptimizers;
 use mtl_core::checkpoint::Checkpoint;
 use mtl_core::files::{self, OutputLock};
 use mtl_core::{Error, Result};
-use mtl_data::{MultiTaskDataset, TargetData};
+use mtl_data::JointData;
 use mtl_losses::Method;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -146,10 +146,10 @@ fn resume_key(cfg: &TrainerConfig) -> serde_json::Value {
 fn data_sha256(plan: &Plan<'_>) -> Result<String> {
     let mut h = Sha256::new();
     match plan {
-        Plan::Joint { train, .. } => hash_dataset(&mut h, train),
+        Plan::Joint { train, .. } => train.fingerprint(&mut |b| h.update(b)),
         Plan::PerTask { train, .. } => {
             for k in 0..train.num_tasks() {
-                hash_dataset(&mut h, train.dataset(k)?);
+                train.dataset(k)?.fingerprint(&mut |b| h.update(b));
             }
         }
     }
@@ -157,52 +157,6 @@ fn data_sha256(plan: &Plan<'_>) -> Result<String> {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect::<String>())
-}
-
-/// Feeds fixed-size values to the hash in blocks (one update per value is slow).
-fn hash_values<const N: usize>(h: &mut Sha256, values: impl Iterator<Item = [u8; N]>) {
-    let mut block = Vec::with_capacity(N * 4096);
-    for v in values {
-        block.extend_from_slice(&v);
-        if block.len() >= N * 4096 {
-            h.update(&block);
-            block.clear();
-        }
-    }
-    h.update(&block);
-}
-
-fn hash_text(h: &mut Sha256, text: &str) {
-    h.update((text.len() as u64).to_le_bytes());
-    h.update(text.as_bytes());
-}
-
-fn hash_dataset(h: &mut Sha256, ds: &MultiTaskDataset) {
-    let x = ds.features();
-    for n in x.shape() {
-        h.update((*n as u64).to_le_bytes());
-    }
-    hash_values(h, x.iter().map(|v| v.to_le_bytes()));
-    h.update((ds.tasks().len() as u64).to_le_bytes());
-    for task in ds.tasks() {
-        hash_text(h, &task.name);
-        hash_text(h, task.data.kind_name());
-        h.update((task.data.output_dim() as u64).to_le_bytes());
-        match &task.data {
-            TargetData::Classes { labels, .. } => {
-                hash_values(h, labels.iter().map(|v| v.to_le_bytes()))
-            }
-            TargetData::Binary(v) => hash_values(h, v.iter().map(|v| v.to_le_bytes())),
-            TargetData::Regression(v) => hash_values(h, v.iter().map(|v| v.to_le_bytes())),
-        }
-        match &task.mask {
-            None => h.update([0u8]),
-            Some(m) => {
-                h.update([1u8]);
-                hash_values(h, m.iter().map(|&b| [u8::from(b)]));
-            }
-        }
-    }
 }
 
 /// The paths where two JSON values differ, as "`path`: saved A, now B".

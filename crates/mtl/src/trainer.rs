@@ -18,7 +18,7 @@ use crate::step::{train_step, GradMode, StepOutcome};
 use crate::task_optimizers::TaskOptimizers;
 use crate::tracking::{Hooks, Observers, RunStart, StepRecord, TrainingObserver};
 use mtl_core::{clip_grad_norm, derive_rng, params, Error, Result};
-use mtl_data::{MultiInputData, MultiTaskDataset, TaskSampling};
+use mtl_data::{JointData, MultiInputData, TaskSampling};
 use mtl_losses::Method;
 use rand::RngCore;
 use std::path::PathBuf;
@@ -151,12 +151,18 @@ impl Trainer {
 
     /// Trains `model` on `train`, validating on `validation` after every epoch when
     /// given. With early stopping the model ends with the best epoch's weights.
-    pub fn fit(
+    ///
+    /// The data is any [`JointData`]: a [`MultiTaskDataset`] of table rows, a
+    /// [`TensorDataset`](mtl_data::TensorDataset) of images, token ids or per-pixel
+    /// targets, or a user's own.
+    pub fn fit<D: JointData>(
         &mut self,
         model: &mut MultiTaskModel,
-        train: &MultiTaskDataset,
-        validation: Option<&MultiTaskDataset>,
+        train: &D,
+        validation: Option<&D>,
     ) -> Result<RunReport> {
+        let train = as_dyn(train);
+        let validation = validation.map(as_dyn);
         let plan = Plan::joint(&self.config, model.num_tasks(), train, validation)?;
         self.run(model, plan)
     }
@@ -278,6 +284,7 @@ impl Trainer {
             mtl_core::seed_everything(epoch_seed(cfg.seed, epoch));
             let mut sums = EpochSums::new(k);
             for data in plan.epoch(&cfg)? {
+                let data = data?;
                 let step = state.step;
                 state.step += 1;
                 let Some(data) = data else { continue };
@@ -475,4 +482,9 @@ impl EpochSums {
     fn mean_norm(&self) -> f64 {
         self.per_update(self.norm)
     }
+}
+
+/// `data` as a trait object; a free function so the lifetime of the borrow carries over.
+fn as_dyn<D: JointData>(data: &D) -> &dyn JointData {
+    data
 }
