@@ -124,12 +124,94 @@ impl DeltaM {
         Self::from_values(&values)
     }
 
+    /// Δm over every metric, as LibMTL computes it for NYUv2 and Cityscapes: task k's
+    /// term is the mean of the signed relative changes of all the metrics its head
+    /// reports (each by its own direction: mIoU up, depth error down, …), and Δm is the
+    /// mean of the K terms, so a task with five metrics weighs as much as one with one.
+    /// `tasks` holds one entry per (task, metric); each entry's `negative_transfer` is
+    /// its task's verdict (the task's mean term is positive).
+    ///
+    /// ```
+    /// use mtl::{DeltaM, Evaluation};
+    /// use mtl::heads::MetricValue;
+    /// let eval = |miou: f64, err: f64| Evaluation {
+    ///     tasks: vec!["segment".into(), "depth".into()],
+    ///     losses: vec![0.0, 0.0],
+    ///     metrics: vec![
+    ///         vec![MetricValue::new("miou", miou, true), MetricValue::new("pixel_accuracy", 0.8, true)],
+    ///         vec![MetricValue::new("abs_err", err, false)],
+    ///     ],
+    /// };
+    /// let base = eval(0.50, 0.40);
+    /// let dm = DeltaM::compute_all_metrics(&eval(0.55, 0.44), &[base.clone(), base])?;
+    /// // segment: (−10 % + 0 %) / 2 = −5 %; depth: +10 %; Δm = 2.5 %.
+    /// assert!((dm.delta_m - 2.5).abs() < 1e-9);
+    /// assert_eq!(dm.negative_transfer(), ["depth"]);
+    /// # Ok::<(), mtl::core::Error>(())
+    /// ```
+    pub fn compute_all_metrics(model: &Evaluation, baselines: &[Evaluation]) -> Result<Self> {
+        let k = model.tasks.len();
+        if baselines.len() != k {
+            return Err(Error::TaskCount {
+                context: "Δm baselines".into(),
+                expected: k,
+                got: baselines.len(),
+            });
+        }
+        let mut entries = Vec::new();
+        let mut task_terms = Vec::with_capacity(k);
+        for (t, (name, base)) in model.tasks.iter().zip(baselines).enumerate() {
+            let bt = base.tasks.iter().position(|n| n == name).ok_or_else(|| {
+                Error::config(format!(
+                    "Δm: the baseline for task `{name}` evaluates {:?}",
+                    base.tasks
+                ))
+            })?;
+            let metrics = model.metrics.get(t).map(Vec::as_slice).unwrap_or_default();
+            if metrics.is_empty() {
+                return Err(Error::config(format!(
+                    "Δm: task `{name}` reports no metric"
+                )));
+            }
+            let mut values = Vec::with_capacity(metrics.len());
+            for m in metrics {
+                let baseline = base.metric(bt, &m.name).ok_or_else(|| {
+                    Error::config(format!(
+                        "Δm: the baseline for task `{name}` lacks metric `{}`",
+                        m.name
+                    ))
+                })?;
+                values.push((
+                    name.clone(),
+                    m.name.clone(),
+                    m.higher_is_better,
+                    m.value,
+                    baseline,
+                ));
+            }
+            let task = Self::from_values(&values)?;
+            let worse = task.delta_m > 0.0;
+            task_terms.push(task.delta_m);
+            entries.extend(task.tasks.into_iter().map(|mut e| {
+                e.negative_transfer = worse;
+                e
+            }));
+        }
+        Ok(DeltaM {
+            delta_m: task_terms.iter().sum::<f64>() / k as f64,
+            tasks: entries,
+        })
+    }
+
     /// The tasks that do worse than their baselines.
     pub fn negative_transfer(&self) -> Vec<&str> {
-        self.tasks
-            .iter()
-            .filter(|t| t.negative_transfer)
-            .map(|t| t.task.as_str())
-            .collect()
+        let mut names: Vec<&str> = Vec::new();
+        for t in self.tasks.iter().filter(|t| t.negative_transfer) {
+            // One entry per metric under `compute_all_metrics`: each task once.
+            if !names.contains(&t.task.as_str()) {
+                names.push(&t.task);
+            }
+        }
+        names
     }
 }
