@@ -28,6 +28,7 @@ mod census;
 mod csv;
 mod csv_features;
 mod dataset;
+mod dense_scenes;
 mod idx;
 mod joint_data;
 mod locate;
@@ -62,6 +63,7 @@ pub use census::{
     CENSUS_COLUMNS, CENSUS_NUMERIC,
 };
 pub use dataset::{MultiTaskDataset, Split, SplitRows, MAX_CLASSES};
+pub use dense_scenes::{dense_scenes, DenseScenesConfig, SCENE_CLASSES};
 pub use idx::{parse_idx, read_idx};
 pub use joint_data::JointData;
 pub use locate::{cache_data_dir, data_dir, data_root};
