@@ -248,6 +248,19 @@ impl TensorDataset {
         })
     }
 
+    /// The same rows with only task `k`, for a single-task baseline.
+    pub fn only_task(&self, k: usize) -> Result<Self> {
+        let task = self.tasks.get(k).ok_or_else(|| Error::TaskCount {
+            context: format!("TensorDataset::only_task({k})"),
+            expected: self.tasks.len(),
+            got: k + 1,
+        })?;
+        Ok(TensorDataset {
+            features: self.features.shallow_clone(),
+            tasks: vec![task.clone()],
+        })
+    }
+
     /// The batch of rows `rows` (indices into this dataset).
     pub fn batch(&self, rows: &[usize]) -> Result<Batch> {
         let sub = self.subset(rows)?;
