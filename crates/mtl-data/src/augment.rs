@@ -52,8 +52,16 @@
 //!   is LibMTL's NYUv2 rule (`depth / sc` in `RandomScaleCrop`): magnifying the image
 //!   `s` times looks like moving the camera `s` times closer.
 //! * **Normals**: bilinear, then scaled back to unit length (a blend of unit vectors is
-//!   shorter); a zero vector — no normal measured — stays zero.
+//!   shorter); a zero vector — no normal measured — stays zero, and a pixel blended from
+//!   measured and unmeasured neighbours takes the measured ones' direction.
 //! * Row-level masks `[B]` and [`Row`](TargetLayout::Row) targets are untouched.
+//!
+//! Against LibMTL's NYUv2 `RandomScaleCrop` (`examples/nyu/create_dataset.py`): the
+//! same nearest-and-divide rule for depth and the same window-then-resize scaling, but
+//! the scale is drawn from a range rather than from `{1.0, 1.2, 1.5}` (use
+//! `random_scale(1.0, 1.5)` for that span), pixel centres are aligned
+//! (`align_corners = false` rather than `true`, so nearest and bilinear sample the same
+//! points), and normals are re-normalised after blending (LibMTL leaves them shorter).
 //!
 //! Everything is checked before anything is drawn, so a refused batch leaves the
 //! generator where it was. The same seed gives the same batch, bit for bit, on the CPU.
