@@ -15,6 +15,9 @@
 //!   Census-Income KDD with the MMoE task groups ([`census_income`]), Linnerud, the 8×8
 //!   digits with derived tasks, the MMoE synthetic regression, and the CAGrad toy
 //!   objectives ([`toy_objectives`]).
+//! - **Augmentation** of image batches that keeps dense targets (class maps, depth,
+//!   normals) aligned with the image: seeded random crop, horizontal flip and scale
+//!   ([`Augmentation`], one [`TargetLayout`] per task).
 //! - **Heterogeneous tasks**, each with its own dataset ([`MultiInputData`]), drawn per
 //!   step by a seeded [`TaskSchedule`] (all, round-robin, proportional, temperature,
 //!   annealed).
@@ -23,6 +26,7 @@
 //! weightings in `mtl-losses`, the training loop in `mtl`.
 
 mod array;
+pub mod augment;
 mod batch;
 mod census;
 mod csv;
@@ -57,6 +61,7 @@ pub use crate::csv::{
 pub use crate::csv_features::{parse_csv_features, read_csv_features};
 pub use crate::safetensors::{parse_safetensors, read_safetensors};
 pub use array::{ArrayElement, DType, DenseArray};
+pub use augment::{Augmentation, AugmentationConfig, TargetLayout};
 pub use batch::{Batch, Batches};
 pub use census::{
     census_income, CensusConfig, CensusGroup, CensusIncome, CENSUS_COLLEGE_EDUCATION,
