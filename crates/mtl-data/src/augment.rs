@@ -254,6 +254,18 @@ impl Augmentation {
         &self.config.targets
     }
 
+    /// The same augmentation for batches of task `k` alone (a single-task baseline's).
+    pub fn only_task(&self, k: usize) -> Result<Augmentation> {
+        let layout = *self.config.targets.get(k).ok_or_else(|| Error::TaskCount {
+            context: format!("Augmentation::only_task({k})"),
+            expected: self.config.targets.len(),
+            got: k + 1,
+        })?;
+        let mut config = self.config.clone();
+        config.targets = vec![layout];
+        Ok(Augmentation { config })
+    }
+
     /// The crop size (height, width), when cropping.
     pub fn crop(&self) -> Option<(usize, usize)> {
         self.config.crop

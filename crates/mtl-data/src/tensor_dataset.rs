@@ -14,11 +14,13 @@
 //! [`read_npz`](crate::read_npz) or [`read_safetensors`](crate::read_safetensors) come
 //! in without a copy ([`DenseArray::into_tensor`](crate::DenseArray::into_tensor)).
 
+use crate::augment::Augmentation;
 use crate::batch::Batch;
 use crate::dataset::split_rows;
 use crate::joint_data::{feed_text, JointData};
 use mtl_core::{Error, Result, SeededRng, TaskTarget};
 use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
 use tch::{Device, Kind, Tensor};
 
 /// One task's targets over every row of a [`TensorDataset`].
@@ -99,6 +101,7 @@ impl Clone for TensorTask {
 pub struct TensorDataset {
     features: Tensor,
     tasks: Vec<TensorTask>,
+    augmentation: Option<Augmentation>,
 }
 
 /// A clone shares the tensors' storage: the dataset never writes into them.
@@ -107,6 +110,7 @@ impl Clone for TensorDataset {
         TensorDataset {
             features: self.features.shallow_clone(),
             tasks: self.tasks.clone(),
+            augmentation: self.augmentation.clone(),
         }
     }
 }
@@ -204,6 +208,7 @@ impl TensorDataset {
         Ok(TensorDataset {
             features,
             tasks: checked,
+            augmentation: None,
         })
     }
 
@@ -234,6 +239,7 @@ impl TensorDataset {
                 .iter()
                 .map(|t| t.select(&index))
                 .collect::<Result<_>>()?,
+            augmentation: self.augmentation.clone(),
         })
     }
 
@@ -248,6 +254,23 @@ impl TensorDataset {
         })
     }
 
+    /// The dataset with `augmentation` applied to every training batch (those drawn
+    /// with a generator, [`JointData::joint_batches`] with `Some(rng)`); evaluation
+    /// batches are left alone. The draws come from a generator seeded by the batch
+    /// generator after each epoch's shuffle, so a seeded run is repeatable and a
+    /// resumed run continues it exactly. Its layouts must be one per task.
+    pub fn with_augmentation(mut self, augmentation: Augmentation) -> Result<Self> {
+        if augmentation.targets().len() != self.tasks.len() {
+            return Err(Error::TaskCount {
+                context: "augmentation layouts vs TensorDataset tasks".into(),
+                expected: self.tasks.len(),
+                got: augmentation.targets().len(),
+            });
+        }
+        self.augmentation = Some(augmentation);
+        Ok(self)
+    }
+
     /// The same rows with only task `k`, for a single-task baseline.
     pub fn only_task(&self, k: usize) -> Result<Self> {
         let task = self.tasks.get(k).ok_or_else(|| Error::TaskCount {
@@ -255,9 +278,15 @@ impl TensorDataset {
             expected: self.tasks.len(),
             got: k + 1,
         })?;
+        // The augmentation's layouts are per task: keep task k's.
+        let augmentation = match &self.augmentation {
+            Some(a) => Some(a.only_task(k)?),
+            None => None,
+        };
         Ok(TensorDataset {
             features: self.features.shallow_clone(),
             tasks: vec![task.clone()],
+            augmentation,
         })
     }
 
@@ -301,16 +330,26 @@ impl JointData for TensorDataset {
             return Err(Error::config("batch size must be at least 1"));
         }
         let mut order: Vec<usize> = (0..JointData::len(self)).collect();
+        let mut augment = None;
         if let Some(rng) = rng {
             order.shuffle(rng);
+            if let Some(a) = &self.augmentation {
+                augment = Some((a, SeededRng::seed_from_u64(rng.gen())));
+            }
         }
         let chunks: Vec<Vec<usize>> = order.chunks(batch_size).map(<[usize]>::to_vec).collect();
-        Ok(Box::new(
-            chunks.into_iter().map(move |rows| self.batch(&rows)),
-        ))
+        Ok(Box::new(chunks.into_iter().map(move |rows| {
+            let batch = self.batch(&rows)?;
+            match &mut augment {
+                Some((a, draws)) => a.apply(&batch, draws),
+                None => Ok(batch),
+            }
+        })))
     }
 
     fn fingerprint(&self, feed: &mut dyn FnMut(&[u8])) {
+        // The augmentation decides what the model sees: another one is other data.
+        feed_text(feed, &format!("{:?}", self.augmentation));
         feed_tensor(feed, &self.features);
         feed(&(self.tasks.len() as u64).to_le_bytes());
         for t in &self.tasks {

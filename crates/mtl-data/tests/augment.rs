@@ -639,3 +639,42 @@ fn an_empty_batch_comes_out_empty_at_the_output_size() {
     assert_eq!(out.x.size(), [0, 3, 4, 4]);
     assert_eq!(out.targets[0].values.size(), [0, 4, 4]);
 }
+
+#[test]
+fn a_tensor_dataset_augments_training_batches_only_and_repeats_with_its_seed() {
+    use mtl_data::{JointData, TensorDataset, TensorTask};
+    let n = 6;
+    let x = Tensor::arange(n * 16, (Kind::Float, tch::Device::Cpu)).view([n, 1, 4, 4]);
+    let labels = Tensor::arange(n * 16, (Kind::Int64, tch::Device::Cpu)).view([n, 4, 4]);
+    let plain =
+        TensorDataset::new(x.shallow_clone(), vec![TensorTask::new("segment", labels)]).unwrap();
+    let flip = AugmentationConfig::new([TargetLayout::Classes])
+        .horizontal_flip(1.0)
+        .build()
+        .unwrap();
+    let data = plain.clone().with_augmentation(flip.clone()).unwrap();
+    let batch = |d: &TensorDataset, seed: Option<u64>| {
+        let mut rng = seed.map(|s| mtl_core::derive_rng(s, "batches"));
+        d.joint_batches(n as usize, rng.as_mut())
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+    };
+    // Evaluation (no generator): untouched.
+    assert!(batch(&data, None).x.equal(&batch(&plain, None).x));
+    // Training: every image mirrored, its labels with it, the same with the same seed.
+    let (a, b) = (batch(&data, Some(1)), batch(&data, Some(1)));
+    assert!(a.x.equal(&b.x));
+    let unflipped = batch(&plain, Some(1));
+    assert!(a.x.equal(&unflipped.x.flip([3])));
+    assert!(a.targets[0]
+        .values
+        .equal(&unflipped.targets[0].values.flip([2])));
+    // One layout per task.
+    let two = AugmentationConfig::new([TargetLayout::Classes, TargetLayout::Row])
+        .build()
+        .unwrap();
+    assert!(plain.with_augmentation(two).is_err());
+    assert_eq!(data.only_task(0).unwrap().len(), n as usize);
+}
