@@ -97,7 +97,18 @@ pub fn write_npy(path: impl AsRef<Path>, array: &DenseArray) -> Result<()> {
 }
 
 /// Reads one whole `.npy` stream (also an `.npz` member).
-pub(crate) fn read_from(src: &mut Source<'_>) -> Result<DenseArray> {
+/// An NPY file's layout: what its header says and where its payload starts.
+pub(crate) struct NpyLayout {
+    pub(crate) dtype: DType,
+    /// Whether the payload is big-endian (its bytes need swapping).
+    pub(crate) swap: bool,
+    pub(crate) fortran_order: bool,
+    /// The shape as the header gives it.
+    pub(crate) shape: Vec<usize>,
+}
+
+/// Reads the magic, version and header dict, leaving `src` at the payload.
+pub(crate) fn read_layout(src: &mut Source<'_>) -> Result<NpyLayout> {
     let mut magic = [0u8; 8];
     src.read_exact(&mut magic, "NPY magic and version")?;
     if &magic[..6] != MAGIC {
@@ -147,9 +158,24 @@ pub(crate) fn read_from(src: &mut Source<'_>) -> Result<DenseArray> {
             format!("descr `{descr}`"),
         )
     })?;
+    Ok(NpyLayout {
+        dtype,
+        swap,
+        fortran_order: header.fortran_order,
+        shape: header.shape,
+    })
+}
+
+pub(crate) fn read_from(src: &mut Source<'_>) -> Result<DenseArray> {
+    let NpyLayout {
+        dtype,
+        swap,
+        fortran_order,
+        shape: header_shape,
+    } = read_layout(src)?;
     let payload_start = src.offset();
-    let mut shape = header.shape.clone();
-    if header.fortran_order {
+    let mut shape = header_shape.clone();
+    if fortran_order {
         shape.reverse();
     }
     let mut array = src.read_array(dtype, &shape)?;
@@ -164,10 +190,10 @@ pub(crate) fn read_from(src: &mut Source<'_>) -> Result<DenseArray> {
             show_bytes(&array.as_bytes()[i..i + 1]),
         ));
     }
-    if header.fortran_order && header.shape.len() > 1 {
+    if fortran_order && header_shape.len() > 1 {
         // Read as the C-order array of the reversed shape, i.e. the transpose.
         let t = array.into_tensor();
-        let dims: Vec<i64> = (0..header.shape.len() as i64).rev().collect();
+        let dims: Vec<i64> = (0..header_shape.len() as i64).rev().collect();
         let c_order = t.f_permute(dims.as_slice())?.f_contiguous()?;
         array = DenseArray::from_tensor(&c_order)?;
     }
