@@ -1,60 +1,5 @@
-//! A fully convolutional encoder–decoder [`Backbone`] for dense prediction
-//! (segmentation, depth, normals): images `[B, C, H, W]` in, feature maps
-//! `[B, C_out, H, W]` out, at the input's resolution.
-//!
-//! The encoder is a small ResNet (He et al., "Deep Residual Learning for Image
-//! Recognition", CVPR 2016) made dilated as in DeepLab (Chen et al., "DeepLab", TPAMI
-//! 2018) and LibMTL's NYUv2 `resnet_dilated`: the last stages keep their resolution and
-//! widen their receptive field with dilated convolutions instead of striding. The
-//! decoder undoes the remaining downsampling with bilinear upsampling, each step
-//! followed by a 3×3 convolution.
-//!
-//! ```text
-//! stem      conv3×3 (C → w₀) ─ norm ─ ReLU
-//! stage s   residual blocks at width w_s; the first block of stage s ≥ 1 halves the
-//!           resolution (stride 2), unless s is one of the last `dilated_stages`
-//!           stages, which keep it and use dilation 2, 4, …
-//! block     conv3×3 ─ norm ─ ReLU ─ conv3×3 ─ norm, plus the input (through a 1×1
-//!           conv ─ norm where the width or resolution changes), then ReLU
-//! decoder   per strided stage, last first: bilinear ×2 ─ conv3×3 (→ w_{s−1}) ─ norm ─ ReLU;
-//!           then conv3×3 (→ C_out) ─ norm ─ ReLU
-//! ```
-//!
-//! The norm is batch normalisation ([`ConvNorm::Batch`], the default) or none. Batch norm
-//! normalises with the batch's statistics when `forward_t`'s `train` is true and
-//! updates its running mean and variance; with `train` false it uses them. They are
-//! var-store variables (`…/running_mean`, `…/running_var`) that do not require
-//! gradients, so checkpoints and bundles save them and the optimisers leave them alone.
-//! A convolution followed by batch norm has no bias (the norm's own shift replaces it,
-//! as in torchvision's ResNet); without a norm every convolution has one. Weights start
-//! as [`Init`] says, PyTorch's `nn.Conv2d` default unless set; batch norm starts at
-//! weight 1, bias 0, as `nn.BatchNorm2d`.
-//!
-//! **Spatial sizes.** The encoder downsamples by [`ConvNetConfig::downsampling_factor`]
-//! `f = 2^(strided stages)`; the input's height and width must be multiples of `f`
-//! (otherwise a [`Error::Shape`] naming the size and the factor), so the decoder's ×2
-//! steps land exactly on the input's resolution. Nothing is cropped or padded.
-//!
-//! For one encoder shared by every task and a decoder per task, see
-//! [`ConvNetConfig::build_with_task_decoders`].
-//!
-//! ```
-//! use mtl_core::{Backbone, ConvNetConfig};
-//! use tch::{nn, Device, Kind, Tensor};
-//!
-//! let vs = nn::VarStore::new(Device::Cpu);
-//! // Three stages of 8, 16, 16 channels; the last one dilated, so the encoder
-//! // downsamples by 2.
-//! let cfg = ConvNetConfig::new(3).widths([8, 16, 16]).out_channels(12);
-//! assert_eq!(cfg.downsampling_factor()?, 2);
-//! let net = cfg.build(&(vs.root() / "trunk"))?;
-//! let x = Tensor::randn([2, 3, 8, 12], (Kind::Float, Device::Cpu));
-//! assert_eq!(net.forward_t(&x, true)?.size(), [2, 12, 8, 12]);
-//! // An odd size names the size and the factor.
-//! let odd = Tensor::zeros([2, 3, 7, 12], (Kind::Float, Device::Cpu));
-//! assert!(net.forward_t(&odd, false).unwrap_err().to_string().contains("7×12"));
-//! # Ok::<(), mtl_core::Error>(())
-//! ```
+//! [`ConvNetConfig`] and [`ConvNet`]: a dilated-ResNet encoder–decoder over
+//! `[B, C, H, W]` images for dense prediction (documented on the config).
 
 use super::builder::BackboneBuilder;
 use super::{Backbone, HardSharing, TaskTowers};
@@ -78,7 +23,64 @@ pub enum ConvNorm {
 const BN_EPS: f64 = 1e-5;
 const BN_MOMENTUM: f64 = 0.1;
 
-/// Configuration of a [`ConvNet`]; see the [module](self) documentation.
+/// Configuration of a [`ConvNet`], a fully convolutional encoder–decoder
+/// [`Backbone`] for dense prediction
+/// (segmentation, depth, normals): images `[B, C, H, W]` in, feature maps
+/// `[B, C_out, H, W]` out, at the input's resolution.
+///
+/// The encoder is a small ResNet (He et al., "Deep Residual Learning for Image
+/// Recognition", CVPR 2016) made dilated as in DeepLab (Chen et al., "DeepLab", TPAMI
+/// 2018) and LibMTL's NYUv2 `resnet_dilated`: the last stages keep their resolution and
+/// widen their receptive field with dilated convolutions instead of striding. The
+/// decoder undoes the remaining downsampling with bilinear upsampling, each step
+/// followed by a 3×3 convolution.
+///
+/// ```text
+/// stem      conv3×3 (C → w₀) ─ norm ─ ReLU
+/// stage s   residual blocks at width w_s; the first block of stage s ≥ 1 halves the
+///           resolution (stride 2), unless s is one of the last `dilated_stages`
+///           stages, which keep it and use dilation 2, 4, …
+/// block     conv3×3 ─ norm ─ ReLU ─ conv3×3 ─ norm, plus the input (through a 1×1
+///           conv ─ norm where the width or resolution changes), then ReLU
+/// decoder   per strided stage, last first: bilinear ×2 ─ conv3×3 (→ w_{s−1}) ─ norm ─ ReLU;
+///           then conv3×3 (→ C_out) ─ norm ─ ReLU
+/// ```
+///
+/// The norm is batch normalisation ([`ConvNorm::Batch`], the default) or none. Batch norm
+/// normalises with the batch's statistics when `forward_t`'s `train` is true and
+/// updates its running mean and variance; with `train` false it uses them. They are
+/// var-store variables (`…/running_mean`, `…/running_var`) that do not require
+/// gradients, so checkpoints and bundles save them and the optimisers leave them alone.
+/// A convolution followed by batch norm has no bias (the norm's own shift replaces it,
+/// as in torchvision's ResNet); without a norm every convolution has one. Weights start
+/// as [`Init`] says, PyTorch's `nn.Conv2d` default unless set; batch norm starts at
+/// weight 1, bias 0, as `nn.BatchNorm2d`.
+///
+/// **Spatial sizes.** The encoder downsamples by [`ConvNetConfig::downsampling_factor`]
+/// `f = 2^(strided stages)`; the input's height and width must be multiples of `f`
+/// (otherwise a [`Error::Shape`] naming the size and the factor), so the decoder's ×2
+/// steps land exactly on the input's resolution. Nothing is cropped or padded.
+///
+/// For one encoder shared by every task and a decoder per task, see
+/// [`ConvNetConfig::build_with_task_decoders`].
+///
+/// ```
+/// use mtl_core::{Backbone, ConvNetConfig};
+/// use tch::{nn, Device, Kind, Tensor};
+///
+/// let vs = nn::VarStore::new(Device::Cpu);
+/// // Three stages of 8, 16, 16 channels; the last one dilated, so the encoder
+/// // downsamples by 2.
+/// let cfg = ConvNetConfig::new(3).widths([8, 16, 16]).out_channels(12);
+/// assert_eq!(cfg.downsampling_factor()?, 2);
+/// let net = cfg.build(&(vs.root() / "trunk"))?;
+/// let x = Tensor::randn([2, 3, 8, 12], (Kind::Float, Device::Cpu));
+/// assert_eq!(net.forward_t(&x, true)?.size(), [2, 12, 8, 12]);
+/// // An odd size names the size and the factor.
+/// let odd = Tensor::zeros([2, 3, 7, 12], (Kind::Float, Device::Cpu));
+/// assert!(net.forward_t(&odd, false).unwrap_err().to_string().contains("7×12"));
+/// # Ok::<(), mtl_core::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConvNetConfig {
     /// Input channels `C`.

@@ -41,8 +41,10 @@ pub use towers::TaskTowers;
 use crate::Result;
 use tch::Tensor;
 
-/// A module that maps a batch to a batch of feature vectors: a trunk, an expert, a
-/// task tower. Architectures are generic over it, so users can plug their own.
+/// A module that maps a batch to a batch of feature vectors `[B, d]` or feature maps
+/// `[B, C, H, W]` ([`ConvNet`]): a trunk, an expert, a task tower. Architectures are
+/// generic over it, so users can plug their own. Widths count along
+/// [`channel_axis`]: the channels of a feature map.
 pub trait Backbone: std::fmt::Debug + Send {
     /// Forward pass; `train` switches dropout and similar layers on. A libtorch failure
     /// (an input of the wrong shape, say) is an [`Error::Torch`](crate::Error::Torch),
