@@ -28,10 +28,10 @@ mod target;
 
 pub use arch::{
     gradient_reversal, smooth_step, Activation, Architecture, AspMtl, AspMtlConfig, Backbone,
-    BackboneBuilder, Cgc, CgcConfig, Cnn, CnnConfig, CrossStitch, CrossStitchConfig, DSelectK,
-    DSelectKConfig, HardSharing, Mlp, MlpBuilder, MlpConfig, Mmoe, MmoeConfig, Mtan, MtanConfig,
-    MultiInput, Ple, PleConfig, SoftSharing, SoftSharingConfig, SoftmaxGate, TaskFeatures,
-    TaskTowers,
+    BackboneBuilder, Cgc, CgcConfig, Cnn, CnnConfig, ConvDecoderConfig, ConvNet, ConvNetConfig,
+    ConvNorm, CrossStitch, CrossStitchConfig, DSelectK, DSelectKConfig, HardSharing, Mlp,
+    MlpBuilder, MlpConfig, Mmoe, MmoeConfig, Mtan, MtanConfig, MultiInput, Ple, PleConfig,
+    SoftSharing, SoftSharingConfig, SoftmaxGate, TaskFeatures, TaskTowers,
 };
 pub use checkpoint::Checkpoint;
 pub use device::{select_device, DeviceRequest};

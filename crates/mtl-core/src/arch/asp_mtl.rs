@@ -25,6 +25,10 @@
 //! The shared encoder and the discriminator are shared parameters (`path/shared`,
 //! `path/discriminator`); private encoders are built under `task_path(path, k)/private`.
 //! `TaskFeatures::shared` is `s`.
+//!
+//! Over feature maps (`[B, C, H, W]` encoders) the task features concatenate `s` and
+//! `p_k` along the channels, the discriminator reads `s` globally average-pooled, and
+//! the orthogonality term counts every position as a row (`[B·H·W, C]`).
 
 use super::builder::BackboneBuilder;
 use super::{check_input_width, Architecture, Backbone, TaskFeatures};
@@ -159,7 +163,9 @@ impl AspMtl {
     /// `L_adv`: the discriminator's mean cross-entropy over every row labelled with
     /// every task, read through gradient reversal.
     pub fn adversarial_loss(&self, shared: &Tensor) -> Result<Tensor> {
-        let reversed = gradient_reversal(shared, 1.0)?;
+        // A feature map is told apart by its global average (the discriminator stays a
+        // `d_s → K` linear map at any resolution).
+        let reversed = gradient_reversal(&super::pooled(shared)?, 1.0)?;
         let log_p = reversed
             .f_linear(&self.discriminator.ws, self.discriminator.bs.as_ref())?
             .f_log_softmax(-1, Kind::Float)?;
@@ -170,10 +176,11 @@ impl AspMtl {
 
     /// `L_diff = Σ_k ‖sᵀ p_k‖_F²`.
     pub fn orthogonality_loss(&self, shared: &Tensor, private: &[Tensor]) -> Result<Tensor> {
-        let st = shared.f_transpose(0, 1)?;
+        // Feature maps count one row per position: `[B·H·W, C]`.
+        let st = super::channel_rows(shared)?.f_transpose(0, 1)?;
         let mut total = Tensor::f_zeros([], (Kind::Float, shared.device()))?;
         for p in private {
-            let c = st.f_matmul(p)?;
+            let c = st.f_matmul(&super::channel_rows(p)?)?;
             total = total.f_add(&c.f_square()?.f_sum(Kind::Float)?)?;
         }
         Ok(total)

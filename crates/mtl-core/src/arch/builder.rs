@@ -10,8 +10,10 @@
 //! * any closure `Fn(&nn::Path, i64) -> Result<Box<dyn Backbone>>`;
 //! * [`MlpBuilder`]: an MLP `in_dim → hidden…`, the input width supplied by the
 //!   architecture;
-//! * an [`MlpConfig`] or [`CnnConfig`], whose input width is fixed: building one for a
-//!   different width is a [`Error::Shape`] naming the path.
+//! * an [`MlpConfig`] or [`CnnConfig`] (or a
+//!   [`ConvNetConfig`](super::ConvNetConfig), whose width is its input channels), whose
+//!   input width is fixed: building one for a different width is a [`Error::Shape`]
+//!   naming the path.
 
 use super::{Activation, Backbone, CnnConfig, MlpConfig};
 use crate::init::Init;

@@ -161,10 +161,6 @@ impl ExtractionLayer {
         self.width
     }
 
-    pub(crate) fn num_shared_experts(&self) -> i64 {
-        self.shared_experts.len() as i64
-    }
-
     /// `[B, m_s, D]`: the shared experts on the shared input.
     pub(crate) fn shared_stack(&self, shared_input: &Tensor, train: bool) -> Result<Tensor> {
         check_input_width(

@@ -216,6 +216,8 @@ impl DSelectK {
     fn gate(&self, t: usize, xs: &Tensor) -> Result<(Tensor, Tensor)> {
         let g = &self.gates[t];
         let k = self.cfg.k as i64;
+        // A feature map is read through global average pooling, as MMoE's gates do.
+        let xs = &super::pooled(xs)?;
         let z = xs
             .f_linear(&g.selectors.ws, g.selectors.bs.as_ref())?
             .f_view([-1, k, 1, self.bits])?;

@@ -40,20 +40,22 @@ impl SoftmaxGate {
         self.num_experts
     }
 
-    /// `[B, E]` gate weights, each row summing to one.
+    /// `[B, E]` gate weights, each row summing to one. A feature map `[B, C, H, W]`
+    /// is read through global average pooling, as `[B, C]`.
     pub fn weights(&self, xs: &Tensor) -> Result<Tensor> {
-        Ok(xs
+        Ok(super::pooled(xs)?
             .f_linear(&self.linear.ws, self.linear.bs.as_ref())?
             .f_softmax(-1, Kind::Float)?)
     }
 
-    /// The gated sum of `experts` (`[B, E, D]`) with this gate's weights for `xs`.
+    /// The gated sum of `experts` (`[B, E, D]`, or `[B, E, C, H, W]` for feature maps)
+    /// with this gate's weights for `xs`.
     pub fn mix(&self, xs: &Tensor, experts: &Tensor) -> Result<Tensor> {
         let size = experts.size();
-        if size.len() != 3 || size[1] != self.num_experts {
+        if size.len() < 3 || size[1] != self.num_experts {
             return Err(Error::shape(
                 self.name.clone(),
-                format!("[batch, {} experts, width]", self.num_experts),
+                format!("[batch, {} experts, width, …]", self.num_experts),
                 format!("{size:?}"),
             ));
         }
@@ -61,12 +63,23 @@ impl SoftmaxGate {
     }
 }
 
-/// `Σ_e w[b, e] · experts[b, e, :]`: `[B, E]` weights times `[B, E, D]` experts.
+/// `Σ_e w[b, e] · experts[b, e, …]`: `[B, E]` weights times `[B, E, …]` experts (any
+/// trailing shape: vectors, feature maps), giving `[B, …]`.
 pub fn mix(weights: &Tensor, experts: &Tensor) -> Result<Tensor> {
-    Ok(weights
-        .f_unsqueeze(1)?
-        .f_matmul(experts)?
-        .f_squeeze_dim(1)?)
+    let size = experts.size();
+    if size.len() < 3 {
+        return Err(Error::shape(
+            "expert mixture",
+            "experts of shape [batch, experts, width, …]",
+            format!("{size:?}"),
+        ));
+    }
+    // One batched matmul over the flattened trailing axes, whatever they are.
+    let flat = experts.f_reshape([size[0], size[1], -1])?;
+    let mixed = weights.f_unsqueeze(1)?.f_matmul(&flat)?.f_squeeze_dim(1)?;
+    let mut out = vec![size[0]];
+    out.extend_from_slice(&size[2..]);
+    Ok(mixed.f_reshape(out.as_slice())?)
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ mod asp_mtl;
 mod builder;
 mod cgc;
 mod cnn;
+mod conv_net;
 mod cross_stitch;
 mod dselect_k;
 mod gate;
@@ -24,6 +25,7 @@ pub use asp_mtl::{gradient_reversal, AspMtl, AspMtlConfig};
 pub use builder::{BackboneBuilder, MlpBuilder};
 pub use cgc::{Cgc, CgcConfig};
 pub use cnn::{Cnn, CnnConfig};
+pub use conv_net::{ConvDecoderConfig, ConvNet, ConvNetConfig, ConvNorm};
 pub use cross_stitch::{CrossStitch, CrossStitchConfig};
 pub use dselect_k::{smooth_step, DSelectK, DSelectKConfig};
 pub use gate::SoftmaxGate;
@@ -39,8 +41,10 @@ pub use towers::TaskTowers;
 use crate::Result;
 use tch::Tensor;
 
-/// A module that maps a batch to a batch of feature vectors: a trunk, an expert, a
-/// task tower. Architectures are generic over it, so users can plug their own.
+/// A module that maps a batch to a batch of feature vectors `[B, d]` or feature maps
+/// `[B, C, H, W]` ([`ConvNet`]): a trunk, an expert, a task tower. Architectures are
+/// generic over it, so users can plug their own. Widths count along
+/// [`channel_axis`]: the channels of a feature map.
 pub trait Backbone: std::fmt::Debug + Send {
     /// Forward pass; `train` switches dropout and similar layers on. A libtorch failure
     /// (an input of the wrong shape, say) is an [`Error::Torch`](crate::Error::Torch),
@@ -112,15 +116,64 @@ pub trait Architecture: std::fmt::Debug + Send {
     }
 }
 
-/// Checks that `xs` is `[batch, width]`-shaped with the given width.
+/// The axis of a tensor of rank `rank` that holds its width: 1 for feature maps
+/// (`[B, C, H, W]`, `[B, C, D, H, W]`: PyTorch's channels-first layout, where the width
+/// is the channel count), the last for everything else (`[B, d]`; sequences
+/// `[B, T, d]`). [`Backbone::in_dim`], [`Backbone::out_dim`] and
+/// [`Architecture::feature_dims`] count along it.
+pub fn channel_axis(rank: usize) -> usize {
+    if rank >= 4 {
+        1
+    } else {
+        rank.saturating_sub(1)
+    }
+}
+
+/// Checks that `xs` is `[batch, width]`-shaped with the given width, or, for a feature
+/// map, `[batch, width, …]` (see [`channel_axis`]).
 pub fn check_input_width(context: &str, xs: &Tensor, width: i64) -> Result<()> {
     let size = xs.size();
-    if size.len() < 2 || size[size.len() - 1] != width {
-        return Err(crate::Error::shape(
-            context,
-            format!("[batch, {width}]"),
-            format!("{size:?}"),
-        ));
+    if size.len() < 2 || size[channel_axis(size.len())] != width {
+        let expected = if size.len() >= 4 {
+            format!("[batch, {width} channels, …]")
+        } else {
+            format!("[batch, {width}]")
+        };
+        return Err(crate::Error::shape(context, expected, format!("{size:?}")));
     }
     Ok(())
+}
+
+/// What a gate reads: a feature map `[B, C, …]` averaged over its spatial axes to
+/// `[B, C]` (global average pooling, so gates stay `C → E` linear maps whatever the
+/// resolution); any other input unchanged.
+pub(crate) fn pooled(xs: &Tensor) -> Result<Tensor> {
+    let rank = xs.dim() as i64;
+    if rank < 4 {
+        return Ok(xs.shallow_clone());
+    }
+    let spatial: Vec<i64> = (2..rank).collect();
+    Ok(xs.f_mean_dim(spatial.as_slice(), false, xs.kind())?)
+}
+
+/// `xs` as rows over its width: a feature map `[B, C, …]` becomes `[B·…, C]` (one row
+/// per position); any other input unchanged.
+pub(crate) fn channel_rows(xs: &Tensor) -> Result<Tensor> {
+    let size = xs.size();
+    if size.len() < 4 {
+        return Ok(xs.shallow_clone());
+    }
+    Ok(xs.f_movedim(1, -1)?.f_reshape([-1, size[1]])?)
+}
+
+/// A linear layer applied along the width: on feature maps over the channel axis (a
+/// 1×1 convolution with the same weights), on anything else over the last axis.
+pub(crate) fn channel_linear(xs: &Tensor, layer: &tch::nn::Linear) -> Result<Tensor> {
+    if xs.dim() < 4 {
+        return Ok(xs.f_linear(&layer.ws, layer.bs.as_ref())?);
+    }
+    Ok(xs
+        .f_movedim(1, -1)?
+        .f_linear(&layer.ws, layer.bs.as_ref())?
+        .f_movedim(-1, 1)?)
 }

@@ -2,8 +2,10 @@
 //! Learning with Attention", CVPR 2019.
 //!
 //! A shared convolutional network of `L` blocks, and per task one soft-attention
-//! module per block that selects from the block's feature maps. Inputs are rows of
-//! `C·H·W` floats, viewed as `[B, C, H, W]` images inside. Block `j` (`c_j` channels):
+//! module per block that selects from the block's feature maps. Inputs are images
+//! `[B, C, H, W]` or rows of `C·H·W` floats, viewed as images inside. MTAN is its own
+//! convolutional trunk (it takes no [`Backbone`](super::Backbone)), and its task
+//! features are pooled vectors, not feature maps. Block `j` (`c_j` channels):
 //!
 //! ```text
 //! shared   u_j = ReLU(conv3×3(x_j)),   p_j = ReLU(conv3×3(u_j)),   x_{j+1} = maxpool2(p_j)
@@ -190,9 +192,28 @@ impl Mtan {
     /// Every block's `(u_j, p_j)`, read back from slices of the flattened
     /// representation, which is returned too.
     fn shared_maps(&self, xs: &Tensor, train: bool) -> Result<(Vec<(Tensor, Tensor)>, Tensor)> {
-        check_input_width("mtan input", xs, self.cfg.in_dim())?;
         let c = &self.cfg;
-        let mut h = xs.f_view([-1, c.channels, c.height, c.width])?;
+        // Images may come as they are, `[B, C, H, W]`, or as rows of `C·H·W` floats.
+        let mut h = if xs.dim() == 4 {
+            let size = xs.size();
+            if size[1..] != [c.channels, c.height, c.width] {
+                return Err(Error::shape(
+                    "mtan input",
+                    format!(
+                        "[batch, {}, {}, {}] images (or [batch, {}] rows)",
+                        c.channels,
+                        c.height,
+                        c.width,
+                        c.in_dim()
+                    ),
+                    format!("{size:?}"),
+                ));
+            }
+            xs.shallow_clone()
+        } else {
+            check_input_width("mtan input", xs, c.in_dim())?;
+            xs.f_view([-1, c.channels, c.height, c.width])?
+        };
         let mut maps = Vec::with_capacity(2 * self.blocks.len());
         for (j, b) in self.blocks.iter().enumerate() {
             let u = h.apply_t(&b.conv1, train).f_relu()?;

@@ -99,7 +99,8 @@ impl MultiInput {
             self.widths[k],
         )?;
         let adapter = &self.adapters[k];
-        let adapted = xs.f_linear(&adapter.ws, adapter.bs.as_ref())?;
+        // On feature maps the adapter maps channels (a 1×1 convolution).
+        let adapted = super::channel_linear(xs, adapter)?;
         self.trunk.forward_t(&adapted, train)
     }
 }

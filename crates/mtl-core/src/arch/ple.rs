@@ -158,19 +158,29 @@ impl Architecture for Ple {
             return Ok(TaskFeatures::new(Some(stack), out.tasks));
         }
         // Route the last layer's inputs through one tensor, the representation every
-        // shared parameter reaches the task features through (for rep-grad).
+        // shared parameter reaches the task features through (for rep-grad). Each
+        // part is flattened to `[B, n]` and read back in its own shape, so vectors and
+        // feature maps go through alike.
         let b = xs.size()[0];
-        let in_w = tasks[0].size()[1];
-        let (m, d) = (last.num_shared_experts(), last.width());
         let mut parts: Vec<Tensor> = tasks;
-        parts.push(stack.f_reshape([b, m * d])?);
-        let z = Tensor::f_cat(&parts, 1)?;
-        let task_in = (0..self.num_tasks as i64)
-            .map(|k| z.f_narrow(1, k * in_w, in_w))
+        parts.push(stack);
+        let shapes: Vec<Vec<i64>> = parts.iter().map(Tensor::size).collect();
+        let flat = parts
+            .iter()
+            .map(|p| p.f_reshape([b, -1]))
             .collect::<std::result::Result<Vec<_>, _>>()?;
-        let stack_in = z
-            .f_narrow(1, self.num_tasks as i64 * in_w, m * d)?
-            .f_reshape([b, m, d])?;
+        let z = Tensor::f_cat(&flat, 1)?;
+        let mut offset = 0;
+        let mut views = Vec::with_capacity(shapes.len());
+        for s in &shapes {
+            let n: i64 = s[1..].iter().product();
+            views.push(z.f_narrow(1, offset, n)?.f_reshape(s.as_slice())?);
+            offset += n;
+        }
+        let stack_in = views
+            .pop()
+            .ok_or_else(|| Error::config("ple: no shared expert stack"))?;
+        let task_in = views;
         let out = last.finish(&task_in, &shared_in, &stack_in, train)?;
         Ok(TaskFeatures::new(Some(z), out.tasks))
     }
