@@ -26,7 +26,8 @@ commands:
                    shell exports instead of the progress lines
   doctor           report the libtorch install, CUDA, the cache, and how to fix problems
   test             setup, then fmt check, clippy -D warnings, and every test
-  demo             setup, then train the olive-oil multi-task demo
+  demo [dense]     setup, then train the olive-oil multi-task demo; `demo dense` trains
+                   segmentation, depth and normals on generated scenes
   bench [--peer]   setup, then time every method per training step (target/bench/bench.json)
   data [NAME|all]  download, verify and unpack the real data sets into the cache
   methods [--json] list every loss weighting and gradient aggregator
@@ -50,7 +51,10 @@ fn main() -> Result<()> {
         "setup" => setup(rest, &caller)?,
         "doctor" => doctor::doctor()?,
         "test" => test()?,
-        "demo" => example("olive_oil", rest)?,
+        "demo" => match rest.split_first() {
+            Some((which, rest)) if which == "dense" => example("dense", rest)?,
+            _ => example("olive_oil", rest)?,
+        },
         "bench" => bench::bench(rest)?,
         "data" => data::data(rest)?,
         "methods" => example("methods", rest)?,

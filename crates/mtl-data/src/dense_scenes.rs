@@ -6,19 +6,20 @@
 //! lets this repository carry it (NYUv2 and Cityscapes are download-on-request), so the
 //! scenes are drawn by a documented, seeded procedure:
 //!
-//! 1. A back wall at depth 8 faces the camera (normal `(0, 0, 1)`, class 0).
+//! 1. A back wall at depth 1 faces the camera (normal `(0, 0, 1)`, class 0); depths are
+//!    in units of the wall's distance, so every target is of order one.
 //! 2. One to `max_shapes` shapes are placed at random centres, sizes and depths
-//!    `z₀ ∈ [2, 6]`, and drawn far to near, so nearer shapes occlude farther ones:
+//!    `z₀ ∈ [0.25, 0.75]`, and drawn far to near, so nearer shapes occlude farther ones:
 //!    * **dome** (class 1): a hemisphere of radius `r`; height `h = √(r² − ρ²)`, normal
 //!      `(dx, dy, h)/r` (ρ the distance to the centre);
 //!    * **pyramid** (class 2): a square of half-side `r` rising to its centre;
 //!      `h = r − max(|dx|, |dy|)`, the normal of the facet the pixel lies on;
 //!    * **plate** (class 3): a flat disc of radius `r` tilted by a random normal.
 //!
-//!    A shape's depth is `z₀ − h·s` with `s = 1/8` of a pixel per unit of height.
+//!    A shape's depth is `z₀ − h·s` with `s = 1/64` per pixel of height.
 //! 3. The image is what a camera sees under one light from the upper left: each pixel's
 //!    intensity is `albedo · max(0, n·l) · fog(z)` plus Gaussian noise, `fog(z) =
-//!    exp(−z/10)`, the albedo 0.9 for shapes and 0.5 for the wall; no other channel.
+//!    exp(−0.8·z)`, the albedo 0.9 for shapes and 0.5 for the wall; no other channel.
 //!    So the class shows in outline and shading, depth in brightness, normals in
 //!    shading gradients — each task is learnable from the image, and the three share
 //!    what a network must see, which is what makes them a multi-task problem.
@@ -67,8 +68,8 @@ impl Default for DenseScenesConfig {
 }
 
 /// The wall's depth and the depth scale of a shape's height.
-const WALL_DEPTH: f64 = 8.0;
-const HEIGHT_SCALE: f64 = 1.0 / 8.0;
+const WALL_DEPTH: f64 = 1.0;
+const HEIGHT_SCALE: f64 = 1.0 / 64.0;
 
 /// Draws the data set: features `Float [N, 1, S, S]`; tasks `segment` (`Int64 [N, S, S]`,
 /// classes 0–3), `depth` (`Float [N, S, S]`, 0 = not measured) and `normals`
@@ -109,7 +110,7 @@ pub fn dense_scenes(cfg: &DenseScenesConfig) -> Result<TensorDataset> {
             let n3 = scene.normal[p];
             let albedo = if scene.class[p] == 0 { 0.5 } else { 0.9 };
             let shade = dot(n3, light).max(0.0);
-            let fog = (-scene.depth[p] / 10.0).exp();
+            let fog = (-0.8 * scene.depth[p]).exp();
             let value = albedo * shade * fog + cfg.noise * normal(&mut rng);
             image[i * s * s + p] = value as f32;
             classes[i * s * s + p] = scene.class[p];
@@ -164,7 +165,7 @@ impl Shape {
             cx: rng.gen_range(r * 0.5..s - r * 0.5),
             cy: rng.gen_range(r * 0.5..s - r * 0.5),
             r,
-            z0: rng.gen_range(2.0..6.0),
+            z0: rng.gen_range(0.25..0.75),
         }
     }
 
@@ -270,7 +271,7 @@ mod tests {
             .gt(0)
             .sum_dim_intlist([1i64, 2].as_slice(), false, K::Int64);
         assert!(shape_pixels.min().int64_value(&[]) > 0);
-        // Depths: the wall at 8, shapes nearer, holes at 0.
+        // Depths: the wall at 1, shapes nearer, holes at 0.
         let d = &t[1].values;
         assert!(d.max().double_value(&[]) <= WALL_DEPTH + 1e-6);
         assert!(d.eq(0.0).any().int64_value(&[]) == 1);
