@@ -305,3 +305,52 @@ fn a_widening_unfreeze_under_a_stateful_method_is_explained() {
         .fit(&mut model(0), &data, None)
         .unwrap();
 }
+
+/// With tasks that bring their own rows (per-task optimisers, one task drawn per step),
+/// an unfreeze cohort has one optimiser per task too, and a resume across the unfreeze
+/// epochs still equals the uninterrupted run.
+#[test]
+fn a_per_task_run_resumed_across_unfreezes_equals_the_uninterrupted_run() {
+    let _torch = torch_lock();
+    let data = synthetic(120, 13);
+    let train = mtl::data::MultiInputData::new(vec![
+        data.only_task(0).unwrap(),
+        data.only_task(1).unwrap(),
+    ])
+    .unwrap();
+    let cfg = config("ew")
+        .epochs(4)
+        .optimizer(OptimizerConfig::adam(1e-2))
+        .unfreeze_at("task1.", 1)
+        .unfreeze_at("trunk.0.", 2);
+    let sampling = TaskSampling::Proportional;
+    let mut full = model(6);
+    let full_report = Trainer::new(cfg.clone())
+        .unwrap()
+        .fit_multi_input(&mut full, &train, None, sampling)
+        .unwrap();
+    for stop in [1, 2] {
+        let path = temp(&format!("per-task-{stop}.safetensors"));
+        let _ = std::fs::remove_file(&path);
+        let mut first = model(6);
+        Trainer::new(cfg.clone().checkpoint(CheckpointPolicy::new(&path)))
+            .unwrap()
+            .observe(StopAfter { at: stop })
+            .fit_multi_input(&mut first, &train, None, sampling)
+            .unwrap_err();
+        let saved = Checkpoint::load(&path).unwrap();
+        // Cohorts: the first (shared + 2 tasks), epoch 1's and, once reached, epoch 2's.
+        let steps = saved.state["optimizer_steps"].as_array().unwrap().len();
+        assert_eq!(steps, 3 * stop, "stop {stop}");
+        let mut resumed = model(98);
+        let report = Trainer::new(cfg.clone())
+            .unwrap()
+            .resume_from(&path)
+            .fit_multi_input(&mut resumed, &train, None, sampling)
+            .unwrap();
+        for (a, b) in report.epochs.iter().zip(&full_report.epochs) {
+            assert_eq!(a.train_losses, b.train_losses, "stop {stop}");
+        }
+        assert_eq!(weights(&resumed), weights(&full), "stop {stop}");
+    }
+}
