@@ -354,3 +354,36 @@ fn a_per_task_run_resumed_across_unfreezes_equals_the_uninterrupted_run() {
         assert_eq!(weights(&resumed), weights(&full), "stop {stop}");
     }
 }
+
+/// Single-task baselines follow the schedule on their own parameters: task 1's head
+/// prefix becomes the baseline's task 0, and is left out of task 0's baseline.
+#[test]
+fn baselines_follow_the_unfreeze_schedule() {
+    let _torch = torch_lock();
+    let data = synthetic(120, 17);
+    let split = data.split(0.2, 0.2, 3).unwrap();
+    let trainer = Trainer::new(
+        config("ew")
+            .epochs(2)
+            .unfreeze_at("task1.", 1)
+            .unfreeze_at("trunk.0.", 1),
+    )
+    .unwrap();
+    let baselines = trainer
+        .fit_baselines(
+            |k, _| Ok(common::model_for(8, &[k])),
+            &split.train,
+            Some(&split.validation),
+            &split.test,
+        )
+        .unwrap();
+    assert_eq!(baselines.reports.len(), 2);
+    assert_eq!(
+        baselines.reports[0].config.unfreeze,
+        [Unfreeze::new("trunk.0.", 1)]
+    );
+    assert_eq!(
+        baselines.reports[1].config.unfreeze,
+        [Unfreeze::new("task0.", 1), Unfreeze::new("trunk.0.", 1)]
+    );
+}
