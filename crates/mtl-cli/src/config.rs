@@ -265,6 +265,54 @@ pub struct ModelConfig {
     /// How the heads start, when not as the trunk (e.g. `"zeros"`).
     #[serde(default)]
     pub head_init: Option<Init>,
+    /// Weights to start from, loaded by name after the model is built (see
+    /// [`PretrainedConfig`]).
+    #[serde(default)]
+    pub pretrained: Option<PretrainedConfig>,
+}
+
+/// `[model] pretrained = { path = "encoder.safetensors", rename = [["encoder.",
+/// "trunk."]], skip = ["classifier."], strict = false }`: a safetensors file (or tch
+/// archive) loaded into the model by name, as [`mtl::LoadOptions`] describes: the
+/// first matching `(from, to)` prefix rename applies, `skip` leaves out the file's
+/// names with those prefixes, and `strict` (the default, as PyTorch's
+/// `load_state_dict`) refuses a model variable the file lacks or a file tensor the
+/// model lacks. A shape mismatch is always refused. The single-task baselines load the
+/// file's shared weights (after renaming, the names without a `task<k>` component),
+/// not strictly, so Δm compares runs from the same trunk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PretrainedConfig {
+    /// The weights file; a relative path is looked up beside the config file.
+    pub path: PathBuf,
+    /// `(from, to)` prefix renames of the file's names.
+    #[serde(default)]
+    pub rename: Vec<(String, String)>,
+    /// Prefixes of the file's names to leave out.
+    #[serde(default)]
+    pub skip: Vec<String>,
+    /// Refuse anything missing or unexpected (true when left out).
+    #[serde(default = "yes")]
+    pub strict: bool,
+}
+
+impl PretrainedConfig {
+    /// The load options these settings describe.
+    pub fn options(&self) -> mtl::LoadOptions {
+        mtl::LoadOptions {
+            rename: self.rename.clone(),
+            skip: self.skip.clone(),
+            strict: self.strict,
+        }
+    }
+
+    /// The file: as given when absolute, else beside the config file.
+    pub fn resolve(&self, config_path: &Path) -> PathBuf {
+        match config_path.parent() {
+            Some(dir) if self.path.is_relative() => dir.join(&self.path),
+            _ => self.path.clone(),
+        }
+    }
 }
 
 fn default_hidden() -> Vec<i64> {
@@ -281,6 +329,7 @@ impl Default for ModelConfig {
             dropout: 0.0,
             init: Init::default(),
             head_init: None,
+            pretrained: None,
         }
     }
 }
@@ -417,6 +466,14 @@ impl RunConfig {
         self.model.init.check()?;
         if let Some(init) = self.model.head_init {
             init.check()?;
+        }
+        if let Some(p) = &self.model.pretrained {
+            if p.path.as_os_str().is_empty() {
+                return Err(Error::config("model.pretrained.path is empty"));
+            }
+            p.options()
+                .check()
+                .map_err(|e| Error::config(format!("model.pretrained: {e}")))?;
         }
         match (self.model.arch, self.model.experts, self.model.alpha_self) {
             (ArchKind::Mmoe, Some(0), _) => {

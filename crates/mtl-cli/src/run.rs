@@ -114,6 +114,15 @@ pub fn build_model(
     Ok(model)
 }
 
+/// Whether a var-store name belongs to one task (a `task<k>` component, as
+/// [`mtl::core::task_path`] builds).
+fn is_task_specific(name: &str) -> bool {
+    name.split('.').any(|c| {
+        c.strip_prefix("task")
+            .is_some_and(|k| !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()))
+    })
+}
+
 /// What a bundle needs to take raw CSV rows and answer in the file's own terms: the
 /// feature columns' names, the feature standardisation, and each class task's labels
 /// (its names, or its integer codes shifted back by `first_class`).
@@ -319,6 +328,15 @@ pub fn run(config_path: &Path, overrides: &Overrides) -> Result<RunOutcome> {
     let validation = (!val.is_empty()).then_some(&val);
     seed_everything(cfg.train.seed);
     let mut model = build_model(&cfg, &train, &targets)?;
+    let pretrained = cfg
+        .model
+        .pretrained
+        .as_ref()
+        .map(|p| (p.resolve(config_path), p.options()));
+    if let Some((path, opts)) = &pretrained {
+        let report = model.load_pretrained(path, opts)?;
+        eprintln!("{}: {report}", path.display());
+    }
     if cfg.output.tensorboard || cfg.output.metrics_csv {
         cfg.train.tracking = Some(TrackingConfig {
             dir: out_dir.clone(),
@@ -344,7 +362,23 @@ pub fn run(config_path: &Path, overrides: &Overrides) -> Result<RunOutcome> {
             let baselines: Baselines = trainer.fit_baselines(
                 |k, single| {
                     seed_everything(cfg.train.seed);
-                    build_model(&cfg, single, &targets[k..=k])
+                    let model = build_model(&cfg, single, &targets[k..=k])?;
+                    if let Some((path, opts)) = &pretrained {
+                        // Task k's baseline is task 0 of its own model: only the shared
+                        // weights carry over, not another task's head.
+                        let shared: Vec<(String, tch::Tensor)> =
+                            mtl::core::pretrained::read_weights(path)?
+                                .into_iter()
+                                .filter(|(n, _)| !is_task_specific(&opts.map_name(n)))
+                                .collect();
+                        mtl::core::pretrained::load_tensors(
+                            model.var_store(),
+                            &shared,
+                            &opts.clone().strict(false),
+                            path,
+                        )?;
+                    }
+                    Ok(model)
                 },
                 &train,
                 validation,
@@ -546,4 +580,18 @@ pub fn summary(report: &RunReport) -> String {
         }
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_task_specific;
+
+    #[test]
+    fn task_specific_names_have_a_task_component() {
+        assert!(is_task_specific("task0.head.weight"));
+        assert!(is_task_specific("towers.task12.0.bias"));
+        assert!(!is_task_specific("trunk.0.weight"));
+        assert!(!is_task_specific("taskbar.w"));
+        assert!(!is_task_specific("task.w"));
+    }
 }

@@ -472,3 +472,73 @@ fn mmoe_and_cross_stitch_train_from_the_example_configs_and_predict_from_their_b
     let shown = cfg.check().unwrap_err().to_string();
     assert!(shown.contains("arch = \"mmoe\""), "{shown}");
 }
+
+/// `[model] pretrained` starts a run from another run's weights (its bundle's
+/// `weights.safetensors`) by name, and `[train] unfreeze` keeps the loaded trunk frozen
+/// for the first epoch; a rename that loads nothing is refused in strict mode, naming
+/// what is missing.
+#[test]
+fn a_run_starts_from_pretrained_weights_with_an_unfreeze_schedule() {
+    let csv = two_scales_csv(300);
+    let (first, first_dir) = run_config("pretrain", &csv, TWO_TARGETS, SHORT_EW);
+    first.unwrap();
+    let weights = first_dir.join("out/model/weights.safetensors");
+    assert!(weights.exists());
+    let trained = mtl::core::pretrained::read_weights(&weights).unwrap();
+
+    let rest = format!(
+        "[model]\npretrained = {{ path = {:?}, skip = [\"task1.\"], strict = false }}\n\
+         {SHORT_EW}\nunfreeze = [{{ prefix = \"trunk.\", epoch = 1 }}]\nepochs = 2\n",
+        weights.display().to_string()
+    )
+    .replace("epochs = 6\n", "");
+    // With baselines, which start from the same weights (loaded non-strictly).
+    let dir = temp("finetune");
+    std::fs::write(dir.join("data.csv"), &csv).unwrap();
+    std::fs::write(
+        dir.join("run.toml"),
+        format!(
+            "[data]\ncsv = \"data.csv\"\n{TWO_TARGETS}\n{rest}\n\
+             [output]\nplots = false\nbaselines = true\n"
+        ),
+    )
+    .unwrap();
+    let overrides = mtl_cli::Overrides {
+        out: Some(dir.join("out")),
+        quiet: true,
+        ..Default::default()
+    };
+    let second = mtl_cli::run(&dir.join("run.toml"), &overrides).unwrap();
+    assert!(second.report.delta_m.is_some());
+    assert_eq!(
+        second.report.config.unfreeze,
+        [mtl::Unfreeze::new("trunk.", 1)]
+    );
+    // The fine-tuned trunk started from the loaded one and moved from epoch 1 on.
+    let tuned =
+        mtl::core::pretrained::read_weights(dir.join("out/model/weights.safetensors")).unwrap();
+    let trunk = |w: &[(String, tch::Tensor)]| -> Vec<f64> {
+        w.iter()
+            .filter(|(n, _)| n.starts_with("trunk."))
+            .flat_map(|(_, t)| {
+                Vec::<f64>::try_from(t.reshape([-1]).to_kind(tch::Kind::Double)).unwrap()
+            })
+            .collect()
+    };
+    assert_ne!(trunk(&trained), trunk(&tuned));
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    // Strict, with a rename that maps the file onto nothing in the model.
+    let rest = format!(
+        "[model]\npretrained = {{ path = {:?}, rename = [[\"trunk.\", \"encoder.\"]] }}\n{SHORT_EW}\n",
+        weights.display().to_string()
+    );
+    let (refused, dir) = run_config("strict", &csv, TWO_TARGETS, &rest);
+    let msg = refused.unwrap_err().to_string();
+    assert!(
+        msg.contains("missing") && msg.contains("`trunk.0.weight`"),
+        "{msg}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(&first_dir).unwrap();
+}

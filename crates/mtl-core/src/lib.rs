@@ -7,8 +7,9 @@
 //! [`jacobian_rows`], that the step engine in `mtl-losses` and the diagnostics use),
 //! provides the sharing architectures (hard
 //! sharing over any [`Backbone`], an [`Mlp`] trunk), the layer initialisation they all
-//! use ([`init`]: PyTorch's by default), optimisers with saveable state, and the
-//! [`Error`] type the other crates use.
+//! use ([`init`]: PyTorch's by default), optimisers with saveable state, loading
+//! pretrained weights by name ([`load_weights`]), and the [`Error`] type the other
+//! crates use.
 //!
 //! It is not where task heads (`mtl-heads`), loss weightings and gradient aggregators
 //! (`mtl-losses`), data handling (`mtl-data`) or the training loop (`mtl`) live.
@@ -22,6 +23,7 @@ pub mod init;
 pub mod jacobian;
 pub mod optim;
 pub mod params;
+pub mod pretrained;
 pub mod schedule;
 pub mod seed;
 mod target;
@@ -43,6 +45,7 @@ pub use jacobian::{
 };
 pub use optim::{clip_grad_norm, Optimizer, OptimizerConfig};
 pub use params::{task_path, ParamGroups};
+pub use pretrained::{load_weights, LoadOptions, LoadReport, ShapeMismatch};
 pub use schedule::LrSchedule;
 pub use seed::{derive_rng, seed_everything, torch_rng_lock, SeededRng};
 pub use target::TaskTarget;

@@ -2,6 +2,7 @@
 //! its own labelled rows, by a model the caller builds, with the multi-task run's
 //! trainer settings, and evaluated on the same test rows as the multi-task model.
 
+use crate::config::Unfreeze;
 use crate::delta_m::DeltaM;
 use crate::early_stopping::Monitor;
 use crate::evaluate::{evaluate, Evaluation};
@@ -28,14 +29,31 @@ impl Baselines {
     }
 }
 
+/// `prefix` in task `k`'s baseline model, where task k is task 0: a `task<k>`
+/// component becomes `task0`; a prefix under another task has no counterpart (`None`);
+/// any other prefix (shared parameters) is unchanged.
+fn baseline_prefix(prefix: &str, k: usize) -> Option<String> {
+    let mut parts = Vec::new();
+    for c in prefix.split('.') {
+        match c.strip_prefix("task").and_then(|t| t.parse::<usize>().ok()) {
+            Some(j) if j == k => parts.push("task0"),
+            Some(_) => return None,
+            None => parts.push(c),
+        }
+    }
+    Some(parts.join("."))
+}
+
 impl Trainer {
     /// Trains one single-task model per task of `train` and evaluates each on its task
     /// of `test`. `build(k, data)` builds the model for task k from its single-task
     /// dataset (one head, usually the multi-task model's architecture with K = 1).
     ///
     /// Every baseline uses this trainer's configuration, with equal weighting (there is
-    /// only one task to weigh), no checkpointing, and an early-stopping monitor on a
-    /// specific task mapped to the baseline's only task.
+    /// only one task to weigh), no checkpointing, an early-stopping monitor on a
+    /// specific task mapped to the baseline's only task, and the freeze and unfreeze
+    /// prefixes of task k's parameters mapped to task 0's (those of other tasks left
+    /// out).
     pub fn fit_baselines<F>(
         &self,
         mut build: F,
@@ -62,6 +80,18 @@ impl Trainer {
             cfg.checkpoint = None;
             // The joint run's metrics files are not the baselines'.
             cfg.tracking = None;
+            // Freezes follow the baseline's parameters: task k's become task 0's, the
+            // other tasks' are not in its model.
+            cfg.frozen = cfg
+                .frozen
+                .iter()
+                .filter_map(|p| baseline_prefix(p, k))
+                .collect();
+            cfg.unfreeze = cfg
+                .unfreeze
+                .iter()
+                .filter_map(|u| Some(Unfreeze::new(baseline_prefix(&u.prefix, k)?, u.epoch)))
+                .collect();
             if let Some(es) = &mut cfg.early_stopping {
                 if let Monitor::Metric { task, name } = &es.monitor {
                     es.monitor = if *task == k {
@@ -110,5 +140,21 @@ impl RunReport {
         }
         self.test = Some(test);
         Ok(self.delta_m.insert(delta))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::baseline_prefix;
+
+    #[test]
+    fn prefixes_map_to_the_baseline_model() {
+        assert_eq!(
+            baseline_prefix("task1.head.", 1).as_deref(),
+            Some("task0.head.")
+        );
+        assert_eq!(baseline_prefix("task1.", 0), None);
+        assert_eq!(baseline_prefix("trunk.0.", 2).as_deref(), Some("trunk.0."));
+        assert_eq!(baseline_prefix("task", 1).as_deref(), Some("task"));
     }
 }

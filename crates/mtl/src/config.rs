@@ -49,6 +49,11 @@ pub struct TrainerConfig {
     /// Var-store name prefixes of parameters to keep fixed (e.g. `"trunk.0."` for the first layer of an `Mlp` trunk built under `trunk`).
     #[serde(default)]
     pub frozen: Vec<String>,
+    /// Gradual unfreezing (ULMFiT): parameters under each entry's `prefix` are frozen
+    /// until its `epoch` (0-based) starts, then train. Whole-fit freezing
+    /// ([`TrainerConfig::frozen`]) wins over it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unfreeze: Vec<Unfreeze>,
     /// Where and how often to write checkpoints.
     #[serde(default)]
     pub checkpoint: Option<CheckpointPolicy>,
@@ -75,6 +80,35 @@ pub struct TrainerConfig {
     /// Per-step metrics to CSV and TensorBoard files ([`MetricsWriter`](crate::MetricsWriter)).
     #[serde(default)]
     pub tracking: Option<TrackingConfig>,
+}
+
+/// One step of a gradual-unfreezing schedule ([`TrainerConfig::unfreeze`]): the
+/// parameters whose var-store names start with `prefix` stay frozen for epochs
+/// `0..epoch` and train from epoch `epoch` on (`{ prefix = "trunk.0.", epoch = 2 }`).
+///
+/// Frozen parameters are in neither the task Jacobian nor the optimiser. When they
+/// unfreeze they join with fresh optimiser state (zero moments, a step count of their
+/// own), as `torch.optim` starts a parameter's state at its first gradient. Entries add
+/// freezes, so a parameter under several stays frozen until the latest of their epochs:
+/// to unfreeze layer by layer, give each layer its own prefix (`trunk.1.`, `trunk.0.`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Unfreeze {
+    /// The var-store name prefix (`trunk.`, `trunk.0.`).
+    pub prefix: String,
+    /// The first epoch (0-based) that trains them: at least 1 and below the run's
+    /// epoch count.
+    pub epoch: usize,
+}
+
+impl Unfreeze {
+    /// Parameters under `prefix` train from epoch `epoch` on.
+    pub fn new(prefix: impl Into<String>, epoch: usize) -> Self {
+        Unfreeze {
+            prefix: prefix.into(),
+            epoch,
+        }
+    }
 }
 
 fn one() -> usize {
@@ -131,6 +165,7 @@ impl Default for TrainerConfig {
             lr_schedule: LrSchedule::Constant,
             clip_grad_norm: None,
             frozen: Vec::new(),
+            unfreeze: Vec::new(),
             checkpoint: None,
             diagnostics: None,
             progress: true,
@@ -208,6 +243,51 @@ impl TrainerConfig {
         self
     }
 
+    /// Keeps every parameter whose var-store name starts with `prefix` frozen until
+    /// epoch `epoch` (0-based) starts (see [`Unfreeze`]).
+    ///
+    /// ```
+    /// use mtl::TrainerConfig;
+    /// // ULMFiT-style: the heads train from the start, the trunk's last layer from
+    /// // epoch 1, its first layer from epoch 2.
+    /// let cfg = TrainerConfig::default()
+    ///     .epochs(6)
+    ///     .unfreeze_at("trunk.1.", 1)
+    ///     .unfreeze_at("trunk.0.", 2);
+    /// assert_eq!(cfg.frozen_at(0), ["trunk.1.", "trunk.0."]);
+    /// assert_eq!(cfg.frozen_at(1), ["trunk.0."]);
+    /// assert!(cfg.frozen_at(2).is_empty());
+    /// assert!(cfg.check().is_ok());
+    /// assert!(cfg.clone().unfreeze_at("trunk.", 6).check().is_err()); // beyond the run
+    /// ```
+    pub fn unfreeze_at(mut self, prefix: impl Into<String>, epoch: usize) -> Self {
+        self.unfreeze.push(Unfreeze::new(prefix, epoch));
+        self
+    }
+
+    /// The prefixes frozen during epoch `epoch`: [`TrainerConfig::frozen`] and the
+    /// [`TrainerConfig::unfreeze`] entries whose epoch has not come.
+    pub fn frozen_at(&self, epoch: usize) -> Vec<String> {
+        self.frozen
+            .iter()
+            .cloned()
+            .chain(
+                self.unfreeze
+                    .iter()
+                    .filter(|u| u.epoch > epoch)
+                    .map(|u| u.prefix.clone()),
+            )
+            .collect()
+    }
+
+    /// The epochs at which parameters unfreeze, ascending, without repeats.
+    pub(crate) fn unfreeze_epochs(&self) -> Vec<usize> {
+        let mut epochs: Vec<usize> = self.unfreeze.iter().map(|u| u.epoch).collect();
+        epochs.sort_unstable();
+        epochs.dedup();
+        epochs
+    }
+
     /// Writes checkpoints as `policy` says.
     pub fn checkpoint(mut self, policy: CheckpointPolicy) -> Self {
         self.checkpoint = Some(policy);
@@ -245,7 +325,8 @@ impl TrainerConfig {
     }
 
     /// Checks every setting's range, as [`Trainer::new`](crate::Trainer::new) does: positive epochs (at most
-    /// [`MAX_EPOCHS`]) and batch size, non-empty prefixes to freeze, a valid optimiser,
+    /// [`MAX_EPOCHS`]) and batch size, non-empty prefixes to freeze, unfreeze epochs
+    /// within the run (from 1, below `epochs`), a valid optimiser,
     /// schedule, checkpoint policy, diagnostics and divergence guard.
     ///
     /// ```
@@ -278,6 +359,30 @@ impl TrainerConfig {
                  parameters to keep fixed (such as `trunk.0.`), and an empty one would \
                  freeze every parameter"
             )));
+        }
+        for (i, u) in self.unfreeze.iter().enumerate() {
+            if u.prefix.trim().is_empty() {
+                return Err(Error::config(format!(
+                    "unfreeze[{i}].prefix is empty: each entry names the var-store prefix \
+                     of the parameters to keep frozen until its epoch (such as `trunk.`)"
+                )));
+            }
+            if u.epoch == 0 {
+                return Err(Error::config(format!(
+                    "unfreeze[{i}] (`{}`) unfreezes at epoch 0, before the first step: it \
+                     would never be frozen; leave it out, or give the first epoch (0-based) \
+                     that should train it",
+                    u.prefix
+                )));
+            }
+            if u.epoch >= self.epochs {
+                return Err(Error::config(format!(
+                    "unfreeze[{i}] (`{}`) unfreezes at epoch {}, but the run has epochs \
+                     0..{}: it would never train (to keep it frozen for the whole fit, \
+                     list it in `frozen`)",
+                    u.prefix, u.epoch, self.epochs
+                )));
+            }
         }
         self.optimizer.check()?;
         self.lr_schedule.check()?;

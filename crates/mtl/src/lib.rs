@@ -15,7 +15,7 @@
 //!
 //! | module | crate | what it holds |
 //! |---|---|---|
-//! | [`core`] | [`mtl-core`](mtl_core) | devices, seeding, sharing architectures ([`MlpConfig`](mtl_core::MlpConfig), [`MmoeConfig`](mtl_core::MmoeConfig), PLE, cross-stitch…), optimisers, the [`Error`](mtl_core::Error) type |
+//! | [`core`] | [`mtl-core`](mtl_core) | devices, seeding, sharing architectures ([`MlpConfig`](mtl_core::MlpConfig), [`MmoeConfig`](mtl_core::MmoeConfig), PLE, cross-stitch…), optimisers, pretrained weights by name ([`load_weights`](mtl_core::load_weights)), the [`Error`](mtl_core::Error) type |
 //! | [`heads`] | [`mtl-heads`](mtl_heads) | task heads with their losses and metrics |
 //! | [`losses`] | [`mtl-losses`](mtl_losses) | the methods that combine the tasks: loss weightings and gradient aggregators |
 //! | [`data`] | [`mtl-data`](mtl_data) | datasets, CSV and tensor-file loaders, splits, batches, standardisation |
@@ -90,7 +90,7 @@ pub use baselines::Baselines;
 pub use bundle::{
     Bundle, BUNDLE_FORMAT, BUNDLE_VERSION, MANIFEST_FILE, RUN_BUNDLE_DIR, WEIGHTS_FILE,
 };
-pub use config::{CheckpointPolicy, TrainerConfig, MAX_EPOCHS};
+pub use config::{CheckpointPolicy, TrainerConfig, Unfreeze, MAX_EPOCHS};
 pub use delta_m::{DeltaM, TaskDelta};
 pub use diagnostics::{DiagnosticsConfig, GradientSample};
 pub use divergence::DivergenceGuard;
@@ -98,6 +98,7 @@ pub use early_stopping::{EarlyStopping, Monitor};
 pub use evaluate::{evaluate, evaluate_multi_input, Evaluation};
 pub use loss_scale::{loss_scale_warning, LOSS_SCALE_RATIO, SCALE_INVARIANT_METHODS};
 pub use model::{Forward, MultiTaskModel, TaskForward};
+pub use mtl_core::pretrained::{LoadOptions, LoadReport};
 pub use predict::{Predicted, Preprocessing, TargetEncoding, TaskPrediction};
 pub use report::{EpochRecord, RunReport};
 pub use spec::{ArchSpec, HeadSpec, ModelSpec};
@@ -120,12 +121,12 @@ pub mod prelude {
     pub use crate::{
         evaluate, evaluate_multi_input, Baselines, Bundle, CheckpointPolicy, DeltaM, EarlyStopping,
         GradMode, HeadSpec, ModelSpec, Monitor, MultiTaskModel, Predicted, Preprocessing,
-        RunReport, TargetEncoding, TaskPrediction, Trainer, TrainerConfig,
+        RunReport, TargetEncoding, TaskPrediction, Trainer, TrainerConfig, Unfreeze,
     };
     pub use mtl_core::{
         seed_everything, select_device, task_path, Activation, Architecture, Backbone,
-        DeviceRequest, Error, HardSharing, LrSchedule, MlpBuilder, MlpConfig, MmoeConfig,
-        MultiInput, OptimizerConfig, Result, TaskTarget,
+        DeviceRequest, Error, HardSharing, LoadOptions, LoadReport, LrSchedule, MlpBuilder,
+        MlpConfig, MmoeConfig, MultiInput, OptimizerConfig, Result, TaskTarget,
     };
     pub use mtl_data::{
         JointData, MultiInputData, MultiTaskDataset, Standardizer, TaskData, TaskSampling,

@@ -126,6 +126,23 @@ impl MultiTaskModel {
     pub fn var_store_mut(&mut self) -> &mut nn::VarStore {
         &mut self.vs
     }
+    /// Loads pretrained weights into the model by name (see
+    /// [`mtl_core::pretrained`]): `model.load_state_dict(renamed, strict=...)` in
+    /// PyTorch. The file's names are renamed by `opts.rename` prefixes (a trunk saved as
+    /// `encoder.` loads into `trunk.` with `("encoder.", "trunk.")`), converted to each
+    /// variable's dtype and device, and copied in place.
+    ///
+    /// Errors: in strict mode (the default) a variable the file lacks or a tensor the
+    /// model lacks; in either mode a shape mismatch; each named, with nothing copied.
+    /// To load a trunk into a model with new heads, use `strict(false)` and check
+    /// [`LoadReport::missing`] holds only the heads.
+    pub fn load_pretrained(
+        &mut self,
+        path: impl AsRef<std::path::Path>,
+        opts: &mtl_core::LoadOptions,
+    ) -> Result<mtl_core::LoadReport> {
+        mtl_core::load_weights(&self.vs, path, opts)
+    }
     /// The device the weights live on.
     pub fn device(&self) -> Device {
         self.vs.device()

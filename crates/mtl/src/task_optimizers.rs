@@ -6,36 +6,39 @@
 //! optimiser instead is PyTorch's behaviour for parameters without a gradient, bias
 //! corrections included (each task's optimiser counts its own steps).
 
+use mtl_core::params::Param;
 use mtl_core::{Error, Optimizer};
 use mtl_core::{OptimizerConfig, ParamGroups, Result};
 use tch::Tensor;
 
-/// The shared optimiser (every parameter, or the shared ones and any method
-/// parameters) and, for per-task steps, one per task.
+/// The optimisers of one cohort: every parameter, or the shared ones and any method
+/// parameters, and, for per-task steps, one per task.
 #[derive(Debug)]
-pub(crate) struct TaskOptimizers {
+struct Cohort {
+    /// The epoch its parameters started training (0, or an unfreeze epoch).
+    from_epoch: usize,
     shared: Optimizer,
     tasks: Vec<Optimizer>,
-    all: Vec<Tensor>,
 }
 
-impl TaskOptimizers {
-    /// Builds the optimisers over `groups`; `extra` (a weighting's parameters) join the
-    /// shared ones. `per_task` splits off one optimiser per task.
-    pub(crate) fn new(
+impl Cohort {
+    fn new(
         config: &OptimizerConfig,
         groups: &ParamGroups,
         extra: Vec<Tensor>,
         per_task: bool,
-    ) -> Result<Self> {
+        from_epoch: usize,
+    ) -> Result<(Self, Vec<Tensor>)> {
         if !per_task {
             let mut all = groups.all_tensors();
             all.extend(extra);
-            return Ok(TaskOptimizers {
-                shared: config.build(all.iter().map(Tensor::shallow_clone).collect())?,
+            let shared = config.build(all.iter().map(Tensor::shallow_clone).collect())?;
+            let cohort = Cohort {
+                from_epoch,
+                shared,
                 tasks: Vec::new(),
-                all,
-            });
+            };
+            return Ok((cohort, all));
         }
         let mut shared = groups.shared_tensors();
         shared.extend(extra);
@@ -49,96 +52,195 @@ impl TaskOptimizers {
             .chain(tasks.iter().flatten())
             .map(Tensor::shallow_clone)
             .collect();
-        Ok(TaskOptimizers {
+        let cohort = Cohort {
+            from_epoch,
             shared: config.build(shared)?,
             tasks: tasks
                 .into_iter()
                 .map(|ps| config.build(ps))
                 .collect::<Result<_>>()?,
+        };
+        Ok((cohort, all))
+    }
+
+    fn all(&self) -> impl Iterator<Item = &Optimizer> {
+        std::iter::once(&self.shared).chain(&self.tasks)
+    }
+
+    /// Its optimisers' names in checkpoints: `shared`, `task<k>`, and for a cohort
+    /// unfrozen at epoch e `from<e>.shared`, `from<e>.task<k>` (so a run without an
+    /// unfreeze schedule names its state as before there were any).
+    fn names(&self) -> Vec<String> {
+        let prefix = match self.from_epoch {
+            0 => String::new(),
+            e => format!("from{e}."),
+        };
+        std::iter::once(format!("{prefix}shared"))
+            .chain((0..self.tasks.len()).map(|k| format!("{prefix}task{k}")))
+            .collect()
+    }
+}
+
+/// The trainer's optimisers, in cohorts: the parameters trained from the first epoch,
+/// then those each unfreeze epoch of
+/// [`TrainerConfig::unfreeze`](crate::TrainerConfig::unfreeze) adds. A cohort's
+/// optimisers are built when its parameters start training, with zero moments and
+/// their own step count, as `torch.optim` starts a parameter's state at its first
+/// gradient: frozen parameters have no moments to move, and their first update is a
+/// first step, bias corrections included.
+#[derive(Debug)]
+pub(crate) struct TaskOptimizers {
+    cohorts: Vec<Cohort>,
+    all: Vec<Tensor>,
+    /// The var-store names of the parameters held, so a later cohort takes only new ones.
+    held: std::collections::HashSet<String>,
+    config: OptimizerConfig,
+    per_task: bool,
+}
+
+impl TaskOptimizers {
+    /// Builds the optimisers over `groups`; `extra` (a weighting's parameters) join the
+    /// shared ones. `per_task` splits off one optimiser per task.
+    pub(crate) fn new(
+        config: &OptimizerConfig,
+        groups: &ParamGroups,
+        extra: Vec<Tensor>,
+        per_task: bool,
+    ) -> Result<Self> {
+        let (cohort, all) = Cohort::new(config, groups, extra, per_task, 0)?;
+        Ok(TaskOptimizers {
+            cohorts: vec![cohort],
             all,
+            held: names(groups).collect(),
+            config: *config,
+            per_task,
         })
     }
 
-    /// Every parameter, shared first.
+    /// Adds a cohort for the parameters of `groups` that no optimiser holds yet (those
+    /// unfrozen at `from_epoch`), at the current learning rate. Returns whether there
+    /// were any.
+    pub(crate) fn add_unfrozen(&mut self, groups: &ParamGroups, from_epoch: usize) -> Result<bool> {
+        let held = &self.held;
+        let keep = |ps: &[Param]| -> Vec<Param> {
+            ps.iter()
+                .filter(|p| !held.contains(&p.name))
+                .map(|p| Param {
+                    name: p.name.clone(),
+                    tensor: p.tensor.shallow_clone(),
+                })
+                .collect()
+        };
+        let new = ParamGroups {
+            shared: keep(&groups.shared),
+            task: groups.task.iter().map(|ps| keep(ps)).collect(),
+        };
+        if new.shared.is_empty() && new.task.iter().all(Vec::is_empty) {
+            return Ok(false);
+        }
+        let (mut cohort, all) =
+            Cohort::new(&self.config, &new, Vec::new(), self.per_task, from_epoch)?;
+        let lr = self.lr();
+        cohort.shared.set_lr(lr);
+        for o in &mut cohort.tasks {
+            o.set_lr(lr);
+        }
+        self.held.extend(names(&new));
+        self.all.extend(all);
+        self.cohorts.push(cohort);
+        Ok(true)
+    }
+
+    /// Every parameter, shared first (cohort by cohort).
     pub(crate) fn params(&self) -> &[Tensor] {
         &self.all
     }
 
     /// The learning rate.
     pub(crate) fn lr(&self) -> f64 {
-        self.shared.lr()
+        self.cohorts
+            .first()
+            .map_or(self.config.lr(), |c| c.shared.lr())
     }
 
     /// Sets every optimiser's learning rate.
     pub(crate) fn set_lr(&mut self, lr: f64) {
-        self.shared.set_lr(lr);
-        for o in &mut self.tasks {
-            o.set_lr(lr);
+        for c in &mut self.cohorts {
+            c.shared.set_lr(lr);
+            for o in &mut c.tasks {
+                o.set_lr(lr);
+            }
         }
     }
 
     /// Zeroes every gradient.
     pub(crate) fn zero_grad(&self) {
-        self.shared.zero_grad();
-        for o in &self.tasks {
+        for o in self.cohorts.iter().flat_map(Cohort::all) {
             o.zero_grad();
         }
     }
 
     /// Updates the shared parameters and those of the tasks in `drawn`.
     pub(crate) fn step(&mut self, drawn: &[bool]) -> Result<()> {
-        self.shared.step()?;
-        for (o, _) in self.tasks.iter_mut().zip(drawn).filter(|(_, d)| **d) {
-            o.step()?;
+        for c in &mut self.cohorts {
+            c.shared.step()?;
+            for (o, _) in c.tasks.iter_mut().zip(drawn).filter(|(_, d)| **d) {
+                o.step()?;
+            }
         }
         Ok(())
     }
 
-    /// Every optimiser's state tensors, named `<optimiser>.<slot>` (`shared`, `task<k>`),
-    /// and each one's step count, shared first.
+    /// Every optimiser's state tensors, named `<optimiser>.<slot>` (`shared`, `task<k>`,
+    /// `from<e>.shared`...), and each one's step count, cohort by cohort, shared first.
     pub(crate) fn state(&self) -> (Vec<(String, Tensor)>, Vec<u64>) {
         let mut tensors = Vec::new();
         let mut steps = Vec::new();
-        for (name, o) in self.named() {
-            let (t, n) = o.state();
-            tensors.extend(t.into_iter().map(|(slot, t)| (format!("{name}.{slot}"), t)));
-            steps.push(n);
+        for c in &self.cohorts {
+            for (name, o) in c.names().into_iter().zip(c.all()) {
+                let (t, n) = o.state();
+                tensors.extend(t.into_iter().map(|(slot, t)| (format!("{name}.{slot}"), t)));
+                steps.push(n);
+            }
         }
         (tensors, steps)
     }
 
     /// Restores what [`TaskOptimizers::state`] returned.
     pub(crate) fn load_state(&mut self, tensors: &[(String, Tensor)], steps: &[u64]) -> Result<()> {
-        if steps.len() != 1 + self.tasks.len() {
+        let count: usize = self.cohorts.iter().map(|c| 1 + c.tasks.len()).sum();
+        if steps.len() != count {
             return Err(Error::config(format!(
-                "optimiser state for {} optimisers, the run has {}",
+                "optimiser state for {} optimisers, the run has {count} at this epoch",
                 steps.len(),
-                1 + self.tasks.len()
             )));
         }
-        let names: Vec<String> = self.named().map(|(n, _)| n).collect();
-        let all = std::iter::once(&mut self.shared).chain(self.tasks.iter_mut());
-        for ((name, o), &n) in names.iter().zip(all).zip(steps) {
-            let prefix = format!("{name}.");
-            let own: Vec<(String, Tensor)> = tensors
-                .iter()
-                .filter_map(|(k, t)| {
-                    Some((k.strip_prefix(&prefix)?.to_string(), t.shallow_clone()))
-                })
-                .collect();
-            o.load_state(&own, n)?;
+        let mut steps = steps.iter();
+        for c in &mut self.cohorts {
+            let names = c.names();
+            let all = std::iter::once(&mut c.shared).chain(c.tasks.iter_mut());
+            for (name, o) in names.iter().zip(all) {
+                let prefix = format!("{name}.");
+                let own: Vec<(String, Tensor)> = tensors
+                    .iter()
+                    .filter_map(|(k, t)| {
+                        Some((k.strip_prefix(&prefix)?.to_string(), t.shallow_clone()))
+                    })
+                    .collect();
+                let n = steps.next().copied().unwrap_or_default();
+                o.load_state(&own, n)?;
+            }
         }
         Ok(())
     }
+}
 
-    fn named(&self) -> impl Iterator<Item = (String, &Optimizer)> {
-        std::iter::once(("shared".to_string(), &self.shared)).chain(
-            self.tasks
-                .iter()
-                .enumerate()
-                .map(|(k, o)| (format!("task{k}"), o)),
-        )
-    }
+fn names(groups: &ParamGroups) -> impl Iterator<Item = String> + '_ {
+    groups
+        .shared
+        .iter()
+        .chain(groups.task.iter().flatten())
+        .map(|p| p.name.clone())
 }
 
 #[cfg(test)]

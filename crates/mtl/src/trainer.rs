@@ -5,10 +5,12 @@
 //! Randomness is owned by the run: batches are shuffled by a generator derived from the
 //! seed, and libtorch's generator (dropout) is re-seeded from the seed at the start of
 //! every epoch, so a run resumed from an epoch-end checkpoint continues bit for bit.
+//! A gradual-unfreezing schedule acts at epoch starts too, so a resumed run is frozen
+//! as the uninterrupted one was at every epoch.
 
 use crate::config::TrainerConfig;
 use crate::diagnostics;
-use crate::freeze::FreezeGuard;
+use crate::freeze::Freezing;
 use crate::model::MultiTaskModel;
 use crate::plan::Plan;
 use crate::progress::{should_draw, Progress};
@@ -17,7 +19,8 @@ use crate::run_state::{self, Parts, RunState, Start};
 use crate::step::{train_step, GradMode, StepOutcome};
 use crate::task_optimizers::TaskOptimizers;
 use crate::tracking::{Hooks, Observers, RunStart, StepRecord, TrainingObserver};
-use mtl_core::{clip_grad_norm, derive_rng, params, Error, Result};
+use mtl_core::checkpoint::Checkpoint;
+use mtl_core::{clip_grad_norm, derive_rng, params, Error, ParamGroups, Result};
 use mtl_data::{JointData, MultiInputData, TaskSampling};
 use mtl_losses::Method;
 use rand::RngCore;
@@ -76,6 +79,58 @@ pub(crate) fn epoch_summary(record: &EpochRecord, state: &RunState) -> String {
 /// A libtorch seed for epoch `epoch` of a run seeded with `seed`.
 pub(crate) fn epoch_seed(seed: u64, epoch: usize) -> u64 {
     derive_rng(seed, &format!("torch-epoch-{epoch}")).next_u64() >> 1
+}
+
+/// The epoch a checkpoint resumes at (its count of finished epochs), read from its
+/// header; 0 when it cannot be read, which the resume itself then reports.
+fn resume_epoch(path: &std::path::Path) -> usize {
+    Checkpoint::peek_state(path)
+        .ok()
+        .and_then(|s| s.get("epoch")?.as_u64())
+        .and_then(|e| usize::try_from(e).ok())
+        .unwrap_or(0)
+}
+
+/// Moves the freeze on to epoch `epoch` ([`TrainerConfig::unfreeze`]): when parameters
+/// unfreeze, the groups are split again and the new ones get optimisers of their own
+/// (fresh moments and step counts), with gradients allocated. Returns whether any did.
+fn unfreeze(
+    freezing: &mut Freezing,
+    model: &MultiTaskModel,
+    cfg: &TrainerConfig,
+    epoch: usize,
+    groups: &mut ParamGroups,
+    opt: &mut TaskOptimizers,
+) -> Result<bool> {
+    if !freezing.advance(model.var_store(), cfg, epoch)? {
+        return Ok(false);
+    }
+    *groups = model.param_groups()?;
+    opt.add_unfrozen(groups, epoch)?;
+    params::ensure_grads(opt.params())?;
+    tracing::info!(
+        epoch,
+        shared = groups.shared.len(),
+        "unfroze parameters ({} shared scalars now train)",
+        groups.shared_numel()
+    );
+    Ok(true)
+}
+
+/// A shape error in the first step after an unfreeze widened the shared parameters
+/// most likely comes from a method that keeps K×d state across steps (MoCo, DB-MTL in
+/// parameter mode), sized to the old width: say so rather than leave a bare shape.
+fn explain_width_change(e: Error, widened: Option<(usize, i64, i64)>, method: &str) -> Error {
+    match (e, widened) {
+        (e @ Error::Shape { .. }, Some((epoch, before, after))) => Error::config(format!(
+            "the unfreeze at epoch {epoch} widened the shared parameters from {before} to \
+             {after} scalars, and method `{method}` failed on the new width ({e}): it keeps \
+             state sized to the task Jacobian, which an unfreeze of shared parameters \
+             changes; unfreeze only task-specific parameters, or use \
+             GradMode::Representation, whose width does not depend on the parameters"
+        )),
+        (e, _) => e,
+    }
 }
 
 impl Trainer {
@@ -222,15 +277,25 @@ impl Trainer {
             ));
         }
         // Frozen variables stop requiring gradients before the groups are split, so they
-        // are neither in the Jacobian nor in the optimiser.
-        let _frozen = FreezeGuard::apply(model.var_store(), &cfg.frozen)?;
-        let groups = model.param_groups()?;
+        // are neither in the Jacobian nor in the optimiser. A resumed run rebuilds what
+        // trained when its checkpoint was written (after the epoch before the one it
+        // resumes at): the first epoch's freeze, then each unfreeze before then, so its
+        // optimisers take the checkpoint's state; the loop then unfreezes at the
+        // epoch's start as the uninterrupted run did.
+        let resumed_at = self.resume.as_deref().map_or(0, resume_epoch);
+        let mut freezing = Freezing::start(model.var_store(), &cfg, 0)?;
+        let mut groups = model.param_groups()?;
         let mut opt = TaskOptimizers::new(
             &cfg.optimizer,
             &groups,
             method.parameters(),
             plan.per_task_steps(),
         )?;
+        for epoch in cfg.unfreeze_epochs() {
+            if epoch < resumed_at {
+                unfreeze(&mut freezing, model, &cfg, epoch, &mut groups, &mut opt)?;
+            }
+        }
         params::ensure_grads(opt.params())?;
         let device = model.device();
         let steps_per_epoch = plan.steps_per_epoch();
@@ -277,9 +342,21 @@ impl Trainer {
             },
         )?;
         let _fit_span = tracing::info_span!("fit", method = %method.name(), tasks = k).entered();
+        // (epoch, width before, width after) of an unfreeze that widened the shared
+        // parameters, until the first step after it succeeds.
+        let mut widened: Option<(usize, i64, i64)> = None;
         while state.epoch < cfg.epochs && !state.stopped_early {
             let epoch = state.epoch;
             let _epoch_span = tracing::info_span!("epoch", epoch).entered();
+            // The shared width before this epoch's unfreeze, until a step has run with
+            // the new one (see `explain_width_change`).
+            let width = groups.shared_numel();
+            if unfreeze(&mut freezing, model, &cfg, epoch, &mut groups, &mut opt)? {
+                let now = groups.shared_numel();
+                if now != width {
+                    widened = Some((epoch, width, now));
+                }
+            }
             let t0 = Instant::now();
             mtl_core::seed_everything(epoch_seed(cfg.seed, epoch));
             let mut sums = EpochSums::new(k);
@@ -311,7 +388,9 @@ impl Trainer {
                     &data,
                     step,
                     epoch,
-                )?;
+                )
+                .map_err(|e| explain_width_change(e, widened, method.name()))?;
+                widened = None;
                 let norm = match cfg.clip_grad_norm {
                     Some(max_norm) => clip_grad_norm(opt.params(), max_norm)?,
                     None => 0.0,
