@@ -49,6 +49,7 @@ mod schedule;
 mod sklearn;
 mod source;
 mod standardize;
+mod streamed;
 mod target;
 mod target_scale;
 mod tensor_dataset;
@@ -85,6 +86,7 @@ pub use sklearn::{digits, linnerud, LinnerudTargets};
 pub use standardize::{
     extreme_columns, ExtremeColumn, FeatureScaling, Standardizer, DEFAULT_CLIP, EXTREME_Z,
 };
+pub use streamed::{NpyRows, StreamedDataset, StreamedSplit};
 pub use target::{TargetData, TaskData};
 pub use target_scale::{TargetScale, TargetStandardizer};
 pub use tensor_dataset::{TensorDataset, TensorSplit, TensorTask};

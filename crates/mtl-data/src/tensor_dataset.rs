@@ -54,7 +54,7 @@ impl TensorTask {
         }
     }
 
-    fn select(&self, index: &Tensor) -> Result<TensorTask> {
+    pub(crate) fn select(&self, index: &Tensor) -> Result<TensorTask> {
         Ok(TensorTask {
             name: self.name.clone(),
             values: self.values.f_index_select(0, index)?,
@@ -136,13 +136,6 @@ impl TensorDataset {
     /// target's; two tasks of one name; floating-point features with a NaN or Inf
     /// ([`Error::NonFinite`], naming the row).
     pub fn new(features: Tensor, tasks: Vec<TensorTask>) -> Result<Self> {
-        if tasks.is_empty() {
-            return Err(Error::TaskCount {
-                context: "TensorDataset tasks".into(),
-                expected: 1,
-                got: 0,
-            });
-        }
         let features = features.f_to_device(Device::Cpu)?;
         let n = *features
             .size()
@@ -164,47 +157,7 @@ impl TensorDataset {
                 });
             }
         }
-        let mut checked = Vec::with_capacity(tasks.len());
-        for (k, task) in tasks.into_iter().enumerate() {
-            if let Some(j) = checked
-                .iter()
-                .position(|t: &TensorTask| t.name == task.name)
-            {
-                return Err(Error::config(format!(
-                    "TensorDataset: tasks {j} and {k} are both named `{}`",
-                    task.name
-                )));
-            }
-            let values = task.values.f_to_device(Device::Cpu)?;
-            let vshape = values.size();
-            if vshape.first() != Some(&n) {
-                return Err(Error::shape(
-                    format!("TensorDataset task `{}` targets", task.name),
-                    format!("[{n}, ...] (one per feature row)"),
-                    format!("{vshape:?}"),
-                ));
-            }
-            let mask = match task.mask {
-                None => None,
-                Some(m) => {
-                    let m = m.f_to_device(Device::Cpu)?;
-                    let mshape = m.size();
-                    if m.kind() != Kind::Bool || (mshape != [n] && mshape != vshape) {
-                        return Err(Error::shape(
-                            format!("TensorDataset task `{}` mask", task.name),
-                            format!("Bool [{n}] (rows) or Bool {vshape:?} (elements)"),
-                            format!("{:?} {mshape:?}", m.kind()),
-                        ));
-                    }
-                    Some(m)
-                }
-            };
-            checked.push(TensorTask {
-                name: task.name,
-                values,
-                mask,
-            });
-        }
+        let checked = check_tasks(n, tasks)?;
         Ok(TensorDataset {
             features,
             tasks: checked,
@@ -366,8 +319,61 @@ impl JointData for TensorDataset {
     }
 }
 
+/// Checks K tasks over `n` rows (see [`TensorDataset::new`]) and moves them to the CPU.
+pub(crate) fn check_tasks(n: i64, tasks: Vec<TensorTask>) -> Result<Vec<TensorTask>> {
+    if tasks.is_empty() {
+        return Err(Error::TaskCount {
+            context: "dataset tasks".into(),
+            expected: 1,
+            got: 0,
+        });
+    }
+    let mut checked = Vec::with_capacity(tasks.len());
+    for (k, task) in tasks.into_iter().enumerate() {
+        if let Some(j) = checked
+            .iter()
+            .position(|t: &TensorTask| t.name == task.name)
+        {
+            return Err(Error::config(format!(
+                "dataset: tasks {j} and {k} are both named `{}`",
+                task.name
+            )));
+        }
+        let values = task.values.f_to_device(Device::Cpu)?;
+        let vshape = values.size();
+        if vshape.first() != Some(&n) {
+            return Err(Error::shape(
+                format!("dataset task `{}` targets", task.name),
+                format!("[{n}, ...] (one per feature row)"),
+                format!("{vshape:?}"),
+            ));
+        }
+        let mask = match task.mask {
+            None => None,
+            Some(m) => {
+                let m = m.f_to_device(Device::Cpu)?;
+                let mshape = m.size();
+                if m.kind() != Kind::Bool || (mshape != [n] && mshape != vshape) {
+                    return Err(Error::shape(
+                        format!("dataset task `{}` mask", task.name),
+                        format!("Bool [{n}] (rows) or Bool {vshape:?} (elements)"),
+                        format!("{:?} {mshape:?}", m.kind()),
+                    ));
+                }
+                Some(m)
+            }
+        };
+        checked.push(TensorTask {
+            name: task.name,
+            values,
+            mask,
+        });
+    }
+    Ok(checked)
+}
+
 /// Feeds a tensor's dtype, shape and raw bytes.
-fn feed_tensor(feed: &mut dyn FnMut(&[u8]), t: &Tensor) {
+pub(crate) fn feed_tensor(feed: &mut dyn FnMut(&[u8]), t: &Tensor) {
     feed_text(feed, &format!("{:?}", t.kind()));
     for n in t.size() {
         feed(&n.to_le_bytes());

@@ -265,3 +265,47 @@ fn a_run_on_tensor_data_resumes_exactly_and_refuses_other_data() {
     assert!(err.contains("data"), "{err}");
     let _ = std::fs::remove_file(&path);
 }
+
+#[test]
+fn features_streamed_from_an_npy_file_train_exactly_as_in_memory() {
+    use mtl::data::{encode_npy, DenseArray, NpyRows, StreamedDataset};
+    let _torch = torch_lock();
+    let data = images(40);
+    let dir = std::env::temp_dir().join(format!("mtl-streamed-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("images.npy");
+    let bytes = encode_npy(&DenseArray::from_tensor(data.features()).unwrap()).unwrap();
+    std::fs::write(&path, &bytes).unwrap();
+    let streamed =
+        StreamedDataset::new(NpyRows::open(&path).unwrap(), data.tasks().to_vec()).unwrap();
+    let (a, b) = (
+        data.split(0.25, 0.0, 3).unwrap(),
+        streamed.split(0.25, 0.0, 3).unwrap(),
+    );
+    let mut in_memory = dense_model(4);
+    let mut from_disk = dense_model(4);
+    let r1 = Trainer::new(config("pcgrad", 3))
+        .unwrap()
+        .fit(&mut in_memory, &a.train, Some(&a.validation))
+        .unwrap();
+    let r2 = Trainer::new(config("pcgrad", 3))
+        .unwrap()
+        .fit(&mut from_disk, &b.train, Some(&b.validation))
+        .unwrap();
+    assert_eq!(weights(&in_memory), weights(&from_disk));
+    assert_eq!(
+        r1.epochs.last().unwrap().validation,
+        r2.epochs.last().unwrap().validation
+    );
+
+    // Files that cannot be read row by row, or that lie about their size, are refused.
+    std::fs::write(&path, &bytes[..bytes.len() - 7]).unwrap();
+    let err = NpyRows::open(&path).unwrap_err().to_string();
+    assert!(err.contains("the header promises 40 rows"), "{err}");
+    std::fs::write(&path, [0x1f, 0x8b, 0, 0]).unwrap();
+    assert!(NpyRows::open(&path)
+        .unwrap_err()
+        .to_string()
+        .contains("gunzip"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
