@@ -3,7 +3,7 @@
 
 use crate::kit::{
     and_masks, describe, entry_mask, flat_target, is_float, is_integer, loss_context,
-    metrics_context, over_labelled, regression_rows, Conv1x1, Mean,
+    metrics_context, no_nan_where_marked, over_labelled, regression_rows, Conv1x1, Mean,
 };
 use crate::{MetricValue, Metrics, TaskHead};
 use mtl_core::{Error, Result, TaskTarget};
@@ -15,7 +15,8 @@ use tch::{nn, Kind, Reduction, Tensor};
 ///
 /// A pixel is valid when its depth is positive — sensors write 0 (or NaN) where they
 /// measured nothing — and, when the target has a mask, its image (mask `[B]`) or the
-/// pixel itself (mask `[B, H, W]`) is marked. No valid pixel gives an exact,
+/// pixel itself (mask `[B, H, W]`) is marked. A NaN the mask marks as measured is an
+/// error naming the image and the pixel. No valid pixel gives an exact,
 /// differentiable zero.
 ///
 /// ```
@@ -75,6 +76,7 @@ impl DepthPixels {
         }
         let depth = depth.f_to_device(pred.device())?.f_reshape(grid)?;
         let marked = entry_mask(ctx, target, &grid, pred.device())?;
+        no_nan_where_marked(ctx, &depth.f_isnan()?, marked.as_ref())?;
         let valid = and_masks(marked, Some(depth.f_gt(0)?))?;
         Ok(DepthPixels {
             pred: pred.f_reshape([-1])?,

@@ -62,6 +62,32 @@ pub fn entry_mask(
     ))
 }
 
+/// Refuses a NaN that the target's own mask marks as valid: where a mask is given, it
+/// states which entries were measured, so a NaN there is broken data, not a hole (a
+/// hole without a mask is the sensor's 0 or NaN, which the head skips). `nan` is a
+/// `Bool` grid `[B, ...]`; the error names the batch row and the entry.
+pub fn no_nan_where_marked(ctx: &str, nan: &Tensor, marked: Option<&Tensor>) -> Result<()> {
+    let Some(marked) = marked else {
+        return Ok(());
+    };
+    let bad = nan.f_logical_and(marked)?;
+    if bad.f_any()?.f_int64_value(&[])? == 0 {
+        return Ok(());
+    }
+    let first = bad.f_nonzero()?.f_select(0, 0)?;
+    let at: Vec<i64> = Vec::<i64>::try_from(&first).map_err(|e| Error::config(e.to_string()))?;
+    Err(Error::NonFinite {
+        what: format!(
+            "{ctx} target at batch row {}, entry {:?}, inside its mask",
+            at[0],
+            &at[1..]
+        ),
+        task: None,
+        step: None,
+        value: "NaN".into(),
+    })
+}
+
 /// Both conditions (`Bool` tensors of one shape), where an absent one holds everywhere:
 /// an [`entry_mask`] and the head's own rule for an entry (a measured pixel, a label
 /// other than the ignore index).

@@ -133,7 +133,7 @@
 use mtl_core::{Error, Result};
 use tch::{Kind, Tensor};
 
-pub use crate::entries::{and_masks, entry_mask, flat_target, to_batch_row};
+pub use crate::entries::{and_masks, entry_mask, flat_target, no_nan_where_marked, to_batch_row};
 pub use crate::layer::{check_count, Conv1x1, Linear};
 pub use crate::metrics::running::{to_vec, Collected, ColumnMeans, Mean};
 pub use crate::rows::{

@@ -3,7 +3,7 @@
 
 use crate::kit::{
     and_masks, describe, entry_mask, flat_target, is_float, is_integer, loss_context,
-    metrics_context, regression_rows, to_batch_row, zero_loss, Conv1x1,
+    metrics_context, no_nan_where_marked, regression_rows, to_batch_row, zero_loss, Conv1x1,
 };
 use crate::{MetricValue, Metrics, TaskHead};
 use mtl_core::{Error, Result, TaskTarget};
@@ -97,6 +97,8 @@ impl NormalPixels {
         let normals = normals.f_to_device(pred.device())?;
         let measured = normals.f_ne(0)?.f_any_dim(1, false)?;
         let marked = entry_mask(ctx, target, &grid, pred.device())?;
+        let nan = normals.f_isnan()?.f_any_dim(1, false)?;
+        no_nan_where_marked(ctx, &nan, marked.as_ref())?;
         let valid = and_masks(marked, Some(measured))?;
         let rows =
             |t: &Tensor| -> Result<Tensor> { Ok(t.f_permute([0, 2, 3, 1])?.f_reshape([-1, 3])?) };

@@ -351,3 +351,37 @@ fn constructors_say_which_head_needs_more() {
             .contains("regression head `price` needs at least 1 output, got 0")
     );
 }
+
+#[test]
+fn a_nan_inside_a_validity_mask_is_an_error_outside_it_a_hole() {
+    let vs = nn::VarStore::new(Device::Cpu);
+    let depth = DepthHead::new(&(task_path(&vs.root(), 0) / "head"), "depth", 4).unwrap();
+    let normals = NormalHead::new(&(task_path(&vs.root(), 1) / "head"), "normals", 4).unwrap();
+    let features = Tensor::randn([2, 4, 2, 3], CPU);
+    let d = Tensor::rand([2, 2, 3], CPU) + 0.5;
+    let _ = d.get(1).get(0).get(2).fill_(f64::NAN);
+    // No mask: the NaN is an unmeasured pixel, skipped.
+    let out = depth.forward_t(&features, true).unwrap();
+    let loss = depth.loss(&out, &TaskTarget::new(d.copy())).unwrap();
+    assert!(loss.double_value(&[]).is_finite());
+    // A mask that marks it measured: an error naming the image and the pixel.
+    let all = Tensor::ones([2, 2, 3], (Kind::Bool, Device::Cpu));
+    let err = depth
+        .loss(&out, &TaskTarget::masked(d.copy(), all.copy()))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("batch row 1") && err.contains("[0, 2]"), "{err}");
+    // A mask that leaves it out: fine.
+    let _ = all.get(1).get(0).get(2).fill_(0);
+    assert!(depth.loss(&out, &TaskTarget::masked(d, all.copy())).is_ok());
+
+    let n = Tensor::randn([2, 3, 2, 3], CPU);
+    let _ = n.get(0).get(1).get(1).get(1).fill_(f64::NAN);
+    let out = normals.forward_t(&features, true).unwrap();
+    let marked = Tensor::ones([2, 2, 3], (Kind::Bool, Device::Cpu));
+    let err = normals
+        .loss(&out, &TaskTarget::masked(n, marked))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("batch row 0") && err.contains("[1, 1]"), "{err}");
+}
