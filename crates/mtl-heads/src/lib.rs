@@ -27,7 +27,7 @@
 //! | [`ClassificationHead`] | `[B, C]` logits | softmax cross-entropy | accuracy, macro-F1 |
 //! | [`BinaryHead`] | `[B]` logit | binary cross-entropy | accuracy, ROC-AUC |
 //! | [`RegressionHead`] | `[B, m]` (`[B, 2m]` with a variance) | MSE, L1, Huber or Gaussian NLL ([`RegressionLoss`]) | MSE, MAE |
-//! | [`MultiLabelHead`] | `[B, L]` logits | binary cross-entropy per label | micro-F1, macro-F1, mean and per-label ROC-AUC |
+//! | [`MultiLabelHead`] | `[B, L]` logits | binary cross-entropy per label | micro-F1, macro-F1, mean and per-label ROC-AUC, mAP |
 //! | [`SegmentationHead`] | `[B, C, H, W]` logits | pixel cross-entropy with an ignore index | mIoU, pixel accuracy |
 //! | [`DepthHead`] | `[B, 1, H, W]` | L1 over measured pixels | absolute and relative error |
 //! | [`NormalHead`] | `[B, 3, H, W]` unit vectors | 1 − cosine over measured pixels | mean and median angle, % within 11.25°, 22.5°, 30° |

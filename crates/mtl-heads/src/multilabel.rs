@@ -7,7 +7,7 @@ use crate::kit::{
     loss_context, metrics_context, to_batch_row, Linear,
 };
 use crate::loss::bce_with_logits_in;
-use crate::metrics::roc_auc;
+use crate::metrics::{average_precision, roc_auc};
 use crate::rows::logits_size;
 use crate::{MetricValue, Metrics, Prediction, TaskHead};
 use mtl_core::{Error, Result, TaskTarget};
@@ -282,6 +282,7 @@ impl Metrics for MultiLabelMetrics {
         let mut pooled = (0, 0, 0);
         let mut f1_sum = 0.0;
         let mut aucs = Vec::new();
+        let mut aps = Vec::new();
         for (label, (scores, truths)) in self.scores.iter().zip(&self.truths).enumerate() {
             let (mut tp, mut fp, mut fn_) = (0, 0, 0);
             for (&score, &truth) in scores.iter().zip(truths) {
@@ -297,6 +298,9 @@ impl Metrics for MultiLabelMetrics {
             if let Some(auc) = roc_auc(scores, truths) {
                 aucs.push((label, auc));
             }
+            if let Some(ap) = average_precision(scores, truths) {
+                aps.push(ap);
+            }
         }
         let mut values = vec![
             metric("micro_f1", f1(pooled.0, pooled.1, pooled.2)),
@@ -305,6 +309,13 @@ impl Metrics for MultiLabelMetrics {
         if !aucs.is_empty() {
             let mean = aucs.iter().map(|(_, auc)| auc).sum::<f64>() / aucs.len() as f64;
             values.push(metric("mean_auc", mean));
+        }
+        if !aps.is_empty() {
+            // mAP over the labels that have a positive, as scikit-learn's macro average.
+            values.push(metric(
+                "mean_ap",
+                aps.iter().sum::<f64>() / aps.len() as f64,
+            ));
         }
         values.extend(
             aucs.into_iter()
@@ -393,7 +404,10 @@ mod tests {
         let truth = grid(&[1.0, 1.0, 0.0, 1.0], 2);
         m.update(&logits, &TaskTarget::new(truth)).unwrap();
         let names: Vec<String> = m.compute().into_iter().map(|v| v.name).collect();
-        assert_eq!(names, ["micro_f1", "macro_f1", "mean_auc", "auc_0"]);
+        assert_eq!(
+            names,
+            ["micro_f1", "macro_f1", "mean_auc", "mean_ap", "auc_0"]
+        );
         m.reset();
         let masked = TaskTarget::masked(
             grid(&[1.0, 0.0, 0.0, 0.0], 2),

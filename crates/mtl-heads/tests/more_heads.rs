@@ -37,7 +37,7 @@ fn cases(root: &nn::Path) -> Vec<Case> {
                 .view([4, 3]),
             ),
             metrics: vec![
-                "micro_f1", "macro_f1", "mean_auc", "auc_0", "auc_1", "auc_2",
+                "micro_f1", "macro_f1", "mean_auc", "mean_ap", "auc_0", "auc_1", "auc_2",
             ],
         },
         Case {
@@ -370,7 +370,10 @@ fn a_nan_inside_a_validity_mask_is_an_error_outside_it_a_hole() {
         .loss(&out, &TaskTarget::masked(d.copy(), all.copy()))
         .unwrap_err()
         .to_string();
-    assert!(err.contains("batch row 1") && err.contains("[0, 2]"), "{err}");
+    assert!(
+        err.contains("batch row 1") && err.contains("[0, 2]"),
+        "{err}"
+    );
     // A mask that leaves it out: fine.
     let _ = all.get(1).get(0).get(2).fill_(0);
     assert!(depth.loss(&out, &TaskTarget::masked(d, all.copy())).is_ok());
@@ -383,5 +386,8 @@ fn a_nan_inside_a_validity_mask_is_an_error_outside_it_a_hole() {
         .loss(&out, &TaskTarget::masked(n, marked))
         .unwrap_err()
         .to_string();
-    assert!(err.contains("batch row 0") && err.contains("[1, 1]"), "{err}");
+    assert!(
+        err.contains("batch row 0") && err.contains("[1, 1]"),
+        "{err}"
+    );
 }

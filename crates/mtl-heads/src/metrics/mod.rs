@@ -21,4 +21,4 @@ pub use crate::normals::NormalMetrics;
 pub use crate::regression::RegressionMetrics;
 pub use crate::segmentation::SegmentationMetrics;
 pub use crate::sequence::TokenMetrics;
-pub use scores::{accuracy, macro_f1, mae, mse, roc_auc};
+pub use scores::{accuracy, average_precision, macro_f1, mae, mse, roc_auc};

@@ -109,6 +109,45 @@ pub fn roc_auc(scores: &[f64], labels: &[bool]) -> Option<f64> {
     Some(u / (p * q))
 }
 
+/// Average precision, as scikit-learn's `average_precision_score`: the precision at
+/// each distinct score threshold, from the highest down, weighted by the recall it adds,
+/// `AP = Σₙ (Rₙ − Rₙ₋₁)·Pₙ` (no interpolation). Tied scores form one threshold. `None`
+/// without a positive label, with a NaN score, or for slices of different lengths.
+///
+/// ```
+/// use mtl_heads::metrics::average_precision;
+/// // sklearn: average_precision_score([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8]) = 0.8333…
+/// let ap = average_precision(&[0.1, 0.4, 0.35, 0.8], &[false, false, true, true]).unwrap();
+/// assert!((ap - 5.0 / 6.0).abs() < 1e-12);
+/// assert_eq!(average_precision(&[0.3, 0.9], &[false, false]), None);
+/// ```
+pub fn average_precision(scores: &[f64], labels: &[bool]) -> Option<f64> {
+    if scores.len() != labels.len() || scores.iter().any(|s| s.is_nan()) {
+        return None;
+    }
+    let positives = labels.iter().filter(|&&l| l).count();
+    if positives == 0 {
+        return None;
+    }
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    let (mut tp, mut seen, mut ap, mut recall) = (0usize, 0usize, 0.0, 0.0);
+    let mut start = 0;
+    while start < order.len() {
+        let mut end = start + 1;
+        while end < order.len() && scores[order[end]] == scores[order[start]] {
+            end += 1;
+        }
+        tp += order[start..end].iter().filter(|&&i| labels[i]).count();
+        seen += end - start;
+        let r = tp as f64 / positives as f64;
+        ap += (r - recall) * (tp as f64 / seen as f64);
+        recall = r;
+        start = end;
+    }
+    Some(ap)
+}
+
 /// The mean squared difference. NaN for empty input.
 ///
 /// ```
