@@ -32,8 +32,8 @@ pub use arch::{
     gradient_reversal, smooth_step, Activation, Architecture, AspMtl, AspMtlConfig, Backbone,
     BackboneBuilder, Cgc, CgcConfig, Cnn, CnnConfig, ConvDecoderConfig, ConvNet, ConvNetConfig,
     ConvNorm, CrossStitch, CrossStitchConfig, DSelectK, DSelectKConfig, HardSharing, Mlp,
-    MlpBuilder, MlpConfig, Mmoe, MmoeConfig, Mtan, MtanConfig, MultiInput, Ple, PleConfig,
-    SoftSharing, SoftSharingConfig, SoftmaxGate, TaskFeatures, TaskTowers,
+    MlpBuilder, MlpConfig, Mmoe, MmoeConfig, Mtan, MtanConfig, MtanOutput, MultiInput, Ple,
+    PleConfig, SoftSharing, SoftSharingConfig, SoftmaxGate, TaskFeatures, TaskTowers,
 };
 pub use checkpoint::Checkpoint;
 pub use device::{select_device, DeviceRequest};

@@ -1,6 +1,6 @@
 //! Dense prediction end to end: a segmentation and a depth head on the `ConvNet`
 //! encoder–decoder, under hard sharing (rep-grad PCGrad on the shared feature map),
-//! cross-stitch (EW) and per-task decoders (MGDA), trained for a few `train_step`s on
+//! cross-stitch (EW), per-task decoders (MGDA) and MTAN attending to maps (UPGrad), trained for a few `train_step`s on
 //! tiny synthetic images; both losses fall.
 
 use mtl::core::{
@@ -122,4 +122,22 @@ fn shared_encoder_with_per_task_decoders() {
     let m = model(|p| conv(CLASSES).build_with_task_decoders(p, 2));
     let losses = train(&m, "mgda", GradMode::Parameters, 25);
     assert_both_fall("per-task decoders", &losses);
+}
+
+#[test]
+fn mtan_attends_to_feature_maps_for_dense_heads() {
+    let _rng = torch_rng_lock();
+    tch::manual_seed(3);
+    let m = model(|p| {
+        mtl::core::MtanConfig::new(SIDE, SIDE, 2)
+            .channels(CLASSES)
+            .block_channels([16])
+            .output(mtl::core::MtanOutput::Maps)
+            .build(p)
+    });
+    assert_eq!(m.architecture().feature_dims(), [16, 16]);
+    // Every pixel's class here is noise of its own, which no coarser map can recover:
+    // one block keeps the input's resolution (more blocks upsample from H/2^(L−1)).
+    let losses = train(&m, "upgrad", GradMode::Parameters, 25);
+    assert_both_fall("mtan maps", &losses);
 }

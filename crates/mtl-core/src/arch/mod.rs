@@ -32,7 +32,7 @@ pub use gate::SoftmaxGate;
 pub use hard_sharing::HardSharing;
 pub use mlp::{Activation, Mlp, MlpConfig};
 pub use mmoe::{Mmoe, MmoeConfig};
-pub use mtan::{Mtan, MtanConfig};
+pub use mtan::{Mtan, MtanConfig, MtanOutput};
 pub use multi_input::MultiInput;
 pub use ple::{Ple, PleConfig};
 pub use soft_sharing::{SoftSharing, SoftSharingConfig};

@@ -4,8 +4,10 @@
 //! A shared convolutional network of `L` blocks, and per task one soft-attention
 //! module per block that selects from the block's feature maps. Inputs are images
 //! `[B, C, H, W]` or rows of `C·H·W` floats, viewed as images inside. MTAN is its own
-//! convolutional trunk (it takes no [`Backbone`](super::Backbone)), and its task
-//! features are pooled vectors, not feature maps. Block `j` (`c_j` channels):
+//! convolutional trunk (it takes no [`Backbone`](super::Backbone)). Its task features
+//! are pooled vectors for row heads ([`MtanOutput::Pooled`], the default) or, for dense
+//! heads (segmentation, depth, normals), the attended maps of the last block upsampled
+//! back to the input's resolution ([`MtanOutput::Maps`]). Block `j` (`c_j` channels):
 //!
 //! ```text
 //! shared   u_j = ReLU(conv3×3(x_j)),   p_j = ReLU(conv3×3(u_j)),   x_{j+1} = maxpool2(p_j)
@@ -13,6 +15,7 @@
 //!          â_k^j = a_k^j ⊙ p_j                                         (the attended maps)
 //!          t_k^j = maxpool2(ReLU(conv3×3(â_k^j)))                     (to block j+1's size)
 //! features_k = flatten(average pool of â_k^{L−1} to a g_h × g_w grid)  [B, c_{L−1}·g_h·g_w]
+//!   or (Maps) bilinear upsampling of â_k^{L−1} to H × W                  [B, c_{L−1}, H, W]
 //! ```
 //!
 //! The attention modules are task `k`'s own (`task_path(path, k)/attention<j>`); the
@@ -31,6 +34,22 @@ use crate::{task_path, Error, Result};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Tensor};
 
+/// What an [`Mtan`] hands each task's head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MtanOutput {
+    /// The last block's attended maps average-pooled to `pool_grid` and flattened:
+    /// `[B, c_{L−1}·g_h·g_w]`, for heads that read rows.
+    #[default]
+    Pooled,
+    /// The last block's attended maps, bilinearly upsampled (corners not aligned, as
+    /// `F.interpolate`'s default) to the input's `H × W`: `[B, c_{L−1}, H, W]`, for
+    /// dense heads. There is no decoder: detail finer than the last block's resolution
+    /// (`H/2^(L−1)`) is not recovered, so dense tasks want few blocks or a
+    /// [`ConvNet`](super::ConvNet) trunk.
+    Maps,
+}
+
 /// Configuration of an [`Mtan`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MtanConfig {
@@ -47,6 +66,9 @@ pub struct MtanConfig {
     /// The grid the attended maps are average-pooled to before flattening (`[1, 1]`,
     /// global average pooling, by default; a finer grid keeps coarse positions).
     pub pool_grid: [i64; 2],
+    /// What the task features are: pooled rows or full-resolution maps.
+    #[serde(default)]
+    pub output: MtanOutput,
     /// How every convolution starts (PyTorch's `nn.Conv2d` default unless set).
     #[serde(default)]
     pub init: Init,
@@ -62,6 +84,7 @@ impl MtanConfig {
             block_channels: vec![16, 32],
             num_tasks,
             pool_grid: [1, 1],
+            output: MtanOutput::default(),
             init: Init::default(),
         }
     }
@@ -84,6 +107,11 @@ impl MtanConfig {
     /// Sets how the convolutions start.
     pub fn init(mut self, init: Init) -> Self {
         self.init = init;
+        self
+    }
+    /// Sets what the task features are (pooled rows or full-resolution maps).
+    pub fn output(mut self, output: MtanOutput) -> Self {
+        self.output = output;
         self
     }
 
@@ -270,13 +298,19 @@ impl Mtan {
                 .f_sigmoid()?;
             let attended = mask.f_mul(p)?;
             if j == upto {
-                let features = match &att.next {
-                    None => Some(
+                let features = match (&att.next, self.cfg.output) {
+                    (Some(_), _) => None,
+                    (None, MtanOutput::Pooled) => Some(
                         attended
                             .f_adaptive_avg_pool2d(self.cfg.pool_grid)?
                             .f_flatten(1, -1)?,
                     ),
-                    Some(_) => None,
+                    (None, MtanOutput::Maps) => Some(attended.f_upsample_bilinear2d(
+                        [self.cfg.height, self.cfg.width],
+                        false,
+                        None,
+                        None,
+                    )?),
                 };
                 return Ok((Some(mask), features));
             }
@@ -301,7 +335,12 @@ impl Architecture for Mtan {
     fn feature_dims(&self) -> Vec<i64> {
         let c = self.cfg.block_channels.last().copied().unwrap_or(0);
         let [ph, pw] = self.cfg.pool_grid;
-        vec![c * ph * pw; self.attention.len()]
+        let width = match self.cfg.output {
+            MtanOutput::Pooled => c * ph * pw,
+            // Maps: the channels, which a dense head reads.
+            MtanOutput::Maps => c,
+        };
+        vec![width; self.attention.len()]
     }
     fn forward_t(&self, xs: &Tensor, train: bool) -> Result<TaskFeatures> {
         let (maps, z) = self.shared_maps(xs, train)?;
