@@ -20,6 +20,7 @@ mod multi_input;
 mod ple;
 mod soft_sharing;
 mod towers;
+mod transformer;
 
 pub use asp_mtl::{gradient_reversal, AspMtl, AspMtlConfig};
 pub use builder::{BackboneBuilder, MlpBuilder};
@@ -37,6 +38,7 @@ pub use multi_input::MultiInput;
 pub use ple::{Ple, PleConfig};
 pub use soft_sharing::{SoftSharing, SoftSharingConfig};
 pub use towers::TaskTowers;
+pub use transformer::{Pooling, TransformerConfig, TransformerEncoder};
 
 use crate::Result;
 use tch::Tensor;
