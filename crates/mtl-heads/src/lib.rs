@@ -27,11 +27,12 @@
 //! | [`ClassificationHead`] | `[B, C]` logits | softmax cross-entropy | accuracy, macro-F1 |
 //! | [`BinaryHead`] | `[B]` logit | binary cross-entropy | accuracy, ROC-AUC |
 //! | [`RegressionHead`] | `[B, m]` (`[B, 2m]` with a variance) | MSE, L1, Huber or Gaussian NLL ([`RegressionLoss`]) | MSE, MAE |
+//! | [`SentenceHead`] | `[B, classes]` logits from pooled `[B, T, d]` tokens (CLS or mean) | softmax cross-entropy | accuracy, macro-F1 |
 //! | [`MultiLabelHead`] | `[B, L]` logits | binary cross-entropy per label | micro-F1, macro-F1, mean and per-label ROC-AUC, mAP |
 //! | [`SegmentationHead`] | `[B, C, H, W]` logits | pixel cross-entropy with an ignore index | mIoU, pixel accuracy |
 //! | [`DepthHead`] | `[B, 1, H, W]` | L1 over measured pixels | absolute and relative error |
 //! | [`NormalHead`] | `[B, 3, H, W]` unit vectors | 1 − cosine over measured pixels | mean and median angle, % within 11.25°, 22.5°, 30° |
-//! | [`SequenceHead`] | `[B, T, C]` logits | token cross-entropy, padding masked | token accuracy |
+//! | [`SequenceHead`] | `[B, T, C]` logits | token cross-entropy, padding masked | token accuracy; with BIO tag names, span F1, precision and recall as seqeval |
 //!
 //! The three per-pixel heads reproduce LibMTL's NYUv2 losses and metrics. A target's
 //! mask is `Bool [B]` (a row is labelled or not) for every head; the multi-label, pixel
@@ -76,6 +77,7 @@
 //! ```
 
 mod binary;
+mod bio;
 mod classification;
 mod depth;
 mod entries;
@@ -89,9 +91,11 @@ mod normals;
 mod regression;
 mod rows;
 mod segmentation;
+mod sentence;
 mod sequence;
 
 pub use binary::BinaryHead;
+pub use bio::{bio_spans, Span, SpanF1};
 pub use classification::ClassificationHead;
 pub use depth::{depth_l1, DepthHead};
 pub use head::{MetricValue, Metrics, Prediction, TaskHead};
@@ -105,6 +109,7 @@ pub use multilabel::{multilabel_bce_with_logits, MultiLabelHead};
 pub use normals::{normal_cosine_loss, NormalHead};
 pub use regression::{RegressionHead, RegressionLoss, DEFAULT_HUBER_DELTA};
 pub use segmentation::{pixel_cross_entropy, SegmentationHead, DEFAULT_IGNORE_INDEX};
+pub use sentence::SentenceHead;
 pub use sequence::{token_cross_entropy, SequenceHead, DEFAULT_PADDING_LABEL};
 
 // The version this crate was built with, so a head crate uses the same `tch` types.

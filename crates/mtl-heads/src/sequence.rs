@@ -55,24 +55,24 @@ fn token_cross_entropy_in(
     classes: Option<i64>,
     padding_label: Option<i64>,
 ) -> Result<Tensor> {
-    let tokens = Tokens::of(ctx, logits, target, classes, padding_label)?;
+    let tokens = TokenTagging::of(ctx, logits, target, classes, padding_label)?;
     cross_entropy_in(ctx, &tokens.logits, &tokens.target, classes)
         .map_err(|e| to_batch_row(e, tokens.per_sequence))
 }
 
 /// A tagging batch flattened to one row per token.
-struct Tokens {
+pub(crate) struct TokenTagging {
     /// `[B·T, C]`, sequence by sequence.
-    logits: Tensor,
+    pub(crate) logits: Tensor,
     /// `[B·T]` tags, masked on padding.
-    target: TaskTarget,
-    per_sequence: i64,
+    pub(crate) target: TaskTarget,
+    pub(crate) per_sequence: i64,
 }
 
-impl Tokens {
+impl TokenTagging {
     /// Checks `logits` (floating `[B, T, C]`, `C == classes` when given) against the
     /// target (integer `[B, T]`, mask `[B]` or `[B, T]`) and flattens both.
-    fn of(
+    pub(crate) fn of(
         ctx: &str,
         logits: &Tensor,
         target: &TaskTarget,
@@ -92,7 +92,7 @@ impl Tokens {
         let tags = tags.f_to_device(logits.device())?;
         let marked = entry_mask(ctx, target, &grid, logits.device())?;
         let real = padding_label.map(|p| tags.f_ne(p)).transpose()?;
-        Ok(Tokens {
+        Ok(TokenTagging {
             logits: logits.f_reshape([-1, size[2]])?,
             target: flat_target(tags.f_reshape([-1])?, and_masks(marked, real)?)?,
             per_sequence: size[1],
@@ -127,6 +127,8 @@ pub struct SequenceHead {
     classes: i64,
     padding_label: Option<i64>,
     layer: Linear,
+    /// The tag names, when the tags are BIO entity tags scored by span F1.
+    bio_tags: Option<Vec<String>>,
 }
 
 impl SequenceHead {
@@ -147,7 +149,26 @@ impl SequenceHead {
             classes,
             padding_label: Some(DEFAULT_PADDING_LABEL),
             layer,
+            bio_tags: None,
         })
+    }
+
+    /// Names the tags as BIO (or IOBES) entity tags (`tags[i]` for tag id i: `"O"`,
+    /// `"B-PER"`, `"I-PER"`…), so the metrics are span precision, recall and F1 as
+    /// seqeval computes them ([`SpanF1`](crate::SpanF1), F1 primary) rather than token
+    /// accuracy alone. There must be one name per class.
+    pub fn with_bio_tags(mut self, tags: Vec<String>) -> Result<Self> {
+        if tags.len() as i64 != self.classes {
+            return Err(Error::config(format!(
+                "head `{}`: {} tag names for {} classes",
+                self.name,
+                tags.len(),
+                self.classes
+            )));
+        }
+        crate::bio::SpanF1::new(tags.clone())?;
+        self.bio_tags = Some(tags);
+        Ok(self)
     }
 
     /// Treats tokens tagged `padding_label` as padding instead; `None` leaves padding to
@@ -188,6 +209,13 @@ impl TaskHead for SequenceHead {
 
     fn metrics(&self) -> Box<dyn Metrics> {
         let context = metrics_context(&self.name);
+        if let Some(Ok(spans)) = self.bio_tags.clone().map(crate::bio::SpanF1::new) {
+            return Box::new(
+                spans
+                    .with_padding_label(self.padding_label)
+                    .with_context(context),
+            );
+        }
         Box::new(
             TokenMetrics::new(self.classes)
                 .with_padding_label(self.padding_label)
@@ -252,7 +280,7 @@ impl Metrics for TokenMetrics {
     fn update(&mut self, output: &Tensor, target: &TaskTarget) -> Result<()> {
         let ctx = &self.context;
         let classes = Some(self.classes);
-        let tokens = Tokens::of(ctx, output, target, classes, self.padding_label)?;
+        let tokens = TokenTagging::of(ctx, output, target, classes, self.padding_label)?;
         let (logits, tags) = class_rows(ctx, &tokens.logits, &tokens.target, classes)
             .map_err(|e| to_batch_row(e, tokens.per_sequence))?;
         let hits = logits.f_detach()?.f_argmax(1, false)?.f_eq_tensor(&tags)?;

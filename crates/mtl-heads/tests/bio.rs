@@ -1,0 +1,116 @@
+//! Entity spans and span F1 against seqeval 1.2.2 (tests/data/make_seqeval_spans.py):
+//! 200 random BIO/IOBES sequences with their entities, and the micro F1, precision and
+//! recall of noisy predictions, through the same path a tagging head's metrics take.
+
+use mtl_core::TaskTarget;
+use mtl_heads::{bio_spans, SequenceHead, SpanF1, TaskHead};
+use serde_json::Value;
+use tch::{nn, Device, Kind, Tensor};
+
+const TAGS: [&str; 8] = [
+    "O", "B-PER", "I-PER", "B-LOC", "I-LOC", "E-ORG", "S-ORG", "I-ORG",
+];
+
+fn golden() -> Value {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/seqeval_spans.json"
+    ))
+    .unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn spans_match_seqeval_on_every_case() {
+    for case in golden()["cases"].as_array().unwrap() {
+        let tags = strings(&case["tags"]);
+        let got: Vec<(String, usize, usize)> = bio_spans(&tags)
+            .into_iter()
+            .map(|s| (s.kind, s.start, s.end))
+            .collect();
+        let want: Vec<(String, usize, usize)> = case["spans"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s[0].as_str().unwrap().to_string(),
+                    s[1].as_u64().unwrap() as usize,
+                    s[2].as_u64().unwrap() as usize,
+                )
+            })
+            .collect();
+        assert_eq!(got, want, "{tags:?}");
+    }
+}
+
+/// Pads tag-id sequences to one length with -1 (the head's padding label).
+fn padded(seqs: &[Vec<String>]) -> Tensor {
+    let t = seqs.iter().map(Vec::len).max().unwrap();
+    let ids: Vec<i64> = seqs
+        .iter()
+        .flat_map(|s| {
+            s.iter()
+                .map(|tag| TAGS.iter().position(|x| x == tag).unwrap() as i64)
+                .chain(std::iter::repeat(-1))
+                .take(t)
+        })
+        .collect();
+    Tensor::from_slice(&ids).view([seqs.len() as i64, t as i64])
+}
+
+#[test]
+fn span_f1_matches_seqeval_through_a_tagging_heads_metrics() {
+    let g = golden();
+    let as_seqs =
+        |v: &Value| -> Vec<Vec<String>> { v.as_array().unwrap().iter().map(strings).collect() };
+    let (truth, pred) = (as_seqs(&g["true"]), as_seqs(&g["pred"]));
+    // Logits that predict `pred`; padding positions predict anything.
+    let pred_ids = padded(&pred).clamp_min(0);
+    let logits = pred_ids.one_hot(TAGS.len() as i64).to_kind(Kind::Float);
+    let names: Vec<String> = TAGS.iter().map(|s| s.to_string()).collect();
+    let vs = nn::VarStore::new(Device::Cpu);
+    let head = SequenceHead::new(&(vs.root() / "task0" / "head"), "ner", 4, 8)
+        .unwrap()
+        .with_bio_tags(names.clone())
+        .unwrap();
+    let mut m = head.metrics();
+    // In two batches, as an evaluation would.
+    let target = padded(&truth);
+    for (lo, n) in [(0, 120), (120, 80)] {
+        m.update(
+            &logits.narrow(0, lo, n),
+            &TaskTarget::new(target.narrow(0, lo, n)),
+        )
+        .unwrap();
+    }
+    let v = m.compute();
+    let get = |name: &str| v.iter().find(|x| x.name == name).unwrap().value;
+    for (name, key) in [
+        ("span_f1", "f1"),
+        ("span_precision", "precision"),
+        ("span_recall", "recall"),
+    ] {
+        assert!(
+            (get(name) - g[key].as_f64().unwrap()).abs() < 1e-12,
+            "{name}"
+        );
+    }
+    assert_eq!(v[0].name, "span_f1");
+    // Tag names that are not BIO, or one too few, are refused.
+    assert!(SpanF1::new(vec!["O".into(), "X-PER".into()]).is_err());
+    assert!(
+        SequenceHead::new(&(vs.root() / "task1" / "head"), "ner", 4, 8)
+            .unwrap()
+            .with_bio_tags(names[..7].to_vec())
+            .is_err()
+    );
+}
