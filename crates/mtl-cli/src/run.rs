@@ -548,14 +548,33 @@ fn train_and_report<D: OnlyTask>(
                 validation,
                 &test,
             )?;
-            if all_metrics {
-                // Dense tasks report several metrics each (mIoU and pixel accuracy; abs
-                // and rel error; angle statistics): Δm averages over all of them.
-                let delta = DeltaM::compute_all_metrics(&test_eval, &baselines.test)?;
-                report.test = Some(test_eval);
-                report.delta_m = Some(delta);
-            } else {
-                report.compare_to_baselines(test_eval, &baselines)?;
+            // Dense tasks report several metrics each (mIoU and pixel accuracy; abs and
+            // rel error; angle statistics): Δm averages over all of them, as LibMTL does.
+            // A metric a baseline scored exactly 0 on (no pixel within 11.25° after a
+            // short run) has no relative change; Δm then falls back to each task's
+            // primary metric rather than losing the trained run.
+            let all = all_metrics
+                .then(|| DeltaM::compute_all_metrics(&test_eval, &baselines.test))
+                .and_then(|d| match d {
+                    Ok(d) => Some(d),
+                    Err(e) => {
+                        warn(
+                            &mut warnings,
+                            format!(
+                                "Δm over every metric: {e}; Δm is over each task's primary metric"
+                            ),
+                        );
+                        None
+                    }
+                });
+            match all {
+                Some(delta) => {
+                    report.test = Some(test_eval);
+                    report.delta_m = Some(delta);
+                }
+                None => {
+                    report.compare_to_baselines(test_eval, &baselines)?;
+                }
             }
             let text = serde_json::to_string_pretty(&baselines)
                 .map_err(|e| Error::config(format!("baselines are not serialisable: {e}")))?;

@@ -470,7 +470,7 @@ fn labelled(values: &Tensor, mask: Option<&Tensor>) -> std::result::Result<Tenso
         Some(m) => {
             // A row mask: broadcast over the row's elements.
             let mut shape = vec![values.size()[0]];
-            shape.extend(std::iter::repeat(1).take(values.dim() - 1));
+            shape.extend(std::iter::repeat_n(1, values.dim() - 1));
             all.f_logical_and(&m.f_reshape(shape.as_slice()).map_err(tch)?)
                 .map_err(tch)
         }
