@@ -1,6 +1,7 @@
-//! The run configuration file (TOML or JSON): where the data is and which columns are
-//! tasks, the hard-sharing architecture, and the trainer settings, which are
-//! [`TrainerConfig`] itself, so every trainer option is available under `[train]`.
+//! The run configuration file (TOML or JSON): where the data is (a CSV file, or the
+//! arrays of an `.npz` archive or a safetensors file) and which columns or arrays are
+//! tasks, the architecture, and the trainer settings, which are [`TrainerConfig`]
+//! itself, so every trainer option is available under `[train]`.
 //!
 //! Reading is strict: a key that is not a setting, in any table or nested table, is an
 //! error naming the key, its table and the closest valid key (`momentm` → `momentum`,
@@ -10,6 +11,7 @@
 use mtl::core::{Error, Init, Result};
 use mtl::data::{FeatureScaling, MissingValues, TargetKind, DEFAULT_CLIP, MAX_CLASSES};
 use mtl::heads::RegressionLoss;
+use mtl::ConvDecoders;
 use mtl::TrainerConfig;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -36,18 +38,28 @@ pub struct RunConfig {
     pub output: OutputConfig,
 }
 
-/// A CSV file with one column per task target.
+/// The data: a CSV file with one column per task target, or a file of named arrays
+/// (`npz` or `safetensors`) with one array of features and one per task target.
+/// Exactly one of `csv`, `npz` and `safetensors` is given.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataConfig {
     /// The CSV file. A relative path is looked up beside the config file first, then
     /// under the data directory (`$MTL_DATA_DIR`, the repository's `data/`...).
-    pub csv: PathBuf,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub csv: Option<PathBuf>,
+    /// A NumPy `.npz` archive (`np.savez`), looked up as `csv` is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub npz: Option<PathBuf>,
+    /// A safetensors file, looked up as `csv` is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub safetensors: Option<PathBuf>,
     /// The task targets, in task order.
     pub targets: Vec<TargetConfig>,
-    /// The feature columns; all other numeric columns when left out.
+    /// The features: for a CSV file the feature columns (all other numeric columns when
+    /// left out); for arrays the name of the features' array (required).
     #[serde(default)]
-    pub features: Option<Vec<String>>,
+    pub features: Option<FeaturesConfig>,
     /// Columns never used as features.
     #[serde(default)]
     pub exclude: Vec<String>,
@@ -62,9 +74,9 @@ pub struct DataConfig {
     #[serde(default = "default_fraction")]
     pub test: f64,
     /// Scale the features with statistics of the training rows (`false`: leave them as
-    /// they are, whatever `feature_scaling` says).
-    #[serde(default = "yes")]
-    pub standardize: bool,
+    /// they are, whatever `feature_scaling` says); true when left out. CSV only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standardize: Option<bool>,
     /// How to scale the features: `"standard"` (mean and deviation, the default),
     /// `"robust"` (median and interquartile range), `"clip"` (standard, then clipped to
     /// ±`clip_at`) or `"none"`.
@@ -75,9 +87,9 @@ pub struct DataConfig {
     pub clip_at: f64,
     /// Standardise each regression target with its training rows' mean and deviation:
     /// the heads train on standardised targets, and metrics are reported in the
-    /// original units.
-    #[serde(default = "yes")]
-    pub standardize_targets: bool,
+    /// original units. True when left out; CSV only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standardize_targets: Option<bool>,
     /// A missing feature value (an empty cell or one of `na_values`): `"error"` (the
     /// default), `"drop_rows"` or `"mean"` (the column's mean over the file).
     #[serde(default)]
@@ -89,6 +101,39 @@ pub struct DataConfig {
 
 fn default_clip() -> f64 {
     f64::from(DEFAULT_CLIP)
+}
+
+/// `data.features`: columns of a CSV file, or the name of an array.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum FeaturesConfig {
+    /// An array's name (`features = "x"`), for `npz` and `safetensors` input.
+    Array(String),
+    /// CSV feature columns (`features = ["a", "b"]`).
+    Columns(Vec<String>),
+}
+
+/// Where the data comes from (exactly one of `data.csv`, `data.npz`,
+/// `data.safetensors`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputKind {
+    /// A CSV file.
+    Csv,
+    /// A NumPy `.npz` archive.
+    Npz,
+    /// A safetensors file.
+    Safetensors,
+}
+
+impl InputKind {
+    /// The key that names the file.
+    pub fn key(self) -> &'static str {
+        match self {
+            InputKind::Csv => "csv",
+            InputKind::Npz => "npz",
+            InputKind::Safetensors => "safetensors",
+        }
+    }
 }
 
 /// How the features are scaled (`data.feature_scaling`).
@@ -149,9 +194,52 @@ impl ClassLabel {
 }
 
 impl DataConfig {
+    /// Which input the section names: an error unless exactly one of `csv`, `npz`,
+    /// `safetensors` is given.
+    pub fn input(&self) -> Result<InputKind> {
+        let given: Vec<InputKind> = [
+            (self.csv.is_some(), InputKind::Csv),
+            (self.npz.is_some(), InputKind::Npz),
+            (self.safetensors.is_some(), InputKind::Safetensors),
+        ]
+        .into_iter()
+        .filter_map(|(set, k)| set.then_some(k))
+        .collect();
+        match given.as_slice() {
+            [one] => Ok(*one),
+            [] => Err(Error::config(
+                "[data] names no input: give one of csv = \"file.csv\", npz = \"file.npz\" \
+                 or safetensors = \"file.safetensors\"",
+            )),
+            many => Err(Error::config(format!(
+                "[data] names {} inputs ({}); give exactly one",
+                many.len(),
+                many.iter().map(|k| k.key()).collect::<Vec<_>>().join(", ")
+            ))),
+        }
+    }
+
+    /// The input file as written in the config.
+    pub fn input_file(&self) -> Option<&Path> {
+        self.csv
+            .as_deref()
+            .or(self.npz.as_deref())
+            .or(self.safetensors.as_deref())
+    }
+
+    /// Whether feature scaling is on (`standardize`, true when left out).
+    pub fn standardize(&self) -> bool {
+        self.standardize.unwrap_or(true)
+    }
+
+    /// Whether regression targets are standardised (true when left out).
+    pub fn standardize_targets(&self) -> bool {
+        self.standardize_targets.unwrap_or(true)
+    }
+
     /// The feature scaling to fit on the training rows, `None` for none.
     pub fn feature_scaling(&self) -> Option<FeatureScaling> {
-        if !self.standardize {
+        if !self.standardize() {
             return None;
         }
         match self
@@ -175,7 +263,7 @@ fn yes() -> bool {
     true
 }
 
-/// How a target column is read, and so which head predicts it.
+/// How a target column or array is read, and so which head predicts it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TargetKindConfig {
@@ -183,26 +271,85 @@ pub enum TargetKindConfig {
     Classes,
     /// 0/1 labels: a sigmoid binary head.
     Binary,
-    /// A real number: a regression head.
+    /// A real number (or, for arrays, a row of them): a regression head.
     Regression,
+    /// Arrays only: a class per pixel, integer `[N, H, W]`.
+    Segmentation,
+    /// Arrays only: a depth per pixel, float `[N, H, W]` or `[N, 1, H, W]`, 0 where
+    /// not measured.
+    Depth,
+    /// Arrays only: a surface normal per pixel, float `[N, 3, H, W]`.
+    Normals,
+    /// Arrays only: several 0/1 labels per row, `[N, L]`.
+    Multilabel,
+    /// Arrays only: a tag per token, integer `[N, T]`.
+    Sequence,
 }
 
-impl From<TargetKindConfig> for TargetKind {
-    fn from(k: TargetKindConfig) -> Self {
-        match k {
-            TargetKindConfig::Classes => TargetKind::Classes,
-            TargetKindConfig::Binary => TargetKind::Binary,
-            TargetKindConfig::Regression => TargetKind::Regression,
+impl TargetKindConfig {
+    /// The CSV reader's kind, `None` for kinds only arrays can hold.
+    pub fn csv_kind(self) -> Option<TargetKind> {
+        match self {
+            TargetKindConfig::Classes => Some(TargetKind::Classes),
+            TargetKindConfig::Binary => Some(TargetKind::Binary),
+            TargetKindConfig::Regression => Some(TargetKind::Regression),
+            _ => None,
         }
+    }
+
+    /// The name as a config writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            TargetKindConfig::Classes => "classes",
+            TargetKindConfig::Binary => "binary",
+            TargetKindConfig::Regression => "regression",
+            TargetKindConfig::Segmentation => "segmentation",
+            TargetKindConfig::Depth => "depth",
+            TargetKindConfig::Normals => "normals",
+            TargetKindConfig::Multilabel => "multilabel",
+            TargetKindConfig::Sequence => "sequence",
+        }
+    }
+
+    /// Whether the target is a map over the image's pixels (read from feature maps).
+    pub fn is_dense(self) -> bool {
+        matches!(
+            self,
+            TargetKindConfig::Segmentation | TargetKindConfig::Depth | TargetKindConfig::Normals
+        )
     }
 }
 
-/// One task: a target column and its head.
+/// `classes` of a target: the declared labels of a CSV class column, or the number of
+/// classes of an array's target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ClassesConfig {
+    /// The number of classes (arrays: labels run from 0 to `classes - 1`).
+    Count(i64),
+    /// The classes of a CSV column, in class order.
+    Labels(Vec<ClassLabel>),
+}
+
+/// One task: a target column (CSV) or array and its head.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TargetConfig {
-    /// The column in the CSV header.
-    pub column: String,
+    /// The column in the CSV header (CSV input).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub column: Option<String>,
+    /// The array holding the targets (`npz` and `safetensors` input).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub array: Option<String>,
+    /// Arrays only: a boolean array marking the labelled rows (`[N]`) or elements (the
+    /// target's shape); everything is labelled when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mask: Option<String>,
+    /// Arrays only, segmentation and sequence targets: the label of pixels or tokens
+    /// without a class, as `torch.nn.functional.cross_entropy`'s `ignore_index`
+    /// (-1 when left out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ignore_index: Option<i64>,
     /// The task name (the column's when left out).
     #[serde(default)]
     pub name: Option<String>,
@@ -215,12 +362,40 @@ pub struct TargetConfig {
     /// (1 for codes 1..=n), so the head has exactly n classes.
     #[serde(default)]
     pub first_class: Option<i64>,
-    /// The classes of a class target, in class order (names, or codes as the file
-    /// writes them): the head has exactly these, and any other label is an error naming
-    /// its line. Left out: the file's codes (which must run without gaps) or names, and
-    /// every label in the validation and test rows must occur in the training rows.
+    /// CSV: the classes of a class target, in class order (names, or codes as the
+    /// file writes them): the head has exactly these, and any other label is an error
+    /// naming its line. Left out: the file's codes (which must run without gaps) or
+    /// names, and every label in the validation and test rows must occur in the
+    /// training rows.
+    /// Arrays: the number of classes of a `classes`, `segmentation` or `sequence`
+    /// target (left out: the largest label plus one).
     #[serde(default)]
-    pub classes: Option<Vec<ClassLabel>>,
+    pub classes: Option<ClassesConfig>,
+}
+
+impl TargetConfig {
+    /// The column or array the target is read from.
+    pub fn source(&self) -> &str {
+        self.column
+            .as_deref()
+            .or(self.array.as_deref())
+            .unwrap_or_default()
+    }
+
+    /// The task's name: `name`, else the column's or array's.
+    pub fn task_name(&self) -> String {
+        self.name
+            .clone()
+            .unwrap_or_else(|| self.source().to_string())
+    }
+
+    /// The declared labels of a CSV class column.
+    pub fn class_labels(&self) -> Option<&[ClassLabel]> {
+        match &self.classes {
+            Some(ClassesConfig::Labels(l)) => Some(l),
+            _ => None,
+        }
+    }
 }
 
 /// How the tasks share the network (`[model] arch`).
@@ -235,20 +410,58 @@ pub enum ArchKind {
     /// Cross-stitch networks: one tower per task, one stage per width of `hidden`,
     /// a learned unit mixing the towers after each stage.
     CrossStitch,
+    /// A convolutional encoder–decoder over `[N, C, H, W]` images (a dilated ResNet,
+    /// [`mtl::core::ConvNetConfig`]): `widths`, `blocks`, `dilated_stages`,
+    /// `out_channels`, `decoders`.
+    ConvNet,
+}
+
+impl ArchKind {
+    /// The name as a config writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ArchKind::HardSharing => "hard_sharing",
+            ArchKind::Mmoe => "mmoe",
+            ArchKind::CrossStitch => "cross_stitch",
+            ArchKind::ConvNet => "conv_net",
+        }
+    }
 }
 
 /// The network: the architecture and its sizes, with one head per target.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
-    /// How the tasks share the network: `"hard_sharing"` (the default), `"mmoe"` or
-    /// `"cross_stitch"`.
+    /// How the tasks share the network: `"hard_sharing"` (the default), `"mmoe"`,
+    /// `"cross_stitch"` or `"conv_net"`.
     #[serde(default)]
     pub arch: ArchKind,
     /// Hidden layer widths: of the shared trunk (the heads read the last), of each
-    /// MMoE expert, or of the cross-stitch stages (one layer each).
-    #[serde(default = "default_hidden")]
-    pub hidden: Vec<i64>,
+    /// MMoE expert, or of the cross-stitch stages (one layer each); `[64, 32]` when
+    /// left out. Not for `conv_net`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hidden: Option<Vec<i64>>,
+    /// `conv_net` only: the channels of each encoder stage (`[16, 32, 64]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub widths: Option<Vec<i64>>,
+    /// `conv_net` only: residual blocks per stage (1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocks: Option<usize>,
+    /// `conv_net` only: how many of the last stages are dilated instead of strided (1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dilated_stages: Option<usize>,
+    /// `conv_net` only: the decoder's output channels, what the heads read
+    /// (`widths[0]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub out_channels: Option<i64>,
+    /// `conv_net` only: `"per_task"` (the default: one decoder per task over the shared
+    /// encoder) or `"shared"` (one decoder for all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decoders: Option<ConvDecoders>,
+    /// `conv_net` only: the image channels the model is built for; the features'
+    /// when left out, an error naming the array when they differ.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_channels: Option<i64>,
     /// MMoE only: the number of experts (8 by default).
     #[serde(default)]
     pub experts: Option<usize>,
@@ -319,11 +532,82 @@ fn default_hidden() -> Vec<i64> {
     vec![64, 32]
 }
 
+impl ModelConfig {
+    /// The hidden widths (`[64, 32]` when left out).
+    pub fn hidden(&self) -> Vec<i64> {
+        self.hidden.clone().unwrap_or_else(default_hidden)
+    }
+
+    /// The image encoder–decoder `arch = "conv_net"` describes over `in_channels`
+    /// channels.
+    pub fn conv_net(&self, in_channels: i64) -> mtl::core::ConvNetConfig {
+        let mut c = mtl::core::ConvNetConfig::new(in_channels).init(self.init);
+        if let Some(w) = &self.widths {
+            c = c.widths(w.clone());
+        }
+        if let Some(b) = self.blocks {
+            c = c.blocks(b);
+        }
+        if let Some(d) = self.dilated_stages {
+            c = c.dilated_stages(d);
+        }
+        if let Some(o) = self.out_channels {
+            c = c.out_channels(o);
+        }
+        c
+    }
+
+    /// Refuses the keys of another architecture than `arch`, naming the key and the
+    /// architecture it belongs to.
+    fn check_arch_keys(&self) -> Result<()> {
+        use ArchKind::*;
+        let keys: [(&str, bool, &[ArchKind]); 9] = [
+            (
+                "hidden",
+                self.hidden.is_some(),
+                &[HardSharing, Mmoe, CrossStitch],
+            ),
+            ("experts", self.experts.is_some(), &[Mmoe]),
+            ("alpha_self", self.alpha_self.is_some(), &[CrossStitch]),
+            ("widths", self.widths.is_some(), &[ConvNet]),
+            ("blocks", self.blocks.is_some(), &[ConvNet]),
+            ("dilated_stages", self.dilated_stages.is_some(), &[ConvNet]),
+            ("out_channels", self.out_channels.is_some(), &[ConvNet]),
+            ("decoders", self.decoders.is_some(), &[ConvNet]),
+            ("in_channels", self.in_channels.is_some(), &[ConvNet]),
+        ];
+        for (key, set, archs) in keys {
+            if set && !archs.contains(&self.arch) {
+                let owners: Vec<String> =
+                    archs.iter().map(|a| format!("\"{}\"", a.name())).collect();
+                return Err(Error::config(format!(
+                    "model.{key} is a setting of arch = {}, not of arch = \"{}\"",
+                    owners.join(" or "),
+                    self.arch.name()
+                )));
+            }
+        }
+        if self.arch == ConvNet && self.dropout != 0.0 {
+            return Err(Error::config(
+                "model.dropout is a setting of the MLP architectures; arch = \"conv_net\" \
+                 has batch norm and no dropout",
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Default for ModelConfig {
     fn default() -> Self {
         ModelConfig {
             arch: ArchKind::default(),
-            hidden: default_hidden(),
+            hidden: None,
+            widths: None,
+            blocks: None,
+            dilated_stages: None,
+            out_channels: None,
+            decoders: None,
+            in_channels: None,
             experts: None,
             alpha_self: None,
             dropout: 0.0,
@@ -445,23 +729,49 @@ impl RunConfig {
         if self.data.targets.is_empty() {
             return Err(Error::config("data.targets must name at least one column"));
         }
+        let input = self.data.input()?;
+        if input == InputKind::Csv {
+            self.check_csv()?;
+        } else {
+            self.check_arrays(input)?;
+        }
         let (v, t) = (self.data.validation, self.data.test);
         if !(0.0..1.0).contains(&v) || !(0.0..1.0).contains(&t) || v + t >= 1.0 {
             return Err(Error::config(format!(
                 "data.validation ({v}) and data.test ({t}) must be fractions leaving rows to train on"
             )));
         }
-        if self.model.hidden.is_empty()
-            || self
-                .model
-                .hidden
-                .iter()
-                .any(|&w| !(1..=MAX_WIDTH).contains(&w))
-        {
+        self.model.check_arch_keys()?;
+        let hidden = self.model.hidden();
+        if hidden.is_empty() || hidden.iter().any(|&w| !(1..=MAX_WIDTH).contains(&w)) {
             return Err(Error::config(format!(
-                "model.hidden must list widths from 1 to {MAX_WIDTH}, got {:?}",
-                self.model.hidden
+                "model.hidden must list widths from 1 to {MAX_WIDTH}, got {hidden:?}"
             )));
+        }
+        if let Some(w) = &self.model.widths {
+            if w.is_empty() || w.iter().any(|&w| !(1..=MAX_WIDTH).contains(&w)) {
+                return Err(Error::config(format!(
+                    "model.widths must list channel counts from 1 to {MAX_WIDTH}, got {w:?}"
+                )));
+            }
+        }
+        for (key, v) in [
+            ("out_channels", self.model.out_channels),
+            ("in_channels", self.model.in_channels),
+        ] {
+            if let Some(c) = v.filter(|c| !(1..=MAX_WIDTH).contains(c)) {
+                return Err(Error::config(format!(
+                    "model.{key} must be from 1 to {MAX_WIDTH}, got {c}"
+                )));
+            }
+        }
+        if self.model.arch == ArchKind::ConvNet {
+            // The sizes' own rules (a block per stage, fewer dilated stages than
+            // stages) are the encoder's; asked now, before any data is read.
+            self.model
+                .conv_net(1)
+                .downsampling_factor()
+                .map_err(|e| Error::config(format!("[model] arch = \"conv_net\": {e}")))?;
         }
         self.model.init.check()?;
         if let Some(init) = self.model.head_init {
@@ -475,26 +785,13 @@ impl RunConfig {
                 .check()
                 .map_err(|e| Error::config(format!("model.pretrained: {e}")))?;
         }
-        match (self.model.arch, self.model.experts, self.model.alpha_self) {
-            (ArchKind::Mmoe, Some(0), _) => {
-                return Err(Error::config("model.experts must be at least 1"));
-            }
-            (ArchKind::CrossStitch, _, Some(a)) if !(0.0..=1.0).contains(&a) => {
-                return Err(Error::config(format!(
-                    "model.alpha_self must be in [0, 1], got {a}"
-                )));
-            }
-            (arch, Some(_), _) if arch != ArchKind::Mmoe => {
-                return Err(Error::config(
-                    "model.experts is a setting of arch = \"mmoe\"",
-                ));
-            }
-            (arch, _, Some(_)) if arch != ArchKind::CrossStitch => {
-                return Err(Error::config(
-                    "model.alpha_self is a setting of arch = \"cross_stitch\"",
-                ));
-            }
-            _ => {}
+        if self.model.experts == Some(0) {
+            return Err(Error::config("model.experts must be at least 1"));
+        }
+        if let Some(a) = self.model.alpha_self.filter(|a| !(0.0..=1.0).contains(a)) {
+            return Err(Error::config(format!(
+                "model.alpha_self must be in [0, 1], got {a}"
+            )));
         }
         if !(0.0..1.0).contains(&self.model.dropout) {
             return Err(Error::config(format!(
@@ -504,57 +801,6 @@ impl RunConfig {
         }
         if self.output.log_every_steps == 0 {
             return Err(Error::config("output.log_every_steps must be at least 1"));
-        }
-        let clip = self.data.clip_at;
-        if !(clip.is_finite() && clip > 0.0 && clip <= f64::from(f32::MAX)) {
-            return Err(Error::config(format!(
-                "data.clip_at must be positive and finite, got {clip}"
-            )));
-        }
-        if let (false, Some(s)) = (self.data.standardize, self.data.feature_scaling) {
-            if s != FeatureScalingConfig::None {
-                return Err(Error::config(format!(
-                    "data.standardize = false turns feature scaling off, but \
-                     data.feature_scaling asks for {s:?}; keep one of them"
-                )));
-            }
-        }
-        for t in &self.data.targets {
-            if t.classes.is_some() && t.kind != TargetKindConfig::Classes {
-                return Err(Error::config(format!(
-                    "target `{}`: classes are only declared for class targets",
-                    t.column
-                )));
-            }
-            if t.classes.is_some() && t.first_class.is_some() {
-                return Err(Error::config(format!(
-                    "target `{}`: declared classes are already in class order; leave out \
-                     first_class",
-                    t.column
-                )));
-            }
-            if t.first_class.is_some() && t.kind != TargetKindConfig::Classes {
-                return Err(Error::config(format!(
-                    "target `{}`: first_class is only for class targets",
-                    t.column
-                )));
-            }
-            if let Some(first) = t.first_class {
-                // Class codes are non-negative and below the class bound.
-                if !(0..MAX_CLASSES as i64).contains(&first) {
-                    return Err(Error::config(format!(
-                        "target `{}`: first_class must be from 0 to {}, got {first}",
-                        t.column,
-                        MAX_CLASSES - 1
-                    )));
-                }
-            }
-            if t.loss.is_some() && t.kind != TargetKindConfig::Regression {
-                return Err(Error::config(format!(
-                    "target `{}`: a loss is only chosen for regression targets",
-                    t.column
-                )));
-            }
         }
         self.train.check()?;
         // The method's hyper-parameters are checked now, before any data is read: the
@@ -568,16 +814,223 @@ impl RunConfig {
         .map(drop)
     }
 
-    /// The CSV file: beside the config file, else under the data directory.
+    /// The checks of a CSV input: its targets name columns, of the kinds a CSV file
+    /// holds, and the scaling settings agree.
+    fn check_csv(&self) -> Result<()> {
+        if let Some(FeaturesConfig::Array(a)) = &self.data.features {
+            return Err(Error::config(format!(
+                "data.features = \"{a}\" names an array; a CSV input takes a list of columns \
+                 (features = [\"a\", \"b\"])"
+            )));
+        }
+        for (i, t) in self.data.targets.iter().enumerate() {
+            let Some(column) = &t.column else {
+                return Err(Error::config(format!(
+                    "data.targets[{i}]: a CSV target names its column (column = \"...\"){}",
+                    if t.array.is_some() {
+                        "; `array` is for npz and safetensors input"
+                    } else {
+                        ""
+                    }
+                )));
+            };
+            for (key, set) in [
+                ("array", t.array.is_some()),
+                ("mask", t.mask.is_some()),
+                ("ignore_index", t.ignore_index.is_some()),
+            ] {
+                if set {
+                    return Err(Error::config(format!(
+                        "target `{column}`: {key} is a setting of npz and safetensors targets; \
+                         a CSV file marks missing labels with empty cells"
+                    )));
+                }
+            }
+            if t.kind.csv_kind().is_none() {
+                return Err(Error::config(format!(
+                    "target `{column}`: kind = \"{}\" needs an array per row (npz or \
+                     safetensors input); a CSV column holds classes, binary or regression",
+                    t.kind.name()
+                )));
+            }
+            if let Some(ClassesConfig::Count(n)) = t.classes {
+                return Err(Error::config(format!(
+                    "target `{column}`: classes = {n} counts the classes of an array; a CSV \
+                     target declares its labels (classes = [\"a\", \"b\"])"
+                )));
+            }
+        }
+        let clip = self.data.clip_at;
+        if !(clip.is_finite() && clip > 0.0 && clip <= f64::from(f32::MAX)) {
+            return Err(Error::config(format!(
+                "data.clip_at must be positive and finite, got {clip}"
+            )));
+        }
+        if let (false, Some(s)) = (self.data.standardize(), self.data.feature_scaling) {
+            if s != FeatureScalingConfig::None {
+                return Err(Error::config(format!(
+                    "data.standardize = false turns feature scaling off, but \
+                     data.feature_scaling asks for {s:?}; keep one of them"
+                )));
+            }
+        }
+        for t in &self.data.targets {
+            if t.class_labels().is_some() && t.kind != TargetKindConfig::Classes {
+                return Err(Error::config(format!(
+                    "target `{}`: classes are only declared for class targets",
+                    t.source()
+                )));
+            }
+            if t.class_labels().is_some() && t.first_class.is_some() {
+                return Err(Error::config(format!(
+                    "target `{}`: declared classes are already in class order; leave out \
+                     first_class",
+                    t.source()
+                )));
+            }
+            if t.first_class.is_some() && t.kind != TargetKindConfig::Classes {
+                return Err(Error::config(format!(
+                    "target `{}`: first_class is only for class targets",
+                    t.source()
+                )));
+            }
+            if let Some(first) = t.first_class {
+                // Class codes are non-negative and below the class bound.
+                if !(0..MAX_CLASSES as i64).contains(&first) {
+                    return Err(Error::config(format!(
+                        "target `{}`: first_class must be from 0 to {}, got {first}",
+                        t.source(),
+                        MAX_CLASSES - 1
+                    )));
+                }
+            }
+            if t.loss.is_some() && t.kind != TargetKindConfig::Regression {
+                return Err(Error::config(format!(
+                    "target `{}`: a loss is only chosen for regression targets",
+                    t.source()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The checks of an array input: `features` names an array, each target names its
+    /// array with the settings its kind takes, and nothing asks for CSV-only scaling.
+    fn check_arrays(&self, input: InputKind) -> Result<()> {
+        let key = input.key();
+        match &self.data.features {
+            Some(FeaturesConfig::Array(a)) if !a.is_empty() => {}
+            _ => {
+                return Err(Error::config(format!(
+                    "data.features must name the features' array of the {key} file \
+                     (features = \"x\")"
+                )))
+            }
+        }
+        // Scaling is fitted on table columns; images and per-pixel targets keep their
+        // values (normalise them when writing the file, as torchvision's Normalize).
+        let d = &self.data;
+        let csv_only = [
+            ("standardize", d.standardize.is_some()),
+            ("feature_scaling", d.feature_scaling.is_some()),
+            ("standardize_targets", d.standardize_targets.is_some()),
+            ("clip_at", d.clip_at != default_clip()),
+            ("missing", d.missing != MissingConfig::default()),
+            ("na_values", !d.na_values.is_empty()),
+            ("exclude", !d.exclude.is_empty()),
+            ("header", d.header.is_some()),
+        ];
+        if let Some((k, _)) = csv_only.iter().find(|(_, set)| *set) {
+            return Err(Error::config(format!(
+                "data.{k} is a setting of CSV input; {key} arrays are used as they are \
+                 (scale them when writing the file)"
+            )));
+        }
+        for (i, t) in d.targets.iter().enumerate() {
+            let Some(array) = t.array.as_deref().filter(|a| !a.is_empty()) else {
+                return Err(Error::config(format!(
+                    "data.targets[{i}]: a {key} target names its array (array = \"...\"){}",
+                    if t.column.is_some() {
+                        "; `column` is for CSV input"
+                    } else {
+                        ""
+                    }
+                )));
+            };
+            let refuse = |what: &str| {
+                Err(Error::config(format!(
+                    "target `{array}` (kind = \"{}\"): {what}",
+                    t.kind.name()
+                )))
+            };
+            if t.column.is_some() {
+                return refuse("`column` is for CSV input; an array target names `array`");
+            }
+            if t.first_class.is_some() {
+                return refuse("first_class is a setting of CSV class columns");
+            }
+            if t.loss.is_some() && t.kind != TargetKindConfig::Regression {
+                return refuse("a loss is only chosen for regression targets");
+            }
+            let counted = matches!(
+                t.kind,
+                TargetKindConfig::Classes
+                    | TargetKindConfig::Segmentation
+                    | TargetKindConfig::Sequence
+            );
+            match &t.classes {
+                Some(ClassesConfig::Labels(_)) => {
+                    return refuse("classes is a number for an array target (classes = 4)")
+                }
+                Some(ClassesConfig::Count(_)) if !counted => {
+                    return refuse(
+                        "classes is a setting of classes, segmentation and sequence targets",
+                    )
+                }
+                Some(ClassesConfig::Count(n)) if !(2..=MAX_CLASSES as i64).contains(n) => {
+                    return refuse(&format!("classes must be from 2 to {MAX_CLASSES}, got {n}"))
+                }
+                _ => {}
+            }
+            if t.ignore_index.is_some()
+                && !matches!(
+                    t.kind,
+                    TargetKindConfig::Segmentation | TargetKindConfig::Sequence
+                )
+            {
+                return refuse(
+                    "ignore_index is a setting of segmentation and sequence targets (other \
+                     targets mark missing labels with a mask)",
+                );
+            }
+        }
+        if let Some(j) = d.targets.iter().enumerate().find_map(|(i, t)| {
+            d.targets[..i]
+                .iter()
+                .any(|u| u.task_name() == t.task_name())
+                .then_some(i)
+        }) {
+            return Err(Error::config(format!(
+                "data.targets: two tasks are named `{}`; give one a `name`",
+                d.targets[j].task_name()
+            )));
+        }
+        Ok(())
+    }
+
+    /// The input file (CSV, npz or safetensors): beside the config file, else under
+    /// the data directory.
     pub fn csv_path(&self, config_path: &Path) -> PathBuf {
-        let csv = &self.data.csv;
+        let Some(csv) = self.data.input_file() else {
+            return PathBuf::new();
+        };
         if csv.is_absolute() {
-            return csv.clone();
+            return csv.to_path_buf();
         }
         let beside = config_path
             .parent()
             .map(|d| d.join(csv))
-            .unwrap_or_else(|| csv.clone());
+            .unwrap_or_else(|| csv.to_path_buf());
         if beside.exists() {
             return beside;
         }

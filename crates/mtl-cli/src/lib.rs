@@ -1,7 +1,8 @@
 //! # mtl-cli
 //!
-//! The `mtl` command line: `mtl train CONFIG` trains a hard-sharing multi-task model
-//! on a CSV file described by a TOML or JSON [`RunConfig`] and writes the JSON run
+//! The `mtl` command line: `mtl train CONFIG` trains a multi-task model (hard sharing,
+//! MMoE, cross-stitch or a conv net) on a CSV file or the arrays of an `.npz` or
+//! safetensors file, described by a TOML or JSON [`RunConfig`], and writes the JSON run
 //! report, PNG plots and the trained model as a [`Bundle`](mtl::Bundle) (`model/`);
 //! `mtl predict RUN_DIR --csv FILE --out preds.csv` predicts new rows with that bundle;
 //! `mtl methods` lists the registered task-combination methods.
@@ -10,6 +11,7 @@
 pub mod config;
 pub mod predict;
 pub mod run;
+pub mod tensor_input;
 
 pub use config::RunConfig;
 pub use predict::{predict, PredictArgs, PredictOutcome};

@@ -1,6 +1,8 @@
-//! One run from a [`RunConfig`]: read and split the CSV, build a hard-sharing MLP with
-//! one head per target, train, evaluate on the test rows, optionally train single-task
-//! baselines for Δm, and write the report and plots.
+//! One run from a [`RunConfig`]: read and split the data (a CSV file, or the arrays of
+//! an `.npz` or safetensors file), build the configured architecture with one head per
+//! target, train, evaluate on the test rows, optionally train single-task baselines for
+//! Δm, and write the report, plots and model bundle. Everything after the data is read
+//! is one loop for either kind of data ([`JointData`]).
 //!
 //! Nothing of the user's is lost on the way: before any data is read the output
 //! directory is created, checked writable and locked against a second run (temporary
@@ -8,7 +10,7 @@
 //! checkpoint) may be the same file as an input (the config, the CSV) or as another
 //! output. Every file is written to a temporary beside it and renamed into place.
 
-use crate::config::{ArchKind, RunConfig, TargetConfig};
+use crate::config::{ArchKind, InputKind, RunConfig, TargetConfig};
 use mtl::core::files::{self, OutputLock};
 use mtl::core::init::{self, Init};
 use mtl::core::{CrossStitchConfig, Error, Result};
@@ -16,10 +18,11 @@ use mtl::data::{
     extreme_columns, read_csv_summary, CsvSpec, CsvSummary, CsvTarget, FeatureScaling,
     IgnoredReason, Standardizer, TargetData, TargetStandardizer, EXTREME_Z,
 };
+use mtl::data::{JointData, TensorDataset};
 use mtl::prelude::*;
 use mtl::{
-    ArchSpec, Baselines, Bundle, Evaluation, HeadSpec, ModelSpec, Preprocessing, TargetEncoding,
-    TrackingConfig, TrainingObserver, RUN_BUNDLE_DIR,
+    ArchSpec, Baselines, Bundle, DeltaM, Evaluation, HeadSpec, ModelSpec, OnlyTask, Preprocessing,
+    TargetEncoding, TrackingConfig, TrainingObserver, RUN_BUNDLE_DIR,
 };
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -65,36 +68,42 @@ pub fn model_spec(
     data: &MultiTaskDataset,
     targets: &[&TargetConfig],
 ) -> ModelSpec {
-    let m = &cfg.model;
-    let inputs = data.num_features() as i64;
     let heads: Vec<HeadSpec> = data
         .tasks()
         .iter()
         .zip(targets)
         .map(|(task, target)| HeadSpec::for_task(task, target.loss.unwrap_or_default()))
         .collect();
+    ModelSpec {
+        architecture: mlp_arch(cfg, data.num_features() as i64, heads.len()),
+        heads,
+    }
+}
+
+/// The MLP architecture `model.arch` names (hard sharing, MMoE or cross-stitch) over
+/// `inputs` features for `tasks` tasks; a conv net is not an MLP and is built by the
+/// array input from the images' shape.
+pub fn mlp_arch(cfg: &RunConfig, inputs: i64, tasks: usize) -> ArchSpec {
+    let m = &cfg.model;
+    let hidden = m.hidden();
     let mlp = |hidden: &[i64]| MlpBuilder::new(hidden).dropout(m.dropout).init(m.init);
-    let architecture = match m.arch {
-        ArchKind::HardSharing => {
+    match m.arch {
+        ArchKind::Mmoe => ArchSpec::Mmoe {
+            config: MmoeConfig::new(inputs, m.experts.unwrap_or(8), tasks),
+            expert: mlp(&hidden),
+        },
+        ArchKind::CrossStitch => ArchSpec::CrossStitch {
+            config: CrossStitchConfig::new(inputs, tasks).alpha_self(m.alpha_self.unwrap_or(0.9)),
+            stages: hidden.iter().map(|w| mlp(&[*w])).collect(),
+        },
+        // `check` refuses a conv net over CSV rows; the array input builds its own.
+        ArchKind::HardSharing | ArchKind::ConvNet => {
             let mut sizes = vec![inputs];
-            sizes.extend(&m.hidden);
+            sizes.extend(&hidden);
             ArchSpec::HardSharing {
                 trunk: MlpConfig::new(sizes).dropout(m.dropout).init(m.init),
             }
         }
-        ArchKind::Mmoe => ArchSpec::Mmoe {
-            config: MmoeConfig::new(inputs, m.experts.unwrap_or(8), heads.len()),
-            expert: mlp(&m.hidden),
-        },
-        ArchKind::CrossStitch => ArchSpec::CrossStitch {
-            config: CrossStitchConfig::new(inputs, heads.len())
-                .alpha_self(m.alpha_self.unwrap_or(0.9)),
-            stages: m.hidden.iter().map(|w| mlp(&[*w])).collect(),
-        },
-    };
-    ModelSpec {
-        architecture,
-        heads,
     }
 }
 
@@ -104,8 +113,12 @@ pub fn build_model(
     data: &MultiTaskDataset,
     targets: &[&TargetConfig],
 ) -> Result<MultiTaskModel> {
-    let spec = model_spec(cfg, data, targets);
-    let model = MultiTaskModel::from_spec(&spec, select_device(DeviceRequest::Auto)?)?;
+    build_from_spec(cfg, &model_spec(cfg, data, targets))
+}
+
+/// Builds the model `spec` describes, its heads started as `model.head_init` says.
+fn build_from_spec(cfg: &RunConfig, spec: &ModelSpec) -> Result<MultiTaskModel> {
+    let model = MultiTaskModel::from_spec(spec, select_device(DeviceRequest::Auto)?)?;
     // The heads are built as torch.nn.Linear; another start is drawn over them.
     let head_init = cfg.model.head_init.unwrap_or(cfg.model.init);
     if head_init != Init::default() {
@@ -185,7 +198,18 @@ fn data_settings(cfg: &RunConfig) -> Result<serde_json::Value> {
     let mut data = serde_json::to_value(&cfg.data)
         .map_err(|e| Error::config(format!("the data settings are not serialisable: {e}")))?;
     if let Some(fields) = data.as_object_mut() {
-        fields.remove("csv");
+        for key in ["csv", "npz", "safetensors"] {
+            fields.remove(key);
+        }
+        if cfg.data.csv.is_some() {
+            // Written out as before these settings could be left out, so checkpoints
+            // of earlier runs compare equal.
+            fields.insert("standardize".into(), cfg.data.standardize().into());
+            fields.insert(
+                "standardize_targets".into(),
+                cfg.data.standardize_targets().into(),
+            );
+        }
     }
     Ok(data)
 }
@@ -246,11 +270,66 @@ pub fn run(config_path: &Path, overrides: &Overrides) -> Result<RunOutcome> {
         .iter()
         .map(|(w, p)| (*w, p.as_path()))
         .collect();
-    files::check_distinct(&[("config", config_path), ("input CSV", &csv)], &outputs)?;
-    let spec = csv_spec(&cfg);
-    let (data, summary) = read_csv_summary(&csv, &spec)?;
+    let input_name = match cfg.data.input()? {
+        InputKind::Csv => "input CSV",
+        InputKind::Npz => "input npz",
+        InputKind::Safetensors => "input safetensors",
+    };
+    files::check_distinct(&[("config", config_path), (input_name, &csv)], &outputs)?;
     let mut warnings = Vec::new();
-    describe_columns(&csv, &summary);
+    let input = cfg.data.input()?;
+    let prepared = match input {
+        InputKind::Csv => Input::Table(prepare_csv(&cfg, &csv, &mut warnings)?),
+        _ => Input::Arrays(prepare_arrays(&cfg, &csv, input)?),
+    };
+    let out = Outputs {
+        dir: out_dir,
+        report: report_path,
+        baselines: baselines_path,
+        bundle: bundle_dir,
+    };
+    match prepared {
+        Input::Table(p) => train_and_report(cfg, config_path, overrides, out, p, warnings),
+        Input::Arrays(p) => train_and_report(cfg, config_path, overrides, out, p, warnings),
+    }
+}
+
+/// Where a run writes.
+struct Outputs {
+    dir: PathBuf,
+    report: PathBuf,
+    baselines: PathBuf,
+    bundle: PathBuf,
+}
+
+/// The data of a run, split, with the model it calls for.
+struct Prepared<D> {
+    train: D,
+    validation: D,
+    test: D,
+    /// The multi-task model; task k's baseline is `spec.only_task(k)`.
+    spec: ModelSpec,
+    /// What the bundle needs to read raw inputs.
+    preprocessing: Preprocessing,
+    /// Δm over every metric of every task (LibMTL's rule, for dense tasks with several
+    /// metrics each) rather than over each task's primary metric.
+    all_metrics: bool,
+}
+
+enum Input {
+    Table(Prepared<MultiTaskDataset>),
+    Arrays(Prepared<TensorDataset>),
+}
+
+/// Reads the CSV file, splits it, scales features and targets as configured.
+fn prepare_csv(
+    cfg: &RunConfig,
+    csv: &Path,
+    warnings: &mut Vec<String>,
+) -> Result<Prepared<MultiTaskDataset>> {
+    let spec = csv_spec(cfg)?;
+    let (data, summary) = read_csv_summary(csv, &spec)?;
+    describe_columns(csv, &summary);
     seed_everything(cfg.train.seed);
     let rows = data.split_rows(cfg.data.validation, cfg.data.test, cfg.train.seed)?;
     let (train, val, test) = (
@@ -261,8 +340,8 @@ pub fn run(config_path: &Path, overrides: &Overrides) -> Result<RunOutcome> {
     // The parts hold every row; the whole is no longer needed (a large file's matrix).
     drop(data);
     let line_of = |part: &[usize], row: usize| summary.lines[part[row]];
-    check_classes_seen_in_training(&cfg, &csv, &train, &val, |r| line_of(&rows.validation, r))?;
-    check_classes_seen_in_training(&cfg, &csv, &train, &test, |r| line_of(&rows.test, r))?;
+    check_classes_seen_in_training(cfg, csv, &train, &val, |r| line_of(&rows.validation, r))?;
+    check_classes_seen_in_training(cfg, csv, &train, &test, |r| line_of(&rows.test, r))?;
     let scaling = cfg.data.feature_scaling();
     if !matches!(scaling, Some(FeatureScaling::Clip { .. })) {
         let extreme = extreme_columns(&train, EXTREME_Z);
@@ -280,7 +359,7 @@ pub fn run(config_path: &Path, overrides: &Overrides) -> Result<RunOutcome> {
                 })
                 .collect();
             warn(
-                &mut warnings,
+                warnings,
                 format!(
                     "feature columns with extreme values (|z| > {EXTREME_Z} on the training rows): \
                      {}{}; they reach the model at full size: consider data.feature_scaling = \
@@ -302,7 +381,7 @@ pub fn run(config_path: &Path, overrides: &Overrides) -> Result<RunOutcome> {
         ),
         None => (train, val, test),
     };
-    let (train, val, test) = if cfg.data.standardize_targets {
+    let (train, val, test) = if cfg.data.standardize_targets() {
         let s = TargetStandardizer::fit(&train);
         (
             s.apply_owned(train)?,
@@ -325,9 +404,94 @@ pub fn run(config_path: &Path, overrides: &Overrides) -> Result<RunOutcome> {
         cfg.train.method
     );
 
-    let validation = (!val.is_empty()).then_some(&val);
+    let spec = model_spec(cfg, &train, &targets);
+    Ok(Prepared {
+        train,
+        validation: val,
+        test,
+        spec,
+        preprocessing: prep,
+        all_metrics: false,
+    })
+}
+
+/// Reads the arrays of an `.npz` or safetensors file and splits them with the CSV
+/// path's rule, fractions and seed. Features and targets are used as they are.
+fn prepare_arrays(
+    cfg: &RunConfig,
+    file: &Path,
+    input: InputKind,
+) -> Result<Prepared<TensorDataset>> {
+    let loaded = crate::tensor_input::load(cfg, file, input)?;
     seed_everything(cfg.train.seed);
-    let mut model = build_model(&cfg, &train, &targets)?;
+    let split = loaded
+        .data
+        .split(cfg.data.validation, cfg.data.test, cfg.train.seed)?;
+    // One forward and loss on two rows before any training: a shape or dtype the
+    // model or a head cannot take is an error now, naming the task, not after an
+    // epoch's work.
+    let probe = MultiTaskModel::from_spec(&loaded.spec, tch::Device::Cpu)?;
+    let rows: Vec<usize> = (0..JointData::len(&split.train).min(2)).collect();
+    evaluate(&probe, &split.train.subset(&rows)?, 2)?;
+    let shape = split.train.features().size();
+    eprintln!(
+        "{}: {} train / {} validation / {} test rows, features {:?}, tasks {:?}, method {}",
+        file.display(),
+        JointData::len(&split.train),
+        JointData::len(&split.validation),
+        JointData::len(&split.test),
+        &shape[1..],
+        JointData::task_names(&split.train),
+        cfg.train.method
+    );
+    let dense = loaded.spec.heads.iter().any(|h| {
+        matches!(
+            h,
+            HeadSpec::Segmentation { .. } | HeadSpec::Depth { .. } | HeadSpec::Normals { .. }
+        )
+    });
+    Ok(Prepared {
+        train: split.train,
+        validation: split.validation,
+        test: split.test,
+        spec: loaded.spec,
+        // Arrays carry no column names or scalers; each task's outputs are its own.
+        preprocessing: Preprocessing {
+            targets: vec![TargetEncoding::Identity; cfg.data.targets.len()],
+            ..Default::default()
+        },
+        all_metrics: dense,
+    })
+}
+
+/// Trains the model on prepared data, evaluates it on the test part, trains the
+/// baselines when asked, and writes the report, the plots and the bundle: the same for
+/// table rows and for tensors.
+fn train_and_report<D: OnlyTask>(
+    mut cfg: RunConfig,
+    config_path: &Path,
+    overrides: &Overrides,
+    out: Outputs,
+    p: Prepared<D>,
+    mut warnings: Vec<String>,
+) -> Result<RunOutcome> {
+    let Outputs {
+        dir: out_dir,
+        report: report_path,
+        baselines: baselines_path,
+        bundle: bundle_dir,
+    } = out;
+    let Prepared {
+        train,
+        validation: val,
+        test,
+        spec,
+        preprocessing: prep,
+        all_metrics,
+    } = p;
+    let validation = (!JointData::is_empty(&val)).then_some(&val);
+    seed_everything(cfg.train.seed);
+    let mut model = build_from_spec(&cfg, &spec)?;
     let pretrained = cfg
         .model
         .pretrained
@@ -356,13 +520,13 @@ pub fn run(config_path: &Path, overrides: &Overrides) -> Result<RunOutcome> {
     let mut report = trainer.fit(&mut model, &train, validation)?;
     warnings.extend(loop_warnings.lock().map(|w| w.clone()).unwrap_or_default());
 
-    if !test.is_empty() {
+    if !JointData::is_empty(&test) {
         let test_eval: Evaluation = evaluate(&model, &test, 256)?;
         if cfg.output.baselines {
             let baselines: Baselines = trainer.fit_baselines(
-                |k, single| {
+                |k, _single| {
                     seed_everything(cfg.train.seed);
-                    let model = build_model(&cfg, single, &targets[k..=k])?;
+                    let model = build_from_spec(&cfg, &spec.only_task(k)?)?;
                     if let Some((path, opts)) = &pretrained {
                         // Task k's baseline is task 0 of its own model: only the shared
                         // weights carry over, not another task's head.
@@ -384,7 +548,34 @@ pub fn run(config_path: &Path, overrides: &Overrides) -> Result<RunOutcome> {
                 validation,
                 &test,
             )?;
-            report.compare_to_baselines(test_eval, &baselines)?;
+            // Dense tasks report several metrics each (mIoU and pixel accuracy; abs and
+            // rel error; angle statistics): Δm averages over all of them, as LibMTL does.
+            // A metric a baseline scored exactly 0 on (no pixel within 11.25° after a
+            // short run) has no relative change; Δm then falls back to each task's
+            // primary metric rather than losing the trained run.
+            let all = all_metrics
+                .then(|| DeltaM::compute_all_metrics(&test_eval, &baselines.test))
+                .and_then(|d| match d {
+                    Ok(d) => Some(d),
+                    Err(e) => {
+                        warn(
+                            &mut warnings,
+                            format!(
+                                "Δm over every metric: {e}; Δm is over each task's primary metric"
+                            ),
+                        );
+                        None
+                    }
+                });
+            match all {
+                Some(delta) => {
+                    report.test = Some(test_eval);
+                    report.delta_m = Some(delta);
+                }
+                None => {
+                    report.compare_to_baselines(test_eval, &baselines)?;
+                }
+            }
             let text = serde_json::to_string_pretty(&baselines)
                 .map_err(|e| Error::config(format!("baselines are not serialisable: {e}")))?;
             files::write_atomically(&baselines_path, text.as_bytes())?;
@@ -444,30 +635,37 @@ fn warn(warnings: &mut Vec<String>, message: String) {
 }
 
 /// What to read from the CSV file.
-fn csv_spec(cfg: &RunConfig) -> CsvSpec {
-    CsvSpec {
+fn csv_spec(cfg: &RunConfig) -> Result<CsvSpec> {
+    Ok(CsvSpec {
         targets: cfg
             .data
             .targets
             .iter()
-            .map(|t| {
-                let mut target = CsvTarget::named(
-                    t.column.clone(),
-                    t.name.clone().unwrap_or_else(|| t.column.clone()),
-                    t.kind.into(),
-                );
-                if let Some(classes) = &t.classes {
+            .map(|t| -> Result<CsvTarget> {
+                // `check` allows only the kinds a CSV column holds.
+                let kind = t.kind.csv_kind().ok_or_else(|| {
+                    Error::config(format!(
+                        "target `{}`: kind = \"{}\" is not a CSV column's",
+                        t.source(),
+                        t.kind.name()
+                    ))
+                })?;
+                let mut target = CsvTarget::named(t.source().to_string(), t.task_name(), kind);
+                if let Some(classes) = t.class_labels() {
                     target = target.with_classes(classes.iter().map(|c| c.text()));
                 }
-                target.with_first_class(t.first_class.unwrap_or(0))
+                Ok(target.with_first_class(t.first_class.unwrap_or(0)))
             })
-            .collect(),
-        features: cfg.data.features.clone(),
+            .collect::<Result<_>>()?,
+        features: match &cfg.data.features {
+            Some(crate::config::FeaturesConfig::Columns(c)) => Some(c.clone()),
+            _ => None,
+        },
         exclude: cfg.data.exclude.clone(),
         header: cfg.data.header.clone(),
         missing: cfg.data.missing.into(),
         na_values: cfg.data.na_values.clone(),
-    }
+    })
 }
 
 /// Says which columns were left out and which values were filled or dropped.
@@ -506,7 +704,7 @@ fn check_classes_seen_in_training(
     line: impl Fn(usize) -> u64,
 ) -> Result<()> {
     for (k, target) in cfg.data.targets.iter().enumerate() {
-        if target.classes.is_some() {
+        if target.class_labels().is_some() {
             continue;
         }
         let (TargetData::Classes { labels, classes }, TargetData::Classes { labels: seen, .. }) =
@@ -535,7 +733,7 @@ fn check_classes_seen_in_training(
                 message: format!(
                     "column `{}`: label `{value}` does not occur in the training rows, so the \
                      head would never learn it; declare the target's classes to keep it",
-                    target.column
+                    target.source()
                 ),
             });
         }

@@ -66,7 +66,7 @@ fn json_configs_and_baselines_through_the_library() {
     let dir = temp("json");
     let toml_text = std::fs::read_to_string(repo().join("examples/configs/olive.toml")).unwrap();
     let mut cfg: mtl_cli::RunConfig = toml::from_str(&toml_text).unwrap();
-    cfg.data.csv = mtl::data::data_dir().join("olive-oil/olive.csv");
+    cfg.data.csv = Some(mtl::data::data_dir().join("olive-oil/olive.csv"));
     cfg.train.method = "ew".into();
     cfg.train.epochs = 2;
     cfg.output.plots = false;

@@ -125,6 +125,20 @@ pub enum Error {
         /// The pid the lock names, when it names one.
         pid: Option<u32>,
     },
+    /// An array of an input file (an `.npz` archive, a safetensors file) that a run
+    /// cannot use as its config says: missing, of another row count, of a dtype its
+    /// head cannot take, holding a value out of range, or of the wrong shape.
+    #[error("{}: array `{array}`{}: {message}", path.display(), task.as_ref().map(|t| format!(" (task `{t}`)")).unwrap_or_default())]
+    Input {
+        /// The file.
+        path: PathBuf,
+        /// The array's name in the file.
+        array: String,
+        /// The task the array is the target (or mask) of; `None` for the features.
+        task: Option<String>,
+        /// What is wrong, with the row and element where one is at fault.
+        message: String,
+    },
     /// A task's training loss grew by orders of magnitude while staying finite: the run
     /// has diverged (a learning rate far too high, exploding gradients).
     #[error("training diverged: the loss of task {task} (`{name}`) reached {loss:.4e} at step {step}, over {factor:e} times its reference {reference:.4e} (its first loss of the run) for {steps} steps in a row; lower the learning rate or clip gradients (`divergence` in the trainer configuration sets or disables this guard)")]

@@ -78,7 +78,7 @@ pub use mnist::{mnist, multi_mnist, MultiMnistConfig};
 pub use multi_input::{MultiInputData, MultiInputSplit};
 pub use named::NamedArrays;
 pub use npy::{encode_npy, parse_npy, read_npy, write_npy};
-pub use npz::{parse_npz, read_npz};
+pub use npz::{parse_npz, read_npz, write_npz};
 pub use olive::{olive_oil, OLIVE_FEATURES, OLIVE_REGIONS};
 pub use prefetch::{prefetch, prefetch_scoped, Prefetch};
 pub use schedule::{ScheduleConfig, TaskSampling, TaskSchedule};

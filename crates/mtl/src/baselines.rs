@@ -10,7 +10,7 @@ use crate::model::MultiTaskModel;
 use crate::report::RunReport;
 use crate::trainer::Trainer;
 use mtl_core::{Error, Result};
-use mtl_data::MultiTaskDataset;
+use mtl_data::{JointData, MultiTaskDataset, TensorDataset};
 use serde::{Deserialize, Serialize};
 
 /// What training the single-task baselines produced.
@@ -26,6 +26,26 @@ impl Baselines {
     /// Δm of a multi-task model's test evaluation against these baselines.
     pub fn delta_m(&self, model_test: &Evaluation) -> Result<DeltaM> {
         DeltaM::compute(model_test, &self.test)
+    }
+}
+
+/// Data whose tasks can be taken one at a time, for the single-task baselines of
+/// [`Trainer::fit_baselines`]: table rows ([`MultiTaskDataset`]) or tensors
+/// ([`TensorDataset`]).
+pub trait OnlyTask: JointData + Sized {
+    /// The same rows with only task `k`.
+    fn only_task(&self, k: usize) -> Result<Self>;
+}
+
+impl OnlyTask for MultiTaskDataset {
+    fn only_task(&self, k: usize) -> Result<Self> {
+        MultiTaskDataset::only_task(self, k)
+    }
+}
+
+impl OnlyTask for TensorDataset {
+    fn only_task(&self, k: usize) -> Result<Self> {
+        TensorDataset::only_task(self, k)
     }
 }
 
@@ -54,26 +74,27 @@ impl Trainer {
     /// specific task mapped to the baseline's only task, and the freeze and unfreeze
     /// prefixes of task k's parameters mapped to task 0's (those of other tasks left
     /// out).
-    pub fn fit_baselines<F>(
+    pub fn fit_baselines<D, F>(
         &self,
         mut build: F,
-        train: &MultiTaskDataset,
-        validation: Option<&MultiTaskDataset>,
-        test: &MultiTaskDataset,
+        train: &D,
+        validation: Option<&D>,
+        test: &D,
     ) -> Result<Baselines>
     where
-        F: FnMut(usize, &MultiTaskDataset) -> Result<MultiTaskModel>,
+        D: OnlyTask,
+        F: FnMut(usize, &D) -> Result<MultiTaskModel>,
     {
-        if test.num_tasks() != train.num_tasks() {
+        if JointData::num_tasks(test) != JointData::num_tasks(train) {
             return Err(Error::TaskCount {
                 context: "baseline test data vs training data".into(),
-                expected: train.num_tasks(),
-                got: test.num_tasks(),
+                expected: JointData::num_tasks(train),
+                got: JointData::num_tasks(test),
             });
         }
-        let mut reports = Vec::with_capacity(train.num_tasks());
-        let mut evaluations = Vec::with_capacity(train.num_tasks());
-        for k in 0..train.num_tasks() {
+        let mut reports = Vec::with_capacity(JointData::num_tasks(train));
+        let mut evaluations = Vec::with_capacity(JointData::num_tasks(train));
+        for k in 0..JointData::num_tasks(train) {
             let _span = tracing::info_span!("baseline", task = k).entered();
             let mut cfg = self.config().clone().method("ew");
             cfg.method_params.clear();
@@ -104,9 +125,9 @@ impl Trainer {
                     };
                 }
             }
-            let tr = train.only_task(k)?;
-            let va = validation.map(|v| v.only_task(k)).transpose()?;
-            let te = test.only_task(k)?;
+            let tr = OnlyTask::only_task(train, k)?;
+            let va = validation.map(|v| OnlyTask::only_task(v, k)).transpose()?;
+            let te = OnlyTask::only_task(test, k)?;
             let mut model = build(k, &tr)?;
             if model.num_tasks() != 1 {
                 return Err(Error::TaskCount {

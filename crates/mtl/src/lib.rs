@@ -86,7 +86,7 @@ mod task_optimizers;
 pub mod tracking;
 mod trainer;
 
-pub use baselines::Baselines;
+pub use baselines::{Baselines, OnlyTask};
 pub use bundle::{
     Bundle, BUNDLE_FORMAT, BUNDLE_VERSION, MANIFEST_FILE, RUN_BUNDLE_DIR, WEIGHTS_FILE,
 };
@@ -101,7 +101,7 @@ pub use model::{Forward, MultiTaskModel, TaskForward};
 pub use mtl_core::pretrained::{LoadOptions, LoadReport};
 pub use predict::{Predicted, Preprocessing, TargetEncoding, TaskPrediction};
 pub use report::{EpochRecord, RunReport};
-pub use spec::{ArchSpec, HeadSpec, ModelSpec};
+pub use spec::{ArchSpec, ConvDecoders, HeadSpec, ModelSpec};
 pub use step::{
     backward_multi_input_step, backward_step, train_step, GradMode, StepData, StepOutcome,
 };

@@ -3,18 +3,24 @@
 //! without the code that first built it.
 //!
 //! A spec covers the models `mtl` can name: an MLP trunk shared by every task (hard
-//! sharing), MMoE over MLP experts, or cross-stitch towers of MLP stages, with
-//! classification, binary and regression heads.
+//! sharing), MMoE over MLP experts, cross-stitch towers of MLP stages, or a
+//! convolutional encoder–decoder over images ([`ConvNetConfig`]) with one decoder or
+//! one per task; with classification, binary, regression and multi-label heads on
+//! rows, segmentation, depth and normals heads on feature maps, and per-token
+//! sequence heads.
 //! A model assembled by hand from other parts trains the same way but has no spec, so
 //! it cannot be bundled.
 
 use crate::model::MultiTaskModel;
 use mtl_core::{
-    task_path, BackboneBuilder, CrossStitchConfig, Error, HardSharing, MlpBuilder, MlpConfig,
-    MmoeConfig, Result,
+    task_path, BackboneBuilder, ConvNetConfig, CrossStitchConfig, Error, HardSharing, MlpBuilder,
+    MlpConfig, MmoeConfig, Result,
 };
 use mtl_data::{TargetData, TaskData};
-use mtl_heads::{BinaryHead, ClassificationHead, RegressionHead, RegressionLoss, TaskHead};
+use mtl_heads::{
+    BinaryHead, ClassificationHead, DepthHead, MultiLabelHead, NormalHead, RegressionHead,
+    RegressionLoss, SegmentationHead, SequenceHead, TaskHead, DEFAULT_IGNORE_INDEX,
+};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Device};
 
@@ -45,6 +51,28 @@ pub enum ArchSpec {
         /// Each stage of every tower: an MLP from the previous stage's width.
         stages: Vec<MlpBuilder>,
     },
+    /// A convolutional encoder–decoder over `[B, C, H, W]` images ([`ConvNet`](
+    /// mtl_core::ConvNet)): with [`ConvDecoders::Shared`] the whole network under
+    /// `trunk`, shared by every task; with [`ConvDecoders::PerTask`] the encoder under
+    /// `net/encoder` and task `k`'s decoder under `net/task<k>/tower`
+    /// ([`ConvNetConfig::build_with_task_decoders`]). Heads read `[B, C_out, H, W]`.
+    ConvNet {
+        /// The encoder (and decoder) sizes; `in_channels` is the images'.
+        config: ConvNetConfig,
+        /// One decoder for all tasks or one per task.
+        decoders: ConvDecoders,
+    },
+}
+
+/// Whether the tasks of an [`ArchSpec::ConvNet`] share its decoder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConvDecoders {
+    /// One decoder; the heads read its output (hard sharing of the whole network).
+    Shared,
+    /// A decoder per task over the shared encoder, as LibMTL's NYUv2 models.
+    #[default]
+    PerTask,
 }
 
 impl ArchSpec {
@@ -54,6 +82,7 @@ impl ArchSpec {
             ArchSpec::HardSharing { trunk } => trunk.sizes.first().copied().unwrap_or(0),
             ArchSpec::Mmoe { config, .. } => config.in_dim,
             ArchSpec::CrossStitch { config, .. } => config.in_dim,
+            ArchSpec::ConvNet { config, .. } => config.in_channels,
         }
     }
 }
@@ -83,6 +112,46 @@ pub enum HeadSpec {
         /// The training loss.
         loss: RegressionLoss,
     },
+    /// A [`SegmentationHead`]: a class per pixel of `[B, C, H, W]` feature maps.
+    Segmentation {
+        /// The task's name.
+        name: String,
+        /// The number of classes.
+        classes: i64,
+        /// The label of unlabelled pixels.
+        #[serde(default = "default_ignore_index")]
+        ignore_index: i64,
+    },
+    /// A [`DepthHead`]: a depth per pixel, 0 where not measured.
+    Depth {
+        /// The task's name.
+        name: String,
+    },
+    /// A [`NormalHead`]: a unit surface normal per pixel.
+    Normals {
+        /// The task's name.
+        name: String,
+    },
+    /// A [`MultiLabelHead`]: `labels` independent 0/1 labels per row.
+    MultiLabel {
+        /// The task's name.
+        name: String,
+        /// The number of labels.
+        labels: i64,
+    },
+    /// A [`SequenceHead`]: a tag per token of `[B, T, d]` features.
+    Sequence {
+        /// The task's name.
+        name: String,
+        /// The number of tags.
+        classes: i64,
+        /// The tag that marks padding (`None`: padding only by the mask).
+        padding_label: Option<i64>,
+    },
+}
+
+fn default_ignore_index() -> i64 {
+    DEFAULT_IGNORE_INDEX
 }
 
 impl HeadSpec {
@@ -109,7 +178,12 @@ impl HeadSpec {
         match self {
             HeadSpec::Classification { name, .. }
             | HeadSpec::Binary { name }
-            | HeadSpec::Regression { name, .. } => name,
+            | HeadSpec::Regression { name, .. }
+            | HeadSpec::Segmentation { name, .. }
+            | HeadSpec::Depth { name }
+            | HeadSpec::Normals { name }
+            | HeadSpec::MultiLabel { name, .. }
+            | HeadSpec::Sequence { name, .. } => name,
         }
     }
 
@@ -133,6 +207,27 @@ impl HeadSpec {
                 *outputs,
                 *loss,
             )?),
+            HeadSpec::Segmentation {
+                name,
+                classes,
+                ignore_index,
+            } => Box::new(
+                SegmentationHead::new(path, name.as_str(), in_dim, *classes)?
+                    .with_ignore_index(*ignore_index),
+            ),
+            HeadSpec::Depth { name } => Box::new(DepthHead::new(path, name.as_str(), in_dim)?),
+            HeadSpec::Normals { name } => Box::new(NormalHead::new(path, name.as_str(), in_dim)?),
+            HeadSpec::MultiLabel { name, labels } => {
+                Box::new(MultiLabelHead::new(path, name.as_str(), in_dim, *labels)?)
+            }
+            HeadSpec::Sequence {
+                name,
+                classes,
+                padding_label,
+            } => Box::new(
+                SequenceHead::new(path, name.as_str(), in_dim, *classes)?
+                    .with_padding_label(*padding_label),
+            ),
         })
     }
 }
@@ -181,6 +276,26 @@ impl ModelSpec {
         }
     }
 
+    /// The model of task `k` alone, for its single-task baseline: the same
+    /// architecture sized for one task, with head `k` only.
+    pub fn only_task(&self, k: usize) -> Result<ModelSpec> {
+        let head = self.heads.get(k).cloned().ok_or_else(|| Error::TaskCount {
+            context: format!("ModelSpec::only_task({k})"),
+            expected: self.heads.len(),
+            got: k + 1,
+        })?;
+        let mut architecture = self.architecture.clone();
+        match &mut architecture {
+            ArchSpec::Mmoe { config, .. } => config.num_tasks = 1,
+            ArchSpec::CrossStitch { config, .. } => config.num_tasks = 1,
+            ArchSpec::HardSharing { .. } | ArchSpec::ConvNet { .. } => {}
+        }
+        Ok(ModelSpec {
+            architecture,
+            heads: vec![head],
+        })
+    }
+
     /// The number of tasks.
     pub fn num_tasks(&self) -> usize {
         self.heads.len()
@@ -192,7 +307,7 @@ impl ModelSpec {
     }
 
     /// Builds the model with fresh weights on `device`: the architecture's variables
-    /// under `trunk` or `mmoe`, head k's under `task_path(root, k)/head`, so the split
+    /// under `trunk`, `mmoe`, `cross_stitch` or `net`, head k's under `task_path(root, k)/head`, so the split
     /// into shared and task parameters finds them and saved weights load by name.
     pub fn build(&self, device: Device) -> Result<MultiTaskModel> {
         if self.heads.is_empty() {
@@ -251,6 +366,23 @@ impl ModelSpec {
                 let stages: Vec<&dyn BackboneBuilder> =
                     stages.iter().map(|b| b as &dyn BackboneBuilder).collect();
                 let arch = config.build(&(&root / "cross_stitch"), &stages)?;
+                let heads = build_heads(&mtl_core::Architecture::feature_dims(&arch))?;
+                MultiTaskModel::new(vs, arch, heads)?
+            }
+            ArchSpec::ConvNet {
+                config,
+                decoders: ConvDecoders::Shared,
+            } => {
+                let trunk = config.build(&(&root / "trunk"))?;
+                let arch = HardSharing::new(trunk, k)?;
+                let heads = build_heads(&mtl_core::Architecture::feature_dims(&arch))?;
+                MultiTaskModel::new(vs, arch, heads)?
+            }
+            ArchSpec::ConvNet {
+                config,
+                decoders: ConvDecoders::PerTask,
+            } => {
+                let arch = config.build_with_task_decoders(&(&root / "net"), k)?;
                 let heads = build_heads(&mtl_core::Architecture::feature_dims(&arch))?;
                 MultiTaskModel::new(vs, arch, heads)?
             }
