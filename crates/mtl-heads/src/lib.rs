@@ -28,6 +28,7 @@
 //! | [`BinaryHead`] | `[B]` logit | binary cross-entropy | accuracy, ROC-AUC |
 //! | [`RegressionHead`] | `[B, m]` (`[B, 2m]` with a variance) | MSE, L1, Huber or Gaussian NLL ([`RegressionLoss`]) | MSE, MAE |
 //! | [`SentenceHead`] | `[B, classes]` logits from pooled `[B, T, d]` tokens (CLS or mean) | softmax cross-entropy | accuracy, macro-F1 |
+//! | [`SpanHead`] | `[B, T, 2]` start/end logits | mean of start and end cross-entropy | exact match, token-overlap F1 |
 //! | [`MultiLabelHead`] | `[B, L]` logits | binary cross-entropy per label | micro-F1, macro-F1, mean and per-label ROC-AUC, mAP |
 //! | [`SegmentationHead`] | `[B, C, H, W]` logits | pixel cross-entropy with an ignore index | mIoU, pixel accuracy |
 //! | [`DepthHead`] | `[B, 1, H, W]` | L1 over measured pixels | absolute and relative error |
@@ -93,6 +94,7 @@ mod rows;
 mod segmentation;
 mod sentence;
 mod sequence;
+mod span;
 
 pub use binary::BinaryHead;
 pub use bio::{bio_spans, Span, SpanF1};
@@ -111,6 +113,7 @@ pub use regression::{RegressionHead, RegressionLoss, DEFAULT_HUBER_DELTA};
 pub use segmentation::{pixel_cross_entropy, SegmentationHead, DEFAULT_IGNORE_INDEX};
 pub use sentence::SentenceHead;
 pub use sequence::{token_cross_entropy, SequenceHead, DEFAULT_PADDING_LABEL};
+pub use span::SpanHead;
 
 // The version this crate was built with, so a head crate uses the same `tch` types.
 pub use tch;

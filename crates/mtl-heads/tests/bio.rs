@@ -1,10 +1,13 @@
-//! Entity spans and span F1 against seqeval 1.2.2 (tests/data/make_seqeval_spans.py):
+//! Text heads. Entity spans and span F1 against seqeval 1.2.2
+//! (tests/data/make_seqeval_spans.py):
 //! 200 random BIO/IOBES sequences with their entities, and the micro F1, precision and
 //! recall of noisy predictions, through the same path a tagging head's metrics take.
+//! The QA span head: padding never answers, SQuAD exact match and overlap F1, learning.
 
 use mtl_core::TaskTarget;
 use mtl_heads::{bio_spans, SequenceHead, SpanF1, TaskHead};
 use serde_json::Value;
+use tch::nn::OptimizerConfig;
 use tch::{nn, Device, Kind, Tensor};
 
 const TAGS: [&str; 8] = [
@@ -113,4 +116,66 @@ fn span_f1_matches_seqeval_through_a_tagging_heads_metrics() {
             .with_bio_tags(names[..7].to_vec())
             .is_err()
     );
+}
+
+#[test]
+fn the_span_head_answers_within_real_tokens_and_scores_like_squad() {
+    use mtl_heads::SpanHead;
+    let vs = nn::VarStore::new(Device::Cpu);
+    let head = SpanHead::new(&(vs.root() / "task0" / "head"), "answer", 4).unwrap();
+    // Two sequences of 5 positions; the second's last two are padding (zero features).
+    let features = Tensor::randn([2, 5, 4], (Kind::Float, Device::Cpu));
+    let _ = features.get(1).narrow(0, 3, 2).zero_();
+    let logits = head.forward_t(&features, false).unwrap();
+    // Padded positions can never be the answer.
+    assert!(logits.get(1).narrow(0, 3, 2).max().double_value(&[]) < -1e8);
+    // Metrics: logits that pick (1, 2) and (0, 0) against truths (1, 2) and (0, 1).
+    let picked = Tensor::full([2, 5, 2], -5.0, (Kind::Float, Device::Cpu));
+    for (b, s, e) in [(0, 1, 2), (1, 0, 0)] {
+        let _ = picked.get(b).get(s).get(0).fill_(5.0);
+        let _ = picked.get(b).get(e).get(1).fill_(5.0);
+    }
+    let truth = Tensor::from_slice(&[1i64, 2, 0, 1]).view([2, 2]);
+    let mut m = head.metrics();
+    m.update(&picked, &TaskTarget::new(truth.copy())).unwrap();
+    let v = m.compute();
+    assert_eq!((v[0].name.as_str(), v[0].value), ("exact_match", 0.5));
+    // Row 1: predicted 1 token, true 2, overlap 1: P 1, R 1/2, F1 2/3.
+    assert!((v[1].value - (1.0 + 2.0 / 3.0) / 2.0).abs() < 1e-12);
+    // Learning: a few steps of plain gradient descent find the answers.
+    let mut sgd = tch::nn::Sgd::default().build(&vs, 0.5).unwrap();
+    let first = head
+        .loss(
+            &head.forward_t(&features, true).unwrap(),
+            &TaskTarget::new(truth.copy()),
+        )
+        .unwrap()
+        .double_value(&[]);
+    for _ in 0..50 {
+        let loss = head
+            .loss(
+                &head.forward_t(&features, true).unwrap(),
+                &TaskTarget::new(truth.copy()),
+            )
+            .unwrap();
+        sgd.backward_step(&loss);
+    }
+    let last = head
+        .loss(
+            &head.forward_t(&features, true).unwrap(),
+            &TaskTarget::new(truth.copy()),
+        )
+        .unwrap()
+        .double_value(&[]);
+    assert!(last < 0.5 * first, "{first} -> {last}");
+    // An answer that is not a span of the sequence names the row.
+    let bad = Tensor::from_slice(&[3i64, 1, 0, 0]).view([2, 2]);
+    let err = head
+        .loss(&logits, &TaskTarget::new(bad))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("row 0") && err.contains("(3, 1)"), "{err}");
+    // No labelled sequence: an exact zero.
+    let none = TaskTarget::masked(truth, Tensor::from_slice(&[false, false]));
+    assert_eq!(head.loss(&logits, &none).unwrap().double_value(&[]), 0.0);
 }
