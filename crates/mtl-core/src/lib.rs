@@ -33,8 +33,8 @@ pub use arch::{
     BackboneBuilder, Cgc, CgcConfig, Cnn, CnnConfig, ConvDecoderConfig, ConvNet, ConvNetConfig,
     ConvNorm, CrossStitch, CrossStitchConfig, DSelectK, DSelectKConfig, HardSharing, Mlp,
     MlpBuilder, MlpConfig, Mmoe, MmoeConfig, Mtan, MtanConfig, MtanOutput, MultiInput, Ple,
-    PleConfig, Pooling, SoftSharing, SoftSharingConfig, SoftmaxGate, TaskFeatures, TaskTowers,
-    TransformerConfig, TransformerEncoder,
+    PleConfig, Pooling, SharedBottom, SoftSharing, SoftSharingConfig, SoftmaxGate, TaskFeatures,
+    TaskTowers, TransformerConfig, TransformerEncoder, TransformerTower, TransformerTowerConfig,
 };
 pub use checkpoint::Checkpoint;
 pub use device::{select_device, DeviceRequest};

@@ -165,3 +165,106 @@ fn a_pretrained_encoder_fine_tunes_on_two_text_tasks() {
     assert!(val.metric(1, "span_f1").unwrap() > 0.8, "{val:?}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn hierarchical_sharing_and_mmoe_over_a_pooled_encoder_train() {
+    use mtl::core::{
+        MlpBuilder, MmoeConfig, Pooling, SharedBottom, TaskTowers, TransformerTowerConfig,
+    };
+    use mtl::heads::ClassificationHead;
+    let _torch = torch_lock();
+    let (ids, about, tags) = corpus(256, 4);
+    let data = TensorDataset::new(
+        ids.shallow_clone(),
+        vec![
+            TensorTask::new("about", about.shallow_clone()),
+            TensorTask::new("ner", tags),
+        ],
+    )
+    .unwrap();
+
+    // One shared layer, then a Transformer layer of each task's own.
+    tch::manual_seed(5);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let root = vs.root();
+    let enc = encoder().layers(1).build(&(&root / "trunk")).unwrap();
+    let arch = TaskTowers::build(
+        HardSharing::new(enc, 2).unwrap(),
+        &root,
+        &TransformerTowerConfig::new(1, 4).dropout(0.0),
+    )
+    .unwrap();
+    let heads: Vec<Box<dyn TaskHead>> = vec![
+        Box::new(
+            SentenceHead::new(
+                &(task_path(&root, 0) / "head"),
+                "about",
+                32,
+                2,
+                Pooling::Cls,
+            )
+            .unwrap(),
+        ),
+        Box::new(
+            SequenceHead::new(&(task_path(&root, 1) / "head"), "ner", 32, 3)
+                .unwrap()
+                .with_bio_tags(vec!["O".into(), "B-PER".into(), "I-PER".into()])
+                .unwrap(),
+        ),
+    ];
+    let mut model = MultiTaskModel::new(vs, arch, heads).unwrap();
+    let report = Trainer::new(config(20).method("upgrad"))
+        .unwrap()
+        .fit(&mut model, &data, None)
+        .unwrap();
+    let last = report.epochs.last().unwrap();
+    assert!(last
+        .train_losses
+        .iter()
+        .zip(&report.epochs[0].train_losses)
+        .all(|(l, f)| l < f));
+    let eval = evaluate(&model, &data, 64).unwrap();
+    assert!(
+        eval.metric(0, "accuracy").unwrap() > 0.9 && eval.metric(1, "span_f1").unwrap() > 0.8,
+        "{eval:?}"
+    );
+
+    // MMoE over sentences pooled by the encoder: is it about a person; is it long?
+    let long = ids
+        .ne(0)
+        .sum_dim_intlist([1i64].as_slice(), false, Kind::Int64)
+        .gt(8)
+        .to_kind(Kind::Int64);
+    let rows = TensorDataset::new(
+        ids,
+        vec![
+            TensorTask::new("about", about),
+            TensorTask::new("long", long),
+        ],
+    )
+    .unwrap();
+    tch::manual_seed(6);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let root = vs.root();
+    let bottom = encoder()
+        .pooling(Pooling::Mean)
+        .build(&(&root / "encoder"))
+        .unwrap();
+    let mmoe = MmoeConfig::new(32, 3, 2)
+        .build(&(&root / "mmoe"), &MlpBuilder::new([16]))
+        .unwrap();
+    let heads: Vec<Box<dyn TaskHead>> = vec![
+        Box::new(ClassificationHead::new(&(task_path(&root, 0) / "head"), "about", 16, 2).unwrap()),
+        Box::new(ClassificationHead::new(&(task_path(&root, 1) / "head"), "long", 16, 2).unwrap()),
+    ];
+    let mut model = MultiTaskModel::new(vs, SharedBottom::new(bottom, mmoe), heads).unwrap();
+    Trainer::new(config(20).method("ew"))
+        .unwrap()
+        .fit(&mut model, &rows, None)
+        .unwrap();
+    let eval = evaluate(&model, &rows, 64).unwrap();
+    assert!(
+        eval.metric(0, "accuracy").unwrap() > 0.85 && eval.metric(1, "accuracy").unwrap() > 0.85,
+        "{eval:?}"
+    );
+}

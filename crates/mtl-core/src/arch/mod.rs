@@ -5,6 +5,7 @@
 //! [`TaskFeatures`], so any architecture trains with any heads and any weighting.
 
 mod asp_mtl;
+mod bottom;
 mod builder;
 mod cgc;
 mod cnn;
@@ -23,6 +24,7 @@ mod towers;
 mod transformer;
 
 pub use asp_mtl::{gradient_reversal, AspMtl, AspMtlConfig};
+pub use bottom::SharedBottom;
 pub use builder::{BackboneBuilder, MlpBuilder};
 pub use cgc::{Cgc, CgcConfig};
 pub use cnn::{Cnn, CnnConfig};
@@ -38,7 +40,9 @@ pub use multi_input::MultiInput;
 pub use ple::{Ple, PleConfig};
 pub use soft_sharing::{SoftSharing, SoftSharingConfig};
 pub use towers::TaskTowers;
-pub use transformer::{Pooling, TransformerConfig, TransformerEncoder};
+pub use transformer::{
+    Pooling, TransformerConfig, TransformerEncoder, TransformerTower, TransformerTowerConfig,
+};
 
 use crate::Result;
 use tch::Tensor;

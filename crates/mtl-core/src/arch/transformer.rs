@@ -162,38 +162,12 @@ impl TransformerConfig {
         };
         let tok = path.f_var("tok", &[self.vocab, d], normal)?;
         let pos = path.f_var("pos", &[self.max_len, d], normal)?;
-        let layer_norm = |p: nn::Path| nn::layer_norm(p, vec![d], Default::default());
-        let layers = (0..self.layers)
-            .map(|l| {
-                let p = path / format!("layer{l}");
-                let attn = &p / "attn";
-                // nn.MultiheadAttention: xavier_uniform_ in_proj, zero biases.
-                let in_w = attn.f_var(
-                    "in_proj_weight",
-                    &[3 * d, d],
-                    Init::XavierUniform.weight(&[3 * d, d])?,
-                )?;
-                let in_b = attn.f_var("in_proj_bias", &[3 * d], nn::Init::Const(0.0))?;
-                let mut out = init::linear(&(&attn / "out_proj"), d, d, self.init)?;
-                if let Some(b) = &mut out.bs {
-                    let _ = tch::no_grad(|| b.f_zero_())?;
-                }
-                Ok(EncoderLayer {
-                    ln1: layer_norm(&p / "ln1"),
-                    in_w,
-                    in_b,
-                    out,
-                    ln2: layer_norm(&p / "ln2"),
-                    ff1: init::linear(&(&p / "ff1"), d, self.ff, self.init)?,
-                    ff2: init::linear(&(&p / "ff2"), self.ff, d, self.init)?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let layers = build_layers(path, self.layers, d, self.ff, self.init)?;
         Ok(TransformerEncoder {
             tok,
             pos,
             layers,
-            ln: layer_norm(path / "ln"),
+            ln: nn::layer_norm(path / "ln", vec![d], Default::default()),
             cfg: self.clone(),
         })
     }
@@ -300,7 +274,7 @@ impl Backbone for TransformerEncoder {
         let ids = ids.f_to_kind(Kind::Int64)?;
         let real = self.real_tokens(&ids)?;
         let positions = Tensor::f_arange(t, (Kind::Int64, self.tok.device()))?;
-        let mut h = self
+        let h = self
             .tok
             .f_index_select(0, &ids.f_reshape([-1])?)?
             .f_reshape([b, t, d])?
@@ -309,47 +283,8 @@ impl Backbone for TransformerEncoder {
         // [B, 1, 1, T]: which keys a query may look at. A sequence of padding only would
         // have no key at all (a NaN softmax), so it looks at every position instead;
         // its outputs are zeroed below anyway.
-        let key_mask = match &real {
-            Some(r) => {
-                let none = r.f_any_dim(1, true)?.f_logical_not()?;
-                Some(r.f_logical_or(&none)?.f_view([b, 1, 1, t])?)
-            }
-            None => None,
-        };
-        for layer in &self.layers {
-            let x = h.apply(&layer.ln1);
-            let qkv = x.f_linear(&layer.in_w, Some(&layer.in_b))?;
-            let split = |i: i64| -> Result<Tensor> {
-                Ok(qkv
-                    .f_narrow(2, i * d, d)?
-                    .f_view([b, t, heads, d / heads])?
-                    .f_transpose(1, 2)?)
-            };
-            let (q, k, v) = (split(0)?, split(1)?, split(2)?);
-            let attended = Tensor::f_scaled_dot_product_attention(
-                &q,
-                &k,
-                &v,
-                key_mask.as_ref(),
-                p,
-                false,
-                None::<f64>,
-                false,
-            )?
-            .f_transpose(1, 2)?
-            .f_reshape([b, t, d])?
-            .apply(&layer.out)
-            .f_dropout(p, train)?;
-            h = h.f_add(&attended)?;
-            let ff = h
-                .apply(&layer.ln2)
-                .apply(&layer.ff1)
-                .f_gelu("none")?
-                .f_dropout(p, train)?
-                .apply(&layer.ff2)
-                .f_dropout(p, train)?;
-            h = h.f_add(&ff)?;
-        }
+        let key_mask = real.as_ref().map(key_mask_of).transpose()?;
+        let h = run_layers(&self.layers, h, key_mask.as_ref(), heads, p, train)?;
         let out = h.apply(&self.ln);
         let (out, real_count) = match real {
             Some(r) => {
@@ -375,5 +310,202 @@ impl Backbone for TransformerEncoder {
 
     fn out_dim(&self) -> i64 {
         self.cfg.d_model
+    }
+}
+
+/// `count` pre-LN layers of width `d` under `path/layer<l>`, started as PyTorch's.
+fn build_layers(
+    path: &nn::Path,
+    count: usize,
+    d: i64,
+    ff: i64,
+    linear_init: Init,
+) -> Result<Vec<EncoderLayer>> {
+    let layer_norm = |p: nn::Path| nn::layer_norm(p, vec![d], Default::default());
+    (0..count)
+        .map(|l| {
+            let p = path / format!("layer{l}");
+            let attn = &p / "attn";
+            // nn.MultiheadAttention: xavier_uniform_ in_proj, zero biases.
+            let in_w = attn.f_var(
+                "in_proj_weight",
+                &[3 * d, d],
+                Init::XavierUniform.weight(&[3 * d, d])?,
+            )?;
+            let in_b = attn.f_var("in_proj_bias", &[3 * d], nn::Init::Const(0.0))?;
+            let mut out = init::linear(&(&attn / "out_proj"), d, d, linear_init)?;
+            if let Some(b) = &mut out.bs {
+                let _ = tch::no_grad(|| b.f_zero_())?;
+            }
+            Ok(EncoderLayer {
+                ln1: layer_norm(&p / "ln1"),
+                in_w,
+                in_b,
+                out,
+                ln2: layer_norm(&p / "ln2"),
+                ff1: init::linear(&(&p / "ff1"), d, ff, linear_init)?,
+                ff2: init::linear(&(&p / "ff2"), ff, d, linear_init)?,
+            })
+        })
+        .collect()
+}
+
+/// Runs `layers` over `h` `[B, T, d]` with attention restricted to `key_mask`
+/// (`[B, 1, 1, T]`, true where a key may be looked at).
+fn run_layers(
+    layers: &[EncoderLayer],
+    mut h: Tensor,
+    key_mask: Option<&Tensor>,
+    heads: i64,
+    p: f64,
+    train: bool,
+) -> Result<Tensor> {
+    let size = h.size();
+    let (b, t, d) = (size[0], size[1], size[2]);
+    for layer in layers {
+        let x = h.apply(&layer.ln1);
+        let qkv = x.f_linear(&layer.in_w, Some(&layer.in_b))?;
+        let split = |i: i64| -> Result<Tensor> {
+            Ok(qkv
+                .f_narrow(2, i * d, d)?
+                .f_view([b, t, heads, d / heads])?
+                .f_transpose(1, 2)?)
+        };
+        let (q, k, v) = (split(0)?, split(1)?, split(2)?);
+        let attended = Tensor::f_scaled_dot_product_attention(
+            &q,
+            &k,
+            &v,
+            key_mask,
+            p,
+            false,
+            None::<f64>,
+            false,
+        )?
+        .f_transpose(1, 2)?
+        .f_reshape([b, t, d])?
+        .apply(&layer.out)
+        .f_dropout(p, train)?;
+        h = h.f_add(&attended)?;
+        let ff = h
+            .apply(&layer.ln2)
+            .apply(&layer.ff1)
+            .f_gelu("none")?
+            .f_dropout(p, train)?
+            .apply(&layer.ff2)
+            .f_dropout(p, train)?;
+        h = h.f_add(&ff)?;
+    }
+    Ok(h)
+}
+
+/// `[B, 1, 1, T]` key mask from `real` `[B, T]`; a sequence with no real token looks at
+/// every position instead (a softmax over nothing is NaN); its outputs are zeroed.
+fn key_mask_of(real: &Tensor) -> Result<Tensor> {
+    let size = real.size();
+    let none = real.f_any_dim(1, true)?.f_logical_not()?;
+    Ok(real.f_logical_or(&none)?.f_view([size[0], 1, 1, size[1]])?)
+}
+
+/// Task-specific top layers over a shared lower encoder (hierarchical sharing): a
+/// [`BackboneBuilder`] for [`TaskTowers`](super::TaskTowers) whose towers are `layers`
+/// more pre-LN layers over the `[B, T, d]` token features the encoder hands each task.
+/// Padded positions are the encoder's all-zero rows: masked out of attention here too,
+/// and zero again at the output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransformerTowerConfig {
+    /// Layers per tower.
+    pub layers: usize,
+    /// Attention heads; must divide the width.
+    pub heads: i64,
+    /// Feed-forward width (`None`: 4·d).
+    pub ff: Option<i64>,
+    /// Dropout probability.
+    pub dropout: f64,
+    /// How the linear layers start.
+    #[serde(default)]
+    pub init: Init,
+}
+
+impl TransformerTowerConfig {
+    /// `layers` layers of `heads` heads, feed-forward 4·d, dropout 0.1.
+    pub fn new(layers: usize, heads: i64) -> Self {
+        TransformerTowerConfig {
+            layers,
+            heads,
+            ff: None,
+            dropout: 0.1,
+            init: Init::default(),
+        }
+    }
+    /// Sets the dropout probability.
+    pub fn dropout(mut self, p: f64) -> Self {
+        self.dropout = p;
+        self
+    }
+}
+
+impl super::BackboneBuilder for TransformerTowerConfig {
+    fn build(&self, path: &nn::Path, in_dim: i64) -> Result<Box<dyn Backbone>> {
+        let ff = self.ff.unwrap_or(4 * in_dim);
+        if self.layers == 0 || self.heads <= 0 || in_dim % self.heads != 0 || ff <= 0 {
+            return Err(Error::config(format!(
+                "transformer tower needs layers ≥ 1 and heads dividing the width {in_dim}, \
+                 got {self:?}"
+            )));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(Error::config(format!(
+                "transformer tower dropout must be in [0, 1), got {}",
+                self.dropout
+            )));
+        }
+        Ok(Box::new(TransformerTower {
+            layers: build_layers(path, self.layers, in_dim, ff, self.init)?,
+            ln: nn::layer_norm(path / "ln", vec![in_dim], Default::default()),
+            d: in_dim,
+            cfg: self.clone(),
+        }))
+    }
+}
+
+/// The tower built by [`TransformerTowerConfig`].
+#[derive(Debug)]
+pub struct TransformerTower {
+    layers: Vec<EncoderLayer>,
+    ln: nn::LayerNorm,
+    d: i64,
+    cfg: TransformerTowerConfig,
+}
+
+impl Backbone for TransformerTower {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
+        let size = xs.size();
+        if size.len() != 3 || size[2] != self.d {
+            return Err(Error::shape(
+                "transformer tower input",
+                format!("[batch, tokens, {}] token features", self.d),
+                format!("{size:?}"),
+            ));
+        }
+        let real = xs.f_ne(0.0)?.f_any_dim(2, false)?;
+        let p = if train { self.cfg.dropout } else { 0.0 };
+        let h = run_layers(
+            &self.layers,
+            xs.shallow_clone(),
+            Some(&key_mask_of(&real)?),
+            self.cfg.heads,
+            p,
+            train,
+        )?;
+        let out = h.apply(&self.ln);
+        Ok(out.f_mul(&real.f_unsqueeze(2)?.f_to_kind(out.kind())?)?)
+    }
+    fn out_dim(&self) -> i64 {
+        self.d
+    }
+    fn in_dim(&self) -> Option<i64> {
+        Some(self.d)
     }
 }
