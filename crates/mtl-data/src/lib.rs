@@ -34,6 +34,7 @@ mod csv_features;
 mod dataset;
 mod dense_scenes;
 mod idx;
+mod image_folder;
 mod joint_data;
 mod locate;
 mod mlm;
@@ -72,6 +73,7 @@ pub use census::{
 pub use dataset::{MultiTaskDataset, Split, SplitRows, MAX_CLASSES};
 pub use dense_scenes::{dense_scenes, DenseScenesConfig, SCENE_CLASSES};
 pub use idx::{parse_idx, read_idx};
+pub use image_folder::{read_image_folder, ImageFolder};
 pub use joint_data::JointData;
 pub use locate::{cache_data_dir, data_dir, data_root};
 pub use mlm::{MaskedLmData, MLM_IGNORE};
