@@ -54,6 +54,15 @@ pub struct DataConfig {
     /// A safetensors file, looked up as `csv` is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub safetensors: Option<PathBuf>,
+    /// A folder of PNG images in one sub-folder per class (torchvision's
+    /// `ImageFolder`), looked up as `csv` is. Its arrays are `image` (the features),
+    /// `class` and, with `masks`, `segment`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_folder: Option<PathBuf>,
+    /// With `image_folder`: a folder of per-pixel label maps (gray PNGs, one class per
+    /// pixel) with the images' relative paths, looked up beside the image folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub masks: Option<PathBuf>,
     /// The task targets, in task order.
     pub targets: Vec<TargetConfig>,
     /// The features: for a CSV file the feature columns (all other numeric columns when
@@ -123,6 +132,8 @@ pub enum InputKind {
     Npz,
     /// A safetensors file.
     Safetensors,
+    /// A folder of class sub-folders of PNG images.
+    ImageFolder,
 }
 
 impl InputKind {
@@ -132,6 +143,7 @@ impl InputKind {
             InputKind::Csv => "csv",
             InputKind::Npz => "npz",
             InputKind::Safetensors => "safetensors",
+            InputKind::ImageFolder => "image_folder",
         }
     }
 }
@@ -201,15 +213,21 @@ impl DataConfig {
             (self.csv.is_some(), InputKind::Csv),
             (self.npz.is_some(), InputKind::Npz),
             (self.safetensors.is_some(), InputKind::Safetensors),
+            (self.image_folder.is_some(), InputKind::ImageFolder),
         ]
         .into_iter()
         .filter_map(|(set, k)| set.then_some(k))
         .collect();
+        if self.masks.is_some() && self.image_folder.is_none() {
+            return Err(Error::config(
+                "data.masks is a setting of image_folder input (label maps beside the images)",
+            ));
+        }
         match given.as_slice() {
             [one] => Ok(*one),
             [] => Err(Error::config(
-                "[data] names no input: give one of csv = \"file.csv\", npz = \"file.npz\" \
-                 or safetensors = \"file.safetensors\"",
+                "[data] names no input: give one of csv = \"file.csv\", npz = \"file.npz\", \
+                 safetensors = \"file.safetensors\" or image_folder = \"dir\"",
             )),
             many => Err(Error::config(format!(
                 "[data] names {} inputs ({}); give exactly one",
@@ -225,6 +243,7 @@ impl DataConfig {
             .as_deref()
             .or(self.npz.as_deref())
             .or(self.safetensors.as_deref())
+            .or(self.image_folder.as_deref())
     }
 
     /// Whether feature scaling is on (`standardize`, true when left out).
@@ -920,6 +939,8 @@ impl RunConfig {
         let key = input.key();
         match &self.data.features {
             Some(FeaturesConfig::Array(a)) if !a.is_empty() => {}
+            // An image folder's features are its images (the array `image`).
+            None if input == InputKind::ImageFolder => {}
             _ => {
                 return Err(Error::config(format!(
                     "data.features must name the features' array of the {key} file \

@@ -274,6 +274,7 @@ pub fn run(config_path: &Path, overrides: &Overrides) -> Result<RunOutcome> {
         InputKind::Csv => "input CSV",
         InputKind::Npz => "input npz",
         InputKind::Safetensors => "input safetensors",
+        InputKind::ImageFolder => "input image folder",
     };
     files::check_distinct(&[("config", config_path), (input_name, &csv)], &outputs)?;
     let mut warnings = Vec::new();

@@ -10,7 +10,10 @@
 
 use crate::config::{ArchKind, ClassesConfig, InputKind, RunConfig, TargetKindConfig};
 use mtl::core::{Error, Result};
-use mtl::data::{read_npz, read_safetensors, NamedArrays, TensorDataset, TensorTask};
+use mtl::data::{
+    image_folder_arrays, read_npz, read_safetensors, ImageFolder, NamedArrays, TensorDataset,
+    TensorTask,
+};
 use mtl::heads::DEFAULT_IGNORE_INDEX;
 use mtl::{ArchSpec, HeadSpec, ModelSpec};
 use std::collections::HashMap;
@@ -33,6 +36,14 @@ pub fn load(cfg: &RunConfig, path: &Path, input: InputKind) -> Result<TensorInpu
     let arrays = match input {
         InputKind::Npz => read_npz(path)?,
         InputKind::Safetensors => read_safetensors(path)?,
+        InputKind::ImageFolder => {
+            let mut folder = ImageFolder::new(path);
+            if let Some(masks) = &cfg.data.masks {
+                let beside = path.parent().unwrap_or(Path::new("."));
+                folder = folder.with_masks(beside.join(masks), "segment");
+            }
+            image_folder_arrays(&folder)?
+        }
         InputKind::Csv => {
             return Err(Error::config(
                 "a CSV file is read as a table, not as arrays",
@@ -44,8 +55,10 @@ pub fn load(cfg: &RunConfig, path: &Path, input: InputKind) -> Result<TensorInpu
         arrays,
         taken: HashMap::new(),
     };
-    let features_name = match &cfg.data.features {
-        Some(crate::config::FeaturesConfig::Array(a)) => a.clone(),
+    let features_name = match (&cfg.data.features, input) {
+        (Some(crate::config::FeaturesConfig::Array(a)), _) => a.clone(),
+        // An image folder's features are its images.
+        (None, InputKind::ImageFolder) => "image".to_string(),
         _ => return Err(Error::config("data.features must name the features' array")),
     };
     let features = file.fetch(&features_name, None)?;

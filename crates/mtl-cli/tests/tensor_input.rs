@@ -392,3 +392,56 @@ fn dense_heads_need_feature_maps() {
     assert_input(&err, "segment", Some("segment"));
     assert!(text.contains("arch = \"conv_net\""), "{text}");
 }
+
+#[test]
+fn an_image_folder_with_label_maps_trains_a_segmentation_model() {
+    let dir = temp("image-folder");
+    // Two classes of 8×8 gray images; the label map marks the bright pixels.
+    for (class, base) in [("a", 40u8), ("b", 90u8)] {
+        for i in 0..6u8 {
+            let img = image::GrayImage::from_fn(8, 8, |x, y| {
+                image::Luma([if (x + y + u32::from(i)) % 3 == 0 {
+                    250
+                } else {
+                    base
+                }])
+            });
+            let mask = image::GrayImage::from_fn(8, 8, |x, y| {
+                image::Luma([u8::from((x + y + u32::from(i)) % 3 == 0)])
+            });
+            for (root, im) in [("images", &img), ("masks", &mask)] {
+                let sub = dir.join(root).join(class);
+                std::fs::create_dir_all(&sub).unwrap();
+                im.save(sub.join(format!("{i}.png"))).unwrap();
+            }
+        }
+    }
+    let config = format!(
+        "[data]\nimage_folder = \"images\"\nmasks = \"masks\"\n\
+         targets = [{{ array = \"segment\", kind = \"segmentation\", classes = 2 }}]\n\
+         validation = 0.25\ntest = 0.25\n{MODEL}in_channels = 1\n{TRAIN}"
+    );
+    let path = dir.join("run.toml");
+    std::fs::write(&path, config).unwrap();
+    let overrides = mtl_cli::Overrides {
+        out: Some(dir.join("out")),
+        quiet: true,
+        ..Default::default()
+    };
+    let outcome = mtl_cli::run(&path, &overrides).unwrap();
+    assert!(outcome
+        .report
+        .test
+        .as_ref()
+        .unwrap()
+        .metric(0, "miou")
+        .is_some());
+    // `masks` without an image folder is refused by name.
+    let bad = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("image_folder = \"images\"", "npz = \"x.npz\"");
+    std::fs::write(&path, bad).unwrap();
+    let err = mtl_cli::run(&path, &overrides).unwrap_err().to_string();
+    assert!(err.contains("data.masks"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

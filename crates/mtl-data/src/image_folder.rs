@@ -11,7 +11,9 @@
 //! Files with other extensions are skipped; a file that cannot be decoded, or whose
 //! size or channels differ, is an error naming it.
 
+use crate::named::NamedArrays;
 use crate::tensor_dataset::{TensorDataset, TensorTask};
+use crate::DenseArray;
 use mtl_core::{Error, Result};
 use std::path::{Path, PathBuf};
 use tch::Tensor;
@@ -202,4 +204,17 @@ pub fn read_image_folder(folder: &ImageFolder) -> Result<(TensorDataset, Vec<Str
         ));
     }
     Ok((TensorDataset::new(features, tasks)?, classes))
+}
+
+/// [`read_image_folder`] as named arrays — `image` (`Float [N, C, H, W]`), the class
+/// task's and, with masks, the mask task's — for readers of named arrays (`mtl train`'s
+/// `[data] image_folder`).
+pub fn image_folder_arrays(folder: &ImageFolder) -> Result<NamedArrays> {
+    let (data, _) = read_image_folder(folder)?;
+    let mut arrays = NamedArrays::default();
+    arrays.push("image".into(), DenseArray::from_tensor(data.features())?)?;
+    for task in data.tasks() {
+        arrays.push(task.name.clone(), DenseArray::from_tensor(&task.values)?)?;
+    }
+    Ok(arrays)
 }
