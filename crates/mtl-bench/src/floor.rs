@@ -427,6 +427,17 @@ impl FloorModel {
         (shared, losses)
     }
 
+    /// The forward alone (representation and losses, with their graph), for timing a
+    /// step's parts (`examples/w5_breakdown.rs`).
+    pub fn forward_losses(&self, b: &FixedBatch) -> Vec<Tensor> {
+        self.forward(b).1
+    }
+
+    /// libtorch's Adam step alone, on whatever gradients the variables hold.
+    pub fn adam_step(&mut self) {
+        self.opt.step();
+    }
+
     /// One training step of the given floor; returns the summed loss (detached).
     pub fn step(&mut self, kind: FloorKind, b: &FixedBatch) -> Result<Tensor, tch::TchError> {
         if kind == FloorKind::Loss {
