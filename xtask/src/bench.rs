@@ -50,7 +50,9 @@ cargo xtask bench [--peer] [--libmtl DIR] [--peer-script FILE] [--no-peer-memory
   --peer             also time LibMTL in the same run (../shared/peer_bench/libmtl_bench.py,
                      LibMTL cloned at a pinned commit into the cache directory) and print
                      LibMTL ms/step / mtl ms/step; writes target/bench/peer.json (all rows),
-                     compare.json and libmtl_memory.json
+                     compare.json and libmtl_memory.json. With --workloads naming dense
+                     (W5), the runner also times its plain-PyTorch twin
+                     (crates/mtl-bench/torch/dense_twin.py) and prints PyTorch / mtl
   --libmtl DIR       a LibMTL checkout to use instead (or LIBMTL_PATH)
   --peer-script F    the harness (default ../shared/peer_bench/libmtl_bench.py)
   --no-peer-memory   skip measuring LibMTL's peak memory (one process per row)
@@ -165,24 +167,6 @@ fn peer(
     mut runner_args: Vec<String>,
     out: &Path,
 ) -> Result<()> {
-    let script = a.peer_script.clone().unwrap_or_else(|| {
-        project_root()
-            .join("..")
-            .join("shared")
-            .join("peer_bench")
-            .join("libmtl_bench.py")
-    });
-    if !script.exists() {
-        bail!(
-            "the LibMTL harness is not at {} (pass --peer-script FILE)",
-            script.display()
-        );
-    }
-    let libmtl = ensure_libmtl(
-        a.libmtl
-            .clone()
-            .or_else(|| std::env::var_os("LIBMTL_PATH").map(PathBuf::from)),
-    )?;
     let python = ensure_peer_python(lt)?;
     let dir = out
         .parent()
@@ -203,12 +187,41 @@ fn peer(
             .collect(),
         None => PEER_WORKLOADS.iter().map(|w| w.to_string()).collect(),
     };
+    // W5 (dense) has no LibMTL harness: its peer is the plain-PyTorch twin the runner
+    // starts itself under this virtualenv's Python.
+    let dense = ours
+        .as_deref()
+        .is_some_and(|w| w.split(',').any(|w| w.trim() == "dense"));
+    if dense {
+        runner_args.extend(["--torch-python".into(), python.display().to_string()]);
+    }
     if workloads.is_empty() {
+        if dense {
+            return run(Command::new(runner).args(&runner_args));
+        }
         bail!(
-            "--peer needs one of the workloads {}",
+            "--peer needs one of the workloads {} (or dense, timed beside plain PyTorch)",
             PEER_WORKLOADS.join(", ")
         );
     }
+    let script = a.peer_script.clone().unwrap_or_else(|| {
+        project_root()
+            .join("..")
+            .join("shared")
+            .join("peer_bench")
+            .join("libmtl_bench.py")
+    });
+    if !script.exists() {
+        bail!(
+            "the LibMTL harness is not at {} (pass --peer-script FILE)",
+            script.display()
+        );
+    }
+    let libmtl = ensure_libmtl(
+        a.libmtl
+            .clone()
+            .or_else(|| std::env::var_os("LIBMTL_PATH").map(PathBuf::from)),
+    )?;
     if ours.is_none() {
         // The harness passes its own workloads; ours add the rep-grad one.
         runner_args.extend(["--workloads".into(), "mlp,lenet,mmoe,mlp_k10".into()]);

@@ -95,8 +95,8 @@ enum OptimizerArg {
 /// to the variable and then to the [`RunConfig`] default; the others carry their default.
 #[derive(Debug, Clone, Args)]
 struct RunArgs {
-    /// Workloads to run, of mlp, lenet, mmoe, mlp_k10 [default: all, or
-    /// PEER_BENCH_WORKLOADS]
+    /// Workloads to run, of mlp, lenet, mmoe, mlp_k10, dense (W5: only when named) [default:
+    /// mlp,lenet,mmoe,mlp_k10, or PEER_BENCH_WORKLOADS]
     #[arg(long, value_name = "LIST")]
     workloads: Option<String>,
     /// Methods to run, by registry or LibMTL name [default: every registered method]
@@ -122,8 +122,13 @@ struct RunArgs {
     #[arg(long, value_name = "PATH")]
     out: Option<PathBuf>,
     /// Workloads whose gradient methods also run in rep-grad mode
-    #[arg(long, value_name = "LIST", default_value = "mlp_k10")]
+    #[arg(long, value_name = "LIST", default_value = "mlp_k10,dense")]
     rep_workloads: String,
+    /// A Python with torch: with the dense workload, also time its plain-PyTorch twin
+    /// (crates/mtl-bench/torch/dense_twin.py) on the same batches and threads, and report
+    /// PyTorch ms/step / mtl ms/step (`cargo xtask bench --peer` passes its virtualenv's)
+    #[arg(long, value_name = "PYTHON")]
+    torch_python: Option<PathBuf>,
     /// W4: the task counts K
     #[arg(long = "agg-k", value_name = "LIST", default_value = "2,10,40")]
     agg_k: String,
@@ -206,6 +211,8 @@ pub struct Options {
     /// Past half of this many seconds, contended rows are no longer re-measured (0: no
     /// limit), so a run on a busy machine still ends in bounded time.
     pub time_budget_s: f64,
+    /// The Python that runs W5's plain-PyTorch twin, when it is to run.
+    pub torch_python: Option<PathBuf>,
 }
 
 /// Resolves a comma list of our or LibMTL's method names to registry names.
@@ -346,6 +353,7 @@ impl RunArgs {
             in_process: self.in_process,
             quiet: self.quiet,
             time_budget_s: self.time_budget_s,
+            torch_python: self.torch_python.clone(),
         })
     }
 }
@@ -751,7 +759,20 @@ fn run_benchmark(o: &Options, argv: &[String]) -> Result<()> {
         pb.inc(1);
     }
     pb.finish_and_clear();
+    if let Some(python) = &o.torch_python {
+        if o.workloads.contains(&Workload::Dense) {
+            let twin = super::twin::run(python, o)?;
+            for r in &twin {
+                let line = report::progress_line(r);
+                if !o.quiet {
+                    eprintln!("{line}");
+                }
+            }
+            rows.extend(twin);
+        }
+    }
     add_floor_ratios(&mut rows);
+    super::twin::add_torch_ratios(&mut rows);
     let rep = rep_grad_summary(&rows);
     let c = &o.cfg;
     let result = json!({
@@ -771,7 +792,10 @@ fn run_benchmark(o: &Options, argv: &[String]) -> Result<()> {
                           "impl": "mtl_core::Optimizer (floors: libtorch C++ Adam)"},
             "workloads": o.workloads.iter().map(|w| (w.name().to_string(), json!({
                 "arch": w.arch(), "batch": w.batch(), "lr": w.lr(), "num_tasks": w.num_tasks(),
-                "desc": w.desc()}))).collect::<serde_json::Map<_, _>>(),
+                "image_size": w.image_size(), "desc": w.desc()}))).collect::<serde_json::Map<_, _>>(),
+            "torch_twin": o.torch_python.as_ref().map(|p| json!({
+                "python": p.display().to_string(),
+                "script": super::twin::script().display().to_string()})),
             "methods": o.methods,
             "rep_workloads": o.rep_workloads.iter().map(|w| w.name()).collect::<Vec<_>>(),
             "aggregators": {"k": o.agg_ks, "dim": c.agg_dim, "reps": c.agg_reps,
@@ -946,7 +970,10 @@ mod tests {
         let o = opts(&["--steps", "0", "--no-aggregators", "--agg-k", "2"]);
         assert_eq!(o.cfg.steps, 1);
         assert!(o.agg_ks.is_empty());
-        assert_eq!(o.rep_workloads, [Workload::MlpK10]);
+        assert_eq!(o.rep_workloads, [Workload::MlpK10, Workload::Dense]);
+        // W5 runs only when named.
+        assert!(!o.workloads.contains(&Workload::Dense));
+        assert_eq!(opts(&["--workloads", "dense"]).workloads, [Workload::Dense]);
         assert_eq!(opts(&[]).agg_ks, [2, 10, 40]);
         assert!(parse_options(&["--workloads".to_string(), "nope".to_string()]).is_err());
         assert!(parse_options(&["--optimizer=sgd".to_string()]).is_err());

@@ -11,7 +11,8 @@
 //!   (and each task's own layers), one backward of the summed representation gradient
 //!   through the trunk, Adam: the rep-grad floor.
 
-use super::spec::{FixedBatch, LossKind, Workload};
+use super::spec::{FixedBatch, LossKind, Workload, DENSE_FEATURES, DENSE_WIDTHS};
+use mtl::data::SCENE_CLASSES;
 use tch::nn::{self, Module, OptimizerConfig};
 use tch::{Kind, Reduction, Tensor};
 
@@ -60,6 +61,173 @@ struct Lenet {
     fc: nn::Linear,
 }
 
+/// A convolution without bias, then batch norm (PyTorch's defaults: ε = 1e-5, momentum
+/// 0.1, weight 1, bias 0): the unit `mtl_core::ConvNet` is made of.
+#[derive(Debug)]
+struct ConvBn {
+    conv: nn::Conv2D,
+    bn: nn::BatchNorm,
+}
+
+impl ConvBn {
+    fn new(p: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64, dilation: i64) -> Self {
+        let conv = nn::conv2d(
+            &p / "conv",
+            c_in,
+            c_out,
+            k,
+            nn::ConvConfig {
+                stride,
+                padding: dilation * (k - 1) / 2,
+                dilation,
+                bias: false,
+                ..Default::default()
+            },
+        );
+        let bn = nn::batch_norm2d(
+            &p / "norm",
+            c_out,
+            nn::BatchNormConfig {
+                ws_init: nn::Init::Const(1.0),
+                bs_init: nn::Init::Const(0.0),
+                ..Default::default()
+            },
+        );
+        ConvBn { conv, bn }
+    }
+
+    /// Training mode: batch statistics, running statistics updated.
+    fn forward(&self, x: &Tensor) -> Tensor {
+        x.apply(&self.conv).apply_t(&self.bn, true)
+    }
+}
+
+/// A ResNet basic block: conv-BN-ReLU-conv-BN plus the input (through a 1×1 conv-BN
+/// where the width or stride changes), then ReLU.
+#[derive(Debug)]
+struct Block {
+    conv1: ConvBn,
+    conv2: ConvBn,
+    shortcut: Option<ConvBn>,
+}
+
+impl Block {
+    fn new(p: nn::Path, c_in: i64, c_out: i64, stride: i64, dilation: i64) -> Self {
+        Block {
+            conv1: ConvBn::new(&p / "conv1", c_in, c_out, 3, stride, dilation),
+            conv2: ConvBn::new(&p / "conv2", c_out, c_out, 3, 1, dilation),
+            shortcut: (stride != 1 || c_in != c_out)
+                .then(|| ConvBn::new(&p / "shortcut", c_in, c_out, 1, stride, 1)),
+        }
+    }
+
+    fn forward(&self, x: &Tensor) -> Tensor {
+        let h = self.conv2.forward(&self.conv1.forward(x).relu());
+        let skip = match &self.shortcut {
+            Some(s) => s.forward(x),
+            None => x.shallow_clone(),
+        };
+        (h + skip).relu()
+    }
+}
+
+/// One task's decoder (bilinear ×2, conv-BN-ReLU to 16, conv-BN-ReLU to 16) and 1×1
+/// conv head.
+#[derive(Debug)]
+struct DenseTask {
+    up: ConvBn,
+    out: ConvBn,
+    head: nn::Conv2D,
+}
+
+/// W5 written directly in `tch`: the layers `ConvNetConfig::build_with_task_decoders`
+/// builds for widths 16, 32, 32 (the last stage dilated), with the heads' losses as a
+/// plain PyTorch user writes them.
+#[derive(Debug)]
+struct Dense {
+    stem: ConvBn,
+    blocks: Vec<Block>,
+    tasks: Vec<DenseTask>,
+}
+
+impl Dense {
+    fn new(root: &nn::Path, kinds: &[LossKind]) -> Self {
+        let [w0, w1, w2] = DENSE_WIDTHS;
+        let enc = root / "encoder";
+        let blocks = vec![
+            Block::new(&enc / "stage0", w0, w0, 1, 1),
+            Block::new(&enc / "stage1", w0, w1, 2, 1),
+            Block::new(&enc / "stage2", w1, w2, 1, 2),
+        ];
+        let tasks = kinds
+            .iter()
+            .enumerate()
+            .map(|(t, kind)| {
+                let p = root / format!("task{t}");
+                let out = match kind {
+                    LossKind::PixelCe => SCENE_CLASSES,
+                    LossKind::NormalCos => 3,
+                    _ => 1,
+                };
+                DenseTask {
+                    up: ConvBn::new(&p / "up0", w2, w0, 3, 1, 1),
+                    out: ConvBn::new(&p / "out", w0, DENSE_FEATURES, 3, 1, 1),
+                    head: nn::conv2d(&p / "head", DENSE_FEATURES, out, 1, Default::default()),
+                }
+            })
+            .collect();
+        Dense {
+            stem: ConvBn::new(&enc / "stem", 1, w0, 3, 1, 1),
+            blocks,
+            tasks,
+        }
+    }
+
+    /// The encoder's output (the shared representation) and the K losses.
+    fn forward(&self, b: &FixedBatch, kinds: &[LossKind]) -> (Tensor, Vec<Tensor>) {
+        let mut z = self.stem.forward(&b.x).relu();
+        for blk in &self.blocks {
+            z = blk.forward(&z);
+        }
+        let size = z.size();
+        let up = [2 * size[2], 2 * size[3]];
+        let losses = self
+            .tasks
+            .iter()
+            .zip(kinds)
+            .zip(&b.targets)
+            .map(|((t, kind), y)| {
+                let h = z.upsample_bilinear2d(up, false, None, None);
+                let h = t.out.forward(&t.up.forward(&h).relu()).relu();
+                dense_loss(*kind, &h.apply(&t.head), &y.values)
+            })
+            .collect();
+        (z, losses)
+    }
+}
+
+/// W5's losses as LibMTL's NYUv2 ones: pixel cross-entropy ignoring −1; L1 over pixels
+/// with a positive depth; 1 − cosine of the normalised prediction over pixels whose
+/// true normal is not zero.
+fn dense_loss(kind: LossKind, out: &Tensor, y: &Tensor) -> Tensor {
+    match kind {
+        LossKind::PixelCe => out.cross_entropy_loss::<Tensor>(y, None, Reduction::Mean, -1, 0.0),
+        LossKind::DepthL1 => {
+            let valid = y.gt(0.0).to_kind(Kind::Float);
+            ((out.squeeze_dim(1) - y).abs() * &valid).sum(Kind::Float) / valid.sum(Kind::Float)
+        }
+        _ => {
+            let norm = out
+                .norm_scalaropt_dim(2, [1i64].as_slice(), true)
+                .clamp_min(1e-12);
+            let pred = out / norm;
+            let valid = y.ne(0.0).any_dim(1, false).to_kind(Kind::Float);
+            let cos = (pred * y).sum_dim_intlist(1, false, Kind::Float);
+            1.0 - (cos * &valid).sum(Kind::Float) / valid.sum(Kind::Float)
+        }
+    }
+}
+
 #[derive(Debug)]
 enum Net {
     Mlp {
@@ -72,6 +240,7 @@ enum Net {
         gates: Vec<nn::Linear>,
         towers: Vec<nn::Linear>,
     },
+    Dense(Box<Dense>),
 }
 
 /// The plain-`tch` model of a workload with its C++ Adam.
@@ -116,11 +285,15 @@ impl FloorModel {
                     .map(|t| lin(&root / format!("t{t}"), 64, 32))
                     .collect(),
             },
+            Workload::Dense => Net::Dense(Box::new(Dense::new(&root, &kinds))),
         };
         let out = |kind| if kind == LossKind::Ce { 10 } else { 1 };
+        // W5's heads are 1×1 convolutions inside `Dense`.
+        let linear_heads = !matches!(net, Net::Dense(_));
         let heads: Vec<nn::Linear> = kinds
             .iter()
             .enumerate()
+            .filter(|_| linear_heads)
             .map(|(t, &kind)| lin(&root / format!("h{t}"), w.feature_dim(), out(kind)))
             .collect();
         let mut own: Vec<Vec<Tensor>> = heads
@@ -139,6 +312,23 @@ impl FloorModel {
                     o.push(l.bs.as_ref().expect("bias").shallow_clone());
                 }
             }
+        }
+        if let Net::Dense(_) = &net {
+            // Each task's decoder and head: the trainable variables under `task<t>`
+            // (batch norm's running statistics do not require gradients).
+            let vars = vs.variables();
+            let mut names: Vec<&String> = vars.keys().collect();
+            names.sort();
+            own = (0..k)
+                .map(|t| {
+                    let prefix = format!("task{t}.");
+                    names
+                        .iter()
+                        .filter(|n| n.starts_with(&prefix) && vars[**n].requires_grad())
+                        .map(|n| vars[*n].shallow_clone())
+                        .collect()
+                })
+                .collect();
         }
         let opt = nn::Adam::default().build(&vs, w.lr())?;
         FloorModel::define_grads(&vs)?;
@@ -209,6 +399,8 @@ impl FloorModel {
                     .collect();
                 (e, feats)
             }
+            // Decoders and conv heads per task: its own forward gives the losses.
+            Net::Dense(d) => return d.forward(b, &self.kinds),
         };
         let losses = self
             .heads
@@ -228,10 +420,22 @@ impl FloorModel {
                         None,
                         Reduction::Mean,
                     ),
+                    dense => dense_loss(*dense, &out, y),
                 }
             })
             .collect();
         (shared, losses)
+    }
+
+    /// The forward alone (representation and losses, with their graph), for timing a
+    /// step's parts (`examples/w5_breakdown.rs`).
+    pub fn forward_losses(&self, b: &FixedBatch) -> Vec<Tensor> {
+        self.forward(b).1
+    }
+
+    /// libtorch's Adam step alone, on whatever gradients the variables hold.
+    pub fn adam_step(&mut self) {
+        self.opt.step();
     }
 
     /// One training step of the given floor; returns the summed loss (detached).
@@ -308,7 +512,7 @@ mod tests {
 
     #[test]
     fn every_floor_steps_every_workload() {
-        for w in Workload::ALL {
+        for w in Workload::KNOWN {
             let data = make_data(w, 0, 1, Device::Cpu);
             let mut m = FloorModel::new(w, Device::Cpu).unwrap();
             for kind in [FloorKind::Loss, FloorKind::Grad, FloorKind::Rep] {

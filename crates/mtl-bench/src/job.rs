@@ -763,6 +763,31 @@ mod tests {
             &cfg,
         );
         assert_eq!(rows[0]["status"], "ok", "{}", rows[0]);
+        // W5: a loss-level row, a rep-grad row and the rep floor, each paired or alone.
+        for (method, mode) in [
+            ("ew", GradMode::Parameters),
+            ("pcgrad", GradMode::Representation),
+        ] {
+            let rows = run(
+                &Job::Method {
+                    workload: Workload::Dense,
+                    method: method.into(),
+                    mode,
+                },
+                &cfg,
+            );
+            assert_eq!(rows[0]["status"], "ok", "{}", rows[0]);
+            assert!(rows[0]["floor_ratio"].as_f64().unwrap() > 0.0);
+            assert_eq!(rows[0]["loss_last"].as_array().unwrap().len(), 3);
+        }
+        let rows = run(
+            &Job::Floor {
+                workload: Workload::Dense,
+                kind: FloorKind::Rep,
+            },
+            &cfg,
+        );
+        assert_eq!(rows[0]["status"], "ok", "{}", rows[0]);
         let rows = run(&Job::Aggregators { k: 3 }, &cfg);
         // The five floors (J read once, column sums, the Gram, draws, running average),
         // then the two methods.

@@ -7,11 +7,13 @@
 //! published), and its Rust API is only what the binary and the benches share; its
 //! stable interface is the command line (`mtl-bench --help`) and the JSON it writes.
 //!
-//! * [`spec`]: the workloads (W1 `mlp`, W2 `lenet`, W3 `mmoe`, and `mlp_k10` for the
-//!   rep-grad comparison), their fixed data and the LibMTL method names.
+//! * [`spec`]: the workloads (W1 `mlp`, W2 `lenet`, W3 `mmoe`, `mlp_k10` for the
+//!   rep-grad comparison, and W5 `dense`, run when named), their fixed data and the
+//!   LibMTL method names.
 //! * [`floor`]: the same networks as plain `tch` loops, the floor every ratio divides by.
 //! * [`job`]: one measurement (a method, a floor, or W4 at one K), in its own process.
 //! * [`timing`]: percentiles, CPU contention and `/proc/self/status` memory.
+//! * [`twin`]: W5's plain-PyTorch twin (`torch/dense_twin.py`), run beside the rows.
 //! * [`cli`] and [`report`]: the command line, the JSON and the tables.
 //!
 //! The JSON rows follow `shared/peer_bench/README.md` (schema 1), so the runner also serves
@@ -23,3 +25,4 @@ pub mod job;
 pub mod report;
 pub mod spec;
 pub mod timing;
+pub mod twin;

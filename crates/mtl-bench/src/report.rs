@@ -116,6 +116,10 @@ pub fn print_tables(result: &Value) {
              plain-tch floor (goal <= 1.05 loss-level, <= 1.15 gradient-level; * = missed)",
             spec["num_tasks"], spec["batch"]
         );
+        // W5 has a plain-PyTorch twin: PyTorch ms / mtl ms (goal > 1, * = missed).
+        let twin = rows
+            .iter()
+            .any(|r| r["workload"] == w.as_str() && r.get("torch_over_mtl").is_some());
         let body: Vec<Vec<String>> = rows
             .iter()
             .filter(|r| r["workload"] == w.as_str())
@@ -125,7 +129,7 @@ pub fn print_tables(result: &Value) {
                     (Some(x), Some(g)) if x > g => " *",
                     _ => "",
                 };
-                vec![
+                let mut line = vec![
                     r["impl"].as_str().unwrap_or("").to_string(),
                     r["method"].as_str().unwrap_or("").to_string(),
                     r["level"].as_str().unwrap_or("-").to_string(),
@@ -133,24 +137,38 @@ pub fn print_tables(result: &Value) {
                     cell(r),
                     format!("{}{missed}", opt(ratio, 2)),
                     opt(f(&r["peak_rss_mib"]), 0),
-                ]
+                ];
+                if twin {
+                    let t = f(&r["torch_over_mtl"]);
+                    let slower = if t.is_some_and(|t| t <= 1.0) {
+                        " *"
+                    } else {
+                        ""
+                    };
+                    line.push(format!("{}{slower}", opt(t, 2)));
+                }
+                line
             })
             .collect();
-        table(
-            &[
-                "impl",
-                "method",
-                "level",
-                "mode",
-                "median [p10-p90] ms",
-                "x floor",
-                "peak MiB",
-            ],
-            &body,
-        );
+        let mut head = vec![
+            "impl",
+            "method",
+            "level",
+            "mode",
+            "median [p10-p90] ms",
+            "x floor",
+            "peak MiB",
+        ];
+        if twin {
+            head.push("PyTorch/mtl");
+        }
+        table(&head, &body);
     }
     if let Some(rep) = result["rep_grad"].as_array().filter(|r| !r.is_empty()) {
-        println!("\nrep-grad vs parameter mode (goal: rep >= 3x faster at K = 10 on the W1 trunk)");
+        println!(
+            "\nrep-grad vs parameter mode (goal: rep >= 3x faster at K = 10 on the W1 trunk, \
+             mlp_k10; * = missed)"
+        );
         let body: Vec<Vec<String>> = rep
             .iter()
             .map(|r| {
@@ -162,7 +180,7 @@ pub fn print_tables(result: &Value) {
                     format!(
                         "{}{}",
                         opt(f(&r["speedup"]), 2),
-                        if f(&r["speedup"]).is_some_and(|s| s < 3.0) {
+                        if r["workload"] == "mlp_k10" && f(&r["speedup"]).is_some_and(|s| s < 3.0) {
                             " *"
                         } else {
                             ""

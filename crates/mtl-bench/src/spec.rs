@@ -3,8 +3,12 @@
 //! (the harness's `make_data`, draw for draw), and the names LibMTL gives our methods.
 
 use mtl::core::arch::{MlpBuilder, MmoeConfig, TaskTowers};
-use mtl::core::{task_path, CnnConfig, HardSharing, MlpConfig, Result, TaskTarget};
-use mtl::heads::{BinaryHead, ClassificationHead, RegressionHead, RegressionLoss, TaskHead};
+use mtl::core::{task_path, CnnConfig, ConvNetConfig, HardSharing, MlpConfig, Result, TaskTarget};
+use mtl::data::{dense_scenes, DenseScenesConfig, SCENE_CLASSES};
+use mtl::heads::{
+    BinaryHead, ClassificationHead, DepthHead, NormalHead, RegressionHead, RegressionLoss,
+    SegmentationHead, TaskHead,
+};
 use mtl::MultiTaskModel;
 use tch::{nn, Device, Kind, Tensor};
 
@@ -23,6 +27,12 @@ pub enum Workload {
     /// The W1 trunk with K = 10 classification heads: parameter vs representation
     /// gradients for the gradient-level methods (not in the LibMTL harness).
     MlpK10,
+    /// W5: x[16,1,32,32] generated scenes (`mtl_data::dense_scenes`); the dilated-ResNet
+    /// encoder (widths 16, 32, 32) shared, a decoder per task (16 channels out) and
+    /// 1×1-conv heads: segment (4 classes, pixel CE), depth (L1 over measured pixels)
+    /// and normals (1 − cosine). Not in the LibMTL harness: its peer is a plain-PyTorch
+    /// loop (`crates/mtl-bench/torch/dense_twin.py`).
+    Dense,
 }
 
 /// How a task's loss is computed.
@@ -34,15 +44,32 @@ pub enum LossKind {
     Mse,
     /// Binary cross-entropy on one logit.
     Bce,
+    /// Per-pixel cross-entropy over the scene classes, ignoring label −1.
+    PixelCe,
+    /// Mean absolute depth error over the measured (positive-depth) pixels.
+    DepthL1,
+    /// One minus the mean cosine between unit normals, over the measured pixels.
+    NormalCos,
 }
 
 impl Workload {
-    /// Every workload, in run order.
+    /// The workloads a run times by default, in run order.
     pub const ALL: [Workload; 4] = [
         Workload::Mlp,
         Workload::Lenet,
         Workload::Mmoe,
         Workload::MlpK10,
+    ];
+
+    /// Every workload, [`Workload::ALL`] and those run only when named: `dense` (W5)
+    /// takes longer than the other four together (a conv net of ~30 layers per step on 2
+    /// cores), so the default run stays a few minutes and W5 runs with `--workloads dense`.
+    pub const KNOWN: [Workload; 5] = [
+        Workload::Mlp,
+        Workload::Lenet,
+        Workload::Mmoe,
+        Workload::MlpK10,
+        Workload::Dense,
     ];
 
     /// The name used on the command line and in the JSON rows.
@@ -52,31 +79,35 @@ impl Workload {
             Workload::Lenet => "lenet",
             Workload::Mmoe => "mmoe",
             Workload::MlpK10 => "mlp_k10",
+            Workload::Dense => "dense",
         }
     }
 
     /// Parses a workload name.
     pub fn parse(s: &str) -> std::result::Result<Self, String> {
-        Workload::ALL
+        Workload::KNOWN
             .into_iter()
             .find(|w| w.name() == s.trim())
             .ok_or_else(|| {
                 format!(
                     "unknown workload `{s}` (known: {})",
-                    Workload::ALL.map(|w| w.name()).join(", ")
+                    Workload::KNOWN.map(|w| w.name()).join(", ")
                 )
             })
     }
 
     /// Whether the LibMTL harness has this workload.
     pub fn in_peer_harness(self) -> bool {
-        !matches!(self, Workload::MlpK10)
+        !matches!(self, Workload::MlpK10 | Workload::Dense)
     }
 
-    /// Rows per batch.
+    /// Rows (images) per batch.
     pub fn batch(self) -> i64 {
         match self {
             Workload::Mmoe => 1024,
+            // The batch of `examples/dense.rs`: at 32×32 a step is tens of ms on 2 cores
+            // (the gradient methods' three backward passes a few times that).
+            Workload::Dense => 16,
             _ => 256,
         }
     }
@@ -90,6 +121,7 @@ impl Workload {
     pub fn arch(self) -> &'static str {
         match self {
             Workload::Mmoe => "MMoE",
+            Workload::Dense => "ConvNet+decoders",
             _ => "HPS",
         }
     }
@@ -106,6 +138,11 @@ impl Workload {
             Workload::Lenet => named(&[("left", LossKind::Ce), ("right", LossKind::Ce)]),
             Workload::Mmoe => named(&[("ctr", LossKind::Bce), ("val", LossKind::Mse)]),
             Workload::MlpK10 => (0..10).map(|k| (format!("cls{k}"), LossKind::Ce)).collect(),
+            Workload::Dense => named(&[
+                ("segment", LossKind::PixelCe),
+                ("depth", LossKind::DepthL1),
+                ("normals", LossKind::NormalCos),
+            ]),
         }
     }
 
@@ -120,6 +157,8 @@ impl Workload {
             Workload::Mlp | Workload::MlpK10 => 256,
             Workload::Lenet => 50,
             Workload::Mmoe => 32,
+            // The channels of each task decoder's output.
+            Workload::Dense => DENSE_FEATURES,
         }
     }
 
@@ -143,16 +182,51 @@ impl Workload {
                 "x[256,128]; the mlp workload's HPS encoder with 10 heads Linear(256,10)+CE \
                  (labels: argmax of 10 random projections); not in the LibMTL harness"
             }
+            Workload::Dense => {
+                "x[16,1,32,32] dense_scenes images; ConvNet encoder: conv3x3(1,16)-BN-ReLU, \
+                 residual blocks 16 / 32 (stride 2) / 32 (dilation 2), BN; per task a \
+                 decoder bilinear x2-conv3x3(32,16)-BN-ReLU-conv3x3(16,16)-BN-ReLU and a \
+                 1x1-conv head; segment: 4-class pixel CE (ignore -1), depth: L1 over \
+                 measured pixels, normals: 1 - cosine; not in the LibMTL harness (peer: \
+                 plain PyTorch)"
+            }
         }
     }
+
+    /// The image side of the image workloads.
+    pub fn image_size(self) -> Option<i64> {
+        match self {
+            Workload::Lenet => Some(36),
+            Workload::Dense => Some(DENSE_SIZE),
+            _ => None,
+        }
+    }
+}
+
+/// W5's image side, stage widths and decoder output channels (those of
+/// `examples/dense.rs`).
+pub const DENSE_SIZE: i64 = 32;
+/// W5's encoder stage widths; the last stage is dilated, so the encoder halves the side.
+pub const DENSE_WIDTHS: [i64; 3] = [16, 32, 32];
+/// W5's decoder output channels, the width every head reads.
+pub const DENSE_FEATURES: i64 = 16;
+
+/// W5's network configuration, shared by the `mtl` model and (in its layout) the floor.
+pub fn dense_config() -> ConvNetConfig {
+    ConvNetConfig::new(1)
+        .widths(DENSE_WIDTHS)
+        .out_channels(DENSE_FEATURES)
 }
 
 /// One fixed batch: the input rows and one target per task.
 #[derive(Debug)]
 pub struct FixedBatch {
-    /// `Float [B, in]` (LeNet images flattened to rows of 1296).
+    /// `Float [B, in]` (LeNet images flattened to rows of 1296; W5 images
+    /// `[B, 1, 32, 32]`).
     pub x: Tensor,
-    /// One target per task: `Int64 [B]` classes, `Float [B, 1]` regression and binary.
+    /// One target per task: `Int64 [B]` classes, `Float [B, 1]` regression and binary;
+    /// W5's `Int64 [B, H, W]` classes, `Float [B, H, W]` depths, `Float [B, 3, H, W]`
+    /// normals.
     pub targets: Vec<TaskTarget>,
 }
 
@@ -162,7 +236,8 @@ pub use mtl::core::torch_rng_lock as rng_lock;
 
 /// The harness's `make_data`: `torch.manual_seed(seed)`, then the same draws in the same
 /// order from libtorch's CPU generator, so the batches are the ones LibMTL trains on.
-/// `n_batches` batches, moved to `device`.
+/// `n_batches` batches, moved to `device`. W5 (not in the harness) draws
+/// `mtl_data::dense_scenes` with the seed instead.
 pub fn make_data(w: Workload, seed: u64, n_batches: i64, device: Device) -> Vec<FixedBatch> {
     let _rng = rng_lock();
     tch::manual_seed(seed as i64);
@@ -201,6 +276,8 @@ pub fn make_data(w: Workload, seed: u64, n_batches: i64, device: Device) -> Vec<
                 .collect();
             (x, ys)
         }
+        // Its own seeded generator, not libtorch's.
+        Workload::Dense => return dense_data(seed, n_batches, device),
     };
     (0..k)
         .map(|i| FixedBatch {
@@ -208,6 +285,35 @@ pub fn make_data(w: Workload, seed: u64, n_batches: i64, device: Device) -> Vec<
             targets: labels
                 .iter()
                 .map(|y| TaskTarget::new(y.get(i).contiguous().to_device(device)))
+                .collect(),
+        })
+        .collect()
+}
+
+/// W5's batches: `n_batches × 16` generated scenes of 32×32 (one pixel in 20 with no
+/// depth), cut into consecutive batches.
+fn dense_data(seed: u64, n_batches: i64, device: Device) -> Vec<FixedBatch> {
+    let b = Workload::Dense.batch();
+    let scenes = dense_scenes(&DenseScenesConfig {
+        images: (n_batches * b) as usize,
+        size: DENSE_SIZE as usize,
+        seed,
+        ..Default::default()
+    })
+    .expect("W5's scene settings are valid");
+    (0..n_batches)
+        .map(|i| FixedBatch {
+            x: scenes
+                .features()
+                .narrow(0, i * b, b)
+                .contiguous()
+                .to_device(device),
+            targets: scenes
+                .tasks()
+                .iter()
+                .map(|t| {
+                    TaskTarget::new(t.values.narrow(0, i * b, b).contiguous().to_device(device))
+                })
                 .collect(),
         })
         .collect()
@@ -232,6 +338,11 @@ pub fn build_model(w: Workload, device: Device) -> Result<MultiTaskModel> {
                     Box::new(RegressionHead::new(&p, name, feat, 1, RegressionLoss::Mse)?)
                 }
                 LossKind::Bce => Box::new(BinaryHead::new(&p, name, feat)?),
+                LossKind::PixelCe => {
+                    Box::new(SegmentationHead::new(&p, name, feat, SCENE_CLASSES)?)
+                }
+                LossKind::DepthL1 => Box::new(DepthHead::new(&p, name, feat)?),
+                LossKind::NormalCos => Box::new(NormalHead::new(&p, name, feat)?),
             })
         })
         .collect::<Result<_>>()?;
@@ -249,6 +360,12 @@ pub fn build_model(w: Workload, device: Device) -> Result<MultiTaskModel> {
             let mmoe =
                 MmoeConfig::new(100, 8, k).build(&(&root / "mmoe"), &MlpBuilder::new([64]))?;
             let arch = TaskTowers::build(mmoe, &root, &MlpBuilder::new([32]))?;
+            MultiTaskModel::new(vs, arch, heads)
+        }
+        Workload::Dense => {
+            // The encoder's output is the shared representation rep-grad rows
+            // differentiate against.
+            let arch = dense_config().build_with_task_decoders(&(&root / "net"), k)?;
             MultiTaskModel::new(vs, arch, heads)
         }
     }
@@ -387,7 +504,7 @@ mod tests {
 
     #[test]
     fn every_workload_builds_and_fits_its_data() {
-        for w in Workload::ALL {
+        for w in Workload::KNOWN {
             let data = make_data(w, 0, 2, Device::Cpu);
             assert_eq!(data.len(), 2);
             let model = build_model(w, Device::Cpu).unwrap();
