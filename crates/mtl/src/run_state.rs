@@ -149,7 +149,7 @@ fn data_sha256(plan: &Plan<'_>) -> Result<String> {
         Plan::Joint { train, .. } => train.fingerprint(&mut |b| h.update(b)),
         Plan::PerTask { train, .. } => {
             for k in 0..train.num_tasks() {
-                train.dataset(k)?.fingerprint(&mut |b| h.update(b));
+                train.task_data(k)?.fingerprint(&mut |b| h.update(b));
             }
         }
     }
