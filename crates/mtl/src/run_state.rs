@@ -21,7 +21,6 @@ use crate::task_optimizers::TaskOptimizers;
 use mtl_core::checkpoint::Checkpoint;
 use mtl_core::files::{self, OutputLock};
 use mtl_core::{Error, Result};
-use mtl_data::JointData;
 use mtl_losses::Method;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
