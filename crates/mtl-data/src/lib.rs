@@ -18,6 +18,10 @@
 //! - **Augmentation** of image batches that keeps dense targets (class maps, depth,
 //!   normals) aligned with the image: seeded random crop, horizontal flip and scale
 //!   ([`Augmentation`], one [`TargetLayout`] per task).
+//! - **Text** ([`text`]): sub-word tokenization (WordPiece or BPE trained on a corpus,
+//!   or a `tokenizer.json`) into padded token ids with word labels aligned to
+//!   sub-words, CoNLL column and JSON Lines loaders, and [`text_dataset`] for one text
+//!   task as a [`TensorDataset`].
 //! - **Heterogeneous tasks**, each with its own dataset ([`MultiInputData`]), drawn per
 //!   step by a seeded [`TaskSchedule`] (all, round-robin, proportional, temperature,
 //!   annealed).
@@ -55,6 +59,7 @@ mod streamed;
 mod target;
 mod target_scale;
 mod tensor_dataset;
+pub mod text;
 mod toy;
 
 pub use crate::csv::{
@@ -79,7 +84,7 @@ pub use locate::{cache_data_dir, data_dir, data_root};
 pub use mlm::{MaskedLmData, MLM_IGNORE};
 pub use mmoe_synthetic::{mmoe_synthetic, MmoeSyntheticConfig};
 pub use mnist::{mnist, multi_mnist, MultiMnistConfig};
-pub use multi_input::{MultiInputData, MultiInputSplit};
+pub use multi_input::{MultiInputData, MultiInputSplit, TaskInput};
 pub use named::NamedArrays;
 pub use npy::{encode_npy, parse_npy, read_npy, write_npy};
 pub use npz::{parse_npz, read_npz, write_npz};
@@ -94,6 +99,10 @@ pub use streamed::{NpyRows, StreamedDataset, StreamedSplit};
 pub use target::{TargetData, TaskData};
 pub use target_scale::{TargetScale, TargetStandardizer};
 pub use tensor_dataset::{TensorDataset, TensorSplit, TensorTask};
+pub use text::{
+    read_conll, read_jsonl, text_dataset, Alignment, LabelVocab, TextExample, TextTokenizer,
+    Truncation,
+};
 pub use toy::{toy_objectives, toy_objectives_f64, TOY_LOWER};
 
 // The versions this crate was built with, so a dependent crate converts data with the

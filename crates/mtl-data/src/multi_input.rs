@@ -1,17 +1,21 @@
 //! Heterogeneous multi-task data: each task brings its own dataset, with its own rows and
 //! its own inputs ("D₁ for task 1, D₂ for task 2"), instead of K labels on shared rows.
+//! A task's dataset is a table ([`MultiTaskDataset`]) or tensors of any shape
+//! ([`TensorDataset`]: token ids, images), one task each.
 
 use crate::batch::Batch;
 use crate::dataset::MultiTaskDataset;
+use crate::joint_data::JointData;
 use crate::target::{TargetData, TaskData};
+use crate::tensor_dataset::TensorDataset;
 use mtl_core::{Error, Result, TaskTarget};
 use ndarray::{concatenate, Array1, Array2, Axis};
 use std::sync::Arc;
 use tch::{Device, Kind, Tensor};
 
-/// K tasks, each with its own single-task [`MultiTaskDataset`] (rows, features, and
-/// possibly feature widths differ between tasks). Cheap to clone: the datasets are
-/// shared.
+/// K tasks, each with its own single-task dataset — a [`MultiTaskDataset`] or a
+/// [`TensorDataset`] (rows, features, and possibly feature widths differ between
+/// tasks). Cheap to clone: the datasets are shared.
 ///
 /// Training on it: draw per-step task batches from a
 /// [`TaskSchedule`](crate::TaskSchedule) ([`schedule`](Self::schedule)). Each batch
@@ -22,7 +26,59 @@ use tch::{Device, Kind, Tensor};
 /// per step, which the ordinary training step consumes unchanged.
 #[derive(Debug, Clone)]
 pub struct MultiInputData {
-    tasks: Vec<Arc<MultiTaskDataset>>,
+    tasks: Vec<Source>,
+}
+
+/// One task's dataset, as given to [`MultiInputData::from_inputs`].
+#[derive(Debug, Clone)]
+pub enum TaskInput {
+    /// A table with one task.
+    Table(MultiTaskDataset),
+    /// Tensors with one task.
+    Tensor(TensorDataset),
+}
+
+impl From<MultiTaskDataset> for TaskInput {
+    fn from(d: MultiTaskDataset) -> Self {
+        TaskInput::Table(d)
+    }
+}
+
+impl From<TensorDataset> for TaskInput {
+    fn from(d: TensorDataset) -> Self {
+        TaskInput::Tensor(d)
+    }
+}
+
+/// A task's dataset, shared between clones (and prefetching threads). A tensor dataset
+/// is held by value: its clones already share the tensors' storage, and an `Arc` of it
+/// would not be `Send` (a libtorch tensor is not `Sync`), which would keep a schedule
+/// from moving to a prefetching thread.
+#[derive(Debug, Clone)]
+enum Source {
+    Table(Arc<MultiTaskDataset>),
+    Tensor(TensorDataset),
+}
+
+impl Source {
+    fn joint(&self) -> &dyn JointData {
+        match self {
+            Source::Table(d) => d.as_ref(),
+            Source::Tensor(d) => d,
+        }
+    }
+
+    fn name(&self) -> String {
+        self.joint().task_names().remove(0)
+    }
+
+    /// The shape of one row's features.
+    fn feature_shape(&self) -> Vec<i64> {
+        match self {
+            Source::Table(d) => vec![d.num_features() as i64],
+            Source::Tensor(d) => d.features().size()[1..].to_vec(),
+        }
+    }
 }
 
 /// A [`MultiInputData`] cut into train, validation and test parts, task by task.
@@ -49,6 +105,20 @@ impl MultiInputData {
     /// # Ok::<(), mtl_core::Error>(())
     /// ```
     pub fn new(datasets: Vec<MultiTaskDataset>) -> Result<Self> {
+        Self::from_inputs(datasets.into_iter().map(TaskInput::from).collect())
+    }
+
+    /// Builds from one single-task [`TensorDataset`] per task (token ids of text tasks,
+    /// images); task names must be unique. See [`from_inputs`](Self::from_inputs).
+    pub fn from_tensor_datasets(datasets: Vec<TensorDataset>) -> Result<Self> {
+        Self::from_inputs(datasets.into_iter().map(TaskInput::from).collect())
+    }
+
+    /// Builds from one single-task dataset per task, tables and tensors mixed; task
+    /// names must be unique. A [`TensorDataset`] with an augmentation is refused: the
+    /// task schedule draws plain rows, and dropping the augmentation silently would
+    /// train on other data than asked.
+    pub fn from_inputs(datasets: Vec<TaskInput>) -> Result<Self> {
         if datasets.is_empty() {
             return Err(Error::TaskCount {
                 context: "MultiInputData".into(),
@@ -56,27 +126,37 @@ impl MultiInputData {
                 got: 0,
             });
         }
-        for (k, ds) in datasets.iter().enumerate() {
-            if ds.num_tasks() != 1 {
+        let mut tasks: Vec<Source> = Vec::with_capacity(datasets.len());
+        for (k, ds) in datasets.into_iter().enumerate() {
+            let source = match ds {
+                TaskInput::Table(d) => Source::Table(Arc::new(d)),
+                TaskInput::Tensor(d) => {
+                    if d.has_augmentation() {
+                        return Err(Error::config(format!(
+                            "MultiInputData dataset {k}: task schedules do not apply a \
+                             TensorDataset's augmentation; build it without one"
+                        )));
+                    }
+                    Source::Tensor(d)
+                }
+            };
+            let n = source.joint().num_tasks();
+            if n != 1 {
                 return Err(Error::TaskCount {
                     context: format!("MultiInputData dataset {k}"),
                     expected: 1,
-                    got: ds.num_tasks(),
+                    got: n,
                 });
             }
-            let name = &ds.tasks()[0].name;
-            if let Some(j) = datasets[..k]
-                .iter()
-                .position(|d| d.tasks()[0].name == *name)
-            {
+            let name = source.name();
+            if let Some(j) = tasks.iter().position(|d| d.name() == name) {
                 return Err(Error::config(format!(
                     "MultiInputData: tasks {j} and {k} are both named `{name}`"
                 )));
             }
+            tasks.push(source);
         }
-        Ok(MultiInputData {
-            tasks: datasets.into_iter().map(Arc::new).collect(),
-        })
+        Ok(MultiInputData { tasks })
     }
 
     /// Builds from per-task features and target (each pair checked as a dataset).
@@ -109,15 +189,11 @@ impl MultiInputData {
 
     /// The task names, in order.
     pub fn task_names(&self) -> Vec<String> {
-        self.tasks
-            .iter()
-            .map(|d| d.tasks()[0].name.clone())
-            .collect()
+        self.tasks.iter().map(Source::name).collect()
     }
 
-    /// Task `k`'s dataset.
-    pub fn dataset(&self, k: usize) -> Result<&MultiTaskDataset> {
-        self.tasks.get(k).map(|d| d.as_ref()).ok_or_else(|| {
+    fn source(&self, k: usize) -> Result<&Source> {
+        self.tasks.get(k).ok_or_else(|| {
             Error::config(format!(
                 "task index {k} out of range 0..{}",
                 self.num_tasks()
@@ -125,43 +201,105 @@ impl MultiInputData {
         })
     }
 
-    /// The shared handle of task `k`'s dataset (for prefetching threads).
-    pub(crate) fn shared(&self, k: usize) -> &Arc<MultiTaskDataset> {
-        &self.tasks[k]
+    /// Task `k`'s dataset, when it is a table; for a [`TensorDataset`] task use
+    /// [`task_data`](Self::task_data) or [`tensor_dataset`](Self::tensor_dataset).
+    pub fn dataset(&self, k: usize) -> Result<&MultiTaskDataset> {
+        match self.source(k)? {
+            Source::Table(d) => Ok(d.as_ref()),
+            Source::Tensor(_) => Err(Error::config(format!(
+                "task {k} (`{}`) holds a TensorDataset, not a table; use task_data({k})",
+                self.tasks[k].name()
+            ))),
+        }
+    }
+
+    /// Task `k`'s dataset, when it is a [`TensorDataset`].
+    pub fn tensor_dataset(&self, k: usize) -> Result<&TensorDataset> {
+        match self.source(k)? {
+            Source::Tensor(d) => Ok(d),
+            Source::Table(_) => Err(Error::config(format!(
+                "task {k} (`{}`) holds a table, not a TensorDataset; use dataset({k})",
+                self.tasks[k].name()
+            ))),
+        }
+    }
+
+    /// Task `k`'s dataset, whatever it holds: batches for evaluation, its fingerprint.
+    pub fn task_data(&self, k: usize) -> Result<&dyn JointData> {
+        Ok(self.source(k)?.joint())
+    }
+
+    /// The batch of task `k`'s rows `rows` (valid rows of its dataset), one target.
+    pub(crate) fn task_batch(&self, k: usize, rows: &[usize]) -> Result<Batch> {
+        match self.source(k)? {
+            Source::Table(d) => Ok(crate::batch::build_batch(d, rows)),
+            Source::Tensor(d) => d.batch(rows),
+        }
     }
 
     /// The number of rows of each task.
     pub fn sizes(&self) -> Vec<usize> {
-        self.tasks.iter().map(|d| d.len()).collect()
+        self.tasks.iter().map(|d| d.joint().len()).collect()
     }
 
-    /// The feature width of each task.
+    /// The feature width of each task: the columns of a table, the values per row of a
+    /// tensor dataset (`T` for token ids `[N, T]`).
     pub fn feature_widths(&self) -> Vec<usize> {
-        self.tasks.iter().map(|d| d.num_features()).collect()
-    }
-
-    /// The head width each task needs (classes, 1 for binary, outputs for regression).
-    pub fn output_dims(&self) -> Vec<usize> {
         self.tasks
             .iter()
-            .map(|d| d.tasks()[0].data.output_dim())
+            .map(|d| d.feature_shape().iter().product::<i64>() as usize)
+            .collect()
+    }
+
+    /// The head width each task needs: for a table the classes, 1 for binary, the
+    /// outputs for regression; for a tensor dataset with integer targets the largest
+    /// class id + 1 (negative padding labels ignored), with real-valued targets the
+    /// values per row.
+    pub fn output_dims(&self) -> Result<Vec<usize>> {
+        self.tasks
+            .iter()
+            .map(|d| match d {
+                Source::Table(d) => Ok(d.tasks()[0].data.output_dim()),
+                Source::Tensor(d) => {
+                    let values = &d.tasks()[0].values;
+                    if values.is_floating_point() {
+                        Ok(values.size()[1..].iter().product::<i64>().max(1) as usize)
+                    } else if values.numel() == 0 {
+                        Ok(0)
+                    } else {
+                        Ok((values.f_max()?.f_int64_value(&[])? + 1).max(0) as usize)
+                    }
+                }
+            })
             .collect()
     }
 
     /// Splits every task's rows with [`MultiTaskDataset::split`], task `k` seeded with
     /// `seed + k` so the tasks' splits are independent.
     pub fn split(&self, validation: f64, test: f64, seed: u64) -> Result<MultiInputSplit> {
-        let mut parts = (Vec::new(), Vec::new(), Vec::new());
+        let mut parts: (Vec<TaskInput>, Vec<TaskInput>, Vec<TaskInput>) =
+            (Vec::new(), Vec::new(), Vec::new());
         for (k, d) in self.tasks.iter().enumerate() {
-            let s = d.split(validation, test, seed.wrapping_add(k as u64))?;
-            parts.0.push(s.train);
-            parts.1.push(s.validation);
-            parts.2.push(s.test);
+            let seed = seed.wrapping_add(k as u64);
+            match d {
+                Source::Table(d) => {
+                    let s = d.split(validation, test, seed)?;
+                    parts.0.push(s.train.into());
+                    parts.1.push(s.validation.into());
+                    parts.2.push(s.test.into());
+                }
+                Source::Tensor(d) => {
+                    let s = d.split(validation, test, seed)?;
+                    parts.0.push(s.train.into());
+                    parts.1.push(s.validation.into());
+                    parts.2.push(s.test.into());
+                }
+            }
         }
         Ok(MultiInputSplit {
-            train: Self::new(parts.0)?,
-            validation: Self::new(parts.1)?,
-            test: Self::new(parts.2)?,
+            train: Self::from_inputs(parts.0)?,
+            validation: Self::from_inputs(parts.1)?,
+            test: Self::from_inputs(parts.2)?,
         })
     }
 
@@ -169,17 +307,20 @@ impl MultiInputData {
     /// labelled exactly on the rows that came from its own dataset. Needs one feature
     /// width across tasks. This is what partial labels look like to the ordinary
     /// trainer, and it is what `mtl::evaluate` needs to score every
-    /// task on its own rows.
+    /// task on its own rows. Needs every task to be a table.
     pub fn to_masked(&self) -> Result<MultiTaskDataset> {
         let width = self.common_width("to_masked")?;
-        let views: Vec<_> = self.tasks.iter().map(|d| d.features().view()).collect();
+        let tables = (0..self.num_tasks())
+            .map(|k| self.dataset(k))
+            .collect::<Result<Vec<_>>>()?;
+        let views: Vec<_> = tables.iter().map(|d| d.features().view()).collect();
         let features = concatenate(Axis(0), &views)
             .map_err(|e| Error::shape("MultiInputData::to_masked", format!("[n, {width}]"), e))?;
         let total = features.nrows();
         let mut tasks = Vec::with_capacity(self.num_tasks());
         let mut names = Vec::with_capacity(self.num_tasks());
         let mut start = 0;
-        for d in &self.tasks {
+        for d in tables {
             let own = &d.tasks()[0];
             let n = d.len();
             let mask = Array1::from_shape_fn(total, |r| {
@@ -220,7 +361,7 @@ impl MultiInputData {
     /// # Ok::<(), mtl_core::Error>(())
     /// ```
     pub fn widen(&self, task: usize, batch: Batch) -> Result<Batch> {
-        self.dataset(task)?;
+        self.source(task)?;
         if batch.targets.len() != 1 {
             return Err(Error::TaskCount {
                 context: "MultiInputData::widen".into(),
@@ -253,17 +394,40 @@ impl MultiInputData {
 
     /// Task `j`'s target for `b` rows none of which is labelled.
     fn empty_target(&self, j: usize, b: i64, device: Device) -> Result<TaskTarget> {
-        let values = match &self.tasks[j].tasks()[0].data {
-            TargetData::Classes { .. } => Tensor::f_zeros([b], (Kind::Int64, device))?,
-            TargetData::Binary(_) => Tensor::f_zeros([b], (Kind::Float, device))?,
-            TargetData::Regression(v) => {
-                Tensor::f_zeros([b, v.ncols() as i64], (Kind::Float, device))?
+        let values = match &self.tasks[j] {
+            Source::Table(d) => match &d.tasks()[0].data {
+                TargetData::Classes { .. } => Tensor::f_zeros([b], (Kind::Int64, device))?,
+                TargetData::Binary(_) => Tensor::f_zeros([b], (Kind::Float, device))?,
+                TargetData::Regression(v) => {
+                    Tensor::f_zeros([b, v.ncols() as i64], (Kind::Float, device))?
+                }
+            },
+            // The target's own per-row shape and dtype, all rows masked out.
+            Source::Tensor(d) => {
+                let values = &d.tasks()[0].values;
+                let mut shape = values.size();
+                shape[0] = b;
+                Tensor::f_zeros(shape.as_slice(), (values.kind(), device))?
             }
         };
         Ok(TaskTarget::masked(
             values,
             Tensor::f_zeros([b], (Kind::Bool, device))?,
         ))
+    }
+
+    /// Fails unless every task's rows have one feature shape (and so can be stacked
+    /// into one batch), naming the shapes.
+    pub(crate) fn common_shape(&self, context: &str) -> Result<()> {
+        let shapes: Vec<Vec<i64>> = self.tasks.iter().map(Source::feature_shape).collect();
+        match shapes.iter().all(|s| *s == shapes[0]) {
+            true => Ok(()),
+            false => Err(Error::shape(
+                format!("MultiInputData::{context}"),
+                "one feature shape per row across tasks",
+                format!("shapes {shapes:?}"),
+            )),
+        }
     }
 
     /// The one feature width of all tasks, or an error naming the widths.

@@ -8,7 +8,7 @@
 //! for step in 0..total_steps {
 //!     opt.zero_grad();
 //!     // (a) Tasks with their own input widths: one forward per sampled task.
-//!     for (k, batch) in schedule.next_step() {
+//!     for (k, batch) in schedule.next_step()? {
 //!         let out = model.forward(&batch.x)?;            // the path of task k
 //!         let loss_k = head_k.loss(&out[k], &batch.targets[0])?;
 //!         ... collect (k, loss_k), combine with the method, backward ...
@@ -151,7 +151,7 @@ impl MultiInputData {
     /// let data = MultiInputData::new(vec![big, small])?;
     /// let mut s = data.schedule(ScheduleConfig::new(TaskSampling::Proportional, 8).seed(1))?;
     /// assert_eq!(s.probabilities(), [0.9, 0.1]);
-    /// let step = s.next_step();
+    /// let step = s.next_step()?;
     /// assert_eq!(step.len(), 1);
     /// let (task, batch) = &step[0];
     /// assert_eq!(batch.x.size()[1], [3, 5][*task]);
@@ -320,18 +320,17 @@ impl TaskSchedule {
 
     /// The next step: for each task drawn, a batch of its own rows with its one target
     /// (`batch.targets.len() == 1`), as `(task, batch)` in ascending task order.
-    pub fn next_step(&mut self) -> Vec<(usize, Batch)> {
+    /// Assembling a tensor task's batch may fail (a libtorch error), hence the `Result`.
+    pub fn next_step(&mut self) -> Result<Vec<(usize, Batch)>> {
         let tasks = self.next_tasks();
         self.step += 1;
-        tasks
-            .into_iter()
-            .map(|t| {
-                let rows = self.cursors[t].take(self.config.batch_size);
-                // Cursor rows are always valid rows of the task's dataset.
-                let batch = crate::batch::build_batch(self.data.shared(t), &rows);
-                (t, batch)
-            })
-            .collect()
+        let mut parts = Vec::with_capacity(tasks.len());
+        for t in tasks {
+            // Cursor rows are always valid rows of the task's dataset.
+            let rows = self.cursors[t].take(self.config.batch_size);
+            parts.push((t, self.data.task_batch(t, &rows)?));
+        }
+        Ok(parts)
     }
 
     /// Advances the schedule by `n` steps without assembling their batches: the same
@@ -349,11 +348,11 @@ impl TaskSchedule {
 
     /// The next step as one K-task batch: the drawn tasks' batches stacked, each task's
     /// target labelled only on its own rows (see [`MultiInputData::widen`]). Needs one
-    /// feature width across tasks; `rows` lists each part's rows within its own task's
-    /// dataset, in order.
+    /// feature shape per row across tasks (text tasks encoded to one `max_len`);
+    /// `rows` lists each part's rows within its own task's dataset, in order.
     pub fn next_merged(&mut self) -> Result<Batch> {
-        self.data.common_width("next_merged")?;
-        let parts = self.next_step();
+        self.data.common_shape("next_merged")?;
+        let parts = self.next_step()?;
         let k = self.data.num_tasks();
         let wide = parts
             .into_iter()
@@ -386,7 +385,7 @@ impl TaskSchedule {
 }
 
 impl Iterator for TaskSchedule {
-    type Item = Vec<(usize, Batch)>;
+    type Item = Result<Vec<(usize, Batch)>>;
 
     /// Never `None`: the schedule is endless; bound it with `take`.
     fn next(&mut self) -> Option<Self::Item> {

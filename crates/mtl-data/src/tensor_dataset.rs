@@ -224,6 +224,11 @@ impl TensorDataset {
         Ok(self)
     }
 
+    /// Whether batches drawn for training are augmented.
+    pub(crate) fn has_augmentation(&self) -> bool {
+        self.augmentation.is_some()
+    }
+
     /// The same rows with only task `k`, for a single-task baseline.
     pub fn only_task(&self, k: usize) -> Result<Self> {
         let task = self.tasks.get(k).ok_or_else(|| Error::TaskCount {

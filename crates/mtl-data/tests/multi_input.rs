@@ -33,7 +33,7 @@ fn frequencies(d: &MultiInputData, sampling: TaskSampling, steps: usize) -> Vec<
         .unwrap();
     let mut counts = vec![0usize; d.num_tasks()];
     for step in s.by_ref().take(steps) {
-        for (t, _) in step {
+        for (t, _) in step.unwrap() {
             counts[t] += 1;
         }
     }
@@ -68,7 +68,7 @@ fn construction_is_validated() {
     ));
     let d = data([5, 7, 9], [2, 3, 4]);
     assert_eq!(d.task_names(), ["a", "b", "c"]);
-    assert_eq!(d.output_dims(), [3, 1, 2]);
+    assert_eq!(d.output_dims().unwrap(), [3, 1, 2]);
     assert!(d.dataset(3).is_err());
 }
 
@@ -113,7 +113,7 @@ fn all_round_robin_and_batches_hold_own_rows() {
     let mut all = d
         .schedule(ScheduleConfig::new(TaskSampling::All, 4))
         .unwrap();
-    let step = all.next_step();
+    let step = all.next_step().unwrap();
     assert_eq!(step.iter().map(|(t, _)| *t).collect::<Vec<_>>(), [0, 1, 2]);
     for (t, b) in &step {
         assert_eq!(b.x.size()[1], [2, 3, 4][*t]);
@@ -126,7 +126,13 @@ fn all_round_robin_and_batches_hold_own_rows() {
         .schedule(ScheduleConfig::new(TaskSampling::RoundRobin, 4).tasks_per_step(2))
         .unwrap();
     let order: Vec<Vec<usize>> = (0..3)
-        .map(|_| rr.next_step().into_iter().map(|(t, _)| t).collect())
+        .map(|_| {
+            rr.next_step()
+                .unwrap()
+                .into_iter()
+                .map(|(t, _)| t)
+                .collect()
+        })
         .collect();
     assert_eq!(order, [vec![0, 1], vec![0, 2], vec![1, 2]]);
 }
@@ -140,7 +146,7 @@ fn every_row_is_visited_once_per_pass() {
     // Task 0 has batches of 4, 4, 2 per pass.
     let mut seen = Vec::new();
     for _ in 0..3 {
-        let step = s.next_step();
+        let step = s.next_step().unwrap();
         seen.extend(step[0].1.rows.iter().copied());
     }
     seen.sort_unstable();
@@ -199,7 +205,7 @@ fn schedules_are_seeded() {
             .schedule(ScheduleConfig::new(TaskSampling::Temperature(3.0), 5).seed(seed))
             .unwrap();
         (0..20)
-            .flat_map(|_| s.next_step())
+            .flat_map(|_| s.next_step().unwrap())
             .map(|(t, b)| (t, b.rows))
             .collect::<Vec<_>>()
     };
@@ -282,13 +288,13 @@ fn skipping_steps_reaches_the_same_position_as_taking_them() {
         let mut taken = d.schedule(config.clone()).unwrap();
         let mut skipped = d.schedule(config).unwrap();
         for _ in 0..41 {
-            taken.next_step();
+            taken.next_step().unwrap();
         }
         skipped.skip_steps(41);
         assert_eq!(skipped.step(), taken.step());
         assert_eq!(skipped.task_epochs(), taken.task_epochs());
         for _ in 0..25 {
-            let (a, b) = (taken.next_step(), skipped.next_step());
+            let (a, b) = (taken.next_step().unwrap(), skipped.next_step().unwrap());
             let rows = |s: &[(usize, mtl_data::Batch)]| -> Vec<(usize, Vec<usize>)> {
                 s.iter().map(|(t, b)| (*t, b.rows.clone())).collect()
             };

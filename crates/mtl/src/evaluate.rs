@@ -105,8 +105,8 @@ pub fn evaluate_multi_input(
         for (t, head) in model.heads().iter().enumerate() {
             let mut m = head.metrics();
             let (mut sum, mut labelled) = (0.0, 0.0);
-            for batch in data.dataset(t)?.batches(batch_size, None)? {
-                let batch = batch.to_device(device);
+            for batch in data.task_data(t)?.joint_batches(batch_size, None)? {
+                let batch = batch?.to_device(device);
                 let fwd = model.forward_task(&batch.x, t, false)?;
                 let target = &batch.targets[0];
                 let n = target.labelled() as f64;
@@ -117,7 +117,7 @@ pub fn evaluate_multi_input(
                 labelled += n;
                 update(
                     m.as_mut(),
-                    data.dataset(t)?.target_scale(0),
+                    data.task_data(t)?.target_scale(0),
                     &fwd.output,
                     target,
                 )?;

@@ -156,7 +156,7 @@ impl<'a> Plan<'a> {
             Plan::PerTask { schedule, .. } => {
                 let n = schedule.steps_per_epoch();
                 Ok(Box::new((0..n).map(move |_| {
-                    let mut parts = schedule.next_step();
+                    let mut parts = schedule.next_step()?;
                     if drop_last {
                         parts.retain(|(_, b)| b.len() == batch_size);
                     }

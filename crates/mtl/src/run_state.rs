@@ -21,7 +21,6 @@ use crate::task_optimizers::TaskOptimizers;
 use mtl_core::checkpoint::Checkpoint;
 use mtl_core::files::{self, OutputLock};
 use mtl_core::{Error, Result};
-use mtl_data::JointData;
 use mtl_losses::Method;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -149,7 +148,7 @@ fn data_sha256(plan: &Plan<'_>) -> Result<String> {
         Plan::Joint { train, .. } => train.fingerprint(&mut |b| h.update(b)),
         Plan::PerTask { train, .. } => {
             for k in 0..train.num_tasks() {
-                train.dataset(k)?.fingerprint(&mut |b| h.update(b));
+                train.task_data(k)?.fingerprint(&mut |b| h.update(b));
             }
         }
     }
