@@ -65,7 +65,7 @@ fn build_model(data: &MultiInputData) -> mtl::core::Result<MultiTaskModel> {
         .build(&(vs.root() / "trunk"))?;
     let widths: Vec<i64> = data.feature_widths().iter().map(|&w| w as i64).collect();
     let arch = MultiInput::new(&vs.root(), &widths, ADAPTER, trunk)?;
-    let classes = data.output_dims();
+    let classes = data.output_dims()?;
     let heads = task_heads(&vs.root(), &data.task_names(), |path, k, name| {
         ClassificationHead::new(path, name, HIDDEN[1], classes[k] as i64)
     })?;
