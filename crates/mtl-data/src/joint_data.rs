@@ -105,6 +105,24 @@ impl JointData for MultiTaskDataset {
     }
 }
 
+/// The rows of each mini-batch: `0..n` in order, or shuffled by `rng`, cut into
+/// `batch_size` rows (the last batch may be shorter). Every dataset kind batches by this
+/// rule, so one generator state gives the same batches whatever holds the rows.
+pub fn batch_rows(
+    n: usize,
+    batch_size: usize,
+    rng: Option<&mut SeededRng>,
+) -> Result<Vec<Vec<usize>>> {
+    if batch_size == 0 {
+        return Err(mtl_core::Error::config("batch size must be at least 1"));
+    }
+    let mut order: Vec<usize> = (0..n).collect();
+    if let Some(rng) = rng {
+        rand::seq::SliceRandom::shuffle(order.as_mut_slice(), rng);
+    }
+    Ok(order.chunks(batch_size).map(<[usize]>::to_vec).collect())
+}
+
 /// Feeds fixed-size values in blocks (one call per value is slow for a hash).
 pub(crate) fn feed_values<const N: usize>(
     feed: &mut dyn FnMut(&[u8]),

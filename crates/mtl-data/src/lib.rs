@@ -79,7 +79,7 @@ pub use dataset::{MultiTaskDataset, Split, SplitRows, MAX_CLASSES};
 pub use dense_scenes::{dense_scenes, DenseScenesConfig, SCENE_CLASSES};
 pub use idx::{parse_idx, read_idx};
 pub use image_folder::{image_folder_arrays, read_image_folder, ImageFolder};
-pub use joint_data::JointData;
+pub use joint_data::{batch_rows, JointData};
 pub use locate::{cache_data_dir, data_dir, data_root};
 pub use mlm::{MaskedLmData, MLM_IGNORE};
 pub use mmoe_synthetic::{mmoe_synthetic, MmoeSyntheticConfig};

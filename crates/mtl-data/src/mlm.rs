@@ -12,7 +12,7 @@
 //! A sequence with no selected token contributes nothing.
 
 use crate::batch::Batch;
-use crate::joint_data::{feed_text, JointData};
+use crate::joint_data::{batch_rows, feed_text, JointData};
 use crate::tensor_dataset::feed_tensor;
 use mtl_core::{Error, Result, SeededRng, TaskTarget};
 use rand::seq::SliceRandom;
@@ -180,18 +180,12 @@ impl JointData for MaskedLmData {
         rng: Option<&mut SeededRng>,
     ) -> Result<Box<dyn Iterator<Item = Result<Batch>> + '_>> {
         use rand::SeedableRng;
-        if batch_size == 0 {
-            return Err(Error::config("batch size must be at least 1"));
-        }
-        let mut order: Vec<usize> = (0..JointData::len(self)).collect();
+        let mut rng = rng;
+        let chunks = batch_rows(JointData::len(self), batch_size, rng.as_deref_mut())?;
         let mut draws = match rng {
-            Some(rng) => {
-                order.shuffle(rng);
-                SeededRng::seed_from_u64(rng.gen())
-            }
+            Some(rng) => SeededRng::seed_from_u64(rng.gen()),
             None => mtl_core::derive_rng(0, "mlm evaluation"),
         };
-        let chunks: Vec<Vec<usize>> = order.chunks(batch_size).map(<[usize]>::to_vec).collect();
         Ok(Box::new(
             chunks
                 .into_iter()

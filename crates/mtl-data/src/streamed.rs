@@ -10,13 +10,12 @@
 
 use crate::batch::Batch;
 use crate::dataset::split_rows;
-use crate::joint_data::{feed_text, JointData};
+use crate::joint_data::{batch_rows, feed_text, JointData};
 use crate::npy::read_layout;
 use crate::source::Source;
 use crate::tensor_dataset::{check_tasks, TensorTask};
 use crate::DType;
 use mtl_core::{Error, Result, SeededRng, TaskTarget};
-use rand::seq::SliceRandom;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -300,14 +299,7 @@ impl JointData for StreamedDataset {
         batch_size: usize,
         rng: Option<&mut SeededRng>,
     ) -> Result<Box<dyn Iterator<Item = Result<Batch>> + '_>> {
-        if batch_size == 0 {
-            return Err(Error::config("batch size must be at least 1"));
-        }
-        let mut order: Vec<usize> = (0..self.rows.len()).collect();
-        if let Some(rng) = rng {
-            order.shuffle(rng);
-        }
-        let chunks: Vec<Vec<usize>> = order.chunks(batch_size).map(<[usize]>::to_vec).collect();
+        let chunks = batch_rows(self.rows.len(), batch_size, rng)?;
         Ok(Box::new(
             chunks.into_iter().map(move |rows| self.batch(&rows)),
         ))

@@ -17,9 +17,8 @@
 use crate::augment::Augmentation;
 use crate::batch::Batch;
 use crate::dataset::split_rows;
-use crate::joint_data::{feed_text, JointData};
+use crate::joint_data::{batch_rows, feed_text, JointData};
 use mtl_core::{Error, Result, SeededRng, TaskTarget};
-use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use tch::{Device, Kind, Tensor};
 
@@ -284,18 +283,13 @@ impl JointData for TensorDataset {
         batch_size: usize,
         rng: Option<&mut SeededRng>,
     ) -> Result<Box<dyn Iterator<Item = Result<Batch>> + '_>> {
-        if batch_size == 0 {
-            return Err(Error::config("batch size must be at least 1"));
-        }
-        let mut order: Vec<usize> = (0..JointData::len(self)).collect();
-        let mut augment = None;
-        if let Some(rng) = rng {
-            order.shuffle(rng);
-            if let Some(a) = &self.augmentation {
-                augment = Some((a, SeededRng::seed_from_u64(rng.gen())));
-            }
-        }
-        let chunks: Vec<Vec<usize>> = order.chunks(batch_size).map(<[usize]>::to_vec).collect();
+        let mut rng = rng;
+        let chunks = batch_rows(JointData::len(self), batch_size, rng.as_deref_mut())?;
+        // The augmentation's draws are seeded after the shuffle, from the same generator.
+        let mut augment = match (&self.augmentation, rng) {
+            (Some(a), Some(rng)) => Some((a, SeededRng::seed_from_u64(rng.gen()))),
+            _ => None,
+        };
         Ok(Box::new(chunks.into_iter().map(move |rows| {
             let batch = self.batch(&rows)?;
             match &mut augment {
