@@ -15,19 +15,19 @@ use tch::{nn, Device, Kind, Tensor};
 /// One benchmark workload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Workload {
-    /// W1: x[256,128], HPS trunk Linear(128,256)-ReLU-Linear(256,256)-ReLU; heads
+    /// W1: `x[256,128]`, HPS trunk Linear(128,256)-ReLU-Linear(256,256)-ReLU; heads
     /// cls_a, cls_b (Linear(256,10) + CE) and reg (Linear(256,1) + MSE).
     Mlp,
-    /// W2: x[256,1,36,36] (rows of 1296), HPS LeNet trunk; heads left, right
+    /// W2: `x[256,1,36,36]` (rows of 1296), HPS LeNet trunk; heads left, right
     /// (Linear(50,10) + CE).
     Lenet,
-    /// W3: x[1024,100], MMoE with 8 experts Linear(100,64)-ReLU, a softmax gate per
+    /// W3: `x[1024,100]`, MMoE with 8 experts Linear(100,64)-ReLU, a softmax gate per
     /// task, towers Linear(64,32)-ReLU-Linear(32,1); ctr (BCE) and val (MSE).
     Mmoe,
     /// The W1 trunk with K = 10 classification heads: parameter vs representation
     /// gradients for the gradient-level methods (not in the LibMTL harness).
     MlpK10,
-    /// W5: x[16,1,32,32] generated scenes (`mtl_data::dense_scenes`); the dilated-ResNet
+    /// W5: `x[16,1,32,32]` generated scenes (`mtl_data::dense_scenes`); the dilated-ResNet
     /// encoder (widths 16, 32, 32) shared, a decoder per task (16 channels out) and
     /// 1×1-conv heads: segment (4 classes, pixel CE), depth (L1 over measured pixels)
     /// and normals (1 − cosine). Not in the LibMTL harness: its peer is a plain-PyTorch

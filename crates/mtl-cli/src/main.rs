@@ -1,4 +1,4 @@
-//! The `mtl` binary: argument parsing around [`mtl_cli::run`].
+//! The `mtl` binary: argument parsing around [`mtl_cli::run()`].
 
 use clap::{Parser, Subcommand};
 use mtl_cli::{predict, run, summary, Overrides, PredictArgs};

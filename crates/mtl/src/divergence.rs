@@ -13,7 +13,8 @@
 use mtl_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 
-/// When a fit counts as diverged (see the [module rule](self)); on by default.
+/// When a fit counts as diverged (the rule: a task's loss above `factor` times its
+/// first value on `patience` consecutive steps); on by default.
 ///
 /// ```
 /// use mtl::{DivergenceGuard, TrainerConfig};

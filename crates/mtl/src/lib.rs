@@ -22,7 +22,7 @@
 //!
 //! The `mtl` command line (`mtl train`, `mtl predict`, `mtl methods`) is the `mtl-cli`
 //! crate. The methods are listed with their papers and defaults in
-//! [`losses::methods`](mtl_losses::methods) (one module each) and at run time by
+//! [`losses::methods`] (one module each) and at run time by
 //! [`losses::list()`](mtl_losses::list); the repository's `docs/methods.md` says when
 //! to use which. This package is published as `mtl-torch` (the name `mtl` on crates.io
 //! is another project's) and its library is named `mtl`; the repository's

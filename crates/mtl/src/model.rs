@@ -135,7 +135,7 @@ impl MultiTaskModel {
     /// Errors: in strict mode (the default) a variable the file lacks or a tensor the
     /// model lacks; in either mode a shape mismatch; each named, with nothing copied.
     /// To load a trunk into a model with new heads, use `strict(false)` and check
-    /// [`LoadReport::missing`] holds only the heads.
+    /// [`LoadReport::missing`](mtl_core::LoadReport::missing) holds only the heads.
     pub fn load_pretrained(
         &mut self,
         path: impl AsRef<std::path::Path>,

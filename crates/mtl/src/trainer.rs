@@ -207,7 +207,7 @@ impl Trainer {
     /// Trains `model` on `train`, validating on `validation` after every epoch when
     /// given. With early stopping the model ends with the best epoch's weights.
     ///
-    /// The data is any [`JointData`]: a [`MultiTaskDataset`] of table rows, a
+    /// The data is any [`JointData`]: a [`MultiTaskDataset`](mtl_data::MultiTaskDataset) of table rows, a
     /// [`TensorDataset`](mtl_data::TensorDataset) of images, token ids or per-pixel
     /// targets, or a user's own.
     pub fn fit<D: JointData>(

@@ -408,7 +408,7 @@ fn key_mask_of(real: &Tensor) -> Result<Tensor> {
 }
 
 /// Task-specific top layers over a shared lower encoder (hierarchical sharing): a
-/// [`BackboneBuilder`] for [`TaskTowers`](super::TaskTowers) whose towers are `layers`
+/// [`BackboneBuilder`](super::BackboneBuilder) for [`TaskTowers`](super::TaskTowers) whose towers are `layers`
 /// more pre-LN layers over the `[B, T, d]` token features the encoder hands each task.
 /// Padded positions are the encoder's all-zero rows: masked out of attention here too,
 /// and zero again at the output.

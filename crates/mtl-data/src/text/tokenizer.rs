@@ -156,7 +156,7 @@ impl EncodeReport {
 }
 
 /// A sub-word tokenizer with BERT's special tokens, producing tensors; see the
-/// [module docs](self).
+/// [module docs](crate::text).
 #[derive(Debug, Clone)]
 pub struct TextTokenizer {
     inner: Tokenizer,
