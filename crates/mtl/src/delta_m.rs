@@ -86,42 +86,7 @@ impl DeltaM {
     /// `baselines[k]` evaluates task k's single-task model on the same rows (its only
     /// task, or task k of a K-task evaluation).
     pub fn compute(model: &Evaluation, baselines: &[Evaluation]) -> Result<Self> {
-        let k = model.tasks.len();
-        if baselines.len() != k {
-            return Err(Error::TaskCount {
-                context: "Δm baselines".into(),
-                expected: k,
-                got: baselines.len(),
-            });
-        }
-        let mut values = Vec::with_capacity(k);
-        for (t, (name, base)) in model.tasks.iter().zip(baselines).enumerate() {
-            let primary = model
-                .metrics
-                .get(t)
-                .and_then(|m| m.first())
-                .ok_or_else(|| Error::config(format!("Δm: task `{name}` reports no metric")))?;
-            let bt = base.tasks.iter().position(|n| n == name).ok_or_else(|| {
-                Error::config(format!(
-                    "Δm: the baseline for task `{name}` evaluates {:?}",
-                    base.tasks
-                ))
-            })?;
-            let baseline = base.metric(bt, &primary.name).ok_or_else(|| {
-                Error::config(format!(
-                    "Δm: the baseline for task `{name}` lacks metric `{}`",
-                    primary.name
-                ))
-            })?;
-            values.push((
-                name.clone(),
-                primary.name.clone(),
-                primary.higher_is_better,
-                primary.value,
-                baseline,
-            ));
-        }
-        Self::from_values(&values)
+        Self::from_values(&task_values(model, baselines, Metrics::Primary)?.concat())
     }
 
     /// Δm over every metric, as LibMTL computes it for NYUv2 and Cityscapes: task k's
@@ -150,45 +115,10 @@ impl DeltaM {
     /// # Ok::<(), mtl::core::Error>(())
     /// ```
     pub fn compute_all_metrics(model: &Evaluation, baselines: &[Evaluation]) -> Result<Self> {
-        let k = model.tasks.len();
-        if baselines.len() != k {
-            return Err(Error::TaskCount {
-                context: "Δm baselines".into(),
-                expected: k,
-                got: baselines.len(),
-            });
-        }
+        let per_task = task_values(model, baselines, Metrics::All)?;
         let mut entries = Vec::new();
-        let mut task_terms = Vec::with_capacity(k);
-        for (t, (name, base)) in model.tasks.iter().zip(baselines).enumerate() {
-            let bt = base.tasks.iter().position(|n| n == name).ok_or_else(|| {
-                Error::config(format!(
-                    "Δm: the baseline for task `{name}` evaluates {:?}",
-                    base.tasks
-                ))
-            })?;
-            let metrics = model.metrics.get(t).map(Vec::as_slice).unwrap_or_default();
-            if metrics.is_empty() {
-                return Err(Error::config(format!(
-                    "Δm: task `{name}` reports no metric"
-                )));
-            }
-            let mut values = Vec::with_capacity(metrics.len());
-            for m in metrics {
-                let baseline = base.metric(bt, &m.name).ok_or_else(|| {
-                    Error::config(format!(
-                        "Δm: the baseline for task `{name}` lacks metric `{}`",
-                        m.name
-                    ))
-                })?;
-                values.push((
-                    name.clone(),
-                    m.name.clone(),
-                    m.higher_is_better,
-                    m.value,
-                    baseline,
-                ));
-            }
+        let mut task_terms = Vec::with_capacity(per_task.len());
+        for values in per_task {
             let task = Self::from_values(&values)?;
             let worse = task.delta_m > 0.0;
             task_terms.push(task.delta_m);
@@ -198,7 +128,7 @@ impl DeltaM {
             }));
         }
         Ok(DeltaM {
-            delta_m: task_terms.iter().sum::<f64>() / k as f64,
+            delta_m: task_terms.iter().sum::<f64>() / task_terms.len() as f64,
             tasks: entries,
         })
     }
@@ -214,4 +144,74 @@ impl DeltaM {
         }
         names
     }
+}
+
+/// (task, metric, higher-is-better, model value, baseline value), as
+/// [`DeltaM::from_values`] takes them.
+type Comparison = (String, String, bool, f64, f64);
+
+/// Which of a task's metrics Δm compares.
+#[derive(Clone, Copy, PartialEq)]
+enum Metrics {
+    /// The first the head reports.
+    Primary,
+    /// Every one it reports.
+    All,
+}
+
+/// Per task of `model`, the (task, metric, higher-is-better, value, baseline value)
+/// tuples [`DeltaM::from_values`] takes, each baseline value read from the task's own
+/// evaluation in `baselines` (its only task, or the task of the same name).
+fn task_values(
+    model: &Evaluation,
+    baselines: &[Evaluation],
+    which: Metrics,
+) -> Result<Vec<Vec<Comparison>>> {
+    let k = model.tasks.len();
+    if baselines.len() != k {
+        return Err(Error::TaskCount {
+            context: "Δm baselines".into(),
+            expected: k,
+            got: baselines.len(),
+        });
+    }
+    let mut per_task = Vec::with_capacity(k);
+    for (t, (name, base)) in model.tasks.iter().zip(baselines).enumerate() {
+        let metrics = model.metrics.get(t).map(Vec::as_slice).unwrap_or_default();
+        let metrics = match which {
+            Metrics::Primary => metrics.get(..1).unwrap_or_default(),
+            Metrics::All => metrics,
+        };
+        if metrics.is_empty() {
+            return Err(Error::config(format!(
+                "Δm: task `{name}` reports no metric"
+            )));
+        }
+        let bt = base.tasks.iter().position(|n| n == name).ok_or_else(|| {
+            Error::config(format!(
+                "Δm: the baseline for task `{name}` evaluates {:?}",
+                base.tasks
+            ))
+        })?;
+        let values = metrics
+            .iter()
+            .map(|m| {
+                let baseline = base.metric(bt, &m.name).ok_or_else(|| {
+                    Error::config(format!(
+                        "Δm: the baseline for task `{name}` lacks metric `{}`",
+                        m.name
+                    ))
+                })?;
+                Ok((
+                    name.clone(),
+                    m.name.clone(),
+                    m.higher_is_better,
+                    m.value,
+                    baseline,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        per_task.push(values);
+    }
+    Ok(per_task)
 }
