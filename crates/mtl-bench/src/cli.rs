@@ -564,11 +564,10 @@ fn floor_of(row: &Value) -> Option<&'static str> {
     })
 }
 
-/// Adds `floor_ms` / `floor_ratio` to every method row whose floor was measured.
-pub fn add_floor_ratios(rows: &mut [Value]) {
-    let floors: Vec<(String, String, f64)> = rows
-        .iter()
-        .filter(|r| r["impl"] == FLOOR_IMPL && r["status"] == "ok")
+/// (workload, method, median ms) of every successful row of implementation `imp`.
+pub fn medians_of(rows: &[Value], imp: &str) -> Vec<(String, String, f64)> {
+    rows.iter()
+        .filter(|r| r["impl"] == imp && r["status"] == "ok")
         .filter_map(|r| {
             Some((
                 r["workload"].as_str()?.to_string(),
@@ -576,7 +575,12 @@ pub fn add_floor_ratios(rows: &mut [Value]) {
                 r["median_ms"].as_f64()?,
             ))
         })
-        .collect();
+        .collect()
+}
+
+/// Adds `floor_ms` / `floor_ratio` to every method row whose floor was measured.
+pub fn add_floor_ratios(rows: &mut [Value]) {
+    let floors = medians_of(rows, FLOOR_IMPL);
     for r in rows.iter_mut() {
         let Some(fm) = floor_of(r) else { continue };
         if r.get("floor_paired_ms").is_some() {

@@ -5,7 +5,7 @@
 //! W5's peer; its rows carry `impl` = [`TWIN_IMPL`] and the matching `mtl` rows get
 //! `torch_ms` and `torch_over_mtl` (PyTorch ms/step ÷ mtl ms/step, higher is better).
 
-use super::cli::Options;
+use super::cli::{medians_of, Options};
 use super::job::IMPL;
 use super::spec::{make_data, Workload};
 use anyhow::{bail, Context, Result};
@@ -128,17 +128,7 @@ pub fn run(python: &Path, o: &Options) -> Result<Vec<Value>> {
 /// Adds `torch_ms` and `torch_over_mtl` to each `mtl` parameter-mode row the twin has a
 /// row for (same workload and method).
 pub fn add_torch_ratios(rows: &mut [Value]) {
-    let twin: Vec<(String, String, f64)> = rows
-        .iter()
-        .filter(|r| r["impl"] == TWIN_IMPL && r["status"] == "ok")
-        .filter_map(|r| {
-            Some((
-                r["workload"].as_str()?.to_string(),
-                r["method"].as_str()?.to_string(),
-                r["median_ms"].as_f64()?,
-            ))
-        })
-        .collect();
+    let twin = medians_of(rows, TWIN_IMPL);
     for r in rows.iter_mut() {
         if r["impl"] != IMPL || r["grad_mode"] != "param" {
             continue;
