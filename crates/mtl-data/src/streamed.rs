@@ -268,13 +268,7 @@ impl StreamedDataset {
             targets: self
                 .tasks
                 .iter()
-                .map(|t| {
-                    let t = t.select(&index)?;
-                    Ok(TaskTarget {
-                        values: t.values,
-                        mask: t.mask,
-                    })
-                })
+                .map(|t| t.select(&index).map(TaskTarget::from))
                 .collect::<Result<_>>()?,
             rows: rows.to_vec(),
         })

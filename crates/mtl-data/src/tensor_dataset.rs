@@ -65,6 +65,16 @@ impl TensorTask {
     }
 }
 
+/// A task's rows as a batch target: the values and the mask, the name dropped.
+impl From<TensorTask> for TaskTarget {
+    fn from(t: TensorTask) -> TaskTarget {
+        TaskTarget {
+            values: t.values,
+            mask: t.mask,
+        }
+    }
+}
+
 impl Clone for TensorTask {
     fn clone(&self) -> Self {
         TensorTask {
@@ -252,14 +262,7 @@ impl TensorDataset {
         let sub = self.subset(rows)?;
         Ok(Batch {
             x: sub.features,
-            targets: sub
-                .tasks
-                .into_iter()
-                .map(|t| TaskTarget {
-                    values: t.values,
-                    mask: t.mask,
-                })
-                .collect(),
+            targets: sub.tasks.into_iter().map(TaskTarget::from).collect(),
             rows: rows.to_vec(),
         })
     }
