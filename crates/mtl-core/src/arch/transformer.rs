@@ -286,25 +286,27 @@ impl Backbone for TransformerEncoder {
         let key_mask = real.as_ref().map(key_mask_of).transpose()?;
         let h = run_layers(&self.layers, h, key_mask.as_ref(), heads, p, train)?;
         let out = h.apply(&self.ln);
-        let (out, real_count) = match real {
+        // Padded positions are exactly zero, so later layers and heads can tell them.
+        let (out, real) = match real {
             Some(r) => {
                 let r = r.f_unsqueeze(2)?.f_to_kind(out.kind())?;
-                let n = r.f_sum_dim_intlist([1i64].as_slice(), false, out.kind())?;
-                (out.f_mul(&r)?, n)
+                (out.f_mul(&r)?, Some(r))
             }
-            None => {
-                let n = Tensor::f_full([b, 1], t as f64, (out.kind(), out.device()))?;
-                (out, n)
-            }
+            None => (out, None),
         };
         Ok(match self.cfg.pooling {
             None => out,
             Some(Pooling::Cls) => out.f_select(1, 0)?,
             // Padded rows are zero, so the sum is over real tokens; an all-padding
             // sequence averages to zero rather than dividing by zero.
-            Some(Pooling::Mean) => out
-                .f_sum_dim_intlist([1i64].as_slice(), false, out.kind())?
-                .f_div(&real_count.f_clamp_min(1.0)?)?,
+            Some(Pooling::Mean) => {
+                let count = match real {
+                    Some(r) => r.f_sum_dim_intlist([1i64].as_slice(), false, out.kind())?,
+                    None => Tensor::f_full([b, 1], t as f64, (out.kind(), out.device()))?,
+                };
+                out.f_sum_dim_intlist([1i64].as_slice(), false, out.kind())?
+                    .f_div(&count.f_clamp_min(1.0)?)?
+            }
         })
     }
 
