@@ -126,6 +126,7 @@ fn assert_learns(report: &RunReport) {
 #[test]
 fn dense_heads_train_on_image_tensors_with_any_method() {
     let _torch = torch_lock();
+    tch::manual_seed(11);
     let split = images(64).split(0.25, 0.0, 1).unwrap();
     for method in ["ew", "pcgrad"] {
         let mut model = dense_model(3);
@@ -147,6 +148,7 @@ fn dense_heads_train_on_image_tensors_with_any_method() {
 #[test]
 fn row_level_heads_train_on_tensor_rows_with_missing_labels() {
     let _torch = torch_lock();
+    tch::manual_seed(12);
     let n = 96;
     let x = Tensor::rand([n, 4], CPU) * 2.0 - 1.0;
     let col = |i: i64| x.select(1, i);
@@ -195,6 +197,7 @@ fn row_level_heads_train_on_tensor_rows_with_missing_labels() {
 #[test]
 fn a_tag_per_token_trains_on_padded_token_ids() {
     let _torch = torch_lock();
+    tch::manual_seed(13);
     let (n, t) = (64, 7);
     let tokens = Tensor::randint(12, [n, t], (Kind::Int64, Device::Cpu));
     let tags = tokens.remainder(3);
@@ -233,6 +236,7 @@ fn a_tag_per_token_trains_on_padded_token_ids() {
 #[test]
 fn a_run_on_tensor_data_resumes_exactly_and_refuses_other_data() {
     let _torch = torch_lock();
+    tch::manual_seed(14);
     let data = images(40);
     let path = std::env::temp_dir().join(format!("mtl-tensor-resume-{}.ckpt", std::process::id()));
     let mut full = dense_model(8);
@@ -270,6 +274,7 @@ fn a_run_on_tensor_data_resumes_exactly_and_refuses_other_data() {
 fn features_streamed_from_an_npy_file_train_exactly_as_in_memory() {
     use mtl::data::{encode_npy, DenseArray, NpyRows, StreamedDataset};
     let _torch = torch_lock();
+    tch::manual_seed(15);
     let data = images(40);
     let dir = std::env::temp_dir().join(format!("mtl-streamed-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
