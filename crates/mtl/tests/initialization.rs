@@ -121,7 +121,7 @@ fn libmtl_specific_starts() {
                 let m = max_abs(&vars[&name]);
                 // A bias of k = 2 entries may well draw inside half the bound.
                 let fills = p == "bias" || m > 0.5 * bound;
-                assert!(m <= bound && fills, "{name}: {m}");
+                assert!(m <= bound * (1.0 + 1e-6) && fills, "{name}: {m}");
             }
         }
     }
@@ -135,14 +135,22 @@ fn libmtl_specific_starts() {
 
 #[test]
 fn the_old_tch_default_is_an_option() {
+    let _rng = mtl::core::torch_rng_lock();
+    tch::manual_seed(0);
     let vs = nn::VarStore::new(Device::Cpu);
     let mlp = MlpConfig::new([600, 400])
         .init(Init::KaimingRelu)
         .last_layer_init(Init::KaimingRelu);
     mlp.build(&vs.root()).unwrap();
     let w = &vs.variables()["0.weight"];
+    // libtorch draws in f32 from [-b, b) with b rounded to f32, which may lie a hair
+    // above the f64 bound.
     let bound = (6.0f64 / 600.0).sqrt();
-    assert!(max_abs(w) <= bound && max_abs(w) > 0.95 * bound);
+    let m = max_abs(w);
+    assert!(
+        m <= bound * (1.0 + 1e-6) && m > 0.95 * bound,
+        "{m} vs {bound}"
+    );
     let vs = nn::VarStore::new(Device::Cpu);
     MlpConfig::new([6, 8, 3])
         .last_layer_init(Init::Zeros)
