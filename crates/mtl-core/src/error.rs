@@ -139,6 +139,17 @@ pub enum Error {
         /// What is wrong, with the row and element where one is at fault.
         message: String,
     },
+    /// A data-parallel run failed: the rendezvous, a collective, another rank (dead,
+    /// timed out, or running another configuration), or the launch environment.
+    #[error("distributed (rank {rank} of {world_size}): {message}")]
+    Distributed {
+        /// This process's rank (0 when it is not known yet).
+        rank: usize,
+        /// The number of ranks (0 when it is not known yet).
+        world_size: usize,
+        /// What went wrong, naming the variable, rank or collective at fault.
+        message: String,
+    },
     /// A task's training loss grew by orders of magnitude while staying finite: the run
     /// has diverged (a learning rate far too high, exploding gradients).
     #[error("training diverged: the loss of task {task} (`{name}`) reached {loss:.4e} at step {step}, over {factor:e} times its reference {reference:.4e} (its first loss of the run) for {steps} steps in a row; lower the learning rate or clip gradients (`divergence` in the trainer configuration sets or disables this guard)")]

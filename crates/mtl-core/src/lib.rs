@@ -16,6 +16,7 @@
 
 pub mod arch;
 pub mod checkpoint;
+pub mod collective;
 pub mod device;
 mod error;
 pub mod files;
@@ -37,6 +38,7 @@ pub use arch::{
     TaskTowers, TransformerConfig, TransformerEncoder, TransformerTower, TransformerTowerConfig,
 };
 pub use checkpoint::Checkpoint;
+pub use collective::Collective;
 pub use device::{select_device, DeviceRequest};
 pub use error::{Error, Result};
 pub use init::Init;
