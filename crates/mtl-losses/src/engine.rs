@@ -34,9 +34,10 @@
 //! # Ok::<(), mtl_core::Error>(())
 //! ```
 
+use crate::data_parallel as dp;
 use crate::{Aggregation, Method, StepContext};
 use mtl_core::jacobian::check_per_task_lists;
-use mtl_core::{check_losses, jacobian_rows, params, Error, JacobianRequest, Result};
+use mtl_core::{check_losses, jacobian_rows, params, Collective, Error, JacobianRequest, Result};
 use tch::Tensor;
 
 /// What the task losses are differentiated with respect to.
@@ -79,7 +80,7 @@ pub struct StepOutcome {
 
 /// One engine step with every option; [`backward`] and [`mtl_backward`] are its
 /// common forms.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct Backward<'a> {
     losses: &'a [Tensor],
     wrt: Wrt<'a>,
@@ -88,6 +89,21 @@ pub struct Backward<'a> {
     auxiliary: Option<&'a Tensor>,
     step: u64,
     epoch: usize,
+    collective: Option<&'a dyn Collective>,
+    counts: &'a [f64],
+}
+
+impl std::fmt::Debug for Backward<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Backward")
+            .field("tasks", &self.losses.len())
+            .field("wrt", &self.wrt)
+            .field("absent", &self.absent)
+            .field("step", &self.step)
+            .field("epoch", &self.epoch)
+            .field("world_size", &self.collective.map(|c| c.world_size()))
+            .finish()
+    }
 }
 
 impl<'a> Backward<'a> {
@@ -101,6 +117,8 @@ impl<'a> Backward<'a> {
             auxiliary: None,
             step: 0,
             epoch: 0,
+            collective: None,
+            counts: &[],
         }
     }
     /// Task k's own parameters (its head), which receive ∇ loss_k: for a gradient-level
@@ -129,9 +147,30 @@ impl<'a> Backward<'a> {
         self
     }
 
+    /// Data parallelism: this rank's losses are its shard of a batch split over
+    /// `group`, and the step computes, on every rank, the update one process would
+    /// compute on the union of the shards (see the `data_parallel` stages in the
+    /// crate's source: the losses, the Jacobian or the gradients are reduced at the
+    /// seam, and every rank's method is checked to choose the same task weights).
+    /// A group of one rank changes nothing.
+    pub fn collective(mut self, group: &'a dyn Collective) -> Self {
+        self.collective = Some(group);
+        self
+    }
+    /// `counts[k]`: how many labelled entries task k's loss averages over on this rank,
+    /// so that shards with different numbers of labels weigh in as the union's mean
+    /// does. Without it every present task counts one per rank (equal shards).
+    pub fn counts(mut self, counts: &'a [f64]) -> Self {
+        self.counts = counts;
+        self
+    }
+
     /// Runs every stage with `method`.
     pub fn run(self, method: &mut Method) -> Result<StepOutcome> {
         let values = check(&self, method)?;
+        if let Some(group) = self.collective.filter(|g| g.world_size() > 1) {
+            return self.run_parallel(group, method, &values);
+        }
         let ctx = StepContext {
             step: self.step,
             epoch: self.epoch,
@@ -157,6 +196,101 @@ impl<'a> Backward<'a> {
         };
         Ok(StepOutcome {
             losses: values,
+            weights,
+        })
+    }
+
+    /// [`Backward::run`] on one rank of a data-parallel group (exact mode).
+    fn run_parallel(
+        self,
+        group: &dyn Collective,
+        method: &mut Method,
+        local: &[f64],
+    ) -> Result<StepOutcome> {
+        let k = self.losses.len();
+        let absent = |t: usize| self.absent.get(t).copied().unwrap_or(false);
+        if !self.counts.is_empty() && self.counts.len() != k {
+            return Err(Error::TaskCount {
+                context: "labelled counts of the step".into(),
+                expected: k,
+                got: self.counts.len(),
+            });
+        }
+        let counts: Vec<f64> = (0..k)
+            .map(|t| match absent(t) {
+                true => 0.0,
+                false => self.counts.get(t).copied().unwrap_or(1.0).max(0.0),
+            })
+            .collect();
+        let shares = dp::reduce_losses(group, local, &counts)?;
+        let losses = (0..k)
+            .map(|t| dp::globalize(&self.losses[t], shares.values[t], shares.scale[t]))
+            .collect::<Result<Vec<_>>>()?;
+        let global = Backward {
+            losses: &losses,
+            ..self
+        };
+        let ctx = StepContext {
+            step: self.step,
+            epoch: self.epoch,
+            losses: &shares.values,
+        };
+        let tasks: Vec<Tensor> = self
+            .task_parameters
+            .iter()
+            .flatten()
+            .map(Tensor::shallow_clone)
+            .chain(method.parameters())
+            .collect();
+        let shared = self.wrt.parameters();
+        let everything = || {
+            shared
+                .iter()
+                .map(Tensor::shallow_clone)
+                .chain(tasks.iter().map(Tensor::shallow_clone))
+                .collect::<Vec<_>>()
+        };
+        let weights = match method {
+            Method::Weighting(w) => {
+                let stacked = Tensor::f_stack(&losses, 0)?;
+                let mut total = w.combine(&stacked, &ctx)?;
+                if let Some(aux) = self.auxiliary {
+                    total += aux;
+                }
+                total.f_backward()?;
+                dp::average_grads(group, &everything())?;
+                w.weights()
+            }
+            Method::Aggregator(_) => {
+                let jac = jacobian(&global)?;
+                let agg = match self.wrt {
+                    Wrt::Parameters(_) => {
+                        let jac = dp::reduce_jacobian(group, &jac)?;
+                        let agg = combine(method, &jac, &ctx)?;
+                        write_gradient(&global, &agg.gradient)?;
+                        // The shared gradient is already the same on every rank, unless
+                        // a rank's own auxiliary term added to it.
+                        match self.auxiliary {
+                            Some(_) => dp::average_grads(group, &everything())?,
+                            None => dp::average_grads(group, &tasks)?,
+                        }
+                        agg
+                    }
+                    Wrt::Representation { .. } => {
+                        let m = jac.size().get(1).copied().unwrap_or(0);
+                        let full = dp::gather_representation(group, &jac)?;
+                        let agg = combine(method, &full, &ctx)?;
+                        write_gradient(&global, &dp::own_block(group, &agg.gradient, m)?)?;
+                        dp::average_grads(group, &everything())?;
+                        agg
+                    }
+                };
+                agg.weights.unwrap_or_default()
+            }
+        };
+        dp::check_same_weights(group, method.name(), &weights, self.step)?;
+        Ok(StepOutcome {
+            losses: shares.values,
             weights,
         })
     }

@@ -15,6 +15,7 @@
 //! losses in, gradients in `.grad()` out — and is what the `mtl` trainer calls; this
 //! crate does not own models, data or the training loop.
 
+mod data_parallel;
 pub mod engine;
 pub mod gram;
 pub mod hyper;

@@ -1,0 +1,207 @@
+//! Exactness of data-parallel training: two Gloo ranks, each training on its half of
+//! every batch, end with the weights one process reaches training on the whole batch,
+//! for loss-level and gradient-level methods, stateful and learnable ones, in
+//! parameter and rep-grad mode.
+
+use mtl_core::Collective;
+use mtl_dist::{launch, DistConfig, ProcessGroup};
+use mtl_losses::{by_name, Backward, Wrt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use tch::{Device, Kind, Tensor};
+
+const STEPS: usize = 20;
+const BATCH: i64 = 16;
+const METHODS: [&str; 7] = ["ew", "uw", "pcgrad", "mgda", "upgrad", "nash_mtl", "famo"];
+
+/// A shared tanh layer and two linear heads, as plain tensors.
+struct Model {
+    shared: Vec<Tensor>,
+    heads: Vec<Vec<Tensor>>,
+}
+
+impl Model {
+    fn new(kind: Kind) -> Model {
+        let _rng = mtl_core::torch_rng_lock();
+        tch::manual_seed(7);
+        let p = |shape: &[i64]| {
+            (Tensor::randn(shape, (kind, Device::Cpu)) * 0.5).set_requires_grad(true)
+        };
+        Model {
+            shared: vec![p(&[5, 8]), p(&[8])],
+            heads: vec![vec![p(&[8, 1]), p(&[1])], vec![p(&[8, 3]), p(&[3])]],
+        }
+    }
+
+    fn all(&self) -> Vec<Tensor> {
+        self.shared
+            .iter()
+            .chain(self.heads.iter().flatten())
+            .map(Tensor::shallow_clone)
+            .collect()
+    }
+}
+
+/// Step s's whole batch: features, a regression target and a 3-class target.
+fn batch(s: usize, kind: Kind) -> (Tensor, Tensor, Tensor) {
+    let _rng = mtl_core::torch_rng_lock();
+    tch::manual_seed(100 + s as i64);
+    let x = Tensor::randn([BATCH, 5], (kind, Device::Cpu));
+    let y = Tensor::randn([BATCH, 1], (kind, Device::Cpu));
+    let c = Tensor::randint(3, [BATCH], (Kind::Int64, Device::Cpu));
+    (x, y, c)
+}
+
+/// Trains 20 steps with `method` on rows `rows` of each batch (all of them for one
+/// process); returns every parameter flattened.
+fn train(method: &str, rep: bool, kind: Kind, group: Option<&dyn Collective>) -> Tensor {
+    let model = Model::new(kind);
+    let mut m = by_name(method, 2, 3).unwrap();
+    let (lo, n) = match group {
+        Some(g) => {
+            let n = BATCH / g.world_size() as i64;
+            (g.rank() as i64 * n, n)
+        }
+        None => (0, BATCH),
+    };
+    let mut learnable = model.all();
+    learnable.extend(m.parameters());
+    for s in 0..STEPS {
+        let (x, y, c) = batch(s, kind);
+        let (x, y, c) = (x.narrow(0, lo, n), y.narrow(0, lo, n), c.narrow(0, lo, n));
+        let z = (x.matmul(&model.shared[0]) + &model.shared[1]).tanh();
+        let out0 = z.matmul(&model.heads[0][0]) + &model.heads[0][1];
+        let out1 = z.matmul(&model.heads[1][0]) + &model.heads[1][1];
+        let losses = [
+            (out0 - &y).square().mean(kind),
+            out1.cross_entropy_for_logits(&c).to_kind(kind),
+        ];
+        for p in &learnable {
+            let mut g = p.grad();
+            if g.defined() {
+                let _ = g.zero_();
+            }
+        }
+        let wrt = if rep {
+            Wrt::Representation {
+                features: &z,
+                parameters: &model.shared,
+            }
+        } else {
+            Wrt::Parameters(&model.shared)
+        };
+        let mut step = Backward::new(&losses, wrt)
+            .task_parameters(&model.heads)
+            .at(s as u64, 0);
+        if let Some(g) = group {
+            step = step.collective(g);
+        }
+        step.run(&mut m).unwrap();
+        tch::no_grad(|| {
+            for p in &learnable {
+                let g = p.grad();
+                if g.defined() {
+                    let mut p = p.shallow_clone();
+                    let _ = p.f_sub_(&(g * 0.1)).unwrap();
+                }
+            }
+        });
+    }
+    Tensor::cat(
+        &model
+            .all()
+            .iter()
+            .map(|p| p.detach().reshape([-1]))
+            .collect::<Vec<_>>(),
+        0,
+    )
+}
+
+fn cases() -> Vec<(String, bool, Kind)> {
+    let mut cases: Vec<(String, bool, Kind)> = METHODS
+        .iter()
+        .flat_map(|m| {
+            [
+                (m.to_string(), false, Kind::Float),
+                (m.to_string(), false, Kind::Double),
+            ]
+        })
+        .collect();
+    cases.push(("upgrad".into(), true, Kind::Double));
+    cases.push(("mgda".into(), true, Kind::Float));
+    cases
+}
+
+fn file(dir: &Path, case: usize, rank: usize) -> PathBuf {
+    dir.join(format!("case{case}-rank{rank}.pt"))
+}
+
+#[test]
+fn two_ranks_train_what_one_process_trains_on_the_whole_batch() {
+    if std::env::var_os("MTL_DIST_CHILD").is_some() {
+        let config = DistConfig::from_env().unwrap().unwrap();
+        let pg = ProcessGroup::init(&config).unwrap();
+        let dir = PathBuf::from(std::env::var("MTL_DIST_OUT").unwrap());
+        for (i, (method, rep, kind)) in cases().into_iter().enumerate() {
+            let w = train(&method, rep, kind, Some(&pg));
+            w.save(file(&dir, i, pg.rank())).unwrap();
+        }
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("mtl-dist-exact-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let port = launch::free_port().unwrap();
+    launch::run_local(2, port, |_| {
+        let mut cmd = Command::new(&exe);
+        cmd.args([
+            "two_ranks_train_what_one_process_trains_on_the_whole_batch",
+            "--exact",
+            "--nocapture",
+        ])
+        .env("MTL_DIST_CHILD", "1")
+        .env("MTL_DIST_TIMEOUT_S", "60")
+        .env("MTL_DIST_OUT", &dir);
+        cmd
+    })
+    .unwrap();
+    let (mut report, mut failures) = (Vec::new(), Vec::<String>::new());
+    for (i, (method, rep, kind)) in cases().into_iter().enumerate() {
+        let single = train(&method, rep, kind, None);
+        let r0 = Tensor::load(file(&dir, i, 0)).unwrap();
+        let r1 = Tensor::load(file(&dir, i, 1)).unwrap();
+        assert!(r0.equal(&r1), "{method}: the ranks hold different weights");
+        let diff = (&r0 - &single).abs().max().double_value(&[]);
+        let moved = (&single - train_zero(kind)).abs().max().double_value(&[]);
+        // UW and FAMO keep their learnable state in f32 whatever the losses' dtype,
+        // so their f64 runs are exact to f32's rounding of that state.
+        let tol = match (kind, method.as_str()) {
+            (Kind::Float, _) => 1e-6,
+            (_, "uw" | "famo") => 1e-8,
+            _ => 1e-12,
+        };
+        report.push(format!(
+            "{method} rep={rep} {kind:?}: |Δ| {diff:.2e} (moved {moved:.2e})"
+        ));
+        assert!(moved > 1e-3, "{method}: training did not move the weights");
+        if diff > tol {
+            failures.push(format!("{method} rep={rep} {kind:?}: differ by {diff:e}"));
+        }
+    }
+    eprintln!("{}", report.join("\n"));
+    assert!(failures.is_empty(), "2 ranks vs 1 process: {failures:#?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The initial weights, flattened.
+fn train_zero(kind: Kind) -> Tensor {
+    let model = Model::new(kind);
+    Tensor::cat(
+        &model
+            .all()
+            .iter()
+            .map(|p| p.detach().reshape([-1]))
+            .collect::<Vec<_>>(),
+        0,
+    )
+}
