@@ -32,6 +32,28 @@ impl Batch {
         self.rows.is_empty()
     }
 
+    /// Rank `rank`'s rows of the batch when it is split over `world` ranks: the
+    /// contiguous block `⌊rank·B/world⌋ .. ⌊(rank+1)·B/world⌋` (possibly empty), so
+    /// that the ranks' shards, in rank order, are the batch.
+    pub fn shard(&self, rank: usize, world: usize) -> Batch {
+        let n = self.len();
+        let world = world.max(1);
+        let (lo, hi) = (rank * n / world, ((rank + 1) * n / world).min(n));
+        let take = |t: &tch::Tensor| t.narrow(0, lo as i64, (hi - lo) as i64);
+        Batch {
+            x: take(&self.x),
+            targets: self
+                .targets
+                .iter()
+                .map(|t| mtl_core::TaskTarget {
+                    values: take(&t.values),
+                    mask: t.mask.as_ref().map(take),
+                })
+                .collect(),
+            rows: self.rows[lo..hi].to_vec(),
+        }
+    }
+
     /// A copy of the batch on device `d`.
     pub fn to_device(&self, d: Device) -> Batch {
         Batch {

@@ -15,9 +15,10 @@ pub struct ProcessGroup {
     config: DistConfig,
 }
 
-// The c10d group is driven from one thread at a time (`&self` methods are called by
-// the training loop only); c10d's own objects are thread-safe to move.
+// c10d's process groups and stores are thread-safe (PyTorch calls them from any
+// thread); the shim holds only their reference-counted handles.
 unsafe impl Send for ProcessGroup {}
+unsafe impl Sync for ProcessGroup {}
 
 impl std::fmt::Debug for ProcessGroup {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -89,42 +90,10 @@ impl ProcessGroup {
         self.reduce(tensor, 1)
     }
 
-    /// Refuses to go on unless every rank holds the same `fingerprint` of `what` (its
-    /// configuration, code version, task count, model shape): names the ranks that
-    /// differ. Call it once at start, before any training collective.
+    /// Refuses to go on unless every rank holds the same `fingerprint` of `what`
+    /// ([`mtl_core::collective::agree`]).
     pub fn agree(&self, what: &str, fingerprint: u64) -> Result<()> {
-        // Two i64 halves: Gloo has no u64 reduction, and an f64 would round.
-        let mine = Tensor::from_slice(&[
-            (fingerprint >> 32) as i64,
-            (fingerprint & 0xffff_ffff) as i64,
-        ]);
-        let all = self.all_gather(&mine)?;
-        let values: Vec<u64> = all
-            .iter()
-            .map(|t| {
-                let v = Vec::<i64>::try_from(t).unwrap_or_default();
-                ((v.first().copied().unwrap_or(0) as u64) << 32)
-                    | v.get(1).copied().unwrap_or(0) as u64
-            })
-            .collect();
-        let differing: Vec<String> = values
-            .iter()
-            .enumerate()
-            .filter(|(_, v)| **v != values[0])
-            .map(|(r, v)| format!("rank {r} has {v:016x}"))
-            .collect();
-        if differing.is_empty() {
-            return Ok(());
-        }
-        Err(error(
-            &self.config,
-            format!(
-                "the ranks disagree on {what}: rank 0 has {:016x}, {}; start every rank with \
-                 the same configuration and build",
-                values[0],
-                differing.join(", ")
-            ),
-        ))
+        mtl_core::collective::agree(self, what, fingerprint)
     }
 
     fn reduce(&self, tensor: &Tensor, op: i32) -> Result<()> {

@@ -66,6 +66,7 @@
 mod baselines;
 mod bundle;
 mod config;
+mod data_parallel;
 mod delta_m;
 pub mod diagnostics;
 mod divergence;
@@ -103,7 +104,8 @@ pub use predict::{Predicted, Preprocessing, TargetEncoding, TaskPrediction};
 pub use report::{EpochRecord, RunReport};
 pub use spec::{ArchSpec, ConvDecoders, HeadSpec, ModelSpec};
 pub use step::{
-    backward_multi_input_step, backward_step, train_step, GradMode, StepData, StepOutcome,
+    backward_multi_input_step, backward_step, train_step, train_step_in, GradMode, StepData,
+    StepOutcome,
 };
 pub use tracking::{MetricsWriter, RunStart, StepRecord, TrackingConfig, TrainingObserver};
 pub use trainer::Trainer;

@@ -55,6 +55,13 @@ pub struct RunReport {
     /// Gradient diagnostics samples, when the configuration asked for them.
     #[serde(default)]
     pub diagnostics: Vec<GradientSample>,
+    /// The number of data-parallel ranks that trained the model (1 for one process).
+    #[serde(default = "one")]
+    pub world_size: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 impl RunReport {

@@ -142,7 +142,7 @@ fn resume_key(cfg: &TrainerConfig) -> serde_json::Value {
 }
 
 /// The SHA-256 of the training data of `plan`, in hex.
-fn data_sha256(plan: &Plan<'_>) -> Result<String> {
+pub(crate) fn data_sha256(plan: &Plan<'_>) -> Result<String> {
     let mut h = Sha256::new();
     match plan {
         Plan::Joint { train, .. } => train.fingerprint(&mut |b| h.update(b)),

@@ -5,7 +5,7 @@
 //! methods knowing.
 
 use crate::model::MultiTaskModel;
-use mtl_core::{Error, ParamGroups, Result, TaskTarget};
+use mtl_core::{Collective, Error, ParamGroups, Result, TaskTarget};
 use mtl_data::Batch;
 use mtl_losses::{Backward, Method, Wrt};
 use serde::{Deserialize, Serialize};
@@ -62,6 +62,47 @@ impl StepData {
                     .collect(),
             ),
         }
+    }
+
+    /// Rank `rank`'s share of every batch of the step, split over `world` ranks (see
+    /// [`Batch::shard`]): the union of the ranks' shards is the step.
+    pub fn shard(&self, rank: usize, world: usize) -> StepData {
+        match self {
+            StepData::Joint(b) => StepData::Joint(b.shard(rank, world)),
+            StepData::PerTask(parts) => StepData::PerTask(
+                parts
+                    .iter()
+                    .map(|(t, b)| (*t, b.shard(rank, world)))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// How many labelled entries each of the `k` tasks has in the step (its mask's
+    /// ones, else its rows): the weight its loss carries when shards are reduced.
+    pub fn label_counts(&self, k: usize) -> Result<Vec<f64>> {
+        let count = |t: &TaskTarget| -> Result<f64> {
+            Ok(match &t.mask {
+                Some(m) => m.f_sum(tch::Kind::Double)?.double_value(&[]),
+                None => t.values.size().first().copied().unwrap_or(0) as f64,
+            })
+        };
+        let mut counts = vec![0.0; k];
+        match self {
+            StepData::Joint(b) => {
+                for (c, t) in counts.iter_mut().zip(&b.targets) {
+                    *c = count(t)?;
+                }
+            }
+            StepData::PerTask(parts) => {
+                for (t, b) in parts {
+                    if let (Some(c), Some(target)) = (counts.get_mut(*t), b.targets.first()) {
+                        *c = count(target)?;
+                    }
+                }
+            }
+        }
+        Ok(counts)
     }
 
     /// Which of the `k` tasks the step trains.
@@ -192,6 +233,23 @@ pub fn train_step(
     step: u64,
     epoch: usize,
 ) -> Result<StepOutcome> {
+    train_step_in(model, groups, method, mode, data, step, epoch, None)
+}
+
+/// [`train_step`] on one rank of a data-parallel `group`: `data` is this rank's shard
+/// of the step ([`StepData::shard`]), and the engine reduces at its seam so that every
+/// rank ends with the gradient one process would compute on the whole step.
+#[allow(clippy::too_many_arguments)] // the stages of a step, kept a plain function on purpose
+pub fn train_step_in(
+    model: &MultiTaskModel,
+    groups: &ParamGroups,
+    method: &mut Method,
+    mode: GradMode,
+    data: &StepData,
+    step: u64,
+    epoch: usize,
+    group: Option<&dyn Collective>,
+) -> Result<StepOutcome> {
     let representation = method.is_gradient_level() && mode == GradMode::Representation;
     if representation && matches!(data, StepData::PerTask(_)) {
         return Err(no_representation(model, data));
@@ -211,12 +269,20 @@ pub fn train_step(
         },
         (true, None) => return Err(no_representation(model, data)),
     };
-    Backward::new(&out.losses, wrt)
+    let counts = match group {
+        Some(_) => data.label_counts(model.num_tasks())?,
+        None => Vec::new(),
+    };
+    let mut backward = Backward::new(&out.losses, wrt)
         .task_parameters(&task_params)
         .absent(&out.absent)
         .auxiliary(out.auxiliary.as_ref())
-        .at(step, epoch)
-        .run(method)
+        .counts(&counts)
+        .at(step, epoch);
+    if let Some(g) = group {
+        backward = backward.collective(g);
+    }
+    backward.run(method)
 }
 
 /// [`train_step`] on one batch with a target for every task.

@@ -16,11 +16,11 @@ use crate::plan::Plan;
 use crate::progress::{should_draw, Progress};
 use crate::report::{EpochRecord, RunReport};
 use crate::run_state::{self, Parts, RunState, Start};
-use crate::step::{train_step, GradMode, StepOutcome};
+use crate::step::{train_step_in, GradMode, StepOutcome};
 use crate::task_optimizers::TaskOptimizers;
 use crate::tracking::{Hooks, Observers, RunStart, StepRecord, TrainingObserver};
 use mtl_core::checkpoint::Checkpoint;
-use mtl_core::{clip_grad_norm, derive_rng, params, Error, ParamGroups, Result};
+use mtl_core::{clip_grad_norm, derive_rng, params, Collective, Error, ParamGroups, Result};
 use mtl_data::{JointData, MultiInputData, TaskSampling};
 use mtl_losses::Method;
 use rand::RngCore;
@@ -36,6 +36,20 @@ pub struct Trainer {
     force_resume: bool,
     preprocessing: serde_json::Value,
     observers: Observers,
+    group: Group,
+}
+
+/// The data-parallel group a trainer runs in, if any.
+#[derive(Default)]
+struct Group(Option<Box<dyn Collective + Send>>);
+
+impl std::fmt::Debug for Group {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Some(g) => write!(f, "rank {} of {}", g.rank(), g.world_size()),
+            None => f.write_str("single process"),
+        }
+    }
 }
 
 /// Closes an epoch of either training loop: logs it, lets early stopping observe its
@@ -149,7 +163,28 @@ impl Trainer {
             force_resume: false,
             preprocessing: serde_json::Value::Null,
             observers: Observers::default(),
+            group: Group::default(),
         })
+    }
+
+    /// Trains data-parallel as one rank of `group` (e.g. an `mtl_dist::ProcessGroup`):
+    /// every rank draws the same batches and trains on its own block of each
+    /// ([`StepData::shard`](crate::StepData::shard)), and the engine reduces at its
+    /// seam so that every rank takes the step one process would take on the whole
+    /// batch, for every method (see `mtl_losses::engine::Backward::collective`). At
+    /// the start the ranks check they run the same configuration, tasks, method and
+    /// data, and take rank 0's weights; rank 0 alone writes checkpoints and tracking
+    /// files (every rank can resume from them, with any number of ranks). Dropout
+    /// draws its masks per rank, so a model with dropout matches a single process in
+    /// distribution, not bit for bit.
+    pub fn distributed(mut self, group: impl Collective + Send + 'static) -> Self {
+        self.group = Group(Some(Box::new(group)));
+        self
+    }
+
+    /// The data-parallel world size this trainer runs in (1 without a group).
+    pub fn world_size(&self) -> usize {
+        self.group.0.as_ref().map_or(1, |g| g.world_size())
     }
 
     /// Reports every step and epoch of the next fits to `observer` (besides the
@@ -256,7 +291,38 @@ impl Trainer {
 
     /// The one training loop, over either plan.
     fn run(&mut self, model: &mut MultiTaskModel, mut plan: Plan<'_>) -> Result<RunReport> {
-        let cfg = self.config.clone();
+        let group = self.group.0.take();
+        let world = group.as_ref().map_or(1, |g| g.world_size());
+        let result = self.run_in(
+            model,
+            &mut plan,
+            group.as_deref().map(|g| g as &dyn Collective),
+        );
+        self.group.0 = group;
+        result.map(|report| RunReport {
+            world_size: world,
+            ..report
+        })
+    }
+
+    /// [`Trainer::run`] on one rank of `group` (or alone).
+    fn run_in(
+        &mut self,
+        model: &mut MultiTaskModel,
+        plan: &mut Plan<'_>,
+        group: Option<&dyn Collective>,
+    ) -> Result<RunReport> {
+        let group = group.filter(|g| g.world_size() > 1);
+        let mut cfg = self.config.clone();
+        if let Some(g) = group {
+            crate::data_parallel::agree_on_run(g, &cfg, model, plan)?;
+            if g.rank() != 0 {
+                // Rank 0 writes for the group; the others resume from what it wrote.
+                cfg.checkpoint = None;
+                cfg.tracking = None;
+                cfg.progress = false;
+            }
+        }
         let k = model.num_tasks();
         if let (Some(es), false) = (&cfg.early_stopping, plan.has_validation()) {
             return Err(Error::config(format!(
@@ -317,10 +383,15 @@ impl Trainer {
                 model,
                 method: &mut method,
                 optimizer: &mut opt,
-                plan: &mut plan,
+                plan: &mut *plan,
             },
         )?;
 
+        if let Some(g) = group {
+            // A resumed run holds the checkpoint's weights on every rank already; a
+            // fresh one takes rank 0's initialisation, as DDP does.
+            crate::data_parallel::broadcast_weights(g, model, &method)?;
+        }
         let start = Instant::now();
         let progress = Progress::new(
             should_draw(cfg.progress),
@@ -366,7 +437,11 @@ impl Trainer {
                 state.step += 1;
                 let Some(data) = data else { continue };
                 let _step_span = tracing::debug_span!("step", step).entered();
-                let data = data.to_device(device);
+                let data = match group {
+                    Some(g) => data.shard(g.rank(), g.world_size()),
+                    None => data,
+                }
+                .to_device(device);
                 opt.set_lr(base_lr * cfg.lr_schedule.factor(step, total_steps));
                 if let Some(d) = cfg.diagnostics.as_ref().filter(|d| d.due(step)) {
                     state.samples.push(diagnostics::sample(
@@ -380,7 +455,7 @@ impl Trainer {
                     )?);
                 }
                 opt.zero_grad();
-                let out = train_step(
+                let out = train_step_in(
                     model,
                     &groups,
                     &mut method,
@@ -388,6 +463,7 @@ impl Trainer {
                     &data,
                     step,
                     epoch,
+                    group,
                 )
                 .map_err(|e| explain_width_change(e, widened, method.name()))?;
                 widened = None;
@@ -440,7 +516,7 @@ impl Trainer {
                             model,
                             method: &mut method,
                             optimizer: &mut opt,
-                            plan: &mut plan,
+                            plan: &mut *plan,
                         },
                         &state,
                         start.elapsed().as_secs_f64(),
@@ -496,6 +572,7 @@ impl Trainer {
             test: None,
             delta_m: None,
             diagnostics: state.samples,
+            world_size: 1,
         })
     }
 }
