@@ -1,7 +1,7 @@
 //! The `mtl` binary: argument parsing around [`mtl_cli::run()`].
 
 use clap::{Parser, Subcommand};
-use mtl_cli::{predict, run, summary, Overrides, PredictArgs};
+use mtl_cli::{predict, run::run_in, run::SharedGroup, summary, Overrides, PredictArgs};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -40,6 +40,11 @@ enum Command {
         /// No progress bars.
         #[arg(long, short)]
         quiet: bool,
+        /// Train data-parallel on N local processes (Gloo on loopback), each on its
+        /// block of every batch; ranks started by torchrun (RANK, WORLD_SIZE,
+        /// MASTER_ADDR, MASTER_PORT set) join their group without it.
+        #[arg(long, value_name = "N")]
+        nproc: Option<usize>,
     },
     /// Predict the rows of a CSV file with a trained model; writes one column per task.
     Predict {
@@ -74,7 +79,21 @@ fn main() -> ExitCode {
             force_resume,
             baselines,
             quiet,
+            nproc,
         } => {
+            let group = match join_group() {
+                Ok(g) => g,
+                Err(e) => {
+                    eprintln!("mtl: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            if let (None, Some(n)) = (&group, nproc) {
+                if n != 1 {
+                    return launch(n);
+                }
+            }
+            let rank = group.as_ref().map_or(0, |g| g.rank());
             let overrides = Overrides {
                 out,
                 epochs,
@@ -84,11 +103,13 @@ fn main() -> ExitCode {
                 baselines,
                 quiet,
             };
-            match run(&config, &overrides) {
+            match run_in(&config, &overrides, group) {
                 Ok(outcome) => {
-                    print!("{}", summary(&outcome.report));
-                    for f in &outcome.files {
-                        println!("wrote {}", f.display());
+                    if rank == 0 {
+                        print!("{}", summary(&outcome.report));
+                        for f in &outcome.files {
+                            println!("wrote {}", f.display());
+                        }
                     }
                     ExitCode::SUCCESS
                 }
@@ -130,4 +151,65 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
     }
+}
+
+/// The data-parallel group this process belongs to, when the rank variables are set.
+#[cfg(feature = "distributed")]
+fn join_group() -> mtl::core::Result<Option<SharedGroup>> {
+    use mtl::dist::{DistConfig, ProcessGroup};
+    match DistConfig::from_env()? {
+        Some(config) => Ok(Some(std::sync::Arc::new(ProcessGroup::init(&config)?))),
+        None => Ok(None),
+    }
+}
+
+#[cfg(not(feature = "distributed"))]
+fn join_group() -> mtl::core::Result<Option<SharedGroup>> {
+    match std::env::var_os("WORLD_SIZE") {
+        Some(_) => Err(mtl::core::Error::config(
+            "RANK/WORLD_SIZE are set but this mtl was built without the `distributed` feature",
+        )),
+        None => Ok(None),
+    }
+}
+
+/// `--nproc N`: starts N ranks of this same command line (without `--nproc`) on
+/// loopback and waits for them; a failing rank stops the others.
+#[cfg(feature = "distributed")]
+fn launch(nproc: usize) -> ExitCode {
+    use mtl::dist::launch;
+    let mut args: Vec<String> = Vec::new();
+    let mut skip = false;
+    for a in std::env::args().skip(1) {
+        if skip {
+            skip = false;
+        } else if a == "--nproc" {
+            skip = true;
+        } else if !a.starts_with("--nproc=") {
+            args.push(a);
+        }
+    }
+    let result = std::env::current_exe()
+        .map_err(|e| mtl::core::Error::config(format!("cannot find the mtl executable: {e}")))
+        .and_then(|exe| {
+            let port = launch::free_port()?;
+            launch::run_local(nproc, port, |_| {
+                let mut cmd = std::process::Command::new(&exe);
+                cmd.args(&args);
+                cmd
+            })
+        });
+    match result {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mtl: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(not(feature = "distributed"))]
+fn launch(_nproc: usize) -> ExitCode {
+    eprintln!("mtl: --nproc needs mtl built with the `distributed` feature");
+    ExitCode::FAILURE
 }

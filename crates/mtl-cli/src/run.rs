@@ -216,6 +216,21 @@ fn data_settings(cfg: &RunConfig) -> Result<serde_json::Value> {
 
 /// Runs the config at `config_path`.
 pub fn run(config_path: &Path, overrides: &Overrides) -> Result<RunOutcome> {
+    run_in(config_path, overrides, None)
+}
+
+/// A data-parallel group a run trains in.
+pub type SharedGroup = Arc<dyn mtl::core::Collective + Send + Sync>;
+
+/// [`run()`] as one rank of a data-parallel `group` (`mtl train --nproc N`, or ranks
+/// started by `torchrun --no-python`): every rank reads the data and trains on its
+/// block of each batch; rank 0 writes the outputs and checkpoints, the others write
+/// into a temporary directory they remove.
+pub fn run_in(
+    config_path: &Path,
+    overrides: &Overrides,
+    group: Option<SharedGroup>,
+) -> Result<RunOutcome> {
     let mut cfg = RunConfig::read(config_path)?;
     if let Some(e) = overrides.epochs {
         cfg.train.epochs = e;
@@ -245,6 +260,12 @@ pub fn run(config_path: &Path, overrides: &Overrides) -> Result<RunOutcome> {
                 .unwrap_or_else(|| "run".into());
             PathBuf::from("runs").join(stem)
         });
+    // Ranks other than 0 train in step with rank 0 but must not write beside it.
+    let rank = group.as_ref().map_or(0, |g| g.rank());
+    let scratch = (rank != 0)
+        .then(|| std::env::temp_dir().join(format!("mtl-rank{rank}-{}", std::process::id())));
+    let out_dir = scratch.clone().unwrap_or(out_dir);
+    let _scratch = Scratch(scratch);
     // Before reading any data: the output directory is ours, writable, and no output
     // would replace an input or another output.
     files::check_writable(&out_dir)?;
@@ -290,8 +311,19 @@ pub fn run(config_path: &Path, overrides: &Overrides) -> Result<RunOutcome> {
         bundle: bundle_dir,
     };
     match prepared {
-        Input::Table(p) => train_and_report(cfg, config_path, overrides, out, p, warnings),
-        Input::Arrays(p) => train_and_report(cfg, config_path, overrides, out, p, warnings),
+        Input::Table(p) => train_and_report(cfg, config_path, overrides, out, p, warnings, group),
+        Input::Arrays(p) => train_and_report(cfg, config_path, overrides, out, p, warnings, group),
+    }
+}
+
+/// A rank's scratch output directory, removed when the run ends.
+struct Scratch(Option<PathBuf>);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.0 {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
@@ -475,6 +507,7 @@ fn train_and_report<D: OnlyTask>(
     out: Outputs,
     p: Prepared<D>,
     mut warnings: Vec<String>,
+    group: Option<SharedGroup>,
 ) -> Result<RunOutcome> {
     let Outputs {
         dir: out_dir,
@@ -517,6 +550,9 @@ fn train_and_report<D: OnlyTask>(
         .force_resume(overrides.force_resume);
     if let Some(r) = &overrides.resume {
         trainer = trainer.resume_from(r);
+    }
+    if let Some(g) = group {
+        trainer = trainer.distributed(g);
     }
     let mut report = trainer.fit(&mut model, &train, validation)?;
     warnings.extend(loop_warnings.lock().map(|w| w.clone()).unwrap_or_default());

@@ -112,6 +112,9 @@ pub use trainer::Trainer;
 
 pub use mtl_core as core;
 pub use mtl_data as data;
+/// Data-parallel collectives on libtorch's c10d (the `distributed` feature).
+#[cfg(feature = "distributed")]
+pub use mtl_dist as dist;
 pub use mtl_heads as heads;
 pub use mtl_losses as losses;
 pub use ndarray;
