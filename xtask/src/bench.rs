@@ -56,6 +56,9 @@ cargo xtask bench [--peer] [--libmtl DIR] [--peer-script FILE] [--no-peer-memory
   --libmtl DIR       a LibMTL checkout to use instead (or LIBMTL_PATH)
   --peer-script F    the harness (default ../shared/peer_bench/libmtl_bench.py)
   --no-peer-memory   skip measuring LibMTL's peak memory (one process per row)
+  --nproc N          data-parallel scaling instead: one process vs N Gloo ranks on loopback
+                     at the same global batch, on W1 and W3 (--workloads, --methods,
+                     --steps, --threads per rank); writes target/bench/scaling.json
 ";
 
 #[derive(Debug, Default)]
@@ -150,6 +153,17 @@ pub fn bench(args: &[String]) -> Result<()> {
         .runner_value("--out")
         .map(PathBuf::from)
         .unwrap_or_else(|| target_dir().join("bench").join("bench.json"));
+    // `--nproc N`: data-parallel scaling (one process vs N Gloo ranks on loopback)
+    // instead of the per-method table.
+    if a.runner_value("--nproc").is_some() {
+        let mut scaling = vec!["scaling".to_string()];
+        scaling.extend(a.runner.iter().cloned());
+        if a.runner_value("--out").is_none() {
+            let file = target_dir().join("bench").join("scaling.json");
+            scaling.extend(["--out".to_string(), file.display().to_string()]);
+        }
+        return run(Command::new(&runner).args(&scaling));
+    }
     let mut runner_args = a.runner.clone();
     if a.runner_value("--out").is_none() {
         runner_args.extend(["--out".to_string(), out.display().to_string()]);

@@ -67,6 +67,42 @@ enum Sub {
         #[arg(long, value_name = "LIST")]
         methods: Option<String>,
     },
+    /// Data-parallel scaling on loopback: one process on the global batch vs N Gloo
+    /// ranks on its blocks, per workload and method (speed-up, efficiency, bytes per
+    /// step, communication share)
+    Scaling {
+        /// Ranks of the parallel run
+        #[arg(long, default_value_t = 2)]
+        nproc: usize,
+        /// Workloads [default: mlp,mmoe (W1, W3)]
+        #[arg(long, value_name = "LIST", default_value = "mlp,mmoe")]
+        workloads: String,
+        /// Methods [default: ew,uw,pcgrad,upgrad]
+        #[arg(long, value_name = "LIST", default_value = "ew,uw,pcgrad,upgrad")]
+        methods: String,
+        /// Timed steps per run
+        #[arg(long, default_value_t = 40)]
+        steps: usize,
+        /// Untimed warm-up steps
+        #[arg(long, default_value_t = 5)]
+        warmup: usize,
+        /// Intra-op threads per process
+        #[arg(long, default_value_t = 1)]
+        threads: i32,
+        /// Where the JSON goes
+        #[arg(long, default_value = "target/bench/scaling.json")]
+        out: PathBuf,
+    },
+    /// One process of a scaling run (started by `scaling`)
+    #[command(name = "__scaling-child", hide = true)]
+    ScalingChild {
+        #[arg(long)]
+        steps: usize,
+        #[arg(long)]
+        warmup: usize,
+        #[arg(long)]
+        threads: i32,
+    },
     /// Run one job in this process and print its rows as `ROW {json}` lines: what the
     /// benchmark starts for each row
     #[command(name = "__job", hide = true)]
@@ -848,6 +884,31 @@ pub fn main() -> Result<()> {
             }
             Ok(())
         }
+        Some(Sub::Scaling {
+            nproc,
+            workloads,
+            methods,
+            steps,
+            warmup,
+            threads,
+            out,
+        }) => crate::scaling::run(&crate::scaling::ScalingArgs {
+            nproc,
+            workloads: workloads
+                .split(',')
+                .map(|w| Workload::parse(w.trim()).map_err(anyhow::Error::msg))
+                .collect::<Result<_>>()?,
+            methods: resolve_methods(&methods)?,
+            steps,
+            warmup,
+            threads,
+            out,
+        }),
+        Some(Sub::ScalingChild {
+            steps,
+            warmup,
+            threads,
+        }) => crate::scaling::child(steps, warmup, threads),
         Some(Sub::Compare { file, memory, out }) => {
             report::compare(&file, memory.as_deref(), out.as_deref())
         }

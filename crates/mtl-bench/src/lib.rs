@@ -13,6 +13,7 @@
 //! * [`floor`]: the same networks as plain `tch` loops, the floor every ratio divides by.
 //! * [`job`]: one measurement (a method, a floor, or W4 at one K), in its own process.
 //! * [`timing`]: percentiles, CPU contention and `/proc/self/status` memory.
+//! * [`scaling`]: data-parallel scaling on loopback (`mtl-bench scaling --nproc N`).
 //! * [`twin`]: W5's plain-PyTorch twin (`torch/dense_twin.py`), run beside the rows.
 //! * [`cli`] and [`report`]: the command line, the JSON and the tables.
 //!
@@ -23,6 +24,7 @@ pub mod cli;
 pub mod floor;
 pub mod job;
 pub mod report;
+pub mod scaling;
 pub mod spec;
 pub mod timing;
 pub mod twin;

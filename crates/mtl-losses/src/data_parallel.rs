@@ -20,7 +20,8 @@
 //!   all-gathered, aggregated on every rank, and each rank backpropagates its own block.
 //!
 //! Whatever a rank's own graph leaves in `.grad()` (task heads, the method's learnable
-//! parameters, an architecture's auxiliary term) is then averaged over the ranks.
+//! parameters, an architecture's auxiliary term) is then averaged over the ranks. Every
+//! 50 steps (and at step 0) the ranks' task weights are compared.
 
 use mtl_core::{params, Collective, Error, Result};
 use tch::{Kind, Tensor};
@@ -128,6 +129,11 @@ pub(crate) fn average_grads(group: &dyn Collective, params: &[Tensor]) -> Result
         Ok(())
     })
 }
+
+/// The steps between two checks that the ranks' methods agree: often enough that a
+/// drifted state is caught within an epoch, rarely enough that its collective (an
+/// all-gather of K numbers, whose latency rivals a small model's step) costs nothing.
+pub(crate) const WEIGHT_CHECK_EVERY: u64 = 50;
 
 /// Checks that every rank's method chose the same task weights: a stateful method fed
 /// the same reduced inputs must, and a rank that drifted would silently train another
