@@ -288,7 +288,7 @@ impl<'a> Backward<'a> {
                 agg.weights.unwrap_or_default()
             }
         };
-        if self.step % dp::WEIGHT_CHECK_EVERY == 0 {
+        if self.step.is_multiple_of(dp::WEIGHT_CHECK_EVERY) {
             dp::check_same_weights(group, method.name(), &weights, self.step)?;
         }
         Ok(StepOutcome {
