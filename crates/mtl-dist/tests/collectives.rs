@@ -117,3 +117,22 @@ fn a_port_in_use_is_named() {
     assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
     assert!(err.contains("rank 0 of 1"), "{err}");
 }
+
+#[test]
+fn a_rank_that_never_arrives_times_out_the_rendezvous() {
+    if std::env::var_os("MTL_DIST_CHILD").is_some() {
+        return;
+    }
+    let port = launch::free_port().unwrap();
+    let config = DistConfig::new(0, 2, "127.0.0.1", port)
+        .unwrap()
+        .timeout(Duration::from_secs(2));
+    let start = Instant::now();
+    let err = ProcessGroup::init(&config).unwrap_err().to_string();
+    assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+    assert!(
+        start.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        start.elapsed()
+    );
+}
