@@ -159,3 +159,42 @@ fn two_ranks_match_one_process_and_resume_across_world_sizes() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn ranks_with_other_configurations_are_refused() {
+    if std::env::var_os("MTL_DIST_CHILD").is_some() {
+        let config = DistConfig::from_env().unwrap().unwrap();
+        let pg = Arc::new(ProcessGroup::init(&config).unwrap());
+        let method = ["ew", "uw"][pg.rank()];
+        let err = Trainer::new(config_for(method))
+            .unwrap()
+            .distributed(Arc::clone(&pg))
+            .fit(&mut model(5), &data(), None)
+            .unwrap_err()
+            .to_string();
+        // Each rank names the disagreement and stops before training.
+        assert!(
+            err.contains("the ranks disagree on the trainer configuration"),
+            "{err}"
+        );
+        assert!(err.contains(&format!("rank {} of 2", pg.rank())), "{err}");
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    launch::run_local(2, launch::free_port().unwrap(), |_| {
+        let mut cmd = Command::new(&exe);
+        cmd.args([
+            "ranks_with_other_configurations_are_refused",
+            "--exact",
+            "--nocapture",
+        ])
+        .env("MTL_DIST_CHILD", "1")
+        .env("MTL_DIST_TIMEOUT_S", "60");
+        cmd
+    })
+    .unwrap();
+}
+
+fn config_for(method: &str) -> TrainerConfig {
+    config(method).epochs(1)
+}
