@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use mtl::core::{params, Collective, OptimizerConfig};
 use mtl::data::Batch;
 use mtl::dist::{launch, DistConfig, ProcessGroup};
-use mtl::losses::by_name;
+use mtl::losses::{by_name, DataParallelMode};
 use mtl::{train_step_in, GradMode, StepData};
 use serde_json::{json, Value};
 use std::cell::Cell;
@@ -87,6 +87,7 @@ impl Collective for Counted<'_> {
 fn time_steps(
     w: Workload,
     method: &str,
+    mode: DataParallelMode,
     steps: usize,
     warmup: usize,
     group: Option<&dyn Collective>,
@@ -140,7 +141,7 @@ fn time_steps(
             &step_data,
             i as u64,
             2,
-            counted.as_ref().map(|c| c as &dyn Collective),
+            counted.as_ref().map(|c| (c as &dyn Collective, mode)),
         )?;
         opt.step()?;
         if i >= warmup {
@@ -157,16 +158,21 @@ fn time_steps(
     Ok((percentile(&times, 50.0), comm_s, bytes))
 }
 
-/// The child side: `MTL_SCALING_JOB=workload:method` with the rank variables set (or
+/// The child side: `MTL_SCALING_JOB=workload:method:mode` with the rank variables set (or
 /// not, for the one-process run); writes its figures as JSON to `MTL_SCALING_OUT`.
 pub fn child(steps: usize, warmup: usize, threads: i32) -> Result<()> {
     tch::set_num_threads(threads);
     let job = std::env::var("MTL_SCALING_JOB").context("MTL_SCALING_JOB")?;
     let out = PathBuf::from(std::env::var("MTL_SCALING_OUT").context("MTL_SCALING_OUT")?);
-    let (w, method) = job
-        .split_once(':')
-        .context("MTL_SCALING_JOB is workload:method")?;
+    let parts: Vec<&str> = job.split(':').collect();
+    let [w, method, mode] = parts[..] else {
+        bail!("MTL_SCALING_JOB is workload:method:mode, not {job}");
+    };
     let w = Workload::parse(w).map_err(anyhow::Error::msg)?;
+    let mode = match mode {
+        "local" => DataParallelMode::Local,
+        _ => DataParallelMode::Exact,
+    };
     let group = match DistConfig::from_env()? {
         Some(c) => Some(ProcessGroup::init(&c)?),
         None => None,
@@ -174,6 +180,7 @@ pub fn child(steps: usize, warmup: usize, threads: i32) -> Result<()> {
     let (step_s, comm_s, bytes) = time_steps(
         w,
         method,
+        mode,
         steps,
         warmup,
         group.as_ref().map(|g| g as &dyn Collective),
@@ -220,18 +227,34 @@ pub fn run(a: &ScalingArgs) -> Result<()> {
     };
     let mut rows = Vec::new();
     println!(
-        "{:<6} {:<8} {:>10} {:>10} {:>8} {:>6} {:>12} {:>6}",
-        "work", "method", "1 rank ms", "N ranks ms", "speedup", "eff", "bytes/step", "comm"
+        "{:<6} {:<8} {:<6} {:>10} {:>10} {:>8} {:>6} {:>12} {:>6}",
+        "work", "method", "mode", "1 rank ms", "N ranks ms", "speedup", "eff", "bytes/step", "comm"
     );
-    for w in &a.workloads {
-        for method in &a.methods {
-            let job = format!("{}:{method}", w.name());
-            let one = tmp.join(format!("{}-{method}-1.json", w.name()));
+    let jobs: Vec<(Workload, String, &str)> = a
+        .workloads
+        .iter()
+        .flat_map(|w| {
+            a.methods.iter().flat_map(move |m| {
+                let gradient = mtl::losses::registry::info(m)
+                    .is_ok_and(|i| i.level == mtl::losses::MethodLevel::Gradient);
+                let modes: &[&str] = if gradient {
+                    &["exact", "local"]
+                } else {
+                    &["exact"]
+                };
+                modes.iter().map(move |mode| (*w, m.clone(), *mode))
+            })
+        })
+        .collect();
+    for (w, method, mode) in &jobs {
+        {
+            let job = format!("{}:{method}:{mode}", w.name());
+            let one = tmp.join(format!("{}-{method}-{mode}-1.json", w.name()));
             let status = child_cmd(&job, &one).status()?;
             if !status.success() {
                 bail!("the one-process run of {job} failed ({status})");
             }
-            let many = tmp.join(format!("{}-{method}-n.json", w.name()));
+            let many = tmp.join(format!("{}-{method}-{mode}-n.json", w.name()));
             launch::run_local(a.nproc, launch::free_port()?, |_| child_cmd(&job, &many))?;
             let (one, many) = (read(&one)?, read(&many)?);
             let t1 = one["step_ms"].as_f64().unwrap_or(f64::NAN);
@@ -241,9 +264,10 @@ pub fn run(a: &ScalingArgs) -> Result<()> {
             let speedup = t1 / tn;
             let eff = speedup / a.nproc as f64;
             println!(
-                "{:<6} {:<8} {:>10.2} {:>10.2} {:>8.2} {:>6.2} {:>12.0} {:>5.0}%",
+                "{:<6} {:<8} {:<6} {:>10.2} {:>10.2} {:>8.2} {:>6.2} {:>12.0} {:>5.0}%",
                 w.name(),
                 method,
+                mode,
                 t1,
                 tn,
                 speedup,
@@ -252,7 +276,7 @@ pub fn run(a: &ScalingArgs) -> Result<()> {
                 100.0 * comm / tn
             );
             rows.push(json!({
-                "workload": w.name(), "method": method, "nproc": a.nproc,
+                "workload": w.name(), "method": method, "mode": mode, "nproc": a.nproc,
                 "threads_per_rank": a.threads, "global_batch": w.batch(),
                 "one_rank_ms": t1, "n_ranks_ms": tn, "speedup": speedup,
                 "efficiency": eff, "bytes_per_step_per_rank": bytes,

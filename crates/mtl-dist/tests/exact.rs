@@ -5,13 +5,15 @@
 
 use mtl_core::Collective;
 use mtl_dist::{launch, DistConfig, ProcessGroup};
-use mtl_losses::{by_name, Backward, Wrt};
+use mtl_losses::{by_name, Backward, DataParallelMode, Wrt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use tch::{Device, Kind, Tensor};
 
 const STEPS: usize = 20;
 const BATCH: i64 = 16;
+/// Run in local mode too: a linear aggregator and a nonlinear one.
+const LOCAL: [&str; 2] = ["mean", "upgrad"];
 const METHODS: [&str; 7] = ["ew", "uw", "pcgrad", "mgda", "upgrad", "nash_mtl", "famo"];
 
 /// A shared tanh layer and two linear heads, as plain tensors.
@@ -59,12 +61,12 @@ fn train(
     rep: bool,
     masked: bool,
     kind: Kind,
-    group: Option<&dyn Collective>,
+    group: Option<(&dyn Collective, DataParallelMode)>,
 ) -> Tensor {
     let model = Model::new(kind);
     let mut m = by_name(method, 2, 3).unwrap();
     let (lo, n) = match group {
-        Some(g) => {
+        Some((g, _)) => {
             let n = BATCH / g.world_size() as i64;
             (g.rank() as i64 * n, n)
         }
@@ -109,8 +111,8 @@ fn train(
             .task_parameters(&model.heads)
             .counts(&counts)
             .at(s as u64, 0);
-        if let Some(g) = group {
-            step = step.collective(g);
+        if let Some((g, mode)) = group {
+            step = step.collective(g).data_parallel_mode(mode);
         }
         step.run(&mut m).unwrap();
         tch::no_grad(|| {
@@ -166,8 +168,25 @@ fn two_ranks_train_what_one_process_trains_on_the_whole_batch() {
         let pg = ProcessGroup::init(&config).unwrap();
         let dir = PathBuf::from(std::env::var("MTL_DIST_OUT").unwrap());
         for (i, (method, rep, masked, kind)) in cases().into_iter().enumerate() {
-            let w = train(&method, rep, masked, kind, Some(&pg));
+            let w = train(
+                &method,
+                rep,
+                masked,
+                kind,
+                Some((&pg, DataParallelMode::Exact)),
+            );
             w.save(file(&dir, i, pg.rank())).unwrap();
+        }
+        for (i, method) in LOCAL.iter().enumerate() {
+            let w = train(
+                method,
+                false,
+                false,
+                Kind::Double,
+                Some((&pg, DataParallelMode::Local)),
+            );
+            w.save(dir.join(format!("local{i}-rank{}.pt", pg.rank())))
+                .unwrap();
         }
         return;
     }
@@ -211,6 +230,26 @@ fn two_ranks_train_what_one_process_trains_on_the_whole_batch() {
             failures.push(format!(
                 "{method} rep={rep} masked={masked} {kind:?}: differ by {diff:e}"
             ));
+        }
+    }
+    // Local mode: the ranks still agree (their d-vectors are averaged); a linear
+    // aggregator (the mean of the rows) is exact in it, a nonlinear one is not.
+    for (i, method) in LOCAL.iter().enumerate() {
+        let r0 = Tensor::load(dir.join(format!("local{i}-rank0.pt"))).unwrap();
+        let r1 = Tensor::load(dir.join(format!("local{i}-rank1.pt"))).unwrap();
+        assert!(
+            r0.equal(&r1),
+            "local {method}: the ranks hold different weights"
+        );
+        let single = train(method, false, false, Kind::Double, None);
+        let diff = (&r0 - &single).abs().max().double_value(&[]);
+        report.push(format!("{method} local Double: |Δ| {diff:.2e}"));
+        match *method {
+            "mean" => assert!(diff < 1e-12, "local mean differs by {diff:e}"),
+            _ => assert!(
+                diff > 1e-9,
+                "local {method} should differ from exact: {diff:e}"
+            ),
         }
     }
     eprintln!("{}", report.join("\n"));

@@ -24,7 +24,26 @@
 //! 50 steps (and at step 0) the ranks' task weights are compared.
 
 use mtl_core::{params, Collective, Error, Result};
+use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
+
+/// How a gradient-level method is applied under data parallelism.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DataParallelMode {
+    /// The update one process would compute on the union of the ranks' batches: the
+    /// K × d Jacobian is averaged over the ranks (K·d values a step) and aggregated on
+    /// every rank.
+    #[default]
+    Exact,
+    /// Each rank aggregates its own block's Jacobian and the d-vectors are averaged
+    /// (d values a step, K times fewer). Biased: a nonlinear aggregator of an average
+    /// is not the average of aggregators (PCGrad's projections, MGDA's min-norm point
+    /// of each rank's few rows differ from the union's), and a stateful one (Nash-MTL,
+    /// GradVac, Aligned-MTL's EMA…) keeps a different state on each rank. Loss-level
+    /// methods are exact in either mode.
+    Local,
+}
 
 /// The union's loss values and this rank's gradient scale W·s_k^r per task.
 pub(crate) struct Shares {

@@ -91,6 +91,7 @@ pub struct Backward<'a> {
     epoch: usize,
     collective: Option<&'a dyn Collective>,
     counts: &'a [f64],
+    mode: dp::DataParallelMode,
 }
 
 impl std::fmt::Debug for Backward<'_> {
@@ -119,6 +120,7 @@ impl<'a> Backward<'a> {
             epoch: 0,
             collective: None,
             counts: &[],
+            mode: dp::DataParallelMode::Exact,
         }
     }
     /// Task k's own parameters (its head), which receive ∇ loss_k: for a gradient-level
@@ -155,6 +157,12 @@ impl<'a> Backward<'a> {
     /// A group of one rank changes nothing.
     pub fn collective(mut self, group: &'a dyn Collective) -> Self {
         self.collective = Some(group);
+        self
+    }
+    /// Exact (the default) or local aggregation of a gradient-level method under
+    /// [`Backward::collective`] (see [`DataParallelMode`](crate::DataParallelMode)).
+    pub fn data_parallel_mode(mut self, mode: dp::DataParallelMode) -> Self {
+        self.mode = mode;
         self
     }
     /// `counts[k]`: how many labelled entries task k's loss averages over on this rank,
@@ -264,6 +272,14 @@ impl<'a> Backward<'a> {
             Method::Aggregator(_) => {
                 let jac = jacobian(&global)?;
                 let agg = match self.wrt {
+                    _ if self.mode == dp::DataParallelMode::Local => {
+                        // Each rank's own aggregation of its block (scaled by its
+                        // shares), averaged like a loss-level method's gradient.
+                        let agg = combine(method, &jac, &ctx)?;
+                        write_gradient(&global, &agg.gradient)?;
+                        dp::average_grads(group, &everything())?;
+                        agg
+                    }
                     Wrt::Parameters(_) => {
                         let jac = dp::reduce_jacobian(group, &jac)?;
                         let agg = combine(method, &jac, &ctx)?;
@@ -288,7 +304,9 @@ impl<'a> Backward<'a> {
                 agg.weights.unwrap_or_default()
             }
         };
-        if self.step.is_multiple_of(dp::WEIGHT_CHECK_EVERY) {
+        // Local aggregation chooses other weights on each rank by design.
+        let local = self.mode == dp::DataParallelMode::Local && method.is_gradient_level();
+        if !local && self.step.is_multiple_of(dp::WEIGHT_CHECK_EVERY) {
             dp::check_same_weights(group, method.name(), &weights, self.step)?;
         }
         Ok(StepOutcome {

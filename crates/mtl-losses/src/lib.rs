@@ -26,6 +26,7 @@ pub mod solvers;
 mod state;
 mod traits;
 
+pub use data_parallel::DataParallelMode;
 pub use engine::{backward, mtl_backward, Backward, StepOutcome, Wrt};
 pub use hyper::HyperParams;
 pub use method::Method;

@@ -7,6 +7,7 @@ use crate::early_stopping::EarlyStopping;
 use crate::step::GradMode;
 use crate::tracking::TrackingConfig;
 use mtl_core::{Error, LrSchedule, OptimizerConfig, Result};
+use mtl_losses::DataParallelMode;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -40,6 +41,12 @@ pub struct TrainerConfig {
     pub early_stopping: Option<EarlyStopping>,
     /// Parameter or representation gradients for gradient-level methods.
     pub grad_mode: GradMode,
+    /// Under data parallelism ([`Trainer::distributed`](crate::Trainer::distributed)):
+    /// exact aggregation of the union's Jacobian (the default) or each rank's own,
+    /// averaged (`"local"`: K times fewer bytes, biased for nonlinear and stateful
+    /// aggregators). No effect on one process or on loss-level methods.
+    #[serde(default, skip_serializing_if = "is_exact")]
+    pub data_parallel: DataParallelMode,
     /// How the learning rate changes over the run's optimiser steps.
     #[serde(default)]
     pub lr_schedule: LrSchedule,
@@ -162,6 +169,7 @@ impl Default for TrainerConfig {
             seed: 0,
             early_stopping: None,
             grad_mode: GradMode::Parameters,
+            data_parallel: DataParallelMode::Exact,
             lr_schedule: LrSchedule::Constant,
             clip_grad_norm: None,
             frozen: Vec::new(),
@@ -219,6 +227,11 @@ impl TrainerConfig {
     /// Turns on early stopping.
     pub fn early_stopping(mut self, es: EarlyStopping) -> Self {
         self.early_stopping = Some(es);
+        self
+    }
+    /// Sets exact or local aggregation under data parallelism.
+    pub fn data_parallel(mut self, mode: DataParallelMode) -> Self {
+        self.data_parallel = mode;
         self
     }
     /// Sets the gradient mode.
@@ -421,4 +434,8 @@ impl TrainerConfig {
         }
         Ok(())
     }
+}
+
+fn is_exact(mode: &DataParallelMode) -> bool {
+    *mode == DataParallelMode::Exact
 }

@@ -7,7 +7,7 @@
 use crate::model::MultiTaskModel;
 use mtl_core::{Collective, Error, ParamGroups, Result, TaskTarget};
 use mtl_data::Batch;
-use mtl_losses::{Backward, Method, Wrt};
+use mtl_losses::{Backward, DataParallelMode, Method, Wrt};
 use serde::{Deserialize, Serialize};
 use tch::{Device, Tensor};
 
@@ -236,9 +236,10 @@ pub fn train_step(
     train_step_in(model, groups, method, mode, data, step, epoch, None)
 }
 
-/// [`train_step`] on one rank of a data-parallel `group`: `data` is this rank's shard
-/// of the step ([`StepData::shard`]), and the engine reduces at its seam so that every
-/// rank ends with the gradient one process would compute on the whole step.
+/// [`train_step`] on one rank of a data-parallel group (`parallel`: the group and the
+/// aggregation mode): `data` is this rank's shard of the step ([`StepData::shard`]),
+/// and the engine reduces at its seam so that every rank ends with the gradient one
+/// process would compute on the whole step (exactly, in the exact mode).
 #[allow(clippy::too_many_arguments)] // the stages of a step, kept a plain function on purpose
 pub fn train_step_in(
     model: &MultiTaskModel,
@@ -248,7 +249,7 @@ pub fn train_step_in(
     data: &StepData,
     step: u64,
     epoch: usize,
-    group: Option<&dyn Collective>,
+    parallel: Option<(&dyn Collective, DataParallelMode)>,
 ) -> Result<StepOutcome> {
     let representation = method.is_gradient_level() && mode == GradMode::Representation;
     if representation && matches!(data, StepData::PerTask(_)) {
@@ -269,7 +270,7 @@ pub fn train_step_in(
         },
         (true, None) => return Err(no_representation(model, data)),
     };
-    let counts = match group {
+    let counts = match parallel {
         Some(_) => data.label_counts(model.num_tasks())?,
         None => Vec::new(),
     };
@@ -279,8 +280,8 @@ pub fn train_step_in(
         .auxiliary(out.auxiliary.as_ref())
         .counts(&counts)
         .at(step, epoch);
-    if let Some(g) = group {
-        backward = backward.collective(g);
+    if let Some((g, mode)) = parallel {
+        backward = backward.collective(g).data_parallel_mode(mode);
     }
     backward.run(method)
 }

@@ -463,7 +463,7 @@ impl Trainer {
                     &data,
                     step,
                     epoch,
-                    group,
+                    group.map(|g| (g, cfg.data_parallel)),
                 )
                 .map_err(|e| explain_width_change(e, widened, method.name()))?;
                 widened = None;
