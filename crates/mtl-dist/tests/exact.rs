@@ -269,3 +269,53 @@ fn train_zero(kind: Kind) -> Tensor {
         0,
     )
 }
+
+/// Ranks whose methods drew different randomness (RLW seeded per rank) are stopped at
+/// the first step, naming the rank, instead of training different models.
+#[test]
+fn ranks_whose_methods_drift_apart_are_stopped() {
+    if std::env::var_os("MTL_DIST_CHILD").is_some() {
+        let config = DistConfig::from_env().unwrap().unwrap();
+        let pg = ProcessGroup::init(&config).unwrap();
+        let model = Model::new(Kind::Float);
+        let mut method = by_name("rlw", 2, pg.rank() as u64).unwrap();
+        let (x, y, c) = batch(0, Kind::Float);
+        let n = BATCH / 2;
+        let (x, y, c) = (
+            x.narrow(0, pg.rank() as i64 * n, n),
+            y.narrow(0, pg.rank() as i64 * n, n),
+            c.narrow(0, pg.rank() as i64 * n, n),
+        );
+        let z = (x.matmul(&model.shared[0]) + &model.shared[1]).tanh();
+        let losses = [
+            (z.matmul(&model.heads[0][0]) + &model.heads[0][1] - y)
+                .square()
+                .mean(Kind::Float),
+            (z.matmul(&model.heads[1][0]) + &model.heads[1][1]).cross_entropy_for_logits(&c),
+        ];
+        let err = Backward::new(&losses, Wrt::Parameters(&model.shared))
+            .task_parameters(&model.heads)
+            .collective(&pg)
+            .run(&mut method)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`rlw` chose other task weights on rank 1"),
+            "{err}"
+        );
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    launch::run_local(2, launch::free_port().unwrap(), |_| {
+        let mut cmd = Command::new(&exe);
+        cmd.args([
+            "ranks_whose_methods_drift_apart_are_stopped",
+            "--exact",
+            "--nocapture",
+        ])
+        .env("MTL_DIST_CHILD", "1")
+        .env("MTL_DIST_TIMEOUT_S", "60");
+        cmd
+    })
+    .unwrap();
+}
