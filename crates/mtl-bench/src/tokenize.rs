@@ -6,9 +6,10 @@
 //! The corpus is generated: a few thousand sentences of 8–60 pseudo-words drawn from a
 //! fixed word list with a Zipf-like skew (a few words common, most rare), capitalised,
 //! with commas and a full stop, so a WordPiece vocabulary trained on it splits the rare
-//! words into several pieces and the longest sentences are truncated at 128 tokens, as
-//! real text would be. The tokenizer is trained on the corpus first (untimed); each
-//! timing is one `encode_batch` of the whole corpus, the two settings alternated.
+//! words into several pieces (about 49 tokens a sentence with `[CLS]`/`[SEP]`; none
+//! reaches 128, so nothing is truncated). The tokenizer is trained on the corpus first
+//! (untimed); each timing is one `encode_batch` of the whole corpus, the two settings
+//! alternated.
 
 use super::job::{RunConfig, IMPL};
 use super::spec::TEXT_LEN;
