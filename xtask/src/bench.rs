@@ -26,6 +26,8 @@ const PEER_PACKAGES: &[&str] = &[
     "ecos",
 ];
 const PEER_WORKLOADS: &[&str] = &["mlp", "lenet", "mmoe"];
+/// The workloads whose peer is a plain-PyTorch twin the runner starts itself (W5, W6).
+const TWIN_WORKLOADS: &[&str] = &["dense", "text"];
 
 /// Runs a script under Python and records the process's peak resident set
 /// (`ru_maxrss`, KiB on Linux) in the file named by the first argument.
@@ -51,8 +53,9 @@ cargo xtask bench [--peer] [--libmtl DIR] [--peer-script FILE] [--no-peer-memory
                      LibMTL cloned at a pinned commit into the cache directory) and print
                      LibMTL ms/step / mtl ms/step; writes target/bench/peer.json (all rows),
                      compare.json and libmtl_memory.json. With --workloads naming dense
-                     (W5), the runner also times its plain-PyTorch twin
-                     (crates/mtl-bench/torch/dense_twin.py) and prints PyTorch / mtl
+                     (W5) or text (W6), the runner also times its plain-PyTorch twin
+                     (crates/mtl-bench/torch/dense_twin.py, text_twin.py) and prints
+                     PyTorch / mtl
   --libmtl DIR       a LibMTL checkout to use instead (or LIBMTL_PATH)
   --peer-script F    the harness (default ../shared/peer_bench/libmtl_bench.py)
   --no-peer-memory   skip measuring LibMTL's peak memory (one process per row)
@@ -201,21 +204,22 @@ fn peer(
             .collect(),
         None => PEER_WORKLOADS.iter().map(|w| w.to_string()).collect(),
     };
-    // W5 (dense) has no LibMTL harness: its peer is the plain-PyTorch twin the runner
-    // starts itself under this virtualenv's Python.
-    let dense = ours
+    // W5 (dense) and W6 (text) have no LibMTL harness: their peer is the plain-PyTorch
+    // twin the runner starts itself under this virtualenv's Python.
+    let twin = ours
         .as_deref()
-        .is_some_and(|w| w.split(',').any(|w| w.trim() == "dense"));
-    if dense {
+        .is_some_and(|w| w.split(',').any(|w| TWIN_WORKLOADS.contains(&w.trim())));
+    if twin {
         runner_args.extend(["--torch-python".into(), python.display().to_string()]);
     }
     if workloads.is_empty() {
-        if dense {
+        if twin {
             return run(Command::new(runner).args(&runner_args));
         }
         bail!(
-            "--peer needs one of the workloads {} (or dense, timed beside plain PyTorch)",
-            PEER_WORKLOADS.join(", ")
+            "--peer needs one of the workloads {} (or {}, timed beside plain PyTorch)",
+            PEER_WORKLOADS.join(", "),
+            TWIN_WORKLOADS.join(" or ")
         );
     }
     let script = a.peer_script.clone().unwrap_or_else(|| {

@@ -131,11 +131,12 @@ enum OptimizerArg {
 /// to the variable and then to the [`RunConfig`] default; the others carry their default.
 #[derive(Debug, Clone, Args)]
 struct RunArgs {
-    /// Workloads to run, of mlp, lenet, mmoe, mlp_k10, dense (W5: only when named) [default:
-    /// mlp,lenet,mmoe,mlp_k10, or PEER_BENCH_WORKLOADS]
+    /// Workloads to run, of mlp, lenet, mmoe, mlp_k10, dense (W5) and text (W6; W5 and W6
+    /// only when named) [default: mlp,lenet,mmoe,mlp_k10, or PEER_BENCH_WORKLOADS]
     #[arg(long, value_name = "LIST")]
     workloads: Option<String>,
-    /// Methods to run, by registry or LibMTL name [default: every registered method]
+    /// Methods to run, by registry or LibMTL name [default: every registered method; on
+    /// text, EW, UW and PCGrad]
     #[arg(long, value_name = "LIST")]
     methods: Option<String>,
     /// Timed steps per row [default: 100, or PEER_BENCH_STEPS]
@@ -160,9 +161,10 @@ struct RunArgs {
     /// Workloads whose gradient methods also run in rep-grad mode
     #[arg(long, value_name = "LIST", default_value = "mlp_k10,dense")]
     rep_workloads: String,
-    /// A Python with torch: with the dense workload, also time its plain-PyTorch twin
-    /// (crates/mtl-bench/torch/dense_twin.py) on the same batches and threads, and report
-    /// PyTorch ms/step / mtl ms/step (`cargo xtask bench --peer` passes its virtualenv's)
+    /// A Python with torch: with the dense or text workload, also time its plain-PyTorch
+    /// twin (crates/mtl-bench/torch/dense_twin.py, text_twin.py) on the same batches and
+    /// threads, and report PyTorch ms/step / mtl ms/step (`cargo xtask bench --peer`
+    /// passes its virtualenv's)
     #[arg(long, value_name = "PYTHON")]
     torch_python: Option<PathBuf>,
     /// W4: the task counts K
@@ -228,6 +230,9 @@ pub struct Options {
     pub workloads: Vec<Workload>,
     /// Our registry names.
     pub methods: Vec<String>,
+    /// Whether `--methods` named them (otherwise a workload with
+    /// [`Workload::default_methods`] runs only those).
+    pub methods_given: bool,
     /// Per-job settings.
     pub cfg: RunConfig,
     /// Where the JSON goes.
@@ -247,7 +252,7 @@ pub struct Options {
     /// Past half of this many seconds, contended rows are no longer re-measured (0: no
     /// limit), so a run on a busy machine still ends in bounded time.
     pub time_budget_s: f64,
-    /// The Python that runs W5's plain-PyTorch twin, when it is to run.
+    /// The Python that runs W5's and W6's plain-PyTorch twins, when they are to run.
     pub torch_python: Option<PathBuf>,
 }
 
@@ -380,6 +385,7 @@ impl RunArgs {
         Ok(Options {
             workloads,
             methods,
+            methods_given: self.methods.is_some(),
             cfg,
             out: self.out.clone().unwrap_or_else(default_out),
             peer_out: env("PEER_BENCH_OUT").map(PathBuf::from),
@@ -411,7 +417,7 @@ pub fn parse_options(args: &[String]) -> Result<Options> {
 pub fn inapplicable(o: &Options) -> Vec<(Workload, String, String)> {
     let mut out = Vec::new();
     for &w in &o.workloads {
-        for m in &o.methods {
+        for m in &methods_for(o, w) {
             if let Err(e) = mtl::losses::by_name(m, w.num_tasks(), o.cfg.seed) {
                 out.push((w, m.clone(), e.to_string()));
             }
@@ -420,7 +426,22 @@ pub fn inapplicable(o: &Options) -> Vec<(Workload, String, String)> {
     out
 }
 
-/// The jobs of a run, in order: per workload its floors then its methods, then W4.
+/// The methods of the run on workload `w`: those asked for, or, when `--methods` was not
+/// given and the workload has [`Workload::default_methods`], those.
+pub fn methods_for(o: &Options, w: Workload) -> Vec<String> {
+    match w.default_methods().filter(|_| !o.methods_given) {
+        Some(defaults) => o
+            .methods
+            .iter()
+            .filter(|m| defaults.contains(&m.as_str()))
+            .cloned()
+            .collect(),
+        None => o.methods.clone(),
+    }
+}
+
+/// The jobs of a run, in order: per workload its floors then its methods (after W6's,
+/// its tokenization throughput), then W4.
 pub fn plan(o: &Options) -> Vec<Job> {
     let skipped = inapplicable(o);
     let levels: Vec<(String, MethodLevel)> = list()
@@ -451,7 +472,7 @@ pub fn plan(o: &Options) -> Vec<Job> {
                 }
             }
         }
-        for m in &o.methods {
+        for m in &methods_for(o, w) {
             if skipped.iter().any(|(sw, sm, _)| *sw == w && sm == m) {
                 continue;
             }
@@ -470,6 +491,9 @@ pub fn plan(o: &Options) -> Vec<Job> {
                     mode,
                 });
             }
+        }
+        if w == Workload::Text {
+            jobs.push(Job::Tokenize);
         }
     }
     for &k in &o.agg_ks {
@@ -545,6 +569,10 @@ fn run_child(exe: &std::path::Path, job: &Job, o: &Options) -> Vec<Value> {
             }
             Job::Aggregators { k } => {
                 row["workload"] = json!(format!("agg_k{k}"));
+                row["method"] = json!("*");
+            }
+            Job::Tokenize => {
+                row["workload"] = json!(super::tokenize::TOKENIZE_WORKLOAD);
                 row["method"] = json!("*");
             }
         }
@@ -758,6 +786,7 @@ fn run_benchmark(o: &Options, argv: &[String]) -> Result<()> {
     );
     let mut rows = Vec::new();
     let mut agg_rows = Vec::new();
+    let mut tok_rows = Vec::new();
     let mut late = o.clone();
     late.cfg.contention_retries = 0;
     let mut budget_noted = false;
@@ -793,6 +822,8 @@ fn run_benchmark(o: &Options, argv: &[String]) -> Result<()> {
         }
         if matches!(j, Job::Aggregators { .. }) {
             agg_rows.extend(got);
+        } else if matches!(j, Job::Tokenize) {
+            tok_rows.extend(got);
         } else {
             rows.extend(got);
         }
@@ -800,8 +831,8 @@ fn run_benchmark(o: &Options, argv: &[String]) -> Result<()> {
     }
     pb.finish_and_clear();
     if let Some(python) = &o.torch_python {
-        if o.workloads.contains(&Workload::Dense) {
-            let twin = super::twin::run(python, o)?;
+        for w in super::twin::workloads_of_run(o) {
+            let twin = super::twin::run(python, o, w)?;
             for r in &twin {
                 let line = report::progress_line(r);
                 if !o.quiet {
@@ -835,7 +866,16 @@ fn run_benchmark(o: &Options, argv: &[String]) -> Result<()> {
                 "image_size": w.image_size(), "desc": w.desc()}))).collect::<serde_json::Map<_, _>>(),
             "torch_twin": o.torch_python.as_ref().map(|p| json!({
                 "python": p.display().to_string(),
-                "script": super::twin::script().display().to_string()})),
+                "scripts": super::twin::workloads_of_run(o).into_iter()
+                    .map(|w| (w.name().to_string(),
+                              json!(super::twin::script(w).display().to_string())))
+                    .collect::<serde_json::Map<_, _>>()})),
+            "tokenization": {"sentences": super::tokenize::SENTENCES,
+                             "reps": super::tokenize::REPS,
+                             "vocab": super::tokenize::VOCAB,
+                             "max_len": super::spec::TEXT_LEN,
+                             "tokenizers_parallelism_env":
+                                 std::env::var("TOKENIZERS_PARALLELISM").ok()},
             "methods": o.methods,
             "rep_workloads": o.rep_workloads.iter().map(|w| w.name()).collect::<Vec<_>>(),
             "aggregators": {"k": o.agg_ks, "dim": c.agg_dim, "reps": c.agg_reps,
@@ -847,6 +887,7 @@ fn run_benchmark(o: &Options, argv: &[String]) -> Result<()> {
         "rows": rows,
         "rep_grad": rep,
         "aggregator_rows": agg_rows,
+        "tokenization_rows": tok_rows,
     });
     let text = serde_json::to_string_pretty(&result)?;
     for path in std::iter::once(&o.out).chain(o.peer_out.as_ref()) {
@@ -969,6 +1010,43 @@ mod tests {
         );
     }
 
+    /// W6 runs its default methods unless `--methods` names others, and its
+    /// tokenization job after them.
+    #[test]
+    fn text_plans_its_default_methods_and_tokenization() {
+        let jobs: Vec<String> = plan(&opts(&["--workloads", "text", "--no-aggregators"]))
+            .iter()
+            .map(Job::encode)
+            .collect();
+        assert_eq!(
+            jobs,
+            [
+                "floor:text:loss",
+                "floor:text:grad",
+                "method:text:ew:param",
+                "method:text:uw:param",
+                "method:text:pcgrad:param",
+                "tok",
+            ]
+        );
+        let o = opts(&["--workloads", "text,mlp", "--methods", "mgda", "--no-floor"]);
+        let jobs: Vec<String> = plan(&o).iter().map(Job::encode).collect();
+        assert_eq!(
+            jobs,
+            [
+                "method:text:mgda:param",
+                "tok",
+                "method:mlp:mgda:param",
+                "agg:2",
+                "agg:10",
+                "agg:40"
+            ]
+        );
+        // Methods that need more than W6's two tasks are not even reported as skipped
+        // when the defaults leave them out.
+        assert!(inapplicable(&opts(&["--workloads", "text"])).is_empty());
+    }
+
     #[test]
     fn cli_is_consistent_and_help_lists_every_flag() {
         use clap::CommandFactory;
@@ -1036,9 +1114,11 @@ mod tests {
         assert_eq!(o.cfg.steps, 1);
         assert!(o.agg_ks.is_empty());
         assert_eq!(o.rep_workloads, [Workload::MlpK10, Workload::Dense]);
-        // W5 runs only when named.
+        // W5 and W6 run only when named.
         assert!(!o.workloads.contains(&Workload::Dense));
+        assert!(!o.workloads.contains(&Workload::Text));
         assert_eq!(opts(&["--workloads", "dense"]).workloads, [Workload::Dense]);
+        assert_eq!(opts(&["--workloads", "text"]).workloads, [Workload::Text]);
         assert_eq!(opts(&[]).agg_ks, [2, 10, 40]);
         assert!(parse_options(&["--workloads".to_string(), "nope".to_string()]).is_err());
         assert!(parse_options(&["--optimizer=sgd".to_string()]).is_err());

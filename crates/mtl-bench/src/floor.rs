@@ -11,7 +11,10 @@
 //!   (and each task's own layers), one backward of the summed representation gradient
 //!   through the trunk, Adam: the rep-grad floor.
 
-use super::spec::{FixedBatch, LossKind, Workload, DENSE_FEATURES, DENSE_WIDTHS};
+use super::spec::{
+    FixedBatch, LossKind, Workload, DENSE_FEATURES, DENSE_WIDTHS, TEXT_CLASSES, TEXT_D,
+    TEXT_DROPOUT, TEXT_FF, TEXT_HEADS, TEXT_LAYERS, TEXT_LEN, TEXT_TAGS, TEXT_VOCAB,
+};
 use mtl::data::SCENE_CLASSES;
 use tch::nn::{self, Module, OptimizerConfig};
 use tch::{Kind, Reduction, Tensor};
@@ -228,6 +231,123 @@ fn dense_loss(kind: LossKind, out: &Tensor, y: &Tensor) -> Tensor {
     }
 }
 
+/// One pre-LN encoder layer of W6, as `torch.nn.TransformerEncoderLayer(norm_first=True)`
+/// holds it: the packed QKV projection, the output projection, the two FFN layers and
+/// the two layer norms.
+#[derive(Debug)]
+struct TextLayer {
+    ln1: nn::LayerNorm,
+    qkv: nn::Linear,
+    out: nn::Linear,
+    ln2: nn::LayerNorm,
+    ff1: nn::Linear,
+    ff2: nn::Linear,
+}
+
+/// W6 written directly in `tch`: token and position embeddings, four pre-LN layers with
+/// libtorch's fused attention under a key-padding mask, the final layer norm, and the
+/// two heads (the `[CLS]` position's classifier, the per-token tagger) with libtorch's
+/// cross-entropy, as a plain user writes them (padded outputs are not zeroed: the
+/// tagging loss ignores them and the classifier reads position 0).
+#[derive(Debug)]
+struct TextNet {
+    tok: Tensor,
+    pos: Tensor,
+    layers: Vec<TextLayer>,
+    ln: nn::LayerNorm,
+    cls: nn::Linear,
+    tag: nn::Linear,
+}
+
+impl TextNet {
+    fn new(root: &nn::Path) -> Self {
+        let (d, ff) = (TEXT_D, TEXT_FF);
+        let normal = nn::Init::Randn {
+            mean: 0.0,
+            stdev: 1.0,
+        };
+        let lin = |p: nn::Path, i, o| nn::linear(p, i, o, Default::default());
+        let ln = |p: nn::Path| nn::layer_norm(p, vec![d], Default::default());
+        let layers = (0..TEXT_LAYERS)
+            .map(|l| {
+                let p = root / format!("layer{l}");
+                TextLayer {
+                    ln1: ln(&p / "ln1"),
+                    qkv: lin(&p / "qkv", d, 3 * d),
+                    out: lin(&p / "out", d, d),
+                    ln2: ln(&p / "ln2"),
+                    ff1: lin(&p / "ff1", d, ff),
+                    ff2: lin(&p / "ff2", ff, d),
+                }
+            })
+            .collect();
+        TextNet {
+            tok: root.var("tok", &[TEXT_VOCAB, d], normal),
+            pos: root.var("pos", &[TEXT_LEN, d], normal),
+            layers,
+            ln: ln(root / "ln"),
+            cls: lin(root / "cls", d, TEXT_CLASSES),
+            tag: lin(root / "tag", d, TEXT_TAGS),
+        }
+    }
+
+    /// The encoder's output `[B, T, d]` (the shared representation) and the two losses.
+    fn forward(&self, b: &FixedBatch) -> (Tensor, Vec<Tensor>) {
+        let ids = &b.x;
+        let size = ids.size();
+        let (bs, t, d, h) = (size[0], size[1], TEXT_D, TEXT_HEADS);
+        let p = TEXT_DROPOUT;
+        // True where a key may be attended to (every sequence has real tokens).
+        let mask = ids.ne(0).view([bs, 1, 1, t]);
+        let mut x = (self.tok.index_select(0, &ids.view([-1])).view([bs, t, d])
+            + self.pos.narrow(0, 0, t))
+        .dropout(p, true);
+        for l in &self.layers {
+            let qkv = x.apply(&l.ln1).apply(&l.qkv).chunk(3, 2);
+            let heads = |y: &Tensor| y.view([bs, t, h, d / h]).transpose(1, 2);
+            let a = Tensor::scaled_dot_product_attention(
+                &heads(&qkv[0]),
+                &heads(&qkv[1]),
+                &heads(&qkv[2]),
+                Some(&mask),
+                p,
+                false,
+                None::<f64>,
+                false,
+            )
+            .transpose(1, 2)
+            .reshape([bs, t, d])
+            .apply(&l.out)
+            .dropout(p, true);
+            x = &x + &a;
+            let f = x
+                .apply(&l.ln2)
+                .apply(&l.ff1)
+                .gelu("none")
+                .dropout(p, true)
+                .apply(&l.ff2)
+                .dropout(p, true);
+            x = &x + &f;
+        }
+        let z = x.apply(&self.ln);
+        let sentence = z
+            .select(1, 0)
+            .apply(&self.cls)
+            .cross_entropy_for_logits(&b.targets[0].values);
+        let tags = z
+            .apply(&self.tag)
+            .view([-1, TEXT_TAGS])
+            .cross_entropy_loss::<Tensor>(
+                &b.targets[1].values.view([-1]),
+                None,
+                Reduction::Mean,
+                -1,
+                0.0,
+            );
+        (z, vec![sentence, tags])
+    }
+}
+
 #[derive(Debug)]
 enum Net {
     Mlp {
@@ -241,6 +361,7 @@ enum Net {
         towers: Vec<nn::Linear>,
     },
     Dense(Box<Dense>),
+    Text(Box<TextNet>),
 }
 
 /// The plain-`tch` model of a workload with its C++ Adam.
@@ -286,10 +407,11 @@ impl FloorModel {
                     .collect(),
             },
             Workload::Dense => Net::Dense(Box::new(Dense::new(&root, &kinds))),
+            Workload::Text => Net::Text(Box::new(TextNet::new(&root))),
         };
         let out = |kind| if kind == LossKind::Ce { 10 } else { 1 };
-        // W5's heads are 1×1 convolutions inside `Dense`.
-        let linear_heads = !matches!(net, Net::Dense(_));
+        // W5's heads are 1×1 convolutions inside `Dense`, W6's inside `TextNet`.
+        let linear_heads = !matches!(net, Net::Dense(_) | Net::Text(_));
         let heads: Vec<nn::Linear> = kinds
             .iter()
             .enumerate()
@@ -312,6 +434,17 @@ impl FloorModel {
                     o.push(l.bs.as_ref().expect("bias").shallow_clone());
                 }
             }
+        }
+        if let Net::Text(t) = &net {
+            own = [&t.cls, &t.tag]
+                .into_iter()
+                .map(|h| {
+                    vec![
+                        h.ws.shallow_clone(),
+                        h.bs.as_ref().expect("bias").shallow_clone(),
+                    ]
+                })
+                .collect();
         }
         if let Net::Dense(_) = &net {
             // Each task's decoder and head: the trainable variables under `task<t>`
@@ -401,6 +534,7 @@ impl FloorModel {
             }
             // Decoders and conv heads per task: its own forward gives the losses.
             Net::Dense(d) => return d.forward(b, &self.kinds),
+            Net::Text(t) => return t.forward(b),
         };
         let losses = self
             .heads
@@ -509,6 +643,14 @@ mod tests {
     use super::*;
     use crate::spec::make_data;
     use tch::Device;
+
+    /// W6's floor is the same model as ours and the twin's: the same parameter count.
+    #[test]
+    fn text_floor_has_the_models_parameter_count() {
+        let m = FloorModel::new(Workload::Text, Device::Cpu).unwrap();
+        let n: usize = m.vs.trainable_variables().iter().map(Tensor::numel).sum();
+        assert_eq!(n as i64, crate::spec::text_param_count());
+    }
 
     #[test]
     fn every_floor_steps_every_workload() {

@@ -42,6 +42,9 @@ pub enum Job {
         /// K.
         k: usize,
     },
+    /// W6's tokenization throughput: `TextTokenizer::encode_batch` on generated sentences,
+    /// on one thread and on a rayon pool.
+    Tokenize,
 }
 
 /// `param` or `rep`.
@@ -64,6 +67,7 @@ impl Job {
             } => format!("method:{}:{method}:{}", workload.name(), mode_name(*mode)),
             Job::Floor { workload, kind } => format!("floor:{}:{}", workload.name(), kind.short()),
             Job::Aggregators { k } => format!("agg:{k}"),
+            Job::Tokenize => "tok".into(),
         }
     }
 
@@ -87,6 +91,7 @@ impl Job {
             ["agg", k] => Ok(Job::Aggregators {
                 k: k.parse().map_err(|_| format!("bad K `{k}`"))?,
             }),
+            ["tok"] => Ok(Job::Tokenize),
             _ => Err(format!("bad job `{s}`")),
         }
     }
@@ -101,6 +106,7 @@ impl Job {
             } => format!("{}/{method} ({})", workload.name(), mode_name(*mode)),
             Job::Floor { workload, kind } => format!("{}/floor {}", workload.name(), kind.short()),
             Job::Aggregators { k } => format!("aggregators K={k}"),
+            Job::Tokenize => "text/tokenization".into(),
         }
     }
 }
@@ -421,6 +427,7 @@ pub fn run(job: &Job, cfg: &RunConfig) -> Vec<Value> {
             run_floor(*workload, *kind, cfg).map(|r| vec![r])
         }
         Job::Aggregators { k } => run_aggregators(*k, cfg),
+        Job::Tokenize => super::tokenize::run(cfg),
     };
     let wall = t0.elapsed().as_secs_f64();
     match result {
@@ -442,6 +449,11 @@ pub fn run(job: &Job, cfg: &RunConfig) -> Vec<Value> {
             row.insert("wall_s".into(), json!(wall));
             if let Job::Aggregators { k } = job {
                 row.insert("workload".into(), json!(format!("agg_k{k}")));
+                row.insert("method".into(), json!("*"));
+            }
+            if let Job::Tokenize = job {
+                row.insert("impl".into(), json!(IMPL));
+                row.insert("workload".into(), json!(super::tokenize::TOKENIZE_WORKLOAD));
                 row.insert("method".into(), json!("*"));
             }
             vec![Value::Object(row)]
@@ -727,6 +739,7 @@ mod tests {
                 kind: FloorKind::Grad,
             },
             Job::Aggregators { k: 40 },
+            Job::Tokenize,
         ] {
             assert_eq!(Job::decode(&j.encode()).unwrap(), j);
         }

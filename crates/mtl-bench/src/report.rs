@@ -244,7 +244,55 @@ pub fn print_tables(result: &Value) {
         table(&head, &body);
         println!("  -: not applicable at this K (the method needs more tasks)");
     }
-    let fails: Vec<&Value> = rows.iter().filter(|r| r["status"] != "ok").collect();
+    if let Some(tok) = result["tokenization_rows"]
+        .as_array()
+        .filter(|r| !r.is_empty())
+    {
+        let c = &result["config"]["tokenization"];
+        println!(
+            "\nW6 tokenization: TextTokenizer::encode_batch of {} generated sentences to {} \
+             tokens (WordPiece, {} entries), median of {} encodes",
+            c["sentences"], c["max_len"], c["vocab"], c["reps"]
+        );
+        let body: Vec<Vec<String>> = tok
+            .iter()
+            .map(|r| {
+                if r["status"] != "ok" {
+                    return vec![
+                        r["method"].as_str().unwrap_or("").to_string(),
+                        "FAILED".into(),
+                        r["error"].as_str().unwrap_or("").to_string(),
+                    ];
+                }
+                vec![
+                    r["method"].as_str().unwrap_or("").to_string(),
+                    cell(r),
+                    opt(f(&r["sentences_per_s"]), 0),
+                    opt(f(&r["tokens_per_s"]), 0),
+                    opt(f(&r["speedup_over_1_thread"]), 2),
+                ]
+            })
+            .map(|mut l| {
+                l.resize(5, String::new());
+                l
+            })
+            .collect();
+        table(
+            &[
+                "setting",
+                "median [p10-p90] ms",
+                "sentences/s",
+                "tokens/s",
+                "x 1 thread",
+            ],
+            &body,
+        );
+    }
+    let fails: Vec<&Value> = rows
+        .iter()
+        .chain(result["tokenization_rows"].as_array().into_iter().flatten())
+        .filter(|r| r["status"] != "ok")
+        .collect();
     for r in fails {
         println!(
             "  FAILED {}/{}/{}: {}",

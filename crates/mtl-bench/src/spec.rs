@@ -3,11 +3,14 @@
 //! (the harness's `make_data`, draw for draw), and the names LibMTL gives our methods.
 
 use mtl::core::arch::{MlpBuilder, MmoeConfig, TaskTowers};
-use mtl::core::{task_path, CnnConfig, ConvNetConfig, HardSharing, MlpConfig, Result, TaskTarget};
+use mtl::core::{
+    task_path, CnnConfig, ConvNetConfig, HardSharing, MlpConfig, Pooling, Result, TaskTarget,
+    TransformerConfig,
+};
 use mtl::data::{dense_scenes, DenseScenesConfig, SCENE_CLASSES};
 use mtl::heads::{
     BinaryHead, ClassificationHead, DepthHead, NormalHead, RegressionHead, RegressionLoss,
-    SegmentationHead, TaskHead,
+    SegmentationHead, SentenceHead, SequenceHead, TaskHead,
 };
 use mtl::MultiTaskModel;
 use tch::{nn, Device, Kind, Tensor};
@@ -33,6 +36,13 @@ pub enum Workload {
     /// and normals (1 − cosine). Not in the LibMTL harness: its peer is a plain-PyTorch
     /// loop (`crates/mtl-bench/torch/dense_twin.py`).
     Dense,
+    /// W6: `ids[32,128]` random token ids with a key-padding mask (lengths 32–128,
+    /// padding id 0); a 4-layer pre-LN Transformer encoder (d = 256, 4 heads, FFN 1024,
+    /// GELU, dropout 0.1) shared; heads: sentence (the `[CLS]` position's output,
+    /// Linear(256,4) + CE) and tags (Linear(256,9) per token + CE over the real tokens).
+    /// Not in the LibMTL harness: its peer is a plain-PyTorch loop
+    /// (`crates/mtl-bench/torch/text_twin.py`, `torch.nn.TransformerEncoder`).
+    Text,
 }
 
 /// How a task's loss is computed.
@@ -50,6 +60,10 @@ pub enum LossKind {
     DepthL1,
     /// One minus the mean cosine between unit normals, over the measured pixels.
     NormalCos,
+    /// Cross-entropy over [`TEXT_CLASSES`] of the first (`[CLS]`) position's output.
+    SentenceCe,
+    /// Per-token cross-entropy over [`TEXT_TAGS`], ignoring tag −1 (padding).
+    TokenCe,
 }
 
 impl Workload {
@@ -63,14 +77,28 @@ impl Workload {
 
     /// Every workload, [`Workload::ALL`] and those run only when named: `dense` (W5)
     /// takes longer than the other four together (a conv net of ~30 layers per step on 2
-    /// cores), so the default run stays a few minutes and W5 runs with `--workloads dense`.
-    pub const KNOWN: [Workload; 5] = [
+    /// cores), and `text` (W6) longer still (a 4-layer Transformer over 4096 tokens per
+    /// step), so the default run stays a few minutes and W5 and W6 run with `--workloads
+    /// dense` or `--workloads text`.
+    pub const KNOWN: [Workload; 6] = [
         Workload::Mlp,
         Workload::Lenet,
         Workload::Mmoe,
         Workload::MlpK10,
         Workload::Dense,
+        Workload::Text,
     ];
+
+    /// The methods a workload runs when `--methods` is not given, when not every
+    /// registered method: W6's step is about a second on 2 cores, so by default it times
+    /// the loss-level EW and UW and the gradient-level PCGrad (the one its PyTorch twin
+    /// also has).
+    pub fn default_methods(self) -> Option<&'static [&'static str]> {
+        match self {
+            Workload::Text => Some(&["ew", "uw", "pcgrad"]),
+            _ => None,
+        }
+    }
 
     /// The name used on the command line and in the JSON rows.
     pub fn name(self) -> &'static str {
@@ -80,6 +108,7 @@ impl Workload {
             Workload::Mmoe => "mmoe",
             Workload::MlpK10 => "mlp_k10",
             Workload::Dense => "dense",
+            Workload::Text => "text",
         }
     }
 
@@ -98,7 +127,7 @@ impl Workload {
 
     /// Whether the LibMTL harness has this workload.
     pub fn in_peer_harness(self) -> bool {
-        !matches!(self, Workload::MlpK10 | Workload::Dense)
+        !matches!(self, Workload::MlpK10 | Workload::Dense | Workload::Text)
     }
 
     /// Rows (images) per batch.
@@ -108,6 +137,7 @@ impl Workload {
             // The batch of `examples/dense.rs`: at 32×32 a step is tens of ms on 2 cores
             // (the gradient methods' three backward passes a few times that).
             Workload::Dense => 16,
+            Workload::Text => TEXT_BATCH,
             _ => 256,
         }
     }
@@ -122,6 +152,7 @@ impl Workload {
         match self {
             Workload::Mmoe => "MMoE",
             Workload::Dense => "ConvNet+decoders",
+            Workload::Text => "Transformer",
             _ => "HPS",
         }
     }
@@ -143,6 +174,10 @@ impl Workload {
                 ("depth", LossKind::DepthL1),
                 ("normals", LossKind::NormalCos),
             ]),
+            Workload::Text => named(&[
+                ("sentence", LossKind::SentenceCe),
+                ("tags", LossKind::TokenCe),
+            ]),
         }
     }
 
@@ -159,6 +194,7 @@ impl Workload {
             Workload::Mmoe => 32,
             // The channels of each task decoder's output.
             Workload::Dense => DENSE_FEATURES,
+            Workload::Text => TEXT_D,
         }
     }
 
@@ -190,6 +226,14 @@ impl Workload {
                  measured pixels, normals: 1 - cosine; not in the LibMTL harness (peer: \
                  plain PyTorch)"
             }
+            Workload::Text => {
+                "ids[32,128] random token ids (vocab 8192), lengths uniform in 32..=128, \
+                 padding id 0 masked out of attention; pre-LN Transformer encoder: token + \
+                 learned position embeddings, 4 layers d=256, 4 heads (SDPA), FFN 1024 GELU, \
+                 dropout 0.1, final LayerNorm; sentence: [CLS] position Linear(256,4)+CE, \
+                 tags: per-token Linear(256,9)+CE over real tokens; not in the LibMTL \
+                 harness (peer: plain PyTorch nn.TransformerEncoder)"
+            }
         }
     }
 
@@ -210,6 +254,56 @@ pub const DENSE_SIZE: i64 = 32;
 pub const DENSE_WIDTHS: [i64; 3] = [16, 32, 32];
 /// W5's decoder output channels, the width every head reads.
 pub const DENSE_FEATURES: i64 = 16;
+
+/// W6's batch, sequence length (T, also the encoder's `max_len`), vocabulary, width,
+/// heads, layers, feed-forward width and dropout.
+pub const TEXT_BATCH: i64 = 32;
+/// W6's sequence length T.
+pub const TEXT_LEN: i64 = 128;
+/// W6's vocabulary (id 0 is padding).
+pub const TEXT_VOCAB: i64 = 8192;
+/// W6's model width d.
+pub const TEXT_D: i64 = 256;
+/// W6's attention heads.
+pub const TEXT_HEADS: i64 = 4;
+/// W6's encoder layers.
+pub const TEXT_LAYERS: usize = 4;
+/// W6's feed-forward width (4·d).
+pub const TEXT_FF: i64 = 1024;
+/// W6's dropout (embeddings, attention weights, after attention, inside and after the
+/// feed-forward block), as `torch.nn.TransformerEncoderLayer`'s default.
+pub const TEXT_DROPOUT: f64 = 0.1;
+/// W6's sentence classes.
+pub const TEXT_CLASSES: i64 = 4;
+/// W6's token tags (CoNLL-2003's nine BIO tags).
+pub const TEXT_TAGS: i64 = 9;
+/// W6's shortest sequence (real tokens, before padding to [`TEXT_LEN`]).
+pub const TEXT_MIN_LEN: i64 = 32;
+
+/// W6's encoder configuration (the `mtl` model's; the floor and the PyTorch twin build
+/// the same layers).
+pub fn text_config() -> TransformerConfig {
+    TransformerConfig::new(TEXT_VOCAB, TEXT_LEN)
+        .d_model(TEXT_D)
+        .heads(TEXT_HEADS)
+        .layers(TEXT_LAYERS)
+        .ff(TEXT_FF)
+        .dropout(TEXT_DROPOUT)
+        .pad_id(Some(0))
+}
+
+/// W6's parameter count, as the twin must match it: embeddings, per layer the two layer
+/// norms, the packed QKV projection, the output projection and the two FFN layers, the
+/// final layer norm, and the two heads.
+pub fn text_param_count() -> i64 {
+    let (d, ff) = (TEXT_D, TEXT_FF);
+    let layer = 2 * d + (3 * d * d + 3 * d) + (d * d + d) + 2 * d + (d * ff + ff) + (ff * d + d);
+    (TEXT_VOCAB + TEXT_LEN) * d
+        + TEXT_LAYERS as i64 * layer
+        + 2 * d
+        + (d * TEXT_CLASSES + TEXT_CLASSES)
+        + (d * TEXT_TAGS + TEXT_TAGS)
+}
 
 /// W5's network configuration, shared by the `mtl` model and (in its layout) the floor.
 pub fn dense_config() -> ConvNetConfig {
@@ -278,6 +372,19 @@ pub fn make_data(w: Workload, seed: u64, n_batches: i64, device: Device) -> Vec<
         }
         // Its own seeded generator, not libtorch's.
         Workload::Dense => return dense_data(seed, n_batches, device),
+        Workload::Text => {
+            // Lengths uniform in 32..=128: ids in 1..vocab up to the length, padding (0)
+            // after; a tag per real token, −1 on padding; a class per sentence.
+            let i = (Kind::Int64, Device::Cpu);
+            let t = TEXT_LEN;
+            let len = Tensor::randint_low(TEXT_MIN_LEN, t + 1, [k, b, 1], i);
+            let real = Tensor::arange(t, i).view([1, 1, t]).lt_tensor(&len);
+            let ids = Tensor::randint_low(1, TEXT_VOCAB, [k, b, t], i) * &real;
+            let classes = Tensor::randint(TEXT_CLASSES, [k, b], i);
+            let tags =
+                Tensor::randint(TEXT_TAGS, [k, b, t], i).where_self(&real, &Tensor::from(-1i64));
+            (ids, vec![classes, tags])
+        }
     };
     (0..k)
         .map(|i| FixedBatch {
@@ -343,6 +450,14 @@ pub fn build_model(w: Workload, device: Device) -> Result<MultiTaskModel> {
                 }
                 LossKind::DepthL1 => Box::new(DepthHead::new(&p, name, feat)?),
                 LossKind::NormalCos => Box::new(NormalHead::new(&p, name, feat)?),
+                LossKind::SentenceCe => Box::new(SentenceHead::new(
+                    &p,
+                    name,
+                    feat,
+                    TEXT_CLASSES,
+                    Pooling::Cls,
+                )?),
+                LossKind::TokenCe => Box::new(SequenceHead::new(&p, name, feat, TEXT_TAGS)?),
             })
         })
         .collect::<Result<_>>()?;
@@ -367,6 +482,11 @@ pub fn build_model(w: Workload, device: Device) -> Result<MultiTaskModel> {
             // differentiate against.
             let arch = dense_config().build_with_task_decoders(&(&root / "net"), k)?;
             MultiTaskModel::new(vs, arch, heads)
+        }
+        Workload::Text => {
+            // The encoder's `[B, T, d]` token features are the shared representation.
+            let trunk = text_config().build(&(&root / "trunk"))?;
+            MultiTaskModel::new(vs, HardSharing::new(trunk, k)?, heads)
         }
     }
 }
@@ -499,6 +619,33 @@ mod tests {
                     w.name()
                 );
             }
+        }
+    }
+
+    /// W6: the model has the parameter count the PyTorch twin must match, and every
+    /// sequence is real tokens (32 to 128 of them) then padding, tagged −1 exactly there.
+    #[test]
+    fn text_model_and_data() {
+        let model = build_model(Workload::Text, Device::Cpu).unwrap();
+        let n: usize = model
+            .var_store()
+            .trainable_variables()
+            .iter()
+            .map(Tensor::numel)
+            .sum();
+        assert_eq!(n as i64, text_param_count());
+        for b in make_data(Workload::Text, 0, 2, Device::Cpu) {
+            assert_eq!(b.x.size(), [TEXT_BATCH, TEXT_LEN]);
+            let real = b.x.ne(0);
+            assert!(real.equal(&b.targets[1].values.ne(-1)));
+            let lens = real.sum_dim_intlist(1, false, Kind::Int64);
+            assert!(lens.min().int64_value(&[]) >= TEXT_MIN_LEN);
+            // Real tokens first: the length-prefix of each row is all real.
+            let prefix = Tensor::arange(TEXT_LEN, (Kind::Int64, Device::Cpu))
+                .view([1, TEXT_LEN])
+                .lt_tensor(&lens.view([TEXT_BATCH, 1]));
+            assert!(prefix.equal(&real));
+            assert_eq!(b.targets[0].values.size(), [TEXT_BATCH]);
         }
     }
 
