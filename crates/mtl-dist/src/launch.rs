@@ -123,3 +123,33 @@ fn launch_error(message: impl Into<String>) -> Error {
         message: message.into(),
     }
 }
+
+/// The variable set in the processes [`run_test_ranks`] starts.
+pub const TEST_RANK_VAR: &str = "MTL_DIST_CHILD";
+
+/// Whether this process is a rank started by [`run_test_ranks`].
+pub fn is_test_rank() -> bool {
+    std::env::var_os(TEST_RANK_VAR).is_some()
+}
+
+/// Runs test `name` of the running test binary as `nproc` ranks on loopback (each with
+/// the rank variables, [`TEST_RANK_VAR`], `MTL_DIST_TIMEOUT_S=60` and `env` set) and
+/// waits for them: the way a test checks data-parallel code, by branching on
+/// [`is_test_rank`] between the ranks' part and the launcher's.
+pub fn run_test_ranks(
+    name: &str,
+    nproc: usize,
+    env: &[(&str, &std::ffi::OsStr)],
+) -> Result<Vec<RankExit>> {
+    let exe = std::env::current_exe().map_err(|e| launch_error(format!("no test binary: {e}")))?;
+    run_local(nproc, free_port()?, |_| {
+        let mut cmd = Command::new(&exe);
+        cmd.args([name, "--exact", "--nocapture", "--test-threads=1"])
+            .env(TEST_RANK_VAR, "1")
+            .env("MTL_DIST_TIMEOUT_S", "60");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd
+    })
+}

@@ -3,34 +3,14 @@
 
 use mtl_core::Collective;
 use mtl_dist::{launch, DistConfig, ProcessGroup};
-use std::process::Command;
 use std::time::{Duration, Instant};
 use tch::{Kind, Tensor};
 
-/// Runs test `name` of this binary as `nproc` ranks (with `extra` variables) and
-/// returns the launcher's verdict.
-fn ranks(
-    name: &str,
-    nproc: usize,
-    extra: &[(&str, &str)],
-) -> mtl_core::Result<Vec<launch::RankExit>> {
-    let exe = std::env::current_exe().unwrap();
-    let port = launch::free_port()?;
-    launch::run_local(nproc, port, |_| {
-        let mut cmd = Command::new(&exe);
-        cmd.args([name, "--exact", "--nocapture", "--test-threads=1"])
-            .env("MTL_DIST_CHILD", "1")
-            .env("MTL_DIST_TIMEOUT_S", "20");
-        for (k, v) in extra {
-            cmd.env(k, v);
-        }
-        cmd
-    })
-}
-
 /// The rank's group when this process is a launched child, `None` in the parent.
 fn child_group() -> Option<ProcessGroup> {
-    std::env::var_os("MTL_DIST_CHILD")?;
+    if !launch::is_test_rank() {
+        return None;
+    }
     let config = DistConfig::from_env()
         .unwrap()
         .expect("rank variables are set");
@@ -40,7 +20,7 @@ fn child_group() -> Option<ProcessGroup> {
 #[test]
 fn collectives_agree_across_two_ranks() {
     let Some(pg) = child_group() else {
-        ranks("collectives_agree_across_two_ranks", 2, &[]).unwrap();
+        launch::run_test_ranks("collectives_agree_across_two_ranks", 2, &[]).unwrap();
         return;
     };
     let r = pg.rank() as f64;
@@ -75,7 +55,7 @@ fn collectives_agree_across_two_ranks() {
 fn a_dead_rank_fails_the_others_within_the_timeout() {
     let Some(pg) = child_group() else {
         let start = Instant::now();
-        let err = ranks("a_dead_rank_fails_the_others_within_the_timeout", 2, &[])
+        let err = launch::run_test_ranks("a_dead_rank_fails_the_others_within_the_timeout", 2, &[])
             .unwrap_err()
             .to_string();
         assert!(err.contains("failed"), "{err}");
@@ -105,7 +85,7 @@ fn a_dead_rank_fails_the_others_within_the_timeout() {
 
 #[test]
 fn a_port_in_use_is_named() {
-    if std::env::var_os("MTL_DIST_CHILD").is_some() {
+    if launch::is_test_rank() {
         return;
     }
     let held = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
@@ -120,7 +100,7 @@ fn a_port_in_use_is_named() {
 
 #[test]
 fn a_rank_that_never_arrives_times_out_the_rendezvous() {
-    if std::env::var_os("MTL_DIST_CHILD").is_some() {
+    if launch::is_test_rank() {
         return;
     }
     let port = launch::free_port().unwrap();

@@ -7,7 +7,6 @@ use mtl_core::Collective;
 use mtl_dist::{launch, DistConfig, ProcessGroup};
 use mtl_losses::{by_name, Backward, DataParallelMode, Wrt};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use tch::{Device, Kind, Tensor};
 
 const STEPS: usize = 20;
@@ -163,7 +162,7 @@ fn file(dir: &Path, case: usize, rank: usize) -> PathBuf {
 
 #[test]
 fn two_ranks_train_what_one_process_trains_on_the_whole_batch() {
-    if std::env::var_os("MTL_DIST_CHILD").is_some() {
+    if launch::is_test_rank() {
         let config = DistConfig::from_env().unwrap().unwrap();
         let pg = ProcessGroup::init(&config).unwrap();
         let dir = PathBuf::from(std::env::var("MTL_DIST_OUT").unwrap());
@@ -192,20 +191,11 @@ fn two_ranks_train_what_one_process_trains_on_the_whole_batch() {
     }
     let dir = std::env::temp_dir().join(format!("mtl-dist-exact-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let exe = std::env::current_exe().unwrap();
-    let port = launch::free_port().unwrap();
-    launch::run_local(2, port, |_| {
-        let mut cmd = Command::new(&exe);
-        cmd.args([
-            "two_ranks_train_what_one_process_trains_on_the_whole_batch",
-            "--exact",
-            "--nocapture",
-        ])
-        .env("MTL_DIST_CHILD", "1")
-        .env("MTL_DIST_TIMEOUT_S", "60")
-        .env("MTL_DIST_OUT", &dir);
-        cmd
-    })
+    launch::run_test_ranks(
+        "two_ranks_train_what_one_process_trains_on_the_whole_batch",
+        2,
+        &[("MTL_DIST_OUT", dir.as_os_str())],
+    )
     .unwrap();
     let (mut report, mut failures) = (Vec::new(), Vec::<String>::new());
     for (i, (method, rep, masked, kind)) in cases().into_iter().enumerate() {
@@ -274,7 +264,7 @@ fn train_zero(kind: Kind) -> Tensor {
 /// the first step, naming the rank, instead of training different models.
 #[test]
 fn ranks_whose_methods_drift_apart_are_stopped() {
-    if std::env::var_os("MTL_DIST_CHILD").is_some() {
+    if launch::is_test_rank() {
         let config = DistConfig::from_env().unwrap().unwrap();
         let pg = ProcessGroup::init(&config).unwrap();
         let model = Model::new(Kind::Float);
@@ -305,17 +295,5 @@ fn ranks_whose_methods_drift_apart_are_stopped() {
         );
         return;
     }
-    let exe = std::env::current_exe().unwrap();
-    launch::run_local(2, launch::free_port().unwrap(), |_| {
-        let mut cmd = Command::new(&exe);
-        cmd.args([
-            "ranks_whose_methods_drift_apart_are_stopped",
-            "--exact",
-            "--nocapture",
-        ])
-        .env("MTL_DIST_CHILD", "1")
-        .env("MTL_DIST_TIMEOUT_S", "60");
-        cmd
-    })
-    .unwrap();
+    launch::run_test_ranks("ranks_whose_methods_drift_apart_are_stopped", 2, &[]).unwrap();
 }

@@ -10,7 +10,6 @@ use mtl::heads::{ClassificationHead, RegressionHead, RegressionLoss};
 use mtl::prelude::*;
 use mtl_dist::{launch, DistConfig, ProcessGroup};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use tch::{nn, Device, Tensor};
 
@@ -84,7 +83,7 @@ fn out(dir: &Path, name: &str) -> PathBuf {
 
 #[test]
 fn two_ranks_match_one_process_and_resume_across_world_sizes() {
-    if std::env::var_os("MTL_DIST_CHILD").is_some() {
+    if launch::is_test_rank() {
         let config = DistConfig::from_env().unwrap().unwrap();
         let pg = Arc::new(ProcessGroup::init(&config).unwrap());
         let dir = PathBuf::from(std::env::var("MTL_DIST_OUT").unwrap());
@@ -120,19 +119,11 @@ fn two_ranks_match_one_process_and_resume_across_world_sizes() {
             5,
         );
     }
-    let exe = std::env::current_exe().unwrap();
-    launch::run_local(2, launch::free_port().unwrap(), |_| {
-        let mut cmd = Command::new(&exe);
-        cmd.args([
-            "two_ranks_match_one_process_and_resume_across_world_sizes",
-            "--exact",
-            "--nocapture",
-        ])
-        .env("MTL_DIST_CHILD", "1")
-        .env("MTL_DIST_TIMEOUT_S", "60")
-        .env("MTL_DIST_OUT", &dir);
-        cmd
-    })
+    launch::run_test_ranks(
+        "two_ranks_match_one_process_and_resume_across_world_sizes",
+        2,
+        &[("MTL_DIST_OUT", dir.as_os_str())],
+    )
     .unwrap();
     for (method, single) in METHODS.iter().zip(&full) {
         let load = |name: &str| Tensor::load(out(&dir, &format!("{method}-{name}.pt"))).unwrap();
@@ -162,7 +153,7 @@ fn two_ranks_match_one_process_and_resume_across_world_sizes() {
 
 #[test]
 fn ranks_with_other_configurations_are_refused() {
-    if std::env::var_os("MTL_DIST_CHILD").is_some() {
+    if launch::is_test_rank() {
         let config = DistConfig::from_env().unwrap().unwrap();
         let pg = Arc::new(ProcessGroup::init(&config).unwrap());
         let method = ["ew", "uw"][pg.rank()];
@@ -180,19 +171,7 @@ fn ranks_with_other_configurations_are_refused() {
         assert!(err.contains(&format!("rank {} of 2", pg.rank())), "{err}");
         return;
     }
-    let exe = std::env::current_exe().unwrap();
-    launch::run_local(2, launch::free_port().unwrap(), |_| {
-        let mut cmd = Command::new(&exe);
-        cmd.args([
-            "ranks_with_other_configurations_are_refused",
-            "--exact",
-            "--nocapture",
-        ])
-        .env("MTL_DIST_CHILD", "1")
-        .env("MTL_DIST_TIMEOUT_S", "60");
-        cmd
-    })
-    .unwrap();
+    launch::run_test_ranks("ranks_with_other_configurations_are_refused", 2, &[]).unwrap();
 }
 
 fn config_for(method: &str) -> TrainerConfig {
