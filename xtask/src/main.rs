@@ -29,6 +29,9 @@ commands:
   demo [dense]     setup, then train the olive-oil multi-task demo; `demo dense` trains
                    segmentation, depth and normals on generated scenes
   bench [--peer]   setup, then time every method per training step (target/bench/bench.json)
+  repro NAME|--list
+                   setup, then rerun a published experiment (release build); --list
+                   says which exist
   data [NAME|all]  download, verify and unpack the real data sets into the cache
   methods [--json] list every loss weighting and gradient aggregator
   help             this text
@@ -56,6 +59,7 @@ fn main() -> Result<()> {
             _ => example("olive_oil", rest)?,
         },
         "bench" => bench::bench(rest)?,
+        "repro" => repro(rest)?,
         "data" => data::data(rest)?,
         "methods" => example("methods", rest)?,
         "help" | "--help" | "-h" => print!("{HELP}"),
@@ -115,6 +119,32 @@ fn test() -> Result<()> {
     run(cargo().args(["test", "--workspace", "--all-targets"]))?;
     run(cargo().args(["test", "--workspace", "--doc"]))?;
     Ok(())
+}
+
+/// The experiments `cargo xtask repro` reruns: (name, example, what it reproduces).
+const REPROS: &[(&str, &str, &str)] = &[(
+    "toy",
+    "toy",
+    "the two-objective toy of CAGrad / Nash-MTL / FAMO: 7 methods from the papers' 5 starts",
+)];
+
+/// `cargo xtask repro NAME [-- args]` or `--list`.
+fn repro(rest: &[String]) -> Result<()> {
+    let Some((name, rest)) = rest.split_first().filter(|(n, _)| n.as_str() != "--list") else {
+        for (name, _, what) in REPROS {
+            println!("{name:<6} {what}");
+        }
+        return Ok(());
+    };
+    let Some((_, example, _)) = REPROS.iter().find(|(n, _, _)| n == name) else {
+        let known: Vec<&str> = REPROS.iter().map(|(n, _, _)| *n).collect();
+        bail!("no experiment `{name}`; known: {}", known.join(", "));
+    };
+    libtorch::setup(false)?;
+    let mut cmd = cargo();
+    cmd.args(["run", "--release", "--example", example, "--"]);
+    cmd.args(rest.iter().filter(|a| a.as_str() != "--"));
+    run(&mut cmd)
 }
 
 /// Runs one of the root package's examples (in the test profile's build, so it
