@@ -16,7 +16,7 @@ use mtl::core::init::{self, Init};
 use mtl::core::{CrossStitchConfig, Error, Result};
 use mtl::data::{
     extreme_columns, read_csv_summary, CsvSpec, CsvSummary, CsvTarget, FeatureScaling,
-    IgnoredReason, Standardizer, TargetData, TargetStandardizer, EXTREME_Z,
+    Standardizer, TargetData, TargetStandardizer, EXTREME_Z,
 };
 use mtl::data::{JointData, TensorDataset};
 use mtl::prelude::*;
@@ -702,21 +702,15 @@ fn csv_spec(cfg: &RunConfig) -> Result<CsvSpec> {
         header: cfg.data.header.clone(),
         missing: cfg.data.missing.into(),
         na_values: cfg.data.na_values.clone(),
+        ..CsvSpec::default()
     })
 }
 
 /// Says which columns were left out and which values were filled or dropped.
 fn describe_columns(csv: &Path, summary: &CsvSummary) {
-    if !summary.ignored.is_empty() {
-        let ignored: Vec<String> = summary
-            .ignored
-            .iter()
-            .map(|(name, why)| match why {
-                IgnoredReason::Text { line } => format!("`{name}` (text, from line {line})"),
-                IgnoredReason::Empty => format!("`{name}` (empty)"),
-            })
-            .collect();
-        eprintln!("{}: not features: {}", csv.display(), ignored.join(", "));
+    eprintln!("{}: feature columns:", csv.display());
+    for column in &summary.columns {
+        eprintln!("  {}", column.describe());
     }
     for (name, n) in &summary.missing {
         eprintln!("{}: {n} missing values in `{name}`", csv.display());
