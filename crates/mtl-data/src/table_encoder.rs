@@ -554,7 +554,7 @@ impl TableEncoder {
                         path,
                         1,
                         format!(
-                            "the model reads column `{}`, which is not in the header (columns: {})",
+                            "the model reads feature column `{}`, which is not in the header (columns: {})",
                             c.name,
                             header.join(", ")
                         ),
