@@ -215,3 +215,15 @@ fn one_hot_limits_and_declared_columns_are_checked() {
     assert_eq!(table.size()[0], 17);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn the_census_configs_are_valid() {
+    // Checked without the data (CI may not have it): the keys, values and targets.
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    for name in ["census.toml", "census_embeddings.toml"] {
+        let cfg = mtl_cli::RunConfig::read(&repo.join("examples/configs").join(name))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(cfg.data.header.as_ref().map(Vec::len), Some(42), "{name}");
+        assert!(cfg.data.headerless, "{name}");
+    }
+}
