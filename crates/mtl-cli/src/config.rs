@@ -9,7 +9,10 @@
 //! ignored; and every value's range is checked before any data is read.
 
 use mtl::core::{Error, Init, Result};
-use mtl::data::{FeatureScaling, MissingValues, TargetKind, DEFAULT_CLIP, MAX_CLASSES};
+use mtl::data::{
+    EncoderOptions, FeatureScaling, HighCardinality, MissingValues, TargetKind, DEFAULT_CLIP,
+    MAX_CLASSES,
+};
 use mtl::heads::RegressionLoss;
 use mtl::ConvDecoders;
 use mtl::TrainerConfig;
@@ -65,17 +68,46 @@ pub struct DataConfig {
     pub masks: Option<PathBuf>,
     /// The task targets, in task order.
     pub targets: Vec<TargetConfig>,
-    /// The features: for a CSV file the feature columns (all other numeric columns when
-    /// left out); for arrays the name of the features' array (required).
+    /// The features: for a CSV file the feature columns (every other column when left
+    /// out: numbers, yes/no and text alike, typed over all rows); for arrays the name of
+    /// the features' array (required).
     #[serde(default)]
     pub features: Option<FeaturesConfig>,
     /// Columns never used as features.
     #[serde(default)]
     pub exclude: Vec<String>,
+    /// CSV: feature columns read as categories whatever they hold (integer codes such
+    /// as an occupation recode); each must be a column of the file.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub categorical: Vec<String>,
+    /// CSV: feature columns that must hold numbers (text in one is an error naming the
+    /// line, rather than making the column categorical).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub numeric: Vec<String>,
+    /// CSV: the most categories (missing counting as one) a column may have, in the
+    /// training rows, to be one-hot encoded (16 when left out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub one_hot_max: Option<usize>,
+    /// CSV: a column with more categories than `one_hot_max`: `"embed"` (a learned
+    /// embedding table in the shared trunk, the default), `"hash"` (the hashing trick
+    /// into `hash_buckets` embedding rows) or `"error"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub high_cardinality: Option<HighCardinality>,
+    /// CSV: the width of every categorical embedding (left out: by the column's
+    /// category count, `round(1.6 · n^0.56)` from 2 to 32).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedding_dim: Option<usize>,
+    /// CSV: the buckets of `high_cardinality = "hash"` (1024 when left out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash_buckets: Option<usize>,
     /// Column names replacing the file's header line (for a header that does not match
     /// its rows).
     #[serde(default)]
     pub header: Option<Vec<String>>,
+    /// CSV: the file has no header line (its first line is a row); `header` names the
+    /// columns.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub headerless: bool,
     /// The validation fraction.
     #[serde(default = "default_fraction")]
     pub validation: f64,
@@ -99,8 +131,11 @@ pub struct DataConfig {
     /// original units. True when left out; CSV only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub standardize_targets: Option<bool>,
-    /// A missing feature value (an empty cell or one of `na_values`): `"error"` (the
-    /// default), `"drop_rows"` or `"mean"` (the column's mean over the file).
+    /// A missing number or yes/no (an empty cell or one of `na_values`): `"error"` (the
+    /// default), `"drop_rows"`, `"mean"` (the column's mean over the file) or
+    /// `"indicator"` (the training rows' mean, and a 0/1 column marking the cell; new
+    /// rows with missing values are then accepted at prediction). A missing category is
+    /// always a category of its own.
     #[serde(default)]
     pub missing: MissingConfig,
     /// Cell texts that mean a missing value, besides the empty cell (`["NA", "?"]`).
@@ -173,6 +208,8 @@ pub enum MissingConfig {
     DropRows,
     /// Filled with the column's mean.
     Mean,
+    /// Filled with the training mean, marked in an indicator column.
+    Indicator,
 }
 
 impl From<MissingConfig> for MissingValues {
@@ -181,6 +218,7 @@ impl From<MissingConfig> for MissingValues {
             MissingConfig::Error => MissingValues::Error,
             MissingConfig::DropRows => MissingValues::DropRows,
             MissingConfig::Mean => MissingValues::FillMean,
+            MissingConfig::Indicator => MissingValues::Indicator,
         }
     }
 }
@@ -244,6 +282,18 @@ impl DataConfig {
             .or(self.npz.as_deref())
             .or(self.safetensors.as_deref())
             .or(self.image_folder.as_deref())
+    }
+
+    /// How categorical columns are encoded (`one_hot_max`, `high_cardinality`,
+    /// `embedding_dim`, `hash_buckets`; defaults for what is left out).
+    pub fn encoder_options(&self) -> EncoderOptions {
+        let d = EncoderOptions::default();
+        EncoderOptions {
+            one_hot_max: self.one_hot_max.unwrap_or(d.one_hot_max),
+            high_cardinality: self.high_cardinality.unwrap_or(d.high_cardinality),
+            embedding_dim: self.embedding_dim.or(d.embedding_dim),
+            hash_buckets: self.hash_buckets.unwrap_or(d.hash_buckets),
+        }
     }
 
     /// Whether feature scaling is on (`standardize`, true when left out).
@@ -390,6 +440,10 @@ pub struct TargetConfig {
     /// target (left out: the largest label plus one).
     #[serde(default)]
     pub classes: Option<ClassesConfig>,
+    /// CSV binary targets: the labels read as 1 (`positive = ["50000+."]`); any other
+    /// label is 0. Left out: the cells are 0 or 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub positive: Option<Vec<String>>,
 }
 
 impl TargetConfig {
@@ -879,6 +933,34 @@ impl RunConfig {
                 )));
             }
         }
+        let d = &self.data;
+        if d.embedding_dim == Some(0) || !(1..=4096).contains(&d.embedding_dim.unwrap_or(1)) {
+            return Err(Error::config(format!(
+                "data.embedding_dim must be from 1 to 4096, got {}",
+                d.embedding_dim.unwrap_or(0)
+            )));
+        }
+        if let Some(b) = d.hash_buckets {
+            if !(1..=1 << 24).contains(&b) {
+                return Err(Error::config(format!(
+                    "data.hash_buckets must be from 1 to 2^24 (ids travel as f32), got {b}"
+                )));
+            }
+        }
+        if d.headerless && d.header.is_none() {
+            return Err(Error::config(
+                "data.headerless = true: the file has no header line, so data.header must name \
+                 its columns",
+            ));
+        }
+        for t in &d.targets {
+            if t.positive.is_some() && t.kind != TargetKindConfig::Binary {
+                return Err(Error::config(format!(
+                    "target `{}`: positive labels are for binary targets",
+                    t.source()
+                )));
+            }
+        }
         let clip = self.data.clip_at;
         if !(clip.is_finite() && clip > 0.0 && clip <= f64::from(f32::MAX)) {
             return Err(Error::config(format!(
@@ -960,6 +1042,13 @@ impl RunConfig {
             ("na_values", !d.na_values.is_empty()),
             ("exclude", !d.exclude.is_empty()),
             ("header", d.header.is_some()),
+            ("headerless", d.headerless),
+            ("categorical", !d.categorical.is_empty()),
+            ("numeric", !d.numeric.is_empty()),
+            ("one_hot_max", d.one_hot_max.is_some()),
+            ("high_cardinality", d.high_cardinality.is_some()),
+            ("embedding_dim", d.embedding_dim.is_some()),
+            ("hash_buckets", d.hash_buckets.is_some()),
         ];
         if let Some((k, _)) = csv_only.iter().find(|(_, set)| *set) {
             return Err(Error::config(format!(
@@ -986,6 +1075,9 @@ impl RunConfig {
             };
             if t.column.is_some() {
                 return refuse("`column` is for CSV input; an array target names `array`");
+            }
+            if t.positive.is_some() {
+                return refuse("positive is a setting of CSV binary columns");
             }
             if t.first_class.is_some() {
                 return refuse("first_class is a setting of CSV class columns");

@@ -76,7 +76,11 @@ pub fn predict(args: &PredictArgs) -> Result<PredictOutcome> {
                 args.bundle.display()
             ))
         })?;
-    let x = mtl::data::read_csv_features(&args.csv, &names, args.header.as_deref())?;
+    let x = match &bundle.model().preprocessing().table {
+        // Categories and missing values encoded as in training.
+        Some(table) => table.read_csv(&args.csv, args.header.as_deref())?,
+        None => mtl::data::read_csv_features(&args.csv, &names, args.header.as_deref())?,
+    };
     let predictions = bundle.predict(x.view())?;
     let mut columns: Vec<(String, Vec<String>)> = Vec::new();
     for p in &predictions {

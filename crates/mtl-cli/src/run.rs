@@ -16,7 +16,7 @@ use mtl::core::init::{self, Init};
 use mtl::core::{CrossStitchConfig, Error, Result};
 use mtl::data::{
     extreme_columns, read_csv_summary, CsvSpec, CsvSummary, CsvTarget, FeatureScaling,
-    IgnoredReason, Standardizer, TargetData, TargetStandardizer, EXTREME_Z,
+    Standardizer, TableEncoder, TargetData, TargetStandardizer, EXTREME_Z,
 };
 use mtl::data::{JointData, TensorDataset};
 use mtl::prelude::*;
@@ -77,6 +77,7 @@ pub fn model_spec(
     ModelSpec {
         architecture: mlp_arch(cfg, data.num_features() as i64, heads.len()),
         heads,
+        input: None,
     }
 }
 
@@ -137,11 +138,12 @@ fn is_task_specific(name: &str) -> bool {
 }
 
 /// What a bundle needs to take raw CSV rows and answer in the file's own terms: the
-/// feature columns' names, the feature standardisation, and each class task's labels
-/// (its names, or its integer codes shifted back by `first_class`).
+/// column encoders, the feature columns' names, the feature standardisation, and each
+/// class task's labels (its names, or its integer codes shifted back by `first_class`).
 fn preprocessing(
     data: &MultiTaskDataset,
     targets: &[TargetConfig],
+    table: TableEncoder,
     features: Option<Standardizer>,
 ) -> Result<Preprocessing> {
     let encodings = data
@@ -180,6 +182,7 @@ fn preprocessing(
         feature_names: data.feature_names().map(<[String]>::to_vec),
         features,
         targets: encodings,
+        table: Some(table),
     })
 }
 
@@ -375,9 +378,29 @@ fn prepare_csv(
     let line_of = |part: &[usize], row: usize| summary.lines[part[row]];
     check_classes_seen_in_training(cfg, csv, &train, &val, |r| line_of(&rows.validation, r))?;
     check_classes_seen_in_training(cfg, csv, &train, &test, |r| line_of(&rows.test, r))?;
+    // Encoders fitted on the training rows only: a category seen only in validation or
+    // test rows is unknown to the model, as it would be in new data.
+    let options = cfg.data.encoder_options();
+    let encoder = TableEncoder::fit(&train, &summary.columns, &options)?
+        .with_na_values(cfg.data.na_values.clone());
+    eprintln!("{}: encoded (fitted on the training rows):", csv.display());
+    for line in encoder.describe(&options) {
+        eprintln!("  {line}");
+    }
+    let (train, val, test) = (
+        encoder.apply(&train, &summary.columns)?,
+        encoder.apply(&val, &summary.columns)?,
+        encoder.apply(&test, &summary.columns)?,
+    );
+    let names = encoder.feature_names();
+    let ids = encoder.embedding_input().tables.len();
     let scaling = cfg.data.feature_scaling();
     if !matches!(scaling, Some(FeatureScaling::Clip { .. })) {
-        let extreme = extreme_columns(&train, EXTREME_Z);
+        // Embedding ids are positions in a table, not values with a scale.
+        let extreme: Vec<_> = extreme_columns(&train, EXTREME_Z)
+            .into_iter()
+            .filter(|e| e.column < names.len() - ids)
+            .collect();
         if !extreme.is_empty() {
             let named: Vec<String> = extreme
                 .iter()
@@ -385,7 +408,7 @@ fn prepare_csv(
                 .map(|e| {
                     format!(
                         "`{}` (|z| = {:.0} at line {})",
-                        summary.features[e.column],
+                        names[e.column],
                         e.max_abs_z,
                         line_of(&rows.train, e.row)
                     )
@@ -404,7 +427,7 @@ fn prepare_csv(
         }
     }
     let scaler = scaling
-        .map(|scaling| Standardizer::fit_with(&train, scaling))
+        .map(|scaling| Standardizer::fit_with(&train, scaling)?.keep_last(ids))
         .transpose()?;
     let (train, val, test) = match &scaler {
         Some(s) => (
@@ -424,20 +447,29 @@ fn prepare_csv(
     } else {
         (train, val, test)
     };
-    let prep = preprocessing(&train, &cfg.data.targets, scaler)?;
+    let input = encoder.embedding_input();
+    let prep = preprocessing(&train, &cfg.data.targets, encoder, scaler)?;
     let targets: Vec<&TargetConfig> = cfg.data.targets.iter().collect();
     eprintln!(
-        "{}: {} train / {} validation / {} test rows, {} features, tasks {:?}, method {}",
+        "{}: {} train / {} validation / {} test rows, {} columns as {} features ({} embedded), \
+         tasks {:?}, method {}",
         csv.display(),
         train.len(),
         val.len(),
         test.len(),
-        train.num_features(),
+        summary.columns.len(),
+        input.out_dim(),
+        input.tables.len(),
         train.task_names(),
         cfg.train.method
     );
 
-    let spec = model_spec(cfg, &train, &targets);
+    let mut spec = model_spec(cfg, &train, &targets);
+    if !input.tables.is_empty() {
+        // The architecture reads the numbers and the embeddings.
+        spec.architecture = mlp_arch(cfg, input.out_dim(), spec.heads.len());
+        spec.input = Some(input);
+    }
     Ok(Prepared {
         train,
         validation: val,
@@ -691,6 +723,9 @@ fn csv_spec(cfg: &RunConfig) -> Result<CsvSpec> {
                 if let Some(classes) = t.class_labels() {
                     target = target.with_classes(classes.iter().map(|c| c.text()));
                 }
+                if let Some(positive) = &t.positive {
+                    target = target.with_positive(positive.iter().cloned());
+                }
                 Ok(target.with_first_class(t.first_class.unwrap_or(0)))
             })
             .collect::<Result<_>>()?,
@@ -700,6 +735,9 @@ fn csv_spec(cfg: &RunConfig) -> Result<CsvSpec> {
         },
         exclude: cfg.data.exclude.clone(),
         header: cfg.data.header.clone(),
+        headerless: cfg.data.headerless,
+        categorical: cfg.data.categorical.clone(),
+        numeric: cfg.data.numeric.clone(),
         missing: cfg.data.missing.into(),
         na_values: cfg.data.na_values.clone(),
     })
@@ -707,16 +745,9 @@ fn csv_spec(cfg: &RunConfig) -> Result<CsvSpec> {
 
 /// Says which columns were left out and which values were filled or dropped.
 fn describe_columns(csv: &Path, summary: &CsvSummary) {
-    if !summary.ignored.is_empty() {
-        let ignored: Vec<String> = summary
-            .ignored
-            .iter()
-            .map(|(name, why)| match why {
-                IgnoredReason::Text { line } => format!("`{name}` (text, from line {line})"),
-                IgnoredReason::Empty => format!("`{name}` (empty)"),
-            })
-            .collect();
-        eprintln!("{}: not features: {}", csv.display(), ignored.join(", "));
+    eprintln!("{}: feature columns:", csv.display());
+    for column in &summary.columns {
+        eprintln!("  {}", column.describe());
     }
     for (name, n) in &summary.missing {
         eprintln!("{}: {n} missing values in `{name}`", csv.display());

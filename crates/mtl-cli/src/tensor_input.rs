@@ -179,6 +179,7 @@ pub fn load(cfg: &RunConfig, path: &Path, input: InputKind) -> Result<TensorInpu
     let spec = ModelSpec {
         architecture: architecture(cfg, &shape),
         heads,
+        input: None,
     };
     let data = TensorDataset::new(features, tasks)
         .map_err(|e| file_error(path, &features_name, None, e.to_string()))?;

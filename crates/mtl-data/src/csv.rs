@@ -4,8 +4,13 @@
 //! The file is read in one streaming pass into one `f32` (or label) buffer per column,
 //! never as text rows, so memory stays near the size of the numbers: about 0.4× the
 //! file for typical numeric text, well under the 3× the loader promises. Which columns
-//! are features is decided over every row, not the first one.
+//! are features is decided over every row, not the first one, and so is each feature
+//! column's type ([`ColumnKind`]): numbers, yes/no words or categories. No column is
+//! left out unless the spec excludes it; categorical columns come out as category
+//! indices, to be encoded by a [`TableEncoder`](crate::TableEncoder) fitted on the
+//! training rows.
 
+use crate::column_type::{boolean_word, category_key, number_key, ColumnKind, CsvColumn};
 use crate::dataset::MultiTaskDataset;
 use crate::target::TaskData;
 use mtl_core::{Error, Result};
@@ -43,6 +48,9 @@ pub struct CsvTarget {
     pub classes: Option<Vec<String>>,
     /// For inferred integer class codes: the code of class 0 (1 for codes `1..=n`).
     pub first_class: i64,
+    /// For binary targets: the cell texts read as 1; any other present cell is 0.
+    /// `None`: the cells must be `0` or `1`.
+    pub positive: Option<Vec<String>>,
 }
 
 impl CsvTarget {
@@ -60,7 +68,23 @@ impl CsvTarget {
             kind,
             classes: None,
             first_class: 0,
+            positive: None,
         }
+    }
+
+    /// For a binary target read from text: the labels that are 1 (`["50000+."]`);
+    /// every other label is 0.
+    ///
+    /// ```
+    /// use mtl_data::{parse_csv, CsvSpec, CsvTarget, TargetData, TargetKind};
+    /// let target = CsvTarget::new("status", TargetKind::Binary).with_positive(["single"]);
+    /// let ds = parse_csv(b"x,status\n1,married\n2,single\n", &CsvSpec::new(vec![target]))?;
+    /// assert_eq!(ds.tasks()[0].data, TargetData::Binary(ndarray::array![0.0, 1.0]));
+    /// # Ok::<(), mtl_core::Error>(())
+    /// ```
+    pub fn with_positive<S: Into<String>>(mut self, labels: impl IntoIterator<Item = S>) -> Self {
+        self.positive = Some(labels.into_iter().map(Into::into).collect());
+        self
     }
 
     /// Declares the classes of a class target, in class order: a label outside them
@@ -100,26 +124,38 @@ pub enum MissingValues {
     /// Fill with the column's mean over the file's present values. The mean sees every
     /// row, validation and test ones included; drop the rows to keep them apart.
     FillMean,
+    /// Keep the row, and add a column after the value that is 1 where it was missing;
+    /// the value is 0 until a [`TableEncoder`](crate::TableEncoder) fitted on the
+    /// training rows imputes their mean.
+    Indicator,
 }
 
 /// What to read from a CSV file. In every target column an empty cell (or one of
-/// `na_values`) is a missing label; feature cells must hold finite numbers, and a
-/// missing one is handled as `missing` says.
+/// `na_values`) is a missing label. Each feature column is typed over all its rows
+/// (numbers, yes/no words, or categories: [`ColumnKind`]) unless `numeric` or
+/// `categorical` declares it; a missing number or yes/no is handled as `missing` says,
+/// a missing category is a category of its own.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CsvSpec {
     /// The target columns, one task each, in task order.
     pub targets: Vec<CsvTarget>,
     /// The feature columns, in order. `None`: every column that is neither a target nor
-    /// excluded and holds numbers, in file order. Whether a column holds numbers is
-    /// decided over all rows: one that mixes numbers and text is an error naming both
-    /// cells, and one that holds only text or nothing is left out (and listed in the
-    /// [`CsvSummary`]).
+    /// excluded, in file order: none is left out for holding text.
     pub features: Option<Vec<String>>,
+    /// Columns read as categories whatever they hold (integer codes such as an
+    /// occupation recode), each cell's text as written being its category.
+    pub categorical: Vec<String>,
+    /// Columns that must hold numbers: a text cell in one is an error naming the
+    /// column, line and text (rather than making the column categorical).
+    pub numeric: Vec<String>,
     /// Columns never used as features (ids, free text).
     pub exclude: Vec<String>,
-    /// Column names to use instead of the file's header line, which is still skipped;
-    /// for files whose header does not match their rows.
+    /// Column names to use instead of the file's header line, which is still skipped
+    /// (unless `headerless`); for files whose header does not match their rows.
     pub header: Option<Vec<String>>,
+    /// The file has no header line: its first line is a row, and `header` names the
+    /// columns (required).
+    pub headerless: bool,
     /// What to do with a missing feature value.
     pub missing: MissingValues,
     /// Cell texts that mean "missing", besides the empty cell (`"NA"`, `"?"`...), in
@@ -137,27 +173,16 @@ impl CsvSpec {
     }
 }
 
-/// Why a column is not a feature.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum IgnoredReason {
-    /// Every non-missing cell is text (the first at `line`).
-    Text {
-        /// The line of the first text cell.
-        line: u64,
-    },
-    /// No cell holds a value.
-    Empty,
-}
-
 /// What [`read_csv_summary`] found besides the dataset.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CsvSummary {
-    /// The feature columns, in the dataset's column order.
+    /// The names of the dataset's feature columns, in order: each feature column's
+    /// name, followed by `name=<missing>` for a missing-value indicator.
     pub features: Vec<String>,
-    /// Columns neither target, excluded nor feature, with the reason.
-    pub ignored: Vec<(String, IgnoredReason)>,
+    /// Every feature column of the file as it was typed, in dataset order.
+    pub columns: Vec<CsvColumn>,
     /// Feature columns with missing values: the name and how many cells were missing
-    /// (filled or dropped as [`CsvSpec::missing`] says).
+    /// (filled, dropped or marked as [`CsvSpec::missing`] says, or a category).
     pub missing: Vec<(String, usize)>,
     /// Rows left out by [`MissingValues::DropRows`].
     pub dropped_rows: usize,
@@ -199,11 +224,13 @@ pub fn read_csv(path: impl AsRef<Path>, spec: &CsvSpec) -> Result<MultiTaskDatas
 /// and the line of every row.
 ///
 /// ```
-/// use mtl_data::{parse_csv_summary, CsvSpec, CsvTarget, IgnoredReason, TargetKind};
+/// use mtl_data::{parse_csv_summary, ColumnKind, CsvSpec, CsvTarget, TargetKind};
 /// let spec = CsvSpec::new(vec![CsvTarget::new("y", TargetKind::Regression)]);
 /// let (ds, summary) = parse_csv_summary(b"id,note,a,y\n1,,0.5,2\n2,hi,1.5,3\n", &spec)?;
-/// assert_eq!(summary.features, ["id", "a"]);
-/// assert_eq!(summary.ignored, [("note".to_string(), IgnoredReason::Text { line: 3 })]);
+/// assert_eq!(summary.features, ["id", "note", "a"]);
+/// // `note` is a category index: -1 for the missing cell, 0 for `hi`.
+/// assert_eq!(ds.features().column(1).to_vec(), [-1.0, 0.0]);
+/// assert!(matches!(&summary.columns[1].kind, ColumnKind::Categorical { categories, .. } if categories == &["hi"]));
 /// assert_eq!(summary.lines, [2, 3]);
 /// # Ok::<(), mtl_core::Error>(())
 /// ```
@@ -212,11 +239,24 @@ pub fn read_csv_summary(
     spec: &CsvSpec,
 ) -> Result<(MultiTaskDataset, CsvSummary)> {
     let path = path.as_ref();
+    from_reader(path, open_text(path)?, spec)
+}
+
+/// Opens a text file for reading, decompressing it when its name ends in `.gz` (the
+/// UCI files are shipped that way).
+pub(crate) fn open_text(path: &Path) -> Result<Box<dyn std::io::Read>> {
     let file = std::fs::File::open(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
         source,
     })?;
-    from_reader(path, std::io::BufReader::new(file), spec)
+    let file = std::io::BufReader::new(file);
+    if path.extension().is_some_and(|e| e == "gz") {
+        Ok(Box::new(std::io::BufReader::new(
+            flate2::read::MultiGzDecoder::new(file),
+        )))
+    } else {
+        Ok(Box::new(file))
+    }
 }
 
 /// Parses CSV text held in memory, as [`read_csv`] does a file; errors name the path
@@ -249,20 +289,65 @@ enum Role {
     Feature(usize),
 }
 
-/// One feature column being read. Missing cells are stored as NaN: parsed values are
-/// checked finite, so NaN means missing and nothing else.
+/// How a feature column's type is decided.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Declared {
+    /// Over its rows.
+    Inferred,
+    /// Numbers only.
+    Numeric,
+    /// Categories, as written.
+    Categorical,
+}
+
+/// One feature column being read. Until its first text cell a column holds numbers
+/// (missing cells as NaN: parsed values are checked finite, so NaN means missing and
+/// nothing else); from then on, category codes (−1 for missing), the numbers before
+/// converted to their categories, so one pass types the column over every row.
 struct FeatureColumn {
     header_index: usize,
-    declared: bool,
+    declared: Declared,
     values: Vec<f32>,
     numbers: usize,
     missing: usize,
-    first_number: Option<(u64, String)>,
     first_missing: Option<u64>,
-    // Inference only: a text cell seen before any number (the column is then text,
-    // unless a number follows, which is an error).
     first_text: Option<(u64, String)>,
+    /// Category codes, once the column is categorical.
+    codes: Option<Vec<i32>>,
+    categories: Vec<String>,
+    index: HashMap<String, i32>,
+    /// Whether every text cell so far is a yes/no word.
+    all_boolean: bool,
 }
+
+impl FeatureColumn {
+    fn code(&mut self, key: &str) -> i32 {
+        if let Some(&c) = self.index.get(key) {
+            return c;
+        }
+        let c = self.categories.len() as i32;
+        self.categories.push(key.to_string());
+        self.index.insert(key.to_string(), c);
+        c
+    }
+
+    /// Turns the numbers read so far into categories.
+    fn make_categorical(&mut self) {
+        let values = std::mem::take(&mut self.values);
+        let mut codes = Vec::with_capacity(values.capacity());
+        for v in values {
+            codes.push(if v.is_nan() {
+                MISSING_CATEGORY
+            } else {
+                self.code(&number_key(v))
+            });
+        }
+        self.codes = Some(codes);
+    }
+}
+
+/// The code of a missing cell in a categorical column.
+const MISSING_CATEGORY: i32 = -1;
 
 /// One target column being read.
 enum TargetColumn {
@@ -296,20 +381,29 @@ fn from_reader(
         .trim(::csv::Trim::All)
         .from_reader(input);
     let mut record = ::csv::ByteRecord::new();
-    if !reader
-        .read_byte_record(&mut record)
-        .map_err(|e| csv_error(path, e))?
-    {
-        return Err(parse_error(path, 1, "empty file: no header line".into()));
-    }
-    let file_header = record
-        .iter()
-        .map(|f| {
-            String::from_utf8(f.to_vec())
-                .map_err(|e| parse_error(path, 1, format!("header is not UTF-8: {e}")))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let header = spec.header.clone().unwrap_or(file_header);
+    let header = if spec.headerless {
+        spec.header.clone().ok_or_else(|| {
+            Error::config(format!(
+                "{}: a file without a header line needs the column names (header)",
+                path.display()
+            ))
+        })?
+    } else {
+        if !reader
+            .read_byte_record(&mut record)
+            .map_err(|e| csv_error(path, e))?
+        {
+            return Err(parse_error(path, 1, "empty file: no header line".into()));
+        }
+        let file_header = record
+            .iter()
+            .map(|f| {
+                String::from_utf8(f.to_vec())
+                    .map_err(|e| parse_error(path, 1, format!("header is not UTF-8: {e}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        spec.header.clone().unwrap_or(file_header)
+    };
     let columns = Columns {
         path,
         header: &header,
@@ -335,17 +429,64 @@ fn from_reader(
         .map(|c| columns.index(c))
         .collect::<Result<Vec<_>>>()?;
 
+    let declared_numeric = spec
+        .numeric
+        .iter()
+        .map(|c| columns.declared(c, "numeric"))
+        .collect::<Result<Vec<_>>>()?;
+    let declared_categorical = spec
+        .categorical
+        .iter()
+        .map(|c| columns.declared(c, "categorical"))
+        .collect::<Result<Vec<_>>>()?;
+    if let Some(&c) = declared_numeric
+        .iter()
+        .find(|c| declared_categorical.contains(c))
+    {
+        return Err(Error::config(format!(
+            "{}: column `{}` is declared both numeric and categorical",
+            path.display(),
+            header[c]
+        )));
+    }
+    for (what, list) in [
+        ("numeric", &declared_numeric),
+        ("categorical", &declared_categorical),
+    ] {
+        if let Some(&c) = list
+            .iter()
+            .find(|c| target_cols.contains(c) || excluded.contains(c))
+        {
+            return Err(Error::config(format!(
+                "{}: column `{}` is declared {what} but is a target or excluded",
+                path.display(),
+                header[c]
+            )));
+        }
+    }
     let mut roles: Vec<Role> = (0..header.len()).map(|_| Role::Skip).collect();
     let mut features: Vec<FeatureColumn> = Vec::new();
-    let new_feature = |c: usize, declared: bool| FeatureColumn {
-        header_index: c,
-        declared,
-        values: Vec::new(),
-        numbers: 0,
-        missing: 0,
-        first_number: None,
-        first_missing: None,
-        first_text: None,
+    let new_feature = |c: usize| {
+        let declared = if declared_numeric.contains(&c) {
+            Declared::Numeric
+        } else if declared_categorical.contains(&c) {
+            Declared::Categorical
+        } else {
+            Declared::Inferred
+        };
+        FeatureColumn {
+            header_index: c,
+            declared,
+            values: Vec::new(),
+            numbers: 0,
+            missing: 0,
+            first_missing: None,
+            first_text: None,
+            codes: (declared == Declared::Categorical).then(Vec::new),
+            categories: Vec::new(),
+            index: HashMap::new(),
+            all_boolean: true,
+        }
     };
     match &spec.features {
         Some(names) => {
@@ -365,14 +506,26 @@ fn from_reader(
                     )));
                 }
                 roles[c] = Role::Feature(features.len());
-                features.push(new_feature(c, true));
+                features.push(new_feature(c));
+            }
+            // A declared type is for a feature: one outside the list is a mistake.
+            for &c in declared_numeric.iter().chain(&declared_categorical) {
+                if !matches!(roles[c], Role::Feature(_)) {
+                    return Err(Error::config(format!(
+                        "{}: column `{}` has a declared type but is not among the features \
+                         ({})",
+                        path.display(),
+                        header[c],
+                        names.join(", ")
+                    )));
+                }
             }
         }
         None => {
             for (c, role) in roles.iter_mut().enumerate() {
                 if !target_cols.contains(&c) && !excluded.contains(&c) {
                     *role = Role::Feature(features.len());
-                    features.push(new_feature(c, false));
+                    features.push(new_feature(c));
                 }
             }
         }
@@ -429,7 +582,7 @@ fn from_reader(
                 Role::Skip => {}
                 Role::Feature(j) => {
                     let col = &mut features[j];
-                    read_feature(path, line, &header[c], col, cell, is_missing(cell), spec)?;
+                    read_feature(path, line, &header[c], col, cell, is_missing(cell))?;
                 }
                 Role::Target(k) => {
                     let target = &spec.targets[k];
@@ -487,87 +640,159 @@ fn from_reader(
         }
     }
 
-    // Inferred features: keep the columns that hold numbers.
-    let mut ignored = Vec::new();
-    if spec.features.is_none() {
-        features.retain(|col| {
-            if col.numbers > 0 {
-                return true;
-            }
-            let reason = match &col.first_text {
-                Some((line, _)) => IgnoredReason::Text { line: *line },
-                None => IgnoredReason::Empty,
-            };
-            ignored.push((header[col.header_index].clone(), reason));
-            false
-        });
-    }
     if features.is_empty() {
         return Err(Error::config(format!(
-            "{}: no feature columns (none named, and no other column holds numbers)",
+            "{}: no feature columns (every column is a target or excluded)",
             path.display()
         )));
     }
     let n_rows = lines.len();
     let mut keep = vec![true; n_rows];
     let mut missing_counts = Vec::new();
-    for col in &mut features {
-        if col.missing == 0 {
+    let mut typed = Vec::with_capacity(features.len());
+    // Each feature column's values as the dataset holds them, with its indicator.
+    let mut outputs: Vec<(Vec<f32>, Option<Vec<f32>>)> = Vec::with_capacity(features.len());
+    for mut col in features {
+        let name = header[col.header_index].clone();
+        if col.missing > 0 {
+            missing_counts.push((name.clone(), col.missing));
+        }
+        // Text cells that are all yes/no words make a boolean column, not categories.
+        let boolean = col.declared == Declared::Inferred
+            && col.numbers == 0
+            && !col.categories.is_empty()
+            && col.all_boolean;
+        // No value at all: a constant categorical column (missing, its one category).
+        if col.codes.is_none() && col.numbers == 0 && col.declared != Declared::Numeric {
+            col.make_categorical();
+        }
+        let codes = col.codes.take();
+        if let (Some(codes), false) = (&codes, boolean) {
+            let values = codes.iter().map(|&c| c as f32).collect();
+            let mixed = if col.numbers > 0 {
+                col.first_text.clone()
+            } else {
+                None
+            };
+            typed.push(CsvColumn {
+                name,
+                kind: ColumnKind::Categorical {
+                    categories: std::mem::take(&mut col.categories),
+                    exact: col.declared == Declared::Categorical,
+                },
+                missing: col.missing,
+                mixed,
+            });
+            outputs.push((values, None));
             continue;
         }
-        let name = &header[col.header_index];
-        missing_counts.push((name.clone(), col.missing));
-        match spec.missing {
-            MissingValues::Error => {
-                // Reached only for a blank seen before the column's first number was
-                // known; the pass reports every other missing value where it meets it.
-                let line = col.first_missing.unwrap_or(0);
-                return Err(missing_error(path, line, name));
-            }
-            MissingValues::DropRows => {
-                for (k, v) in keep.iter_mut().zip(&col.values) {
-                    *k &= !v.is_nan();
+        let mut values = if boolean {
+            let word: Vec<f32> = col
+                .categories
+                .iter()
+                .map(|c| f32::from(u8::from(boolean_word(c) == Some(true))))
+                .collect();
+            codes
+                .unwrap_or_default()
+                .into_iter()
+                .map(|c| {
+                    if c == MISSING_CATEGORY {
+                        f32::NAN
+                    } else {
+                        word[c as usize]
+                    }
+                })
+                .collect()
+        } else {
+            std::mem::take(&mut col.values)
+        };
+        let mut indicator = None;
+        if col.missing > 0 {
+            match spec.missing {
+                MissingValues::Error => {
+                    let line = col.first_missing.unwrap_or(0);
+                    return Err(missing_error(path, line, &name));
                 }
-            }
-            MissingValues::FillMean => {
-                let (sum, n) = col
-                    .values
-                    .iter()
-                    .filter(|v| !v.is_nan())
-                    .fold((0.0f64, 0usize), |(s, n), &v| (s + f64::from(v), n + 1));
-                if n == 0 {
-                    return Err(Error::config(format!(
-                        "{}: feature column `{name}` has no values to take a mean of",
-                        path.display()
-                    )));
+                MissingValues::DropRows => {
+                    for (k, v) in keep.iter_mut().zip(&values) {
+                        *k &= !v.is_nan();
+                    }
                 }
-                let mean = (sum / n as f64) as f32;
-                for v in col.values.iter_mut().filter(|v| v.is_nan()) {
-                    *v = mean;
+                MissingValues::FillMean => {
+                    let (sum, n) = values
+                        .iter()
+                        .filter(|v| !v.is_nan())
+                        .fold((0.0f64, 0usize), |(s, n), &v| (s + f64::from(v), n + 1));
+                    if n == 0 {
+                        return Err(Error::config(format!(
+                            "{}: feature column `{name}` has no values to take a mean of",
+                            path.display()
+                        )));
+                    }
+                    let mean = (sum / n as f64) as f32;
+                    for v in values.iter_mut().filter(|v| v.is_nan()) {
+                        *v = mean;
+                    }
+                }
+                MissingValues::Indicator => {
+                    let marks = values
+                        .iter_mut()
+                        .map(|v| {
+                            let missing = v.is_nan();
+                            if missing {
+                                *v = 0.0;
+                            }
+                            f32::from(u8::from(missing))
+                        })
+                        .collect();
+                    indicator = Some(marks);
                 }
             }
         }
+        let has_indicator = indicator.is_some();
+        typed.push(CsvColumn {
+            name,
+            kind: if boolean {
+                ColumnKind::Boolean {
+                    indicator: has_indicator,
+                }
+            } else {
+                ColumnKind::Numeric {
+                    indicator: has_indicator,
+                }
+            },
+            missing: col.missing,
+            mixed: None,
+        });
+        outputs.push((values, indicator));
     }
     let kept: Vec<usize> = (0..n_rows).filter(|&r| keep[r]).collect();
     let dropped_rows = n_rows - kept.len();
 
     // Columns into one row-major matrix, each column freed once copied.
-    let feature_names: Vec<String> = features
-        .iter()
-        .map(|c| header[c.header_index].clone())
-        .collect();
-    let width = features.len();
+    let mut feature_names: Vec<String> = Vec::new();
+    for (col, (_, indicator)) in typed.iter().zip(&outputs) {
+        feature_names.push(col.name.clone());
+        if indicator.is_some() {
+            feature_names.push(indicator_name(&col.name));
+        }
+    }
+    let width = feature_names.len();
     let mut matrix = Array2::<f32>::zeros((kept.len(), width));
-    for (j, col) in features.into_iter().enumerate() {
-        let mut out = matrix.column_mut(j);
-        if dropped_rows == 0 {
-            for (dst, v) in out.iter_mut().zip(col.values) {
-                *dst = v;
+    let mut j = 0;
+    for (values, indicator) in outputs {
+        for column in std::iter::once(values).chain(indicator) {
+            let mut out = matrix.column_mut(j);
+            if dropped_rows == 0 {
+                for (dst, v) in out.iter_mut().zip(column) {
+                    *dst = v;
+                }
+            } else {
+                for (dst, &r) in out.iter_mut().zip(&kept) {
+                    *dst = column[r];
+                }
             }
-        } else {
-            for (dst, &r) in out.iter_mut().zip(&kept) {
-                *dst = col.values[r];
-            }
+            j += 1;
         }
     }
 
@@ -589,7 +814,7 @@ fn from_reader(
         ds,
         CsvSummary {
             features: feature_names,
-            ignored,
+            columns: typed,
             missing: missing_counts,
             dropped_rows,
             lines,
@@ -598,6 +823,13 @@ fn from_reader(
 }
 
 fn check_target_spec(path: &Path, t: &CsvTarget) -> Result<()> {
+    if t.kind != TargetKind::Binary && t.positive.is_some() {
+        return Err(Error::config(format!(
+            "{}: target `{}`: positive labels are only for binary targets",
+            path.display(),
+            t.column
+        )));
+    }
     if t.kind != TargetKind::Classes && (t.classes.is_some() || t.first_class != 0) {
         return Err(Error::config(format!(
             "{}: target `{}`: classes and first_class are only for class targets",
@@ -639,12 +871,19 @@ fn missing_error(path: &Path, line: u64, column: &str) -> Error {
         line,
         format!(
             "missing value in feature column `{column}` (leave the column out, or choose a \
-             missing-value policy: drop the rows or fill with the mean)"
+             missing-value policy: drop the rows, fill with the mean, or mark them in an \
+             indicator column)"
         ),
     )
 }
 
-/// Reads one feature cell into its column.
+/// The name of the dataset column that marks where `column` was missing.
+pub fn indicator_name(column: &str) -> String {
+    format!("{column}=<missing>")
+}
+
+/// Reads one feature cell into its column: a number while the column holds numbers, a
+/// category once it holds text (or was declared categorical).
 fn read_feature(
     path: &Path,
     line: u64,
@@ -652,90 +891,82 @@ fn read_feature(
     col: &mut FeatureColumn,
     cell: &[u8],
     missing: bool,
-    spec: &CsvSpec,
 ) -> Result<()> {
     if missing {
-        if col.numbers > 0 && spec.missing == MissingValues::Error {
-            return Err(missing_error(path, line, column));
-        }
         col.missing += 1;
         col.first_missing.get_or_insert(line);
-        if col.first_text.is_none() {
-            col.values.push(f32::NAN);
+        match &mut col.codes {
+            Some(codes) => codes.push(MISSING_CATEGORY),
+            None => col.values.push(f32::NAN),
         }
         return Ok(());
     }
-    let text = std::str::from_utf8(cell).ok();
-    match text.map(str::parse::<f32>) {
-        Some(Ok(v)) => {
-            let text = text.unwrap_or_default();
-            if !v.is_finite() {
-                return Err(parse_error(
-                    path,
-                    line,
-                    format!("column `{column}`: non-finite value `{text}`"),
-                ));
-            }
-            if let Some((text_line, first)) = &col.first_text {
-                return Err(mixed_error(path, line, column, (*text_line, first), text));
-            }
-            if col.numbers == 0 && spec.missing == MissingValues::Error {
-                if let Some(blank) = col.first_missing {
-                    return Err(missing_error(path, blank, column));
-                }
-            }
+    let text = utf8(path, line, column, cell)?;
+    let exact = col.declared == Declared::Categorical;
+    if col.codes.is_some() {
+        if !exact && text.parse::<f32>().is_ok_and(f32::is_finite) {
             col.numbers += 1;
-            if col.first_number.is_none() {
-                col.first_number = Some((line, text.to_string()));
-            }
+        } else if !exact {
+            col.all_boolean &= boolean_word(text).is_some();
+            col.first_text
+                .get_or_insert_with(|| (line, text.to_string()));
+        }
+        let key = category_key(text, exact).into_owned();
+        let code = col.code(&key);
+        if let Some(codes) = &mut col.codes {
+            codes.push(code);
+        }
+        return Ok(());
+    }
+    match text.parse::<f32>() {
+        Ok(v) if v.is_finite() => {
+            col.numbers += 1;
             col.values.push(v);
         }
+        Ok(_) => {
+            // `NaN` or `inf` among numbers is a broken value, not a category.
+            return Err(parse_error(
+                path,
+                line,
+                format!(
+                    "column `{column}`: non-finite value `{text}` (list it in the \
+                     missing-value texts if it marks a missing number)"
+                ),
+            ));
+        }
+        _ if col.declared == Declared::Numeric => {
+            return Err(parse_error(
+                path,
+                line,
+                format!(
+                    "column `{column}` is declared numeric, but holds the text `{text}`: fix \
+                     the cell, list the text in the missing-value texts, or declare the \
+                     column categorical"
+                ),
+            ));
+        }
         _ => {
-            let shown = String::from_utf8_lossy(cell);
-            if col.declared {
-                return Err(parse_error(
-                    path,
-                    line,
-                    format!("column `{column}`: cannot parse `{shown}` as a number"),
-                ));
-            }
-            if let Some((number_line, number)) = &col.first_number {
-                return Err(parse_error(
-                    path,
-                    line,
-                    format!(
-                        "column `{column}` holds numbers (`{number}` at line {number_line}) and \
-                         the text `{shown}`: fix the cell, give its text in the missing-value \
-                         texts, or exclude the column"
-                    ),
-                ));
-            }
-            if col.first_text.is_none() {
-                col.first_text = Some((line, shown.into_owned()));
-                // A text column is never a feature: free what was kept for it.
-                col.values = Vec::new();
+            // The first text cell: the column is categorical over every row, the
+            // numbers before included.
+            col.first_text = Some((line, text.to_string()));
+            col.all_boolean = boolean_word(text).is_some();
+            col.make_categorical();
+            let code = col.code(&category_key(text, false));
+            if let Some(codes) = &mut col.codes {
+                codes.push(code);
             }
         }
     }
     Ok(())
 }
 
-fn mixed_error(path: &Path, line: u64, column: &str, text: (u64, &str), number: &str) -> Error {
-    parse_error(
-        path,
-        line,
-        format!(
-            "column `{column}` holds text (`{}` at line {}) and the number `{number}`: fix the \
-             cell, give the text in the missing-value texts, or exclude the column",
-            text.1, text.0
-        ),
-    )
-}
-
 /// A binary or regression cell.
 fn read_real(path: &Path, line: u64, target: &CsvTarget, cell: &[u8]) -> Result<f32> {
     let column = target.column.as_str();
     let text = utf8(path, line, column, cell)?;
+    if let Some(positive) = &target.positive {
+        return Ok(f32::from(u8::from(positive.iter().any(|p| p == text))));
+    }
     let v = parse_finite(path, line, column, text)?;
     if target.kind == TargetKind::Binary && v != 0.0 && v != 1.0 {
         return Err(parse_error(
@@ -1021,6 +1252,18 @@ struct Columns<'a> {
 }
 
 impl Columns<'_> {
+    /// A column given a type by the spec: an unknown name is an error naming the
+    /// declaration and every column of the file.
+    fn declared(&self, name: &str, what: &str) -> Result<usize> {
+        self.index(name).map_err(|_| {
+            Error::config(format!(
+                "{}: the column declared {what}, `{name}`, is not in the header (columns: {})",
+                self.path.display(),
+                self.header.join(", ")
+            ))
+        })
+    }
+
     fn index(&self, name: &str) -> Result<usize> {
         let mut hits = self.header.iter().enumerate().filter(|(_, h)| *h == name);
         match (hits.next(), hits.next()) {
@@ -1114,12 +1357,16 @@ mod tests {
     }
 
     #[test]
-    fn inferred_features_skip_text_and_excluded_columns() {
+    fn inferred_features_keep_text_and_skip_excluded_columns() {
         let path = write("infer", "id,name,x,y,t\n1,a,0.5,2,1\n2,b,1.5,3,0\n");
         let mut spec = CsvSpec::new(vec![CsvTarget::new("t", TargetKind::Binary)]);
         spec.exclude = vec!["id".into()];
         let ds = read_csv(&path, &spec).unwrap();
-        assert_eq!(ds.features(), &ndarray::array![[0.5f32, 2.0], [1.5, 3.0]]);
+        // `name` is text: a categorical column of indices, not left out.
+        assert_eq!(
+            ds.features(),
+            &ndarray::array![[0.0f32, 0.5, 2.0], [1.0, 1.5, 3.0]]
+        );
         spec.features = Some(vec!["y".into(), "t".into()]);
         assert!(matches!(read_csv(&path, &spec), Err(Error::Config(_))));
         spec.features = None;

@@ -33,6 +33,7 @@ mod array;
 pub mod augment;
 mod batch;
 mod census;
+mod column_type;
 mod csv;
 mod csv_features;
 mod dataset;
@@ -56,15 +57,17 @@ mod sklearn;
 mod source;
 mod standardize;
 mod streamed;
+mod table_encoder;
 mod target;
 mod target_scale;
 mod tensor_dataset;
 pub mod text;
 mod toy;
 
+pub use crate::column_type::{ColumnKind, CsvColumn};
 pub use crate::csv::{
-    parse_csv, parse_csv_summary, read_csv, read_csv_summary, CsvSpec, CsvSummary, CsvTarget,
-    IgnoredReason, MissingValues, TargetKind,
+    indicator_name, parse_csv, parse_csv_summary, read_csv, read_csv_summary, CsvSpec, CsvSummary,
+    CsvTarget, MissingValues, TargetKind,
 };
 pub use crate::csv_features::{parse_csv_features, read_csv_features};
 pub use crate::safetensors::{parse_safetensors, read_safetensors};
@@ -96,6 +99,9 @@ pub use standardize::{
     extreme_columns, ExtremeColumn, FeatureScaling, Standardizer, DEFAULT_CLIP, EXTREME_Z,
 };
 pub use streamed::{NpyRows, StreamedDataset, StreamedSplit};
+pub use table_encoder::{
+    ColumnEncoding, EncodedColumn, EncoderOptions, HighCardinality, TableEncoder,
+};
 pub use target::{TargetData, TaskData};
 pub use target_scale::{TargetScale, TargetStandardizer};
 pub use tensor_dataset::{TensorDataset, TensorSplit, TensorTask};

@@ -59,6 +59,9 @@ pub struct Standardizer {
     mean: Array1<f32>,
     std: Array1<f32>,
     clip: Option<f32>,
+    // The last columns are category ids for embedding tables: neither scaled nor
+    // clipped, or they would point at other rows of the table.
+    keep_last: usize,
 }
 
 /// The serialised form of a [`Standardizer`].
@@ -69,6 +72,12 @@ struct StandardizerParts {
     std: Vec<f32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     clip: Option<f32>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    keep_last: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl TryFrom<StandardizerParts> for Standardizer {
@@ -79,7 +88,7 @@ impl TryFrom<StandardizerParts> for Standardizer {
             Some(at) if !(at.is_finite() && at > 0.0) => Err(Error::config(format!(
                 "standardizer clip bound {at}: it must be finite and positive"
             ))),
-            clip => Ok(Standardizer { clip, ..s }),
+            clip => Standardizer { clip, ..s }.keep_last(p.keep_last),
         }
     }
 }
@@ -90,6 +99,7 @@ impl From<Standardizer> for StandardizerParts {
             mean: s.mean.to_vec(),
             std: s.std.to_vec(),
             clip: s.clip,
+            keep_last: s.keep_last,
         }
     }
 }
@@ -218,6 +228,7 @@ impl Standardizer {
             mean: mean.iter().map(|&m| m as f32).collect(),
             std: std.iter().map(|&s| s as f32).collect(),
             clip: None,
+            keep_last: 0,
         }
     }
 
@@ -268,6 +279,7 @@ impl Standardizer {
                     mean: Array1::from(centre),
                     std: Array1::from(scale),
                     clip: None,
+                    keep_last: 0,
                 })
             }
         }
@@ -282,6 +294,38 @@ impl Standardizer {
         }
         self.clip = Some(at);
         Ok(self)
+    }
+
+    /// The same scaling with the last `n` columns left exactly as they are (category
+    /// ids for an embedding table, which scaling or clipping would turn into other ids).
+    ///
+    /// ```
+    /// # use mtl_data::Standardizer;
+    /// # use ndarray::array;
+    /// let s = Standardizer::from_parts(array![1.0, 5.0], array![2.0, 3.0])?.with_clip(1.0)?.keep_last(1)?;
+    /// assert_eq!(s.transform(&array![[9.0f32, 7.0]])?, array![[1.0f32, 7.0]]);
+    /// # Ok::<(), mtl_core::Error>(())
+    /// ```
+    pub fn keep_last(mut self, n: usize) -> Result<Self> {
+        let width = self.mean.len();
+        if n > width {
+            return Err(Error::shape(
+                "Standardizer::keep_last",
+                format!("at most {width} columns"),
+                format!("{n} columns"),
+            ));
+        }
+        for j in width - n..width {
+            self.mean[j] = 0.0;
+            self.std[j] = 1.0;
+        }
+        self.keep_last = n;
+        Ok(self)
+    }
+
+    /// How many last columns pass through unscaled ([`Standardizer::keep_last`]).
+    pub fn kept_last(&self) -> usize {
+        self.keep_last
     }
 
     /// The clipping bound, when the results are clipped.
@@ -304,6 +348,7 @@ impl Standardizer {
             mean,
             std,
             clip: None,
+            keep_last: 0,
         })
     }
 
@@ -333,8 +378,9 @@ impl Standardizer {
     }
 
     fn transform_in_place(&self, x: &mut Array2<f32>) {
+        let scaled = self.mean.len() - self.keep_last;
         for mut row in x.rows_mut() {
-            for ((v, m), s) in row.iter_mut().zip(&self.mean).zip(&self.std) {
+            for ((v, m), s) in row.iter_mut().zip(&self.mean).zip(&self.std).take(scaled) {
                 *v = (*v - m) / s;
                 if let Some(at) = self.clip {
                     *v = v.clamp(-at, at);

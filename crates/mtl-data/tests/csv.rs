@@ -2,7 +2,7 @@
 
 use mtl_core::Error;
 use mtl_data::{
-    parse_csv, parse_csv_summary, read_csv, CsvSpec, CsvTarget, IgnoredReason, MissingValues,
+    parse_csv, parse_csv_summary, read_csv, ColumnKind, CsvSpec, CsvTarget, MissingValues,
     TargetData, TargetKind,
 };
 use ndarray::array;
@@ -95,7 +95,11 @@ fn missing_column_is_named() {
 #[test]
 fn malformed_number_gives_line_column_text_and_file() {
     let f = TempCsv::new("a,kind,b,price\n1,cat,2,0.5\n3,dog,4,1.0\n5,cat,6x,1.5\n");
-    let err = read_csv(&f.0, &spec()).unwrap_err();
+    // Undeclared, `b` would be categorical (numbers and text); declared numeric, the
+    // text is an error.
+    let mut declared = spec();
+    declared.numeric = vec!["b".into()];
+    let err = read_csv(&f.0, &declared).unwrap_err();
     match &err {
         Error::Parse {
             path,
@@ -227,13 +231,12 @@ fn blank_feature_cell_in_the_first_row_is_an_error_not_a_dropped_column() {
 #[test]
 fn missing_feature_values_follow_the_declared_policy() {
     let mut spec = one_target("y", TargetKind::Regression);
-    // `NA` is text until it is declared missing: a column mixing numbers and text.
+    // `NA` is text until it is declared missing: `b` mixes numbers and text, so it is
+    // categorical, and the summary names the text that made it so.
     let na = b"a,b,y\n1,2,1\n3,4,0\n5,NA,1\n";
-    let message = parse_message(parse_csv(na, &spec), 4);
-    assert!(
-        message.contains("`b`") && message.contains("`NA`"),
-        "{message}"
-    );
+    let (_, summary) = parse_csv_summary(na, &spec).unwrap();
+    assert_eq!(summary.columns[1].mixed, Some((4, "NA".to_string())));
+    assert!(summary.columns[1].describe().contains("na_values"));
     spec.na_values = vec!["NA".into()];
     let message = parse_message(parse_csv(na, &spec), 4);
     assert!(message.contains("missing"), "{message}");
@@ -261,22 +264,22 @@ fn missing_feature_values_follow_the_declared_policy() {
 #[test]
 fn columns_are_typed_over_all_rows() {
     let spec = one_target("y", TargetKind::Binary);
-    // Text first, a number later: an error naming both cells.
-    let message = parse_message(parse_csv(b"a,n,y\n1,x,1\n2,7,0\n", &spec), 3);
-    assert!(
-        message.contains("`n`") && message.contains("`x`") && message.contains("`7`"),
-        "{message}"
-    );
-    // A text-only or empty column is no feature, and the summary says why.
-    let (ds, summary) = parse_csv_summary(b"a,t,e,y\n1,x,,1\n2,,,0\n", &spec).unwrap();
-    assert_eq!(ds.num_features(), 1);
+    // Text first, a number later: one categorical column over both.
+    let (ds, summary) = parse_csv_summary(b"a,n,y\n1,x,1\n2,7,0\n", &spec).unwrap();
+    assert_eq!(ds.features().column(1).to_vec(), [0.0, 1.0]);
     assert_eq!(
-        summary.ignored,
-        [
-            ("t".to_string(), IgnoredReason::Text { line: 2 }),
-            ("e".to_string(), IgnoredReason::Empty)
-        ]
+        summary.columns[1].kind,
+        ColumnKind::Categorical {
+            categories: vec!["x".into(), "7".into()],
+            exact: false
+        }
     );
+    // A text-only or empty column is a feature too; the empty one is constant.
+    let (ds, summary) = parse_csv_summary(b"a,t,e,y\n1,x,,1\n2,,,0\n", &spec).unwrap();
+    assert_eq!(ds.num_features(), 3);
+    assert!(!summary.columns[1].is_constant());
+    assert!(summary.columns[2].is_constant());
+    assert!(summary.columns[2].describe().contains("constant"));
 }
 
 #[test]

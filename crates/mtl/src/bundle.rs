@@ -258,12 +258,30 @@ impl Bundle {
     }
 
     /// Predicts the rows of a CSV file, reading the feature columns the model was
-    /// trained on by name (other columns, targets included, are ignored).
+    /// trained on by name (other columns, targets included, are ignored) and encoding
+    /// them as in training (the bundle's [`TableEncoder`](mtl_data::TableEncoder):
+    /// categories one-hot or as embedding ids, a category never seen in training as
+    /// unknown).
     ///
     /// Errors: [`Error::Config`] when the bundle does not record its feature columns'
     /// names (a model trained from arrays); the errors of
+    /// [`TableEncoder::read_csv`](mtl_data::TableEncoder::read_csv) (text in a column
+    /// numeric in training, naming the column, line and text) or
     /// [`read_csv_features`](mtl_data::read_csv_features) for the file.
     pub fn predict_csv(&self, path: impl AsRef<Path>) -> Result<Vec<TaskPrediction>> {
+        self.predict_csv_with_header(path, None)
+    }
+
+    /// [`Bundle::predict_csv`] with `header` replacing the file's header line.
+    pub fn predict_csv_with_header(
+        &self,
+        path: impl AsRef<Path>,
+        header: Option<&[String]>,
+    ) -> Result<Vec<TaskPrediction>> {
+        if let Some(table) = &self.model.preprocessing().table {
+            let x = table.read_csv(path, header)?;
+            return self.predict(x.view());
+        }
         let names = self
             .model
             .preprocessing()
@@ -275,7 +293,7 @@ impl Bundle {
                  read them from a CSV file; predict on an array instead",
                 )
             })?;
-        let x = mtl_data::read_csv_features(path, names, None)?;
+        let x = mtl_data::read_csv_features(path, names, header)?;
         self.predict(x.view())
     }
 }

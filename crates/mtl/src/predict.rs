@@ -4,7 +4,7 @@
 
 use crate::model::MultiTaskModel;
 use mtl_core::{Error, Result};
-use mtl_data::Standardizer;
+use mtl_data::{Standardizer, TableEncoder};
 use mtl_heads::Prediction;
 use ndarray::{Array1, Array2, ArrayD, ArrayView2, Axis, IxDyn};
 use serde::{Deserialize, Serialize};
@@ -21,9 +21,16 @@ const PREDICT_CHUNK: usize = 4096;
 pub struct Preprocessing {
     /// The names of the input feature columns, in order, when known (a CSV file's
     /// header), so [`Bundle::predict_csv`](crate::Bundle::predict_csv) reads the same
-    /// columns from another file.
+    /// columns from another file. With a `table` encoder these are its encoded
+    /// columns' names (`colour=red`…); the file's columns are the encoder's.
     #[serde(default)]
     pub feature_names: Option<Vec<String>>,
+    /// How a CSV file's columns (numbers, yes/no, categories) became the feature row,
+    /// fitted on the training rows: [`Bundle::predict_csv`](crate::Bundle::predict_csv)
+    /// encodes new rows with it, unseen categories as unknown. `None`: the file's
+    /// numeric columns are the features as they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<TableEncoder>,
     /// The standardisation fitted on the training features (`None`: the model reads
     /// raw features).
     #[serde(default)]
@@ -68,6 +75,18 @@ impl Preprocessing {
                 expected: num_tasks,
                 got: self.targets.len(),
             });
+        }
+        if let (Some(table), Some(s)) = (&self.table, &self.features) {
+            if table.width() != s.mean().len() {
+                return Err(Error::shape(
+                    "preprocessing table encoder",
+                    format!(
+                        "{} encoded columns (the standardizer's width)",
+                        s.mean().len()
+                    ),
+                    format!("{} encoded columns", table.width()),
+                ));
+            }
         }
         if let (Some(names), Some(s)) = (&self.feature_names, &self.features) {
             if names.len() != s.mean().len() {

@@ -13,8 +13,9 @@
 
 use crate::model::MultiTaskModel;
 use mtl_core::{
-    task_path, BackboneBuilder, ConvNetConfig, CrossStitchConfig, Error, HardSharing, MlpBuilder,
-    MlpConfig, MmoeConfig, Result,
+    task_path, Architecture, BackboneBuilder, ConvNetConfig, CrossStitchConfig,
+    EmbeddingInputConfig, Error, HardSharing, MlpBuilder, MlpConfig, MmoeConfig, Result,
+    SharedBottom,
 };
 use mtl_data::{TargetData, TaskData};
 use mtl_heads::{
@@ -261,6 +262,12 @@ pub struct ModelSpec {
     pub architecture: ArchSpec,
     /// One head per task, in task order.
     pub heads: Vec<HeadSpec>,
+    /// Category-id columns embedded in front of the architecture (shared parameters
+    /// under `input`): the rows are `dense` numbers and one id per table, and the
+    /// architecture reads the numbers and the embeddings (its input width is
+    /// [`EmbeddingInputConfig::out_dim`]). `None`: the architecture reads the rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<EmbeddingInputConfig>,
 }
 
 impl ModelSpec {
@@ -273,6 +280,7 @@ impl ModelSpec {
                 trunk: MlpConfig::new(sizes),
             },
             heads,
+            input: None,
         }
     }
 
@@ -293,6 +301,7 @@ impl ModelSpec {
         Ok(ModelSpec {
             architecture,
             heads: vec![head],
+            input: self.input.clone(),
         })
     }
 
@@ -325,6 +334,15 @@ impl ModelSpec {
                 )));
             }
         }
+        if let Some(input) = &self.input {
+            if input.out_dim() != self.architecture.input_width() {
+                return Err(Error::shape(
+                    "model spec: the embedding input's output vs the architecture's input",
+                    format!("width {}", self.architecture.input_width()),
+                    format!("width {}", input.out_dim()),
+                ));
+            }
+        }
         let vs = nn::VarStore::new(device);
         let root = vs.root();
         let k = self.heads.len();
@@ -341,7 +359,7 @@ impl ModelSpec {
                 let trunk = trunk.build(&(&root / "trunk"))?;
                 let arch = HardSharing::new(trunk, k)?;
                 let heads = build_heads(&mtl_core::Architecture::feature_dims(&arch))?;
-                MultiTaskModel::new(vs, arch, heads)?
+                self.assemble(vs, arch, heads)?
             }
             ArchSpec::Mmoe { config, expert } => {
                 if config.num_tasks != k {
@@ -353,7 +371,7 @@ impl ModelSpec {
                 }
                 let arch = config.build(&(&root / "mmoe"), expert)?;
                 let heads = build_heads(&mtl_core::Architecture::feature_dims(&arch))?;
-                MultiTaskModel::new(vs, arch, heads)?
+                self.assemble(vs, arch, heads)?
             }
             ArchSpec::CrossStitch { config, stages } => {
                 if config.num_tasks != k {
@@ -367,7 +385,7 @@ impl ModelSpec {
                     stages.iter().map(|b| b as &dyn BackboneBuilder).collect();
                 let arch = config.build(&(&root / "cross_stitch"), &stages)?;
                 let heads = build_heads(&mtl_core::Architecture::feature_dims(&arch))?;
-                MultiTaskModel::new(vs, arch, heads)?
+                self.assemble(vs, arch, heads)?
             }
             ArchSpec::ConvNet {
                 config,
@@ -376,7 +394,7 @@ impl ModelSpec {
                 let trunk = config.build(&(&root / "trunk"))?;
                 let arch = HardSharing::new(trunk, k)?;
                 let heads = build_heads(&mtl_core::Architecture::feature_dims(&arch))?;
-                MultiTaskModel::new(vs, arch, heads)?
+                self.assemble(vs, arch, heads)?
             }
             ArchSpec::ConvNet {
                 config,
@@ -384,9 +402,25 @@ impl ModelSpec {
             } => {
                 let arch = config.build_with_task_decoders(&(&root / "net"), k)?;
                 let heads = build_heads(&mtl_core::Architecture::feature_dims(&arch))?;
-                MultiTaskModel::new(vs, arch, heads)?
+                self.assemble(vs, arch, heads)?
             }
         };
         Ok(model.with_spec(self.clone()))
+    }
+
+    /// The model over `arch`, behind the embedding input when the spec has one.
+    fn assemble(
+        &self,
+        vs: nn::VarStore,
+        arch: impl Architecture + 'static,
+        heads: Vec<Box<dyn TaskHead>>,
+    ) -> Result<MultiTaskModel> {
+        match &self.input {
+            Some(input) => {
+                let bottom = input.build(&(vs.root() / "input"))?;
+                MultiTaskModel::new(vs, SharedBottom::new(bottom, arch), heads)
+            }
+            None => MultiTaskModel::new(vs, arch, heads),
+        }
     }
 }

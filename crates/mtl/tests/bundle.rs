@@ -58,6 +58,7 @@ fn a_bundle_round_trips_spec_preprocessing_and_weights() {
     let x = rows(50);
     let prep = Preprocessing {
         feature_names: Some(vec!["a".into(), "b".into(), "c".into()]),
+        table: None,
         features: Some(
             Standardizer::from_parts(array![0.5, -1.0, 2.0], array![2.0, 1.0, 0.5]).unwrap(),
         ),
@@ -105,6 +106,7 @@ fn predictions_undo_the_preprocessing() {
     model
         .set_preprocessing(Preprocessing {
             feature_names: None,
+            table: None,
             features: Some(features.clone()),
             targets: vec![
                 TargetEncoding::Identity,
@@ -225,6 +227,7 @@ fn an_mmoe_model_from_a_spec_round_trips_too() {
                 loss: RegressionLoss::GaussianNll,
             },
         ],
+        input: None,
     };
     seed_everything(6);
     let model = MultiTaskModel::from_spec(&spec, tch::Device::Cpu).unwrap();
@@ -353,4 +356,76 @@ fn a_trained_model_predicts_what_it_learned() {
         .filter(|(c, l)| **c as i64 == **l)
         .count();
     assert!(right >= 190, "{right}/200");
+}
+
+#[test]
+fn categorical_encoders_and_embeddings_round_trip_through_a_bundle() {
+    use mtl::data::{
+        parse_csv_summary, CsvSpec, CsvTarget, EncoderOptions, TableEncoder, TargetKind,
+    };
+    let dir = temp("categorical");
+    let mut text = String::from("age,city,job,y\n");
+    for i in 0..60 {
+        let city = ["paris", "rome", "oslo", "lima"][i % 4];
+        let job = ["cook", "", "pilot"][i % 3];
+        text += &format!("{},{city},{job},{}\n", 20 + i % 30, i % 2);
+    }
+    let spec = CsvSpec::new(vec![CsvTarget::new("y", TargetKind::Binary)]);
+    let (data, summary) = parse_csv_summary(text.as_bytes(), &spec).unwrap();
+    let options = EncoderOptions {
+        one_hot_max: 3,
+        ..EncoderOptions::default()
+    };
+    let encoder = TableEncoder::fit(&data, &summary.columns, &options).unwrap();
+    let encoded = encoder.apply(&data, &summary.columns).unwrap();
+    let input = encoder.embedding_input();
+    // `city` (4 values) is embedded, `job` (3 with missing) one-hot.
+    assert_eq!((input.dense, input.tables.len()), (4, 1));
+    let scaler = Standardizer::fit(&encoded)
+        .keep_last(input.tables.len())
+        .unwrap();
+    let mut spec = ModelSpec::hard_sharing(
+        input.out_dim(),
+        &[8],
+        vec![HeadSpec::Binary { name: "y".into() }],
+    );
+    spec.input = Some(input);
+    seed_everything(5);
+    let mut model = spec.build(tch::Device::Cpu).unwrap();
+    assert!(model
+        .var_store()
+        .variables()
+        .keys()
+        .any(|n| n.starts_with("input.embed0")));
+    Trainer::new(TrainerConfig::default().epochs(2).progress(false))
+        .unwrap()
+        .fit(&mut model, &scaler.apply(&encoded).unwrap(), None)
+        .unwrap();
+    model
+        .set_preprocessing(Preprocessing {
+            feature_names: Some(encoder.feature_names()),
+            features: Some(scaler),
+            table: Some(encoder.clone()),
+            ..Default::default()
+        })
+        .unwrap();
+    Bundle::save(&dir, &model, "ew").unwrap();
+    let loaded = Bundle::load(&dir).unwrap();
+    assert_eq!(loaded.model().preprocessing(), model.preprocessing());
+    assert_eq!(loaded.model().spec(), model.spec());
+    // New rows by name, in another column order, with an unseen city and a missing job.
+    let rows = dir.join("new.csv");
+    std::fs::write(&rows, "job,y,city,age\npilot,0,rome,30\n,1,tokyo,41\n").unwrap();
+    let from_csv = loaded.predict_csv(&rows).unwrap();
+    let x = encoder.read_csv(&rows, None).unwrap();
+    assert_eq!(x[[1, 4]], 0.0, "an unseen city is id 0 (unknown)");
+    assert_eq!(from_csv, model.predict(x.view()).unwrap());
+    // A number column holding text at prediction names the column, line and text.
+    std::fs::write(&rows, "job,city,age\npilot,rome,30\ncook,rome,old\n").unwrap();
+    let err = loaded.predict_csv(&rows).unwrap_err();
+    assert!(
+        matches!(&err, Error::Parse { line: 3, message, .. } if message.contains("`age`") && message.contains("`old`")),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }
