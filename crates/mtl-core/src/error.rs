@@ -150,6 +150,19 @@ pub enum Error {
         /// What went wrong, naming the variable, rank or collective at fault.
         message: String,
     },
+    /// A tokenizer whose vocabulary is not the one a model (a checkpoint, a bundle) was
+    /// trained with: the same ids would mean other tokens to its embedding. Both
+    /// vocabularies are named by their fingerprint (the SHA-256 of every token with its
+    /// id).
+    #[error("the tokenizer's vocabulary (fingerprint {found}) is not the one {what} was trained with (fingerprint {expected}): its ids would mean other tokens")]
+    VocabularyMismatch {
+        /// What recorded the expected vocabulary (a bundle's or checkpoint's path).
+        what: String,
+        /// The fingerprint the model was trained with.
+        expected: String,
+        /// The fingerprint of the tokenizer given.
+        found: String,
+    },
     /// A task's training loss grew by orders of magnitude while staying finite: the run
     /// has diverged (a learning rate far too high, exploding gradients).
     #[error("training diverged: the loss of task {task} (`{name}`) reached {loss:.4e} at step {step}, over {factor:e} times its reference {reference:.4e} (its first loss of the run) for {steps} steps in a row; lower the learning rate or clip gradients (`divergence` in the trainer configuration sets or disables this guard)")]

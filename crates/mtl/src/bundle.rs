@@ -2,13 +2,17 @@
 //! [`ModelSpec`], the [`Preprocessing`], the method, the versions and the weights'
 //! SHA-256) and `weights.safetensors` (every variable under its var-store name, so
 //! PyTorch reads it as a state dict). [`Bundle::load`] rebuilds the model in a new
-//! process with one call, ready to [`predict`](Bundle::predict).
+//! process with one call, ready to [`predict`](Bundle::predict). A text model's bundle
+//! also holds its `tokenizer.json`, and `bundle.json` records the tokenizer's
+//! vocabulary fingerprint and the encoding length ([`TextInput`]); see
+//! [`TextPredictor`](crate::TextPredictor).
 
 use crate::model::MultiTaskModel;
 use crate::predict::{Preprocessing, TaskPrediction};
 use crate::spec::ModelSpec;
 use mtl_core::checkpoint::{save_weights, write_atomically};
 use mtl_core::{Error, Result};
+use mtl_data::text::TextTokenizer;
 use ndarray::ArrayView2;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -27,6 +31,23 @@ pub const WEIGHTS_FILE: &str = "weights.safetensors";
 /// Where `mtl train` puts the bundle inside its output directory; [`Bundle::load`]
 /// also accepts that output directory.
 pub const RUN_BUNDLE_DIR: &str = "model";
+/// A text model's tokenizer, inside the bundle directory.
+pub const TOKENIZER_FILE: &str = "tokenizer.json";
+
+/// How a text model's bundle turns raw strings into token ids: its tokenizer file and
+/// what that tokenizer must be, recorded in `bundle.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TextInput {
+    /// The tokenizer's file name in the bundle directory ([`TOKENIZER_FILE`]).
+    pub tokenizer: String,
+    /// The tokenizer's [`vocab_fingerprint`](TextTokenizer::vocab_fingerprint): a
+    /// tokenizer of another vocabulary is refused at load
+    /// ([`Error::VocabularyMismatch`]).
+    pub vocab_fingerprint: String,
+    /// Tokens per encoded text, special tokens included (the model's input width).
+    pub max_len: usize,
+}
 
 /// `bundle.json`.
 #[derive(Debug, Serialize, Deserialize)]
@@ -42,6 +63,9 @@ struct Manifest {
     preprocessing: Preprocessing,
     weights: String,
     weights_sha256: String,
+    /// Present for text models only, so other bundles stay as they were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    text: Option<TextInput>,
 }
 
 /// A saved model, loaded: the model (with its spec and preprocessing), the method it
@@ -79,6 +103,8 @@ pub struct Bundle {
     model: MultiTaskModel,
     method: String,
     mtl_version: String,
+    text: Option<TextInput>,
+    dir: PathBuf,
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -116,7 +142,18 @@ impl Bundle {
         model: &MultiTaskModel,
         method: &str,
     ) -> Result<Vec<PathBuf>> {
-        let dir = dir.as_ref();
+        Self::save_with_text(dir.as_ref(), model, method, None)
+    }
+
+    /// [`Bundle::save`], with a text model's tokenizer and encoding length: the
+    /// tokenizer is written as [`TOKENIZER_FILE`] after the weights and before
+    /// `bundle.json`, which records its fingerprint.
+    pub(crate) fn save_with_text(
+        dir: &Path,
+        model: &MultiTaskModel,
+        method: &str,
+        text: Option<(&TextTokenizer, usize)>,
+    ) -> Result<Vec<PathBuf>> {
         let spec = model.spec().cloned().ok_or_else(|| {
             Error::config(
                 "only a model built from a ModelSpec (MultiTaskModel::from_spec) can be saved \
@@ -141,6 +178,20 @@ impl Bundle {
         }
         let weights_path = dir.join(WEIGHTS_FILE);
         save_weights(model.var_store(), &weights_path)?;
+        let mut written = vec![manifest_path.clone(), weights_path.clone()];
+        let text = match text {
+            Some((tokenizer, max_len)) => {
+                let path = dir.join(TOKENIZER_FILE);
+                tokenizer.save(&path)?;
+                written.push(path);
+                Some(TextInput {
+                    tokenizer: TOKENIZER_FILE.into(),
+                    vocab_fingerprint: tokenizer.vocab_fingerprint(),
+                    max_len,
+                })
+            }
+            None => None,
+        };
         let manifest = Manifest {
             format: BUNDLE_FORMAT.into(),
             version: BUNDLE_VERSION,
@@ -150,11 +201,12 @@ impl Bundle {
             preprocessing: model.preprocessing().clone(),
             weights: WEIGHTS_FILE.into(),
             weights_sha256: sha256_hex(&read(&weights_path)?),
+            text,
         };
-        let text = serde_json::to_string_pretty(&manifest)
+        let json = serde_json::to_string_pretty(&manifest)
             .map_err(|e| Error::config(format!("bundle description is not serialisable: {e}")))?;
-        write_atomically(&manifest_path, text.as_bytes())?;
-        Ok(vec![manifest_path, weights_path])
+        write_atomically(&manifest_path, json.as_bytes())?;
+        Ok(written)
     }
 
     /// Loads the bundle in `dir` on the CPU; `dir` may also be an output directory of
@@ -189,13 +241,20 @@ impl Bundle {
             ));
         }
         let weights_path = dir.join(&manifest.weights);
-        if Path::new(&manifest.weights).components().count() != 1 {
+        let plain = |name: &str| Path::new(name).components().count() == 1;
+        if !plain(&manifest.weights) {
             return Err(corrupt(
                 &manifest_path,
                 format!(
                     "weights file `{}` is not a plain file name",
                     manifest.weights
                 ),
+            ));
+        }
+        if let Some(t) = manifest.text.as_ref().filter(|t| !plain(&t.tokenizer)) {
+            return Err(corrupt(
+                &manifest_path,
+                format!("tokenizer file `{}` is not a plain file name", t.tokenizer),
             ));
         }
         let bytes = read(&weights_path)?;
@@ -212,6 +271,8 @@ impl Bundle {
             model,
             method: manifest.method,
             mtl_version: manifest.mtl_version,
+            text: manifest.text,
+            dir,
         })
     }
 
@@ -250,6 +311,17 @@ impl Bundle {
     /// The version of `mtl` that saved the bundle.
     pub fn mtl_version(&self) -> &str {
         &self.mtl_version
+    }
+
+    /// How a text model's raw strings become token ids; `None` for other models.
+    pub fn text_input(&self) -> Option<&TextInput> {
+        self.text.as_ref()
+    }
+
+    /// The bundle's directory (an `mtl train` output directory's `model/` folder when
+    /// that was given).
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// [`MultiTaskModel::predict`] with the bundle's model.

@@ -4,8 +4,8 @@
 //! their signals combine. This facade re-exports the layered crates and adds what
 //! composes them: the [`MultiTaskModel`] (an architecture plus task heads), the
 //! [`Trainer`] (epochs, validation, early stopping, a JSON [`RunReport`]),
-//! [`evaluate`], predictions on plain arrays ([`MultiTaskModel::predict`]) and saved
-//! models ([`Bundle`]). Tasks that each bring their own dataset and inputs train with
+//! [`evaluate`], predictions on plain arrays ([`MultiTaskModel::predict`]) and on raw
+//! strings for text models ([`TextPredictor`]), and saved models ([`Bundle`]). Tasks that each bring their own dataset and inputs train with
 //! [`Trainer::fit_multi_input`], through the same loop. Every step goes through the
 //! public engine in [`losses::engine`], which also serves models
 //! `mtl` did not build.
@@ -84,12 +84,14 @@ mod run_state;
 mod spec;
 pub mod step;
 mod task_optimizers;
+mod text_predict;
 pub mod tracking;
 mod trainer;
 
 pub use baselines::{Baselines, OnlyTask};
 pub use bundle::{
-    Bundle, BUNDLE_FORMAT, BUNDLE_VERSION, MANIFEST_FILE, RUN_BUNDLE_DIR, WEIGHTS_FILE,
+    Bundle, TextInput, BUNDLE_FORMAT, BUNDLE_VERSION, MANIFEST_FILE, RUN_BUNDLE_DIR,
+    TOKENIZER_FILE, WEIGHTS_FILE,
 };
 pub use config::{CheckpointPolicy, TrainerConfig, Unfreeze, MAX_EPOCHS};
 pub use delta_m::{DeltaM, TaskDelta};
@@ -107,6 +109,7 @@ pub use step::{
     backward_multi_input_step, backward_step, train_step, train_step_in, GradMode, StepData,
     StepOutcome,
 };
+pub use text_predict::{TextOutput, TextPrediction, TextPredictor};
 pub use tracking::{MetricsWriter, RunStart, StepRecord, TrackingConfig, TrainingObserver};
 pub use trainer::Trainer;
 

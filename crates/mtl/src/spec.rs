@@ -5,22 +5,23 @@
 //! A spec covers the models `mtl` can name: an MLP trunk shared by every task (hard
 //! sharing), MMoE over MLP experts, cross-stitch towers of MLP stages, or a
 //! convolutional encoder–decoder over images ([`ConvNetConfig`]) with one decoder or
-//! one per task; with classification, binary, regression and multi-label heads on
-//! rows, segmentation, depth and normals heads on feature maps, and per-token
-//! sequence heads.
+//! one per task, or a Transformer encoder over token ids ([`TransformerConfig`]); with
+//! classification, binary, regression and multi-label heads on rows, segmentation,
+//! depth and normals heads on feature maps, per-token sequence heads, and the text
+//! heads: sentence classification over pooled tokens and BIO entity tagging.
 //! A model assembled by hand from other parts trains the same way but has no spec, so
 //! it cannot be bundled.
 
 use crate::model::MultiTaskModel;
 use mtl_core::{
     task_path, Architecture, BackboneBuilder, ConvNetConfig, CrossStitchConfig,
-    EmbeddingInputConfig, Error, HardSharing, MlpBuilder, MlpConfig, MmoeConfig, Result,
-    SharedBottom,
+    EmbeddingInputConfig, Error, HardSharing, MlpBuilder, MlpConfig, MmoeConfig, Pooling, Result,
+    SharedBottom, TransformerConfig,
 };
 use mtl_data::{TargetData, TaskData};
 use mtl_heads::{
     BinaryHead, ClassificationHead, DepthHead, MultiLabelHead, NormalHead, RegressionHead,
-    RegressionLoss, SegmentationHead, SequenceHead, TaskHead, DEFAULT_IGNORE_INDEX,
+    RegressionLoss, SegmentationHead, SentenceHead, SequenceHead, TaskHead, DEFAULT_IGNORE_INDEX,
 };
 use serde::{Deserialize, Serialize};
 use tch::{nn, Device};
@@ -63,6 +64,15 @@ pub enum ArchSpec {
         /// One decoder for all tasks or one per task.
         decoders: ConvDecoders,
     },
+    /// A Transformer encoder over token ids `Int64 [B, T]`
+    /// ([`TransformerEncoder`](mtl_core::TransformerEncoder)) under `trunk`, shared by
+    /// every task (hard sharing); heads read its `[B, T, d]` token features (or `[B, d]`
+    /// rows when the config pools). Pretrained weights saved from another model with
+    /// the encoder under `trunk` load into it by name.
+    Transformer {
+        /// The encoder; its `vocab` is the tokenizer's vocabulary size.
+        encoder: TransformerConfig,
+    },
 }
 
 /// Whether the tasks of an [`ArchSpec::ConvNet`] share its decoder.
@@ -77,13 +87,15 @@ pub enum ConvDecoders {
 }
 
 impl ArchSpec {
-    /// The width of the input rows.
+    /// The width of the input rows (the channels of an image, the most tokens of a
+    /// sequence).
     pub fn input_width(&self) -> i64 {
         match self {
             ArchSpec::HardSharing { trunk } => trunk.sizes.first().copied().unwrap_or(0),
             ArchSpec::Mmoe { config, .. } => config.in_dim,
             ArchSpec::CrossStitch { config, .. } => config.in_dim,
             ArchSpec::ConvNet { config, .. } => config.in_channels,
+            ArchSpec::Transformer { encoder } => encoder.max_len,
         }
     }
 }
@@ -149,6 +161,24 @@ pub enum HeadSpec {
         /// The tag that marks padding (`None`: padding only by the mask).
         padding_label: Option<i64>,
     },
+    /// A [`SentenceHead`]: token features `[B, T, d]` pooled to one row per sentence,
+    /// then classified into `classes` classes.
+    Sentence {
+        /// The task's name.
+        name: String,
+        /// The number of classes.
+        classes: i64,
+        /// How the tokens are pooled.
+        pooling: Pooling,
+    },
+    /// A [`SequenceHead`] over BIO (or IOBES) entity tags, scored by span F1
+    /// ([`SequenceHead::with_bio_tags`]); tag id i is `tags[i]`, padding is −1.
+    Entities {
+        /// The task's name.
+        name: String,
+        /// The tag names, in id order (`"O"`, `"B-PER"`, `"I-PER"`…).
+        tags: Vec<String>,
+    },
 }
 
 fn default_ignore_index() -> i64 {
@@ -184,7 +214,9 @@ impl HeadSpec {
             | HeadSpec::Depth { name }
             | HeadSpec::Normals { name }
             | HeadSpec::MultiLabel { name, .. }
-            | HeadSpec::Sequence { name, .. } => name,
+            | HeadSpec::Sequence { name, .. }
+            | HeadSpec::Sentence { name, .. }
+            | HeadSpec::Entities { name, .. } => name,
         }
     }
 
@@ -228,6 +260,21 @@ impl HeadSpec {
             } => Box::new(
                 SequenceHead::new(path, name.as_str(), in_dim, *classes)?
                     .with_padding_label(*padding_label),
+            ),
+            HeadSpec::Sentence {
+                name,
+                classes,
+                pooling,
+            } => Box::new(SentenceHead::new(
+                path,
+                name.as_str(),
+                in_dim,
+                *classes,
+                *pooling,
+            )?),
+            HeadSpec::Entities { name, tags } => Box::new(
+                SequenceHead::new(path, name.as_str(), in_dim, tags.len() as i64)?
+                    .with_bio_tags(tags.clone())?,
             ),
         })
     }
@@ -296,7 +343,9 @@ impl ModelSpec {
         match &mut architecture {
             ArchSpec::Mmoe { config, .. } => config.num_tasks = 1,
             ArchSpec::CrossStitch { config, .. } => config.num_tasks = 1,
-            ArchSpec::HardSharing { .. } | ArchSpec::ConvNet { .. } => {}
+            ArchSpec::HardSharing { .. }
+            | ArchSpec::ConvNet { .. }
+            | ArchSpec::Transformer { .. } => {}
         }
         Ok(ModelSpec {
             architecture,
@@ -316,7 +365,7 @@ impl ModelSpec {
     }
 
     /// Builds the model with fresh weights on `device`: the architecture's variables
-    /// under `trunk`, `mmoe`, `cross_stitch` or `net`, head k's under `task_path(root, k)/head`, so the split
+    /// under `trunk` (an MLP, a shared conv net, a Transformer), `mmoe`, `cross_stitch` or `net`, head k's under `task_path(root, k)/head`, so the split
     /// into shared and task parameters finds them and saved weights load by name.
     pub fn build(&self, device: Device) -> Result<MultiTaskModel> {
         if self.heads.is_empty() {
@@ -386,6 +435,12 @@ impl ModelSpec {
                 let arch = config.build(&(&root / "cross_stitch"), &stages)?;
                 let heads = build_heads(&mtl_core::Architecture::feature_dims(&arch))?;
                 self.assemble(vs, arch, heads)?
+            }
+            ArchSpec::Transformer { encoder } => {
+                let trunk = encoder.build(&(&root / "trunk"))?;
+                let arch = HardSharing::new(trunk, k)?;
+                let heads = build_heads(&mtl_core::Architecture::feature_dims(&arch))?;
+                MultiTaskModel::new(vs, arch, heads)?
             }
             ArchSpec::ConvNet {
                 config,

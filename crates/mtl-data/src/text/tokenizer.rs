@@ -366,16 +366,18 @@ impl TextTokenizer {
         h.finalize().iter().map(|b| format!("{b:02x}")).collect()
     }
 
-    /// Fails unless `fingerprint` is this tokenizer's [`vocab_fingerprint`](Self::vocab_fingerprint),
-    /// naming both: `what` says where the expected one came from (a checkpoint's path).
+    /// Fails with [`Error::VocabularyMismatch`] naming both fingerprints unless
+    /// `fingerprint` is this tokenizer's [`vocab_fingerprint`](Self::vocab_fingerprint):
+    /// `what` says where the expected one came from (a checkpoint's path).
     pub fn check_fingerprint(&self, fingerprint: &str, what: &str) -> Result<()> {
         let own = self.vocab_fingerprint();
         match own == fingerprint {
             true => Ok(()),
-            false => Err(Error::config(format!(
-                "the tokenizer's vocabulary (fingerprint {own}) is not the one {what} was \
-                 trained with (fingerprint {fingerprint}): its ids would mean other tokens"
-            ))),
+            false => Err(Error::VocabularyMismatch {
+                what: what.to_string(),
+                expected: fingerprint.to_string(),
+                found: own,
+            }),
         }
     }
 
