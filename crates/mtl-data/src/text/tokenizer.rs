@@ -191,6 +191,12 @@ impl TextTokenizer {
     /// Trains a tokenizer on `corpus` (one text per item). The vocabulary starts with
     /// [`SPECIAL_TOKENS`] (`[PAD]` = 0, `[UNK]` = 1, `[CLS]` = 2, `[SEP]` = 3,
     /// `[MASK]` = 4). Fails when the vocabulary size cannot even hold them.
+    ///
+    /// Not reproducible run to run: the `tokenizers` trainer numbers the
+    /// continuing-subword alphabet (`##a`, `##b`…) in hash-map order, and merges of equal
+    /// count are then broken by those ids, so two trainings on the same corpus can give
+    /// different vocabularies. Save the trained tokenizer ([`TextTokenizer::save`]) and
+    /// load it for a repeatable run; a bundle records its fingerprint.
     pub fn train<S: AsRef<str> + Send>(
         corpus: impl IntoIterator<Item = S, IntoIter: Send>,
         config: &TokenizerConfig,
