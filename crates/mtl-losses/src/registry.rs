@@ -295,6 +295,24 @@ const ENTRIES: &[(MethodInfo, Builder)] = &[
     ),
     (
         MethodInfo {
+            name: "imtl",
+            level: MethodLevel::Gradient,
+            paper: "Liu, Li, Kuang, Xue, Chen, Yang, Liao & Zhang, Towards Impartial \
+                    Multi-task Learning, ICLR 2021 (IMTL: IMTL-L scales and IMTL-G \
+                    weights in one step, as LibMTL's IMTL)",
+            defaults: "scale_lr=0.025 (log-scales s init 0, updated by s -= scale_lr \
+                       (e^s L - 1)), IMTL-G pseudo-inverse form (closed form = LibMTL \
+                       via methods::Imtl::libmtl)",
+            tested_by: "golden libmtl_IMTL.json at s = 0, hand-computed scaled steps, \
+                        state round trip (tests/imtl.rs)",
+        },
+        |k, _, p| {
+            let lr = p.f64("scale_lr", Imtl::DEFAULT_SCALE_LR)?;
+            Ok(Method::Aggregator(Box::new(Imtl::with_scale_lr(k, lr)?)))
+        },
+    ),
+    (
+        MethodInfo {
             name: "cagrad",
             level: MethodLevel::Gradient,
             paper: "Liu, Liu, Jin, Stone & Liu, Conflict-Averse Gradient Descent for \
