@@ -518,6 +518,24 @@ const ENTRIES: &[(MethodInfo, Builder)] = &[
             )))
         },
     ),
+    (
+        MethodInfo {
+            name: "excess_mtl",
+            level: MethodLevel::Gradient,
+            paper: "He, Zhou, Zhang, Yun, Xu, Zeng, Chilimbi & Zhao, Robust Multi-Task \
+                    Learning with Excess Risks, ICML 2024",
+            defaults: "robust_step_size=0.01 (LibMTL), weights 1 (sum K), Adagrad-style \
+                       diagonal Hessian with eps=1e-7, first step's excess risks as the scale",
+            tested_by: "tests/excess_mtl.rs (hand-computed steps, weights sum to K, state \
+                        round trip)",
+        },
+        |k, _, p| {
+            let eta = p.f64("robust_step_size", ExcessMtl::DEFAULT_ROBUST_STEP_SIZE)?;
+            Ok(Method::Aggregator(Box::new(ExcessMtl::with_step_size(
+                k, eta,
+            )?)))
+        },
+    ),
 ];
 
 /// Builds [`StaticWeighting`] with explicit weights (K = `weights.len()`), the form
