@@ -536,6 +536,31 @@ const ENTRIES: &[(MethodInfo, Builder)] = &[
             )?)))
         },
     ),
+    (
+        MethodInfo {
+            name: "sdmgrad",
+            level: MethodLevel::Gradient,
+            paper: "Xiao, Ban & Ji, Direction-oriented Multi-objective Learning: Simple and \
+                    Provable Stochastic Algorithms, NeurIPS 2023",
+            defaults: "lambda=0.3, niter=20, lr=5, momentum=0.5 (LibMTL / authors' code; \
+                       inner weights warm-started, one Jacobian per step so the three \
+                       samples coincide)",
+            tested_by: "tests/sdmgrad.rs (update rule on plain vectors, hand-computed step, \
+                        MGDA limit at lambda=0, simplex property, state round trip)",
+        },
+        |k, _, p| {
+            let d = SdmGradConfig::default();
+            let config = SdmGradConfig {
+                lambda: p.f64("lambda", d.lambda)?,
+                niter: p.usize("niter", d.niter)?,
+                lr: p.f64("lr", d.lr)?,
+                momentum: p.f64("momentum", d.momentum)?,
+            };
+            Ok(Method::Aggregator(Box::new(SdmGrad::with_config(
+                k, config,
+            )?)))
+        },
+    ),
 ];
 
 /// Builds [`StaticWeighting`] with explicit weights (K = `weights.len()`), the form
