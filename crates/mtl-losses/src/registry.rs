@@ -295,6 +295,24 @@ const ENTRIES: &[(MethodInfo, Builder)] = &[
     ),
     (
         MethodInfo {
+            name: "imtl",
+            level: MethodLevel::Gradient,
+            paper: "Liu, Li, Kuang, Xue, Chen, Yang, Liao & Zhang, Towards Impartial \
+                    Multi-task Learning, ICLR 2021 (IMTL: IMTL-L scales and IMTL-G \
+                    weights in one step, as LibMTL's IMTL)",
+            defaults: "scale_lr=0.025 (log-scales s init 0, updated by s -= scale_lr \
+                       (e^s L - 1)), IMTL-G pseudo-inverse form (closed form = LibMTL \
+                       via methods::Imtl::libmtl)",
+            tested_by: "golden libmtl_IMTL.json at s = 0, hand-computed scaled steps, \
+                        state round trip (tests/imtl.rs)",
+        },
+        |k, _, p| {
+            let lr = p.f64("scale_lr", Imtl::DEFAULT_SCALE_LR)?;
+            Ok(Method::Aggregator(Box::new(Imtl::with_scale_lr(k, lr)?)))
+        },
+    ),
+    (
+        MethodInfo {
             name: "cagrad",
             level: MethodLevel::Gradient,
             paper: "Liu, Liu, Jin, Stone & Liu, Conflict-Averse Gradient Descent for \
@@ -498,6 +516,49 @@ const ENTRIES: &[(MethodInfo, Builder)] = &[
             Ok(Method::Aggregator(Box::new(
                 FairGrad::new(k).with_alpha(alpha)?,
             )))
+        },
+    ),
+    (
+        MethodInfo {
+            name: "excess_mtl",
+            level: MethodLevel::Gradient,
+            paper: "He, Zhou, Zhang, Yun, Xu, Zeng, Chilimbi & Zhao, Robust Multi-Task \
+                    Learning with Excess Risks, ICML 2024",
+            defaults: "robust_step_size=0.01 (LibMTL), weights 1 (sum K), Adagrad-style \
+                       diagonal Hessian with eps=1e-7, first step's excess risks as the scale",
+            tested_by: "tests/excess_mtl.rs (hand-computed steps, weights sum to K, state \
+                        round trip)",
+        },
+        |k, _, p| {
+            let eta = p.f64("robust_step_size", ExcessMtl::DEFAULT_ROBUST_STEP_SIZE)?;
+            Ok(Method::Aggregator(Box::new(ExcessMtl::with_step_size(
+                k, eta,
+            )?)))
+        },
+    ),
+    (
+        MethodInfo {
+            name: "sdmgrad",
+            level: MethodLevel::Gradient,
+            paper: "Xiao, Ban & Ji, Direction-oriented Multi-objective Learning: Simple and \
+                    Provable Stochastic Algorithms, NeurIPS 2023",
+            defaults: "lambda=0.3, niter=20, lr=5, momentum=0.5 (LibMTL / authors' code; \
+                       inner weights warm-started, one Jacobian per step so the three \
+                       samples coincide)",
+            tested_by: "tests/sdmgrad.rs (update rule on plain vectors, hand-computed step, \
+                        MGDA limit at lambda=0, simplex property, state round trip)",
+        },
+        |k, _, p| {
+            let d = SdmGradConfig::default();
+            let config = SdmGradConfig {
+                lambda: p.f64("lambda", d.lambda)?,
+                niter: p.usize("niter", d.niter)?,
+                lr: p.f64("lr", d.lr)?,
+                momentum: p.f64("momentum", d.momentum)?,
+            };
+            Ok(Method::Aggregator(Box::new(SdmGrad::with_config(
+                k, config,
+            )?)))
         },
     ),
 ];
