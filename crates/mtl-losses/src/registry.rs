@@ -561,6 +561,23 @@ const ENTRIES: &[(MethodInfo, Builder)] = &[
             )?)))
         },
     ),
+    (
+        MethodInfo {
+            name: "cr_mogm",
+            level: MethodLevel::Gradient,
+            paper: "Zhou, Zhang, Jiang, Zhong, Gu & Zhu, On the Convergence of Stochastic \
+                    Multi-Objective Gradient Manipulation and Beyond, NeurIPS 2022 \
+                    (CR-MOGM on MGDA)",
+            defaults: "alpha=0.9 (this crate's choice; the paper fixes none), lambda_0=1/K, \
+                       exact min-norm MGDA weights each step",
+            tested_by: "tests/cr_mogm.rs (geometric approach to the MGDA weights, alpha=0 is \
+                        MGDA, simplex property, state round trip)",
+        },
+        |k, _, p| {
+            let alpha = p.f64("alpha", CrMogm::DEFAULT_ALPHA)?;
+            Ok(Method::Aggregator(Box::new(CrMogm::new(k, alpha)?)))
+        },
+    ),
 ];
 
 /// Builds [`StaticWeighting`] with explicit weights (K = `weights.len()`), the form
