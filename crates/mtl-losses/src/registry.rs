@@ -561,6 +561,41 @@ const ENTRIES: &[(MethodInfo, Builder)] = &[
             )?)))
         },
     ),
+    (
+        MethodInfo {
+            name: "cr_mogm",
+            level: MethodLevel::Gradient,
+            paper: "Zhou, Zhang, Jiang, Zhong, Gu & Zhu, On the Convergence of Stochastic \
+                    Multi-Objective Gradient Manipulation and Beyond, NeurIPS 2022 \
+                    (CR-MOGM on MGDA)",
+            defaults: "alpha=0.9 (this crate's choice; the paper fixes none), lambda_0=1/K, \
+                       exact min-norm MGDA weights each step",
+            tested_by: "tests/cr_mogm.rs (geometric approach to the MGDA weights, alpha=0 is \
+                        MGDA, simplex property, state round trip)",
+        },
+        |k, _, p| {
+            let alpha = p.f64("alpha", CrMogm::DEFAULT_ALPHA)?;
+            Ok(Method::Aggregator(Box::new(CrMogm::new(k, alpha)?)))
+        },
+    ),
+    (
+        MethodInfo {
+            name: "modo",
+            level: MethodLevel::Gradient,
+            paper: "Chen, Fernando, Ying & Chen, Three-Way Trade-Off in Multi-Objective \
+                    Learning: Optimization, Generalization and Conflict-Avoidance, \
+                    NeurIPS 2023 (MoDo)",
+            defaults: "gamma=1e-3, rho=0.1 (LibMTL), lambda_0=1/K; one Jacobian per step, \
+                       so the two lambda samples and the output sample coincide",
+            tested_by: "tests/modo.rs (hand-computed steps, simplex property, state round \
+                        trip)",
+        },
+        |k, _, p| {
+            let gamma = p.f64("gamma", MoDo::DEFAULT_GAMMA)?;
+            let rho = p.f64("rho", MoDo::DEFAULT_RHO)?;
+            Ok(Method::Aggregator(Box::new(MoDo::new(k, gamma, rho)?)))
+        },
+    ),
 ];
 
 /// Builds [`StaticWeighting`] with explicit weights (K = `weights.len()`), the form

@@ -170,7 +170,7 @@ impl SdmGrad {
 
 /// The Euclidean projection onto the probability simplex (sort-based; a point already
 /// on it is returned unchanged, as LibMTL does).
-fn project_simplex(v: &[f64]) -> Vec<f64> {
+pub(crate) fn project_simplex(v: &[f64]) -> Vec<f64> {
     if v.iter().all(|x| *x >= 0.0) && v.iter().sum::<f64>() == 1.0 {
         return v.to_vec();
     }
