@@ -38,6 +38,7 @@ mod csv;
 mod csv_features;
 mod dataset;
 mod dense_scenes;
+mod grouped;
 mod idx;
 mod image_folder;
 mod joint_data;
@@ -80,6 +81,10 @@ pub use census::{
 };
 pub use dataset::{MultiTaskDataset, Split, SplitRows, MAX_CLASSES};
 pub use dense_scenes::{dense_scenes, DenseScenesConfig, SCENE_CLASSES};
+pub use grouped::{
+    contraception, london_schools, radon, radon_uranium, read_grouped_csv, GroupedCsv, GroupedData,
+    GroupedTask,
+};
 pub use idx::{parse_idx, read_idx};
 pub use image_folder::{image_folder_arrays, read_image_folder, ImageFolder};
 pub use joint_data::{batch_rows, JointData};
