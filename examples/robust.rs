@@ -13,7 +13,7 @@
 //! its own loss. Pixels are in [0, 1] and perturbed images are clamped there.
 //!
 //! To stay within a few minutes on 2 CPU cores this uses 6,000 training and 1,000 test
-//! composites and 3 epochs (the paper's data set has 60,000 / 10,000); set
+//! composites and 5 epochs (the paper's data set has 60,000 / 10,000); set
 //! `ROBUST_TRAIN` to change the training size.
 //!
 //! Run with `cargo run --release --example robust` or `cargo xtask demo robust`.
@@ -62,9 +62,9 @@ fn main() -> Result<()> {
         t0.elapsed().as_secs_f64()
     );
     let base = TrainerConfig::default()
-        .epochs(3)
+        .epochs(5)
         .batch_size(64)
-        .optimizer(OptimizerConfig::adam(1e-3))
+        .optimizer(OptimizerConfig::adam(2e-3))
         .seed(SEED)
         .progress(false);
     let fgsm = Adversarial::fgsm(EPSILON).bounds(0.0, 1.0);
@@ -92,7 +92,10 @@ fn main() -> Result<()> {
         let mut acc = Vec::new();
         for k in 0..names.len() {
             let clean = under_fgsm.clean.metric(k, "accuracy").unwrap_or(f64::NAN);
-            let f = under_fgsm.attacked.metric(k, "accuracy").unwrap_or(f64::NAN);
+            let f = under_fgsm
+                .attacked
+                .metric(k, "accuracy")
+                .unwrap_or(f64::NAN);
             let p = under_pgd.attacked.metric(k, "accuracy").unwrap_or(f64::NAN);
             acc.push((clean, f, p));
         }
@@ -112,10 +115,7 @@ fn main() -> Result<()> {
             } else {
                 (String::new(), String::new())
             };
-            println!(
-                "{l:<20} {:<6} {c:>8.4} {f:>8.4} {p:>8.4} {s:>9}",
-                names[k]
-            );
+            println!("{l:<20} {:<6} {c:>8.4} {f:>8.4} {p:>8.4} {s:>9}", names[k]);
         }
     }
     println!(

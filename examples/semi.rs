@@ -13,8 +13,8 @@
 //!
 //! Protocol: a 60/20/20 split (fixed), the 10 % labelled rows drawn per seed, early
 //! stopping on the (fully labelled) validation set, as semi-supervised papers usually
-//! do, at most 150 epochs. The whole run takes a few minutes on 2 CPU cores;
-//! `SEMI_SEEDS` sets the number of seeds (3 by default).
+//! do, at most 300 epochs. The whole run takes one to a few minutes on 2 CPU cores
+//! (more when they are shared); `SEMI_SEEDS` sets the number of seeds (5 by default).
 //!
 //! Run with `cargo run --release --example semi` or `cargo xtask demo semi`.
 
@@ -70,7 +70,7 @@ fn main() -> Result<()> {
     let seeds: u64 = std::env::var("SEMI_SEEDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
+        .unwrap_or(5);
     let data = olive_oil(mtl::data::data_dir())?;
     let split = data.split(0.2, 0.2, SPLIT_SEED)?;
     let scaler = Standardizer::fit(&split.train);
@@ -90,16 +90,21 @@ fn main() -> Result<()> {
         test.len()
     );
     let base = TrainerConfig::default()
-        .epochs(150)
+        .epochs(300)
         .batch_size(32)
         .optimizer(OptimizerConfig::adam(3e-3))
         .progress(false)
-        .early_stopping(EarlyStopping::new(Monitor::MeanPrimary, 20));
+        .early_stopping(EarlyStopping::new(Monitor::MeanPrimary, 30));
     let regimes: [(&str, Option<SemiSupervised>); 3] = [
         ("10 % labelled alone", None),
         (
             "10 % + rest, Π-model",
-            Some(SemiSupervised::pi_model().weight(10.0).ramp_up_epochs(30.0).noise_std(0.3)),
+            Some(
+                SemiSupervised::pi_model()
+                    .weight(10.0)
+                    .ramp_up_epochs(30.0)
+                    .noise_std(0.3),
+            ),
         ),
         (
             "10 % + rest, mean teacher",

@@ -5,7 +5,7 @@
 
 use crate::config::TrainerConfig;
 use crate::model::MultiTaskModel;
-use crate::robust::{robust_losses, Adversarial};
+use crate::robust::{add_attacked_losses, adversarial_inputs, Adversarial};
 use crate::semi::{consistency_loss, unlabelled_rows, Consistency, SemiSupervised, Teacher};
 use crate::step::{StepData, StepLosses};
 use mtl_core::{Error, Result};
@@ -73,23 +73,42 @@ impl Regime {
             None => None,
         };
         let x = noisy(&batch.x)?;
-        let fwd = model.forward_t(&x, true)?;
-        let mut losses = model.losses(&fwd.outputs, &batch.targets)?;
+        let rows = x.size().first().copied().unwrap_or(0);
+        // Attacked copies join the clean rows in one forward pass, so a shared
+        // representation (rep-grad mode) covers the whole objective.
+        let attacked = match &self.adversarial {
+            Some(adv) => adversarial_inputs(model, &x, &batch.targets, adv)?,
+            None => Vec::new(),
+        };
+        let fwd = if attacked.is_empty() {
+            model.forward_t(&x, true)?
+        } else {
+            let mut all = vec![x.shallow_clone()];
+            all.extend(attacked);
+            model.forward_t(&Tensor::f_cat(&all, 0)?, true)?
+        };
+        let clean_outputs: Vec<Tensor> = if self.adversarial.is_some() {
+            fwd.outputs
+                .iter()
+                .map(|o| o.f_narrow(0, 0, rows))
+                .collect::<std::result::Result<_, _>>()?
+        } else {
+            fwd.outputs.iter().map(Tensor::shallow_clone).collect()
+        };
+        let mut losses = model.losses(&clean_outputs, &batch.targets)?;
         let mut auxiliary = fwd.features.auxiliary_loss;
         if let Some(semi) = &self.semi {
             let second = match teacher_outputs {
                 Some(outputs) => outputs,
                 None => model.forward_t(&noisy(&batch.x)?, true)?.outputs,
             };
-            let rows = match semi.rows {
+            let selected = match semi.rows {
                 crate::semi::ConsistencyRows::All => None,
-                crate::semi::ConsistencyRows::Unlabelled => Some(unlabelled_rows(
-                    &batch.targets,
-                    x.size().first().copied().unwrap_or(0),
-                    x.device(),
-                )?),
+                crate::semi::ConsistencyRows::Unlabelled => {
+                    Some(unlabelled_rows(&batch.targets, rows, x.device())?)
+                }
             };
-            let term = consistency_loss(model, &fwd.outputs, &second, rows.as_ref())?;
+            let term = consistency_loss(model, &clean_outputs, &second, selected.as_ref())?;
             let w = semi.weight_at(step as f64 / self.steps_per_epoch as f64);
             tracing::trace!(step, consistency = term.double_value(&[]), weight = w);
             let term = term * w;
@@ -99,7 +118,7 @@ impl Regime {
             });
         }
         if let Some(adv) = &self.adversarial {
-            losses = robust_losses(model, &x, &batch.targets, losses, adv)?;
+            losses = add_attacked_losses(model, &fwd.outputs, &batch.targets, losses, adv, rows)?;
         }
         Ok(StepLosses {
             losses,

@@ -21,7 +21,11 @@
 //! plus the loss at the worst case the attack found (δ_k = δ for the summed target),
 //! with `β` = [`Adversarial::weight`] (1 by default; Goodfellow et al. mix the two with
 //! α = 0.5, i.e. this objective halved). The K robust losses are then combined by the
-//! run's weighting or aggregator like any task losses, so every method applies.
+//! run's weighting or aggregator like any task losses, so every method applies. The
+//! attacked copies go through the same forward pass as the clean rows (one batch of
+//! `(1 + A) · B` rows, A the number of attacked copies), so the shared representation
+//! covers both and rep-grad mode differentiates the whole objective; batch-norm
+//! statistics are taken over that joint batch.
 //! Only floating-point inputs can be perturbed; token ids are refused.
 
 use crate::evaluate::Evaluation;
@@ -293,35 +297,51 @@ pub fn perturb(
     }
 }
 
-/// The K adversarial training losses `L_k(x) + β · L_k(x + δ_k)` from the clean
-/// losses and the batch (see the module documentation).
-pub(crate) fn robust_losses(
+/// The attacked copies of `x` that adversarial training adds to a step: one that
+/// maximises the summed loss, or one per task (task k's block maximising `L_k`).
+pub(crate) fn adversarial_inputs(
     model: &MultiTaskModel,
     x: &Tensor,
     targets: &[TaskTarget],
-    clean: Vec<Tensor>,
     cfg: &Adversarial,
 ) -> Result<Vec<Tensor>> {
-    let k = clean.len();
-    let attacked = match cfg.target {
-        AttackTarget::Sum => {
-            let xa = perturb(model, x, targets, cfg, Objective::Sum)?;
-            let fwd = model.forward_t(&xa, true)?;
-            model.losses(&fwd.outputs, targets)?
-        }
-        AttackTarget::PerTask => (0..k)
-            .map(|t| {
-                let xa = perturb(model, x, targets, cfg, Objective::Task(t))?;
-                let fwd = model.forward_t(&xa, true)?;
-                model.task_loss(t, &fwd.outputs[t], &targets[t])
-            })
-            .collect::<Result<Vec<_>>>()?,
-    };
-    Ok(clean
+    match cfg.target {
+        AttackTarget::Sum => Ok(vec![perturb(model, x, targets, cfg, Objective::Sum)?]),
+        AttackTarget::PerTask => (0..model.num_tasks())
+            .map(|t| perturb(model, x, targets, cfg, Objective::Task(t)))
+            .collect(),
+    }
+}
+
+/// Adds `β · L_k(x + δ_k)` to each clean loss, reading task k's attacked outputs from
+/// block `1` (summed target) or block `1 + k` (per-task target) of `outputs`, whose
+/// rows are the clean batch followed by the attacked copies, `rows` rows each.
+pub(crate) fn add_attacked_losses(
+    model: &MultiTaskModel,
+    outputs: &[Tensor],
+    targets: &[TaskTarget],
+    clean: Vec<Tensor>,
+    cfg: &Adversarial,
+    rows: i64,
+) -> Result<Vec<Tensor>> {
+    clean
         .into_iter()
-        .zip(attacked)
-        .map(|(c, a)| c + a * cfg.weight)
-        .collect())
+        .enumerate()
+        .map(|(t, c)| {
+            let block = match cfg.target {
+                AttackTarget::Sum => 1,
+                AttackTarget::PerTask => 1 + t as i64,
+            };
+            let o = outputs
+                .get(t)
+                .ok_or_else(|| Error::config(format!("adversarial loss: no output of task {t}")))?
+                .f_narrow(0, block * rows, rows)?;
+            let target = targets
+                .get(t)
+                .ok_or_else(|| Error::config(format!("adversarial loss: no target of task {t}")))?;
+            Ok(c + model.task_loss(t, &o, target)? * cfg.weight)
+        })
+        .collect()
 }
 
 /// Clean and attacked results on one dataset ([`evaluate_under_attack`]).

@@ -251,3 +251,39 @@ fn robust_accuracy_is_reported_per_task_beside_the_clean_one() {
     assert_eq!(r.attacked.tasks, m.task_names());
     assert!(evaluate_under_attack(&m, &data, &Adversarial::fgsm(-1.0), 32).is_err());
 }
+
+#[test]
+fn rep_grad_mode_differentiates_the_attacked_rows_too() {
+    let _torch = torch_lock();
+    // The attacked rows share the forward pass, so the representation covers the whole
+    // objective: for the mean aggregator, whose combined gradient is the same from the
+    // parameters' Jacobian and from the representation's, both modes take one step.
+    let data = synthetic(48, 2);
+    let c = config("mean")
+        .epochs(1)
+        .batch_size(48)
+        .optimizer(OptimizerConfig::sgd(0.5))
+        .adversarial(Adversarial::fgsm(0.3));
+    let mut by_params = plain_model(3);
+    let before = weights(&by_params);
+    Trainer::new(c.clone())
+        .unwrap()
+        .fit(&mut by_params, &data, None)
+        .unwrap();
+    let mut by_rep = plain_model(3);
+    Trainer::new(c.grad_mode(GradMode::Representation))
+        .unwrap()
+        .fit(&mut by_rep, &data, None)
+        .unwrap();
+    for (((name, a), (_, b)), (_, w0)) in weights(&by_params)
+        .iter()
+        .zip(weights(&by_rep))
+        .zip(&before)
+    {
+        let moved = a.iter().zip(w0).any(|(x, y)| x != y);
+        assert!(moved || !name.starts_with("trunk"), "{name} did not move");
+        for (x, y) in a.iter().zip(&b) {
+            assert!((x - y).abs() < 1e-5, "{name}: {x} vs {y}");
+        }
+    }
+}
