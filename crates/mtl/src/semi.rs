@@ -230,12 +230,12 @@ pub fn require_unlabelled(data: &dyn JointData, batch_size: usize) -> Result<()>
 /// ```
 /// use mtl::prelude::*;
 /// use mtl::semi::consistency_loss;
-/// use mtl::heads::RegressionHead;
+/// use mtl::heads::{RegressionHead, RegressionLoss};
 /// use tch::{nn, Device, Tensor};
 /// let vs = nn::VarStore::new(Device::Cpu);
 /// let trunk = MlpConfig::new([2, 4]).build(&(vs.root() / "trunk")).unwrap();
 /// let heads: Vec<Box<dyn mtl::heads::TaskHead>> =
-///     vec![Box::new(RegressionHead::new(&(vs.root() / "task0"), "y", 4, 1).unwrap())];
+///     vec![Box::new(RegressionHead::new(&(vs.root() / "task0"), "y", 4, 1, RegressionLoss::Mse).unwrap())];
 /// let model = MultiTaskModel::new(vs, HardSharing::new(trunk, 1).unwrap(), heads).unwrap();
 /// let a = vec![Tensor::from_slice(&[1.0f32, 2.0]).view([2, 1])];
 /// let b = vec![Tensor::from_slice(&[1.0f32, 4.0]).view([2, 1])];
