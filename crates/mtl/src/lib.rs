@@ -80,8 +80,11 @@ mod plan;
 pub mod plots;
 mod predict;
 mod progress;
+mod regime;
 mod report;
+pub mod robust;
 mod run_state;
+pub mod semi;
 mod spec;
 pub mod step;
 mod task_optimizers;
@@ -106,6 +109,8 @@ pub use model::{Forward, MultiTaskModel, TaskForward};
 pub use mtl_core::pretrained::{LoadOptions, LoadReport};
 pub use predict::{Predicted, Preprocessing, TargetEncoding, TaskPrediction};
 pub use report::{EpochRecord, RunReport};
+pub use robust::{evaluate_under_attack, Adversarial, Attack, AttackTarget, RobustEvaluation};
+pub use semi::{Consistency, ConsistencyRows, SemiSupervised};
 pub use spec::{ArchSpec, ConvDecoders, HeadSpec, ModelSpec};
 pub use step::{
     backward_multi_input_step, backward_step, train_step, train_step_in, GradMode, StepData,
