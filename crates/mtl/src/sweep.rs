@@ -199,7 +199,10 @@ pub fn summarize(rows: &[MethodRuns]) -> Result<SweepSummary> {
     if best.name != TUNED_STATIC && tuned.is_some() {
         verdict += &format!("; {}", describe(best.vs_static.as_ref(), TUNED_STATIC));
     }
-    if let Some(second) = methods.get(1) {
+    // The runner-up, unless a reference already described above.
+    let described =
+        |name: &str| (name == EW && ew.is_some()) || (name == TUNED_STATIC && tuned.is_some());
+    if let Some(second) = methods.get(1).filter(|m| !described(&m.name)) {
         let a = rows.iter().find(|r| r.name == best.name);
         let b = rows.iter().find(|r| r.name == second.name);
         if let (Some(a), Some(b)) = (a, b) {
