@@ -307,7 +307,7 @@ mod tests {
     fn two_clusters() -> Vec<Vec<f64>> {
         // Tasks {0, 2, 4} and {1, 3} help each other; across clusters they hurt.
         let k = 5;
-        let cluster = |i: usize| if i % 2 == 0 { 0 } else { 1 };
+        let cluster = |i: usize| usize::from(!i.is_multiple_of(2));
         (0..k)
             .map(|i| {
                 (0..k)
