@@ -20,7 +20,7 @@
 
 use crate::config::RunConfig;
 use crate::jobs::{self, Reference, TrainJob};
-use crate::subset::{restrict_tasks, standalone, write_run_config};
+use crate::subset::{restrict_tasks, standalone};
 use mtl::core::files::{self, OutputLock};
 use mtl::core::{Error, Result};
 use mtl::grouping::{mean_affinity, select_groups, GroupingOptions, TaskGrouping};
@@ -237,17 +237,7 @@ pub fn group(args: &GroupArgs) -> Result<GroupOutcome> {
         dir: out.join("all-in-one"),
         reference: Reference::Train,
     };
-    let prepare = |job: &TrainJob, cfg: &RunConfig| -> Result<bool> {
-        let text = serde_json::to_string_pretty(cfg)
-            .map_err(|e| Error::config(format!("the run config is not serialisable: {e}")))?;
-        if jobs::is_finished(job, &text) {
-            eprintln!("{}: finished earlier, kept", job.label);
-            return Ok(false);
-        }
-        write_run_config(cfg, &job.dir)?;
-        Ok(true)
-    };
-    if prepare(&all, &measured)? {
+    if jobs::prepare(&all, &measured)? {
         let failures = jobs::run_all(&exe, vec![all.clone()], 1)?;
         if !failures.is_empty() {
             return Err(jobs::failed(&failures));
@@ -282,7 +272,7 @@ pub fn group(args: &GroupArgs) -> Result<GroupOutcome> {
                 dir: out.join(group_dir_name(&names)),
                 reference: Reference::None,
             };
-            if prepare(&job, &restrict_tasks(&base, g)?)? {
+            if jobs::prepare(&job, &restrict_tasks(&base, g)?)? {
                 wave.push(job.clone());
             }
             group_jobs.push((gi, job));

@@ -9,6 +9,7 @@
 //! started with now: restarting an interrupted sweep redoes only what is missing or
 //! stale.
 
+use crate::config::RunConfig;
 use mtl::core::{Error, Result};
 use mtl::{Baselines, RunReport};
 use std::collections::VecDeque;
@@ -51,6 +52,24 @@ impl TrainJob {
     pub fn log(&self) -> PathBuf {
         self.dir.join("log.txt")
     }
+}
+
+/// Writes `cfg` into `job.dir` unless the job already finished with it; returns
+/// whether it must run.
+pub fn prepare(job: &TrainJob, cfg: &RunConfig) -> Result<bool> {
+    let mut cfg = cfg.clone();
+    if let Some(c) = &mut cfg.train.checkpoint {
+        // Parallel runs must not share one checkpoint file.
+        c.path = job.dir.join("checkpoint.safetensors");
+    }
+    let text = serde_json::to_string_pretty(&cfg)
+        .map_err(|e| Error::config(format!("the run config is not serialisable: {e}")))?;
+    if is_finished(job, &text) {
+        eprintln!("{}: finished earlier, kept", job.label);
+        return Ok(false);
+    }
+    crate::subset::write_run_config(&cfg, &job.dir)?;
+    Ok(true)
 }
 
 /// Reads a run's `report.json`.

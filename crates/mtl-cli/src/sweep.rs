@@ -13,8 +13,9 @@
 //!    (`--static-grid G`, 6 by default: 5 points for two tasks, 10 for three), so the
 //!    weights sum to K as EW's do.
 //! 3. The grid point with the lowest Δm on the *validation* rows (against the
-//!    baselines' validation metrics at their best epochs) trained on the other seeds:
-//!    the `static*` row (its first seed is the grid run itself).
+//!    baselines' validation metrics at their best epochs; ties go to the weights
+//!    closest to equal) trained on the other seeds: the `static*` row (its first seed
+//!    is the grid run itself).
 //!
 //! Seeds are `train.seed`, `train.seed + 1`, …; each seed sets the split, the
 //! initialisation and the batches, and the paired tests pair runs of the same seed.
@@ -25,7 +26,7 @@
 
 use crate::config::RunConfig;
 use crate::jobs::{self, Reference, TrainJob};
-use crate::subset::{standalone, write_run_config};
+use crate::subset::standalone;
 use mtl::core::files::{self, OutputLock};
 use mtl::core::{Error, Result};
 use mtl::sweep::{summarize, MethodRuns, SeedResult, SweepSummary, EW, TUNED_STATIC};
@@ -155,6 +156,23 @@ pub fn static_grid(k: usize, g: usize) -> Vec<Vec<f64>> {
     out
 }
 
+/// The grid point to re-run: the lowest validation Δm; among ties (validation metrics
+/// of small sets are coarse: accuracy moves in steps of one row) the weights closest to
+/// equal, i.e. the least departure from EW.
+pub fn pick_static(points: &[GridPoint]) -> Option<usize> {
+    let spread = |w: &[f64]| w.iter().map(|x| (x - 1.0).powi(2)).sum::<f64>();
+    let low = points
+        .iter()
+        .map(|p| p.validation_delta_m)
+        .fold(f64::INFINITY, f64::min);
+    points
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.validation_delta_m <= low + 1e-9)
+        .min_by(|a, b| spread(&a.1.weights).total_cmp(&spread(&b.1.weights)))
+        .map(|(i, _)| i)
+}
+
 /// The config of one run: `method` (the file's hyper-parameters only when it is the
 /// file's method, else the paper's defaults, as `mtl train --method` does) with `seed`.
 fn method_config(base: &RunConfig, method: &str, seed: u64) -> RunConfig {
@@ -165,24 +183,6 @@ fn method_config(base: &RunConfig, method: &str, seed: u64) -> RunConfig {
     c.train.method = method.to_string();
     c.train.seed = seed;
     c
-}
-
-/// Writes `cfg` into `job.dir` unless the job already finished with it; returns
-/// whether it must run.
-fn prepare(job: &TrainJob, cfg: &RunConfig) -> Result<bool> {
-    let mut cfg = cfg.clone();
-    if let Some(c) = &mut cfg.train.checkpoint {
-        // Parallel runs must not share one checkpoint file.
-        c.path = job.dir.join("checkpoint.safetensors");
-    }
-    let text = serde_json::to_string_pretty(&cfg)
-        .map_err(|e| Error::config(format!("the run config is not serialisable: {e}")))?;
-    if jobs::is_finished(job, &text) {
-        eprintln!("{}: finished earlier, kept", job.label);
-        return Ok(false);
-    }
-    write_run_config(&cfg, &job.dir)?;
-    Ok(true)
 }
 
 /// Runs the jobs that must run; an error naming every failed run.
@@ -291,7 +291,7 @@ pub fn sweep(args: &SweepArgs) -> Result<SweepOutcome> {
         .collect();
     let mut wave = Vec::new();
     for (j, &s) in ew_jobs.iter().zip(&seeds) {
-        if prepare(j, &method_config(&base, EW, s))? {
+        if jobs::prepare(j, &method_config(&base, EW, s))? {
             wave.push(j.clone());
         }
     }
@@ -308,7 +308,7 @@ pub fn sweep(args: &SweepArgs) -> Result<SweepOutcome> {
                 run_dir(m, s),
                 Reference::From(baselines_file(s)),
             );
-            if prepare(&j, &method_config(&base, m, s))? {
+            if jobs::prepare(&j, &method_config(&base, m, s))? {
                 wave.push(j.clone());
             }
             js.push(j);
@@ -342,7 +342,7 @@ pub fn sweep(args: &SweepArgs) -> Result<SweepOutcome> {
         })
         .collect();
     for (j, w) in grid_jobs.iter().zip(&grid) {
-        if prepare(j, &grid_config(w, first))? {
+        if jobs::prepare(j, &grid_config(w, first))? {
             wave.push(j.clone());
         }
     }
@@ -368,12 +368,8 @@ pub fn sweep(args: &SweepArgs) -> Result<SweepOutcome> {
                 validation_delta_m: d.delta_m,
             });
         }
-        let best = scored
-            .iter()
-            .enumerate()
-            .min_by(|a, b| a.1.validation_delta_m.total_cmp(&b.1.validation_delta_m))
-            .map(|(i, _)| i)
-            .ok_or_else(|| Error::config("the static-weight grid is empty"))?;
+        let best =
+            pick_static(&scored).ok_or_else(|| Error::config("the static-weight grid is empty"))?;
         let weights = grid[best].clone();
         eprintln!(
             "static weights tuned on validation: {weights:.3?} (validation Δm {:+.2}%)",
@@ -387,7 +383,7 @@ pub fn sweep(args: &SweepArgs) -> Result<SweepOutcome> {
                 run_dir("static-star", s),
                 Reference::From(baselines_file(s)),
             );
-            if prepare(&j, &grid_config(&weights, s))? {
+            if jobs::prepare(&j, &grid_config(&weights, s))? {
                 wave.push(j.clone());
             }
             js.push(j);
@@ -436,6 +432,23 @@ pub fn sweep(args: &SweepArgs) -> Result<SweepOutcome> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ties_on_validation_go_to_the_most_equal_weights() {
+        let point = |w: [f64; 2], dm: f64| GridPoint {
+            weights: w.to_vec(),
+            validation_delta_m: dm,
+        };
+        let grid = [
+            point([0.5, 1.5], 0.4),
+            point([1.0, 1.0], 0.4),
+            point([1.5, 0.5], 0.9),
+        ];
+        assert_eq!(pick_static(&grid), Some(1));
+        let grid = [point([0.5, 1.5], 0.1), point([1.0, 1.0], 0.4)];
+        assert_eq!(pick_static(&grid), Some(0));
+        assert_eq!(pick_static(&[]), None);
+    }
 
     #[test]
     fn grid_covers_the_simplex_scaled_to_k() {
