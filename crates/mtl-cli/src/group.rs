@@ -194,6 +194,8 @@ pub fn group(args: &GroupArgs) -> Result<GroupOutcome> {
     }
     let mut base = standalone(&cfg, &args.config)?;
     base.train.progress = false;
+    // Baselines are trained by the runs that need them (`--baselines`), once.
+    base.output.baselines = false;
     if let Some(e) = args.epochs {
         base.train.epochs = e;
     }

@@ -251,6 +251,8 @@ pub fn sweep(args: &SweepArgs) -> Result<SweepOutcome> {
     let mut base = standalone(&cfg, &args.config)?;
     base.train.progress = false;
     base.train.diagnostics = None;
+    // Baselines are trained by the runs that need them (`--baselines`), once.
+    base.output.baselines = false;
     if let Some(e) = args.epochs {
         base.train.epochs = e;
     }

@@ -39,6 +39,8 @@ seed = 3
 optimizer = {{ kind = "adam", lr = 1e-2 }}
 [output]
 plots = false
+# The sweep and group runs train baselines only where they need them.
+baselines = true
 "#,
         csv.display()
     );
