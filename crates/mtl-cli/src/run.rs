@@ -259,11 +259,15 @@ pub fn run_in(
         cfg.train.progress = false;
     }
     cfg.output.baselines |= overrides.baselines;
-    if overrides.baselines_from.is_some() && cfg.output.baselines {
-        return Err(Error::config(
-            "--baselines-from reads baselines an earlier run trained; it cannot be combined \
-             with training them (--baselines or output.baselines = true)",
-        ));
+    if overrides.baselines_from.is_some() {
+        if overrides.baselines {
+            return Err(Error::config(
+                "--baselines-from reads baselines an earlier run trained; it cannot be \
+                 combined with --baselines, which trains them",
+            ));
+        }
+        // The command line overrides the file's `output.baselines`.
+        cfg.output.baselines = false;
     }
     // The overrides are checked as the file was.
     cfg.check()?;
@@ -326,6 +330,16 @@ pub fn run_in(
         .as_deref()
         .map(read_baselines)
         .transpose()?;
+    if let (Some(b), Some(path)) = (&shared_baselines, &overrides.baselines_from) {
+        let theirs: Vec<String> = b.test.iter().flat_map(|e| e.tasks.clone()).collect();
+        let ours: Vec<String> = cfg.data.targets.iter().map(|t| t.task_name()).collect();
+        if theirs != ours {
+            return Err(Error::config(format!(
+                "{}: the baselines evaluate tasks {theirs:?}, this run's are {ours:?}",
+                path.display()
+            )));
+        }
+    }
     let mut warnings = Vec::new();
     let input = cfg.data.input()?;
     let prepared = match input {

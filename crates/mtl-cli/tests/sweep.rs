@@ -205,3 +205,29 @@ fn group_trains_the_grouping_and_compares_it() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn baselines_of_other_tasks_are_refused_before_training() {
+    let dir = temp("baselines-from");
+    let two = tiny_config(&dir, "");
+    let out = dir.join("two");
+    let o = mtl(&["train", "--baselines", "--quiet"], &two, &out);
+    assert!(o.status.success(), "{}", text(&o));
+    let three_dir = dir.join("three");
+    std::fs::create_dir_all(&three_dir).unwrap();
+    let three = tiny_config(&three_dir, r#"{ column = "oleic", kind = "regression" },"#);
+    let baselines = out.join("baselines.json");
+    let o = mtl(
+        &["train", "--baselines-from", baselines.to_str().unwrap()],
+        &three,
+        &dir.join("three-out"),
+    );
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(r#"the baselines evaluate tasks ["region", "area"], this run's are ["region", "area", "oleic"]"#),
+        "{err}"
+    );
+    assert!(!dir.join("three-out/report.json").exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
