@@ -307,8 +307,13 @@ pub fn group(args: &GroupArgs) -> Result<GroupOutcome> {
                 eval.tasks
             ))
         })?;
-        composed.losses[i] = eval.losses[t];
-        composed.metrics[i] = eval.metrics[t].clone();
+        let (Some(loss), Some(metrics)) = (eval.losses.get(t), eval.metrics.get(t)) else {
+            return Err(Error::config(format!(
+                "the evaluation of the group serving task `{name}` lacks its metrics"
+            )));
+        };
+        composed.losses[i] = *loss;
+        composed.metrics[i] = metrics.clone();
     }
     let all_test = all_report.test.clone().ok_or_else(|| {
         Error::config(format!(
@@ -373,8 +378,13 @@ fn baselines_test_as_one(tests: &[Evaluation], tasks: &[String]) -> Result<Evalu
                 b.tasks
             ))
         })?;
-        e.losses.push(b.losses[t]);
-        e.metrics.push(b.metrics[t].clone());
+        let (Some(loss), Some(metrics)) = (b.losses.get(t), b.metrics.get(t)) else {
+            return Err(Error::config(format!(
+                "the baseline evaluation of task `{name}` lacks its metrics"
+            )));
+        };
+        e.losses.push(*loss);
+        e.metrics.push(metrics.clone());
     }
     Ok(e)
 }

@@ -78,8 +78,9 @@ pub fn mean_affinity(samples: &[GradientSample]) -> Result<Vec<Vec<f64>>> {
     })
 }
 
-/// s(i, S): the mean affinity onto task `i` from the other tasks of `group` (0 alone).
-pub fn group_score(affinity: &[Vec<f64>], group: &[usize], i: usize) -> f64 {
+/// s(i, S): the mean affinity onto task `i` from the other tasks of `group` (0 alone);
+/// indices are checked by the callers.
+fn group_score(affinity: &[Vec<f64>], group: &[usize], i: usize) -> f64 {
     let others: Vec<usize> = group.iter().copied().filter(|&j| j != i).collect();
     if others.is_empty() {
         return 0.0;
@@ -89,7 +90,7 @@ pub fn group_score(affinity: &[Vec<f64>], group: &[usize], i: usize) -> f64 {
 
 /// The total score of a selection: each task served by its best group containing it.
 /// `None` when some task is in no group.
-pub fn selection_score(affinity: &[Vec<f64>], groups: &[Vec<usize>]) -> Option<f64> {
+fn selection_score(affinity: &[Vec<f64>], groups: &[Vec<usize>]) -> Option<f64> {
     (0..affinity.len())
         .map(|i| {
             groups
