@@ -5,12 +5,20 @@
 //! safetensors file, described by a TOML or JSON [`RunConfig`], and writes the JSON run
 //! report, PNG plots and the trained model as a [`Bundle`](mtl::Bundle) (`model/`);
 //! `mtl predict RUN_DIR --csv FILE --out preds.csv` predicts new rows with that bundle;
-//! `mtl methods` lists the registered task-combination methods.
+//! `mtl sweep CONFIG --methods a,b --seeds N` trains every method × seed in child
+//! processes and ranks the methods by Δm with confidence intervals and paired tests;
+//! `mtl group CONFIG` chooses task groups from the TAG affinity and compares them with
+//! all-in-one and single-task training; `mtl methods` lists the registered
+//! task-combination methods.
 //! The library half exists so the run can be driven and tested without a process.
 
 pub mod config;
+pub mod group;
+pub mod jobs;
 pub mod predict;
 pub mod run;
+pub mod subset;
+pub mod sweep;
 pub mod tensor_input;
 
 pub use config::RunConfig;

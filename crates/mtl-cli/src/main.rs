@@ -37,6 +37,13 @@ enum Command {
         /// Also train single-task baselines and report Δm.
         #[arg(long)]
         baselines: bool,
+        /// Report Δm against the `baselines.json` an earlier `--baselines` run wrote
+        /// (same data, split and seed) instead of training baselines.
+        #[arg(long, value_name = "FILE", conflicts_with = "baselines")]
+        baselines_from: Option<PathBuf>,
+        /// Override `train.seed` (the split, the initialisation and the batches).
+        #[arg(long)]
+        seed: Option<u64>,
         /// No progress bars.
         #[arg(long, short)]
         quiet: bool,
@@ -60,6 +67,12 @@ enum Command {
         #[arg(long, value_delimiter = ',')]
         header: Option<Vec<String>>,
     },
+    /// Train every method × seed (child processes, resumable) and rank the methods by
+    /// Δm with 95 % intervals and paired t-tests against EW and tuned static weights.
+    Sweep(mtl_cli::sweep::SweepArgs),
+    /// Choose task groups from the TAG affinity of one all-in-one run, train them, and
+    /// compare Δm with all-in-one and single-task training.
+    Group(mtl_cli::group::GroupArgs),
     /// List the registered weighting and aggregation methods.
     Methods,
 }
@@ -78,6 +91,8 @@ fn main() -> ExitCode {
             resume,
             force_resume,
             baselines,
+            baselines_from,
+            seed,
             quiet,
             nproc,
         } => {
@@ -101,6 +116,8 @@ fn main() -> ExitCode {
                 resume,
                 force_resume,
                 baselines,
+                baselines_from,
+                seed,
                 quiet,
             };
             match run_in(&config, &overrides, group) {
@@ -137,6 +154,32 @@ fn main() -> ExitCode {
                     outcome.columns.join(", "),
                     outcome.out.display()
                 );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("mtl: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Sweep(args) => match mtl_cli::sweep::sweep(&args) {
+            Ok(outcome) => {
+                print!("{}", outcome.summary.table());
+                for f in &outcome.files {
+                    println!("wrote {}", f.display());
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("mtl: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Group(args) => match mtl_cli::group::group(&args) {
+            Ok(outcome) => {
+                print!("{}", outcome.table());
+                for f in &outcome.files {
+                    println!("wrote {}", f.display());
+                }
                 ExitCode::SUCCESS
             }
             Err(e) => {

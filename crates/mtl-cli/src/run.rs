@@ -43,6 +43,12 @@ pub struct Overrides {
     pub force_resume: bool,
     /// Train single-task baselines for Δm.
     pub baselines: bool,
+    /// Δm against the single-task baselines of an earlier run (its `baselines.json`,
+    /// trained on the same data, split and seed) instead of training them again, as
+    /// `mtl sweep` shares one set per seed across methods.
+    pub baselines_from: Option<PathBuf>,
+    /// Override `train.seed` (the split, the initialisation and the batches).
+    pub seed: Option<u64>,
     /// No progress bars.
     pub quiet: bool,
 }
@@ -246,10 +252,23 @@ pub fn run_in(
         }
         cfg.train.method = m.clone();
     }
+    if let Some(seed) = overrides.seed {
+        cfg.train.seed = seed;
+    }
     if overrides.quiet {
         cfg.train.progress = false;
     }
     cfg.output.baselines |= overrides.baselines;
+    if overrides.baselines_from.is_some() {
+        if overrides.baselines {
+            return Err(Error::config(
+                "--baselines-from reads baselines an earlier run trained; it cannot be \
+                 combined with --baselines, which trains them",
+            ));
+        }
+        // The command line overrides the file's `output.baselines`.
+        cfg.output.baselines = false;
+    }
     // The overrides are checked as the file was.
     cfg.check()?;
     let out_dir = overrides
@@ -300,7 +319,27 @@ pub fn run_in(
         InputKind::Safetensors => "input safetensors",
         InputKind::ImageFolder => "input image folder",
     };
-    files::check_distinct(&[("config", config_path), (input_name, &csv)], &outputs)?;
+    let mut inputs: Vec<(&str, &Path)> = vec![("config", config_path), (input_name, &csv)];
+    if let Some(b) = &overrides.baselines_from {
+        inputs.push(("baselines to compare with", b));
+    }
+    files::check_distinct(&inputs, &outputs)?;
+    // Read before training, so a wrong file costs no training time.
+    let shared_baselines = overrides
+        .baselines_from
+        .as_deref()
+        .map(read_baselines)
+        .transpose()?;
+    if let (Some(b), Some(path)) = (&shared_baselines, &overrides.baselines_from) {
+        let theirs: Vec<String> = b.test.iter().flat_map(|e| e.tasks.clone()).collect();
+        let ours: Vec<String> = cfg.data.targets.iter().map(|t| t.task_name()).collect();
+        if theirs != ours {
+            return Err(Error::config(format!(
+                "{}: the baselines evaluate tasks {theirs:?}, this run's are {ours:?}",
+                path.display()
+            )));
+        }
+    }
     let mut warnings = Vec::new();
     let input = cfg.data.input()?;
     let prepared = match input {
@@ -314,9 +353,40 @@ pub fn run_in(
         bundle: bundle_dir,
     };
     match prepared {
-        Input::Table(p) => train_and_report(cfg, config_path, overrides, out, p, warnings, group),
-        Input::Arrays(p) => train_and_report(cfg, config_path, overrides, out, p, warnings, group),
+        Input::Table(p) => train_and_report(
+            cfg,
+            config_path,
+            overrides,
+            out,
+            p,
+            warnings,
+            group,
+            shared_baselines,
+        ),
+        Input::Arrays(p) => train_and_report(
+            cfg,
+            config_path,
+            overrides,
+            out,
+            p,
+            warnings,
+            group,
+            shared_baselines,
+        ),
     }
+}
+
+/// Reads the `baselines.json` of an earlier run.
+pub fn read_baselines(path: &Path) -> Result<Baselines> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|e| Error::Parse {
+        path: path.to_path_buf(),
+        line: e.line() as u64,
+        message: format!("not a baselines report written by `mtl train --baselines`: {e}"),
+    })
 }
 
 /// A rank's scratch output directory, removed when the run ends.
@@ -531,7 +601,8 @@ fn prepare_arrays(
 
 /// Trains the model on prepared data, evaluates it on the test part, trains the
 /// baselines when asked, and writes the report, the plots and the bundle: the same for
-/// table rows and for tensors.
+/// table rows and for tensors. `shared` holds baselines an earlier run trained.
+#[allow(clippy::too_many_arguments)]
 fn train_and_report<D: OnlyTask>(
     mut cfg: RunConfig,
     config_path: &Path,
@@ -540,6 +611,7 @@ fn train_and_report<D: OnlyTask>(
     p: Prepared<D>,
     mut warnings: Vec<String>,
     group: Option<SharedGroup>,
+    shared: Option<Baselines>,
 ) -> Result<RunOutcome> {
     let Outputs {
         dir: out_dir,
@@ -591,8 +663,8 @@ fn train_and_report<D: OnlyTask>(
 
     if !JointData::is_empty(&test) {
         let test_eval: Evaluation = evaluate(&model, &test, 256)?;
-        if cfg.output.baselines {
-            let baselines: Baselines = trainer.fit_baselines(
+        let trained = if cfg.output.baselines {
+            Some(trainer.fit_baselines(
                 |k, _single| {
                     seed_everything(cfg.train.seed);
                     let model = build_from_spec(&cfg, &spec.only_task(k)?)?;
@@ -616,7 +688,25 @@ fn train_and_report<D: OnlyTask>(
                 &train,
                 validation,
                 &test,
-            )?;
+            )?)
+        } else {
+            None
+        };
+        let fresh = trained.is_some();
+        if let Some(baselines) = trained.or(shared) {
+            if baselines.test.len() != test_eval.tasks.len()
+                || baselines
+                    .test
+                    .iter()
+                    .zip(&test_eval.tasks)
+                    .any(|(b, t)| !b.tasks.contains(t))
+            {
+                let theirs: Vec<&String> = baselines.test.iter().flat_map(|b| &b.tasks).collect();
+                return Err(Error::config(format!(
+                    "the baselines evaluate tasks {theirs:?}, this run's are {:?}",
+                    test_eval.tasks
+                )));
+            }
             // Dense tasks report several metrics each (mIoU and pixel accuracy; abs and
             // rel error; angle statistics): Δm averages over all of them, as LibMTL does.
             // A metric a baseline scored exactly 0 on (no pixel within 11.25° after a
@@ -645,9 +735,11 @@ fn train_and_report<D: OnlyTask>(
                     report.compare_to_baselines(test_eval, &baselines)?;
                 }
             }
-            let text = serde_json::to_string_pretty(&baselines)
-                .map_err(|e| Error::config(format!("baselines are not serialisable: {e}")))?;
-            files::write_atomically(&baselines_path, text.as_bytes())?;
+            if fresh {
+                let text = serde_json::to_string_pretty(&baselines)
+                    .map_err(|e| Error::config(format!("baselines are not serialisable: {e}")))?;
+                files::write_atomically(&baselines_path, text.as_bytes())?;
+            }
         } else {
             report.test = Some(test_eval);
         }
