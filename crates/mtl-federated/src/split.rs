@@ -69,8 +69,11 @@ pub enum ClientSplit {
         /// The concentration α (> 0).
         alpha: f64,
     },
-    /// Rows dealt IID, but client `c` keeps only task `c mod K`'s labels (the others
-    /// are masked), as when each participant annotates one task.
+    /// Rows dealt IID, but client `c` trains on task `c mod K`'s labels only (the
+    /// others are masked in its training rows), as when each participant annotates
+    /// one task. Its held-out rows keep every label, so the report measures each
+    /// model on the tasks the client never labelled too: the simulation's view, which
+    /// a real client could not take.
     OneTaskPerClient,
 }
 
@@ -125,17 +128,18 @@ pub fn split_clients(
             )));
         }
         own.sort_unstable();
-        let mut local = data.subset(&own)?;
+        let local = data.subset(&own)?;
+        let parts = local.split_rows(0.0, test_fraction, seed.wrapping_add(c as u64))?;
+        let mut train = local.subset(&parts.train)?;
         if split == ClientSplit::OneTaskPerClient {
             let keep = c % data.num_tasks();
             for k in (0..data.num_tasks()).filter(|&k| k != keep) {
-                local = local.mask_task(k, &Array1::from_elem(local.len(), false))?;
+                train = train.mask_task(k, &Array1::from_elem(train.len(), false))?;
             }
         }
-        let parts = local.split_rows(0.0, test_fraction, seed.wrapping_add(c as u64))?;
         out.push(ClientData::new(
             format!("client{c}"),
-            local.subset(&parts.train)?,
+            train,
             local.subset(&parts.test)?,
         )?);
     }
