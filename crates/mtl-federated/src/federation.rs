@@ -153,9 +153,7 @@ impl Federation {
                 rows += stats.rows_seen;
                 messages.push(bytes);
             }
-            self.server
-                .aggregate(&messages)
-                .map_err(|e| Error::config(format!("round {round}: {e}")))?;
+            self.server.aggregate(&messages)?;
             let global = self.server.broadcast()?;
             for c in 0..self.clients.len() {
                 observe(&Envelope {
