@@ -465,3 +465,34 @@ fn a_sequential_run_with_dropout_is_reproducible() {
         "dropout changed nothing"
     );
 }
+
+/// Local steps go through the library's engine, so any registered method runs on the
+/// clients: a gradient aggregator, and a weighting with parameters of its own (which
+/// stay on the client).
+#[test]
+fn clients_train_with_any_registered_method() {
+    let _rng = torch_rng_lock();
+    let data = dataset(60, 9);
+    let spec = spec(&data);
+    for method in ["pcgrad", "uw", "mgda"] {
+        let clients = split_clients(&data, 2, ClientSplit::Iid, 0.2, 0).unwrap();
+        let config = FederatedConfig::default()
+            .rounds(2)
+            .batch_size(8)
+            .method(method)
+            .seed(1);
+        let report = Federation::new(&spec, clients, config)
+            .unwrap()
+            .run()
+            .unwrap();
+        let losses: Vec<f64> = report.rounds.iter().map(|r| r.train_loss).collect();
+        assert!(
+            losses.iter().all(|l| l.is_finite() && *l > 0.0),
+            "{method}: {losses:?}"
+        );
+    }
+    let clients = split_clients(&data, 2, ClientSplit::Iid, 0.2, 0).unwrap();
+    let err =
+        Federation::new(&spec, clients, FederatedConfig::default().method("nope")).unwrap_err();
+    assert!(err.to_string().contains("nope"), "{err}");
+}
