@@ -26,14 +26,16 @@ commands:
                    shell exports instead of the progress lines
   doctor           report the libtorch install, CUDA, the cache, and how to fix problems
   test             setup, then fmt check, clippy -D warnings, and every test
-  demo [dense|text|semi|robust]
+  demo [dense|text|semi|robust|federated]
                    setup, then train the olive-oil multi-task demo; `demo dense` trains
                    segmentation, depth and normals on generated scenes; `demo text`
                    pretrains a small Transformer as a masked language model, fine-tunes it
                    on sentence topics and entity tags, and predicts raw sentences; `demo
                    semi` compares 10 % labels alone with 10 % plus consistency training
                    on the rest (olive oil, several seeds); `demo robust` compares standard
-                   and adversarial training on MultiMNIST, clean and under attack
+                   and adversarial training on MultiMNIST, clean and under attack;
+                   `demo federated` spreads olive oil over 8 simulated clients and
+                   compares local-only, FedAvg, FedProx and Ditto per client
   bench [--peer]   setup, then time every method per training step (target/bench/bench.json)
   repro NAME|--list
                    setup, then rerun a published experiment (release build); --list
@@ -70,6 +72,7 @@ fn main() -> Result<()> {
                 data::link_shared_sets()?;
                 example("robust", rest)?
             }
+            Some((which, rest)) if which == "federated" => example("federated", rest)?,
             _ => example("olive_oil", rest)?,
         },
         "bench" => bench::bench(rest)?,

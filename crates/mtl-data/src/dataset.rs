@@ -393,6 +393,44 @@ impl MultiTaskDataset {
         })
     }
 
+    /// The same dataset with task `k` labelled only where it was labelled and `keep` is
+    /// true (the two masks combined), everything else (class names, target scales,
+    /// feature names) kept. Federated splits use it to give a client the labels of
+    /// some tasks only.
+    ///
+    /// ```
+    /// # use mtl_data::{MultiTaskDataset, TaskData};
+    /// # use ndarray::array;
+    /// let ds = MultiTaskDataset::new(
+    ///     array![[0.0f32], [1.0], [2.0]],
+    ///     vec![TaskData::binary("b", array![1.0, 0.0, 1.0]).with_mask(array![true, true, false])],
+    /// )?;
+    /// let masked = ds.mask_task(0, &array![false, true, true])?;
+    /// assert_eq!(masked.tasks()[0].labelled(), 1);
+    /// assert!(ds.mask_task(0, &array![true]).is_err());
+    /// # Ok::<(), mtl_core::Error>(())
+    /// ```
+    pub fn mask_task(&self, k: usize, keep: &ndarray::Array1<bool>) -> Result<Self> {
+        let mut task = self.task(k, "mask_task")?.clone();
+        if keep.len() != self.len() {
+            return Err(Error::RowCount {
+                what: format!("mask for task `{}`", task.name),
+                expected: self.len(),
+                got: keep.len(),
+            });
+        }
+        let mask = match &task.mask {
+            Some(m) => m & keep,
+            None => keep.clone(),
+        };
+        task.mask = Some(mask);
+        // Re-validation zeroes the newly unlabelled entries, as construction does.
+        validate_task(k, &mut task, self.len())?;
+        let mut out = self.clone();
+        out.tasks[k] = task;
+        Ok(out)
+    }
+
     /// The same tasks over new features with the same number of rows (finite).
     pub(crate) fn with_features(&self, features: Array2<f32>) -> Result<Self> {
         if features.nrows() != self.len() {
