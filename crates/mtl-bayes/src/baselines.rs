@@ -172,15 +172,20 @@ fn bernoulli_log_likelihood(d: &Design, beta: &Array1<f64>) -> f64 {
     d.x.dot(beta)
         .iter()
         .zip(&d.y)
-        .map(|(e, y)| if *y == 1.0 { log_sigmoid(*e) } else { log_sigmoid(-e) })
+        .map(|(e, y)| {
+            if *y == 1.0 {
+                log_sigmoid(*e)
+            } else {
+                log_sigmoid(-e)
+            }
+        })
         .sum()
 }
 
 fn logistic_newton(d: &Design, lambda: f64, what: &str) -> Result<Array1<f64>> {
     let p = d.x.ncols();
     let mut beta = Array1::<f64>::zeros(p);
-    let objective =
-        |b: &Array1<f64>| bernoulli_log_likelihood(d, b) - 0.5 * lambda * b.dot(b);
+    let objective = |b: &Array1<f64>| bernoulli_log_likelihood(d, b) - 0.5 * lambda * b.dot(b);
     let mut f = objective(&beta);
     for _ in 0..200 {
         let prob = d.x.dot(&beta).mapv(|e| log_sigmoid(e).exp());

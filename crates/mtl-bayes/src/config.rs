@@ -36,8 +36,8 @@ impl Default for EmConfig {
         EmConfig {
             covariance: Covariance::Full,
             cov_floor: 1e-8,
-            max_iter: 20_000,
-            tol: 1e-12,
+            max_iter: 5_000,
+            tol: 1e-10,
         }
     }
 }

@@ -78,11 +78,7 @@ pub(crate) fn design(
         });
     }
     if binary {
-        if let Some((r, v)) = y
-            .iter()
-            .enumerate()
-            .find(|(_, v)| **v != 0.0 && **v != 1.0)
-        {
+        if let Some((r, v)) = y.iter().enumerate().find(|(_, v)| **v != 0.0 && **v != 1.0) {
             return Err(Error::config(format!(
                 "task {task} (`{name}`): a logistic target must be 0 or 1, row {r} has {v}"
             )));

@@ -100,7 +100,8 @@ impl HierarchicalLinear {
             xty += &d.xty;
             yty += d.yty;
         }
-        let l = cholesky(&gram).ok_or_else(|| Error::config("pooled Gram matrix not factorable"))?;
+        let l =
+            cholesky(&gram).ok_or_else(|| Error::config("pooled Gram matrix not factorable"))?;
         let mut mu = chol_solve(&l, &xty);
         let rss = yty - 2.0 * mu.dot(&xty) + mu.dot(&gram.dot(&mu));
         let mut s2 = (rss / n_total as f64).max(1e-6 * (yty / n_total as f64).max(1e-300));
@@ -202,8 +203,10 @@ pub(crate) fn posterior_under(
     }
     let d = design(0, what, x, y, p - 1, false)?;
     let l = prior_factor(prior)?;
-    let s = linear_step(&d.gram, &d.xty, d.yty, d.rows(), &prior.mean, &l, s2)
-        .ok_or_else(|| Error::config(format!("{what}: posterior precision not positive definite")))?;
+    let s =
+        linear_step(&d.gram, &d.xty, d.yty, d.rows(), &prior.mean, &l, s2).ok_or_else(|| {
+            Error::config(format!("{what}: posterior precision not positive definite"))
+        })?;
     Ok(s.post)
 }
 
@@ -248,10 +251,7 @@ fn e_step(
 
 /// The M-step for the prior: `μ = mean m_t`, `Σ = mean [V_t + (m_t − μ)(m_t − μ)ᵀ]`,
 /// then the diagonal restriction and the floor.
-pub(crate) fn prior_m_step(
-    posts: &[&Gaussian],
-    config: &EmConfig,
-) -> (Array1<f64>, Array2<f64>) {
+pub(crate) fn prior_m_step(posts: &[&Gaussian], config: &EmConfig) -> (Array1<f64>, Array2<f64>) {
     let t = posts.len() as f64;
     let p = posts[0].dim();
     let mut mu = Array1::<f64>::zeros(p);

@@ -86,7 +86,11 @@ pub struct BayesReport {
 impl BayesReport {
     /// The report of a linear fit on its training `data`, the independent models under
     /// `N(0, vague_variance · I)`.
-    pub fn linear(fit: &HierarchicalLinear, data: &GroupedData, vague_variance: f64) -> Result<Self> {
+    pub fn linear(
+        fit: &HierarchicalLinear,
+        data: &GroupedData,
+        vague_variance: f64,
+    ) -> Result<Self> {
         let evidence = linear_evidence(fit, data, vague_variance)?;
         let independent = independent_linear_posteriors(data, vague_variance)?;
         Self::build(

@@ -132,7 +132,10 @@ pub(crate) fn independent_linear(data: &GroupedData, tau2: f64) -> Result<(f64, 
     let var_y = {
         let (_, y, _) = data.pooled();
         let m = y.mean().unwrap_or(0.0);
-        y.mapv(|v| (v - m) * (v - m)).mean().unwrap_or(1.0).max(1e-12)
+        y.mapv(|v| (v - m) * (v - m))
+            .mean()
+            .unwrap_or(1.0)
+            .max(1e-12)
     };
     let f = |ls2: f64| log_marginal_under(&prior, ls2.exp(), data);
     // The maximiser lies between a millionth of the target's variance and its variance

@@ -59,7 +59,10 @@ fn compare(data: &GroupedData, r: &Value, covariance: Covariance) {
     for j in 0..2 {
         assert!((fit.prior.mean[j] - fe[j]).abs() < 1e-5, "mu[{j}]");
         for k in 0..2 {
-            assert!((fit.prior.cov[[j, k]] - cov[j][k]).abs() < 1e-5, "Sigma[{j},{k}]");
+            assert!(
+                (fit.prior.cov[[j, k]] - cov[j][k]).abs() < 1e-5,
+                "Sigma[{j},{k}]"
+            );
         }
     }
     assert!((fit.noise_variance - scale).abs() < 1e-5);
@@ -79,6 +82,9 @@ fn radon_diagonal_covariance_matches_statsmodels() {
 
 #[test]
 fn london_schools_matches_statsmodels() {
-    let d = only_feature(london_schools(data_root("mlmrev").unwrap()).unwrap(), "standLRT");
+    let d = only_feature(
+        london_schools(data_root("mlmrev").unwrap()).unwrap(),
+        "standLRT",
+    );
     compare(&d, &reference()["exam_full"], Covariance::Full);
 }
