@@ -29,6 +29,9 @@ pub struct EmConfig {
     /// Stop when the objective (log marginal likelihood or its bound) rises by less than
     /// `tol · (1 + |objective|)` in one iteration.
     pub tol: f64,
+    /// Accelerate EM by SQUAREM (Varadhan & Roland 2008): same fixed point, the
+    /// objective still never falls, often ten times fewer iterations.
+    pub accelerate: bool,
 }
 
 impl Default for EmConfig {
@@ -38,6 +41,7 @@ impl Default for EmConfig {
             cov_floor: 1e-8,
             max_iter: 5_000,
             tol: 1e-10,
+            accelerate: true,
         }
     }
 }

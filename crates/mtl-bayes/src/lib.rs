@@ -32,6 +32,7 @@ mod linear;
 mod logistic;
 mod metrics;
 mod report;
+mod squarem;
 mod transfer;
 
 pub use baselines::{Likelihood, PointModel};

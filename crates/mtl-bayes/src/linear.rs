@@ -6,6 +6,7 @@ use crate::conjugate::{linear_step, prior_factor, LinearStep};
 use crate::design::{coefficient_names, design, designs, with_intercept, Design};
 use crate::gaussian::Gaussian;
 use crate::linalg::{chol_solve, cholesky};
+use crate::squarem::run_em;
 use mtl_core::{Error, Result};
 use mtl_data::GroupedData;
 use ndarray::{Array1, Array2};
@@ -102,40 +103,46 @@ impl HierarchicalLinear {
         }
         let l =
             cholesky(&gram).ok_or_else(|| Error::config("pooled Gram matrix not factorable"))?;
-        let mut mu = chol_solve(&l, &xty);
+        let mu = chol_solve(&l, &xty);
         let rss = yty - 2.0 * mu.dot(&xty) + mu.dot(&gram.dot(&mu));
         let mut s2 = (rss / n_total as f64).max(1e-6 * (yty / n_total as f64).max(1e-300));
         if !(s2 > 0.0 && s2.is_finite()) {
             s2 = 1.0;
         }
-        let mut sigma = Array2::<f64>::eye(p) * s2;
+        let sigma = Array2::<f64>::eye(p) * s2;
 
-        let mut trace = Vec::new();
-        let mut converged = false;
-        let mut steps;
-        loop {
-            steps = e_step(&ds, &mu, &sigma, s2)?;
-            let ll: f64 = steps.iter().map(|s| s.log_marginal).sum();
-            if let Some(&prev) = trace.last() {
-                if ll - prev < config.tol * (1.0 + ll.abs()) {
-                    trace.push(ll);
-                    converged = true;
-                    break;
+        let run = run_em(
+            pack(&mu, &sigma, Some(s2)),
+            (),
+            config.max_iter,
+            config.tol,
+            config.accelerate,
+            |theta, _| {
+                let (mu, sigma, s2) = unpack(theta, p, true);
+                let s2 = s2.unwrap_or(f64::NAN);
+                if !(s2 > 0.0 && s2.is_finite()) || cholesky(&sigma).is_none() {
+                    return Ok(None);
                 }
-            }
-            trace.push(ll);
-            if trace.len() > config.max_iter {
-                break;
-            }
-            let posts: Vec<&Gaussian> = steps.iter().map(|s| &s.post).collect();
-            (mu, sigma) = prior_m_step(&posts, config);
-            s2 = steps.iter().map(|s| s.expected_sse).sum::<f64>() / n_total as f64;
-            if !(s2 > 0.0 && s2.is_finite()) {
-                return Err(Error::config(format!(
-                    "the noise variance reached {s2}: the designs fit every target exactly"
-                )));
-            }
-        }
+                let steps = e_step(&ds, &mu, &sigma, s2)?;
+                let ll: f64 = steps.iter().map(|s| s.log_marginal).sum();
+                let posts: Vec<&Gaussian> = steps.iter().map(|s| &s.post).collect();
+                let (mu, sigma) = prior_m_step(&posts, config);
+                let s2 = steps.iter().map(|s| s.expected_sse).sum::<f64>() / n_total as f64;
+                if !(s2 > 0.0 && s2.is_finite()) {
+                    return Err(Error::config(format!(
+                        "the noise variance reached {s2}: the designs fit every target exactly"
+                    )));
+                }
+                Ok(Some((ll, pack(&mu, &sigma, Some(s2)))))
+            },
+        )?;
+        // The posteriors and objective at the last M-step's estimates.
+        let (mu, sigma, s2) = unpack(&run.theta, p, true);
+        let s2 = s2.unwrap_or(f64::NAN);
+        let steps = e_step(&ds, &mu, &sigma, s2)?;
+        let mut trace = run.trace;
+        trace.push(steps.iter().map(|s| s.log_marginal).sum());
+        let converged = run.converged;
         let log_marginal_likelihood = *trace.last().unwrap_or(&f64::NAN);
         Ok(HierarchicalLinear {
             coefficient_names: coefficient_names(data),
@@ -277,4 +284,23 @@ pub(crate) fn prior_m_step(posts: &[&Gaussian], config: &EmConfig) -> (Array1<f6
         sigma[[i, i]] += config.cov_floor;
     }
     (mu, sigma)
+}
+
+/// `θ = [μ, Σ row by row, σ²?]`, the flat parameter vector EM extrapolates.
+pub(crate) fn pack(mu: &Array1<f64>, sigma: &Array2<f64>, s2: Option<f64>) -> Vec<f64> {
+    mu.iter().chain(sigma.iter()).copied().chain(s2).collect()
+}
+
+/// The inverse of [`pack`]; Σ is symmetrised (an extrapolation keeps it symmetric up to
+/// rounding).
+pub(crate) fn unpack(
+    theta: &[f64],
+    p: usize,
+    with_s2: bool,
+) -> (Array1<f64>, Array2<f64>, Option<f64>) {
+    let mu = Array1::from(theta[..p].to_vec());
+    let mut sigma = Array2::from_shape_vec((p, p), theta[p..p + p * p].to_vec())
+        .unwrap_or_else(|_| Array2::eye(p));
+    crate::linalg::symmetrize(&mut sigma);
+    (mu, sigma, with_s2.then(|| theta[p + p * p]))
 }

@@ -6,7 +6,8 @@ use crate::conjugate::{logistic_at, logistic_posterior, predictive_probability, 
 use crate::design::{coefficient_names, designs, with_intercept, Design};
 use crate::gaussian::Gaussian;
 use crate::linalg::cholesky;
-use crate::linear::{prior_m_step, TaskPosterior};
+use crate::linear::{pack, prior_m_step, unpack, TaskPosterior};
+use crate::squarem::run_em;
 use mtl_core::{Error, Result};
 use mtl_data::GroupedData;
 use ndarray::{Array1, Array2};
@@ -51,44 +52,38 @@ impl HierarchicalLogistic {
         let p = data.n_features() + 1;
         // Start at μ = 0 and Σ = I: on the log-odds scale a coefficient of a few units is
         // already large, so this is a neutral start.
-        let mut mu = Array1::<f64>::zeros(p);
-        let mut sigma = Array2::<f64>::eye(p);
-        let mut xis: Vec<Vec<f64>> = ds.iter().map(|d| vec![1.0; d.rows()]).collect();
-        let mut trace = Vec::new();
-        let mut converged = false;
-        let mut posts;
-        loop {
-            let l = cholesky(&sigma).ok_or_else(|| {
-                Error::config(
-                    "the prior covariance became singular (a variance reached zero); set cov_floor > 0",
-                )
-            })?;
-            // E-step: q(β_t) for the current ξ, then ξ for that q, then q again, so the
-            // bound below is the one the M-step raises.
-            let mut bound = 0.0;
-            posts = Vec::with_capacity(ds.len());
-            for (k, (d, xi)) in ds.iter().zip(xis.iter_mut()).enumerate() {
-                let s = step(k, d, xi, &mu, &l)?;
-                update_xi(&d.x, &s.post, xi);
-                let s = step(k, d, xi, &mu, &l)?;
-                bound += s.bound;
-                posts.push(s.post);
-            }
-            if let Some(&prev) = trace.last() {
-                if bound - prev < config.tol * (1.0 + f64::abs(bound)) {
-                    trace.push(bound);
-                    converged = true;
-                    break;
-                }
-            }
-            trace.push(bound);
-            if trace.len() > config.max_iter {
-                break;
-            }
-            let refs: Vec<&Gaussian> = posts.iter().collect();
-            (mu, sigma) = prior_m_step(&refs, config);
-        }
-        let log_marginal_bound = *trace.last().unwrap_or(&f64::NAN);
+        let mu = Array1::<f64>::zeros(p);
+        let sigma = Array2::<f64>::eye(p);
+        let xis: Vec<Vec<f64>> = ds.iter().map(|d| vec![1.0; d.rows()]).collect();
+        let run = run_em(
+            pack(&mu, &sigma, None),
+            xis,
+            config.max_iter,
+            config.tol,
+            config.accelerate,
+            |theta, xis| {
+                let (mu, sigma, _) = unpack(theta, p, false);
+                let Some(l) = cholesky(&sigma) else {
+                    return Ok(None);
+                };
+                let (posts, bound) = e_step(&ds, xis, &mu, &l)?;
+                let refs: Vec<&Gaussian> = posts.iter().collect();
+                let (mu, sigma) = prior_m_step(&refs, config);
+                Ok(Some((bound, pack(&mu, &sigma, None))))
+            },
+        )?;
+        let (mu, sigma, _) = unpack(&run.theta, p, false);
+        let mut xis = run.state;
+        let l = cholesky(&sigma).ok_or_else(|| {
+            Error::config(
+                "the prior covariance became singular (a variance reached zero); set cov_floor > 0",
+            )
+        })?;
+        let (posts, bound) = e_step(&ds, &mut xis, &mu, &l)?;
+        let mut trace = run.trace;
+        trace.push(bound);
+        let converged = run.converged;
+        let log_marginal_bound = bound;
         Ok(HierarchicalLogistic {
             coefficient_names: coefficient_names(data),
             prior: Gaussian {
@@ -139,6 +134,26 @@ impl HierarchicalLogistic {
             .map(|r| predictive_probability(r, &t.posterior))
             .collect())
     }
+}
+
+/// The E-step: for each task q(β) at the current ξ, then ξ for that q, then q again, so
+/// the bound returned is the one the M-step raises.
+fn e_step(
+    ds: &[Design],
+    xis: &mut [Vec<f64>],
+    mu: &Array1<f64>,
+    l: &Array2<f64>,
+) -> Result<(Vec<Gaussian>, f64)> {
+    let mut bound = 0.0;
+    let mut posts = Vec::with_capacity(ds.len());
+    for (k, (d, xi)) in ds.iter().zip(xis.iter_mut()).enumerate() {
+        let s = step(k, d, xi, mu, l)?;
+        update_xi(&d.x, &s.post, xi);
+        let s = step(k, d, xi, mu, l)?;
+        bound += s.bound;
+        posts.push(s.post);
+    }
+    Ok((posts, bound))
 }
 
 fn step(

@@ -36,11 +36,19 @@ fn only_feature(mut d: GroupedData, name: &str) -> GroupedData {
 }
 
 fn compare(data: &GroupedData, r: &Value, covariance: Covariance) {
+    // Plain EM and SQUAREM must both reach statsmodels' optimum.
+    for accelerate in [false, true] {
+        compare_one(data, r, covariance, accelerate);
+    }
+}
+
+fn compare_one(data: &GroupedData, r: &Value, covariance: Covariance, accelerate: bool) {
     let config = EmConfig {
         covariance,
         cov_floor: 0.0,
         max_iter: 100_000,
         tol: 1e-14,
+        accelerate,
     };
     let fit = HierarchicalLinear::fit(data, &config).unwrap();
     let llf = r["llf"].as_f64().unwrap();
