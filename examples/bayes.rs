@@ -330,6 +330,13 @@ fn logistic(title: &str, data: &GroupedData, a: &Args) -> Result<()> {
         "hierarchical, diagonal Σ",
         &score(&test, |k, x| diag.predict_proba(k, x))?,
     );
+    // The posterior mean alone (no averaging over the posterior), to separate what the
+    // estimates do from what the predictive averaging does.
+    let plug_in = |k: usize, x: &ndarray::Array2<f64>| {
+        let eta = with_ones(x).dot(&fit.tasks[k].posterior.mean);
+        Ok(eta.mapv(|e| 1.0 / (1.0 + (-e).exp())))
+    };
+    row("hierarchical, full, plug-in", &score(&test, plug_in)?);
     println!("  (both hierarchical fits: {fit_s:.2} s)");
     let report = BayesReport::logistic(&fit, &train, VAGUE)?;
     summary(&report);

@@ -95,7 +95,7 @@ pub(crate) fn pooled_max_log_likelihood(data: &GroupedData) -> Result<f64> {
     } else {
         let rss = (&all.y - &all.x.dot(&beta)).mapv(|r| r * r).sum();
         let s2 = rss / n;
-        if !(s2 > 0.0) {
+        if s2.is_nan() || s2 <= 0.0 {
             return Err(Error::config("the pooled model fits every target exactly"));
         }
         Ok(-0.5 * n * ((2.0 * std::f64::consts::PI * s2).ln() + 1.0))

@@ -66,11 +66,8 @@ fn compare_one(data: &GroupedData, r: &Value, covariance: Covariance, accelerate
     );
     for j in 0..2 {
         assert!((fit.prior.mean[j] - fe[j]).abs() < 1e-5, "mu[{j}]");
-        for k in 0..2 {
-            assert!(
-                (fit.prior.cov[[j, k]] - cov[j][k]).abs() < 1e-5,
-                "Sigma[{j},{k}]"
-            );
+        for (k, c) in cov[j].iter().enumerate() {
+            assert!((fit.prior.cov[[j, k]] - c).abs() < 1e-5, "Sigma[{j},{k}]");
         }
     }
     assert!((fit.noise_variance - scale).abs() < 1e-5);
