@@ -19,8 +19,9 @@
 //!
 //! Tasks come as [`mtl_data::GroupedData`] (one design matrix and target per group).
 //! It is not a general probabilistic-programming tool: no sampling, no priors other than
-//! the shared Gaussian, no libtorch (the matrices are p × p, p the number of
-//! coefficients, and run in plain `f64`); deep multi-task models live in `mtl`.
+//! the shared Gaussian, and no tensors: the matrices are p × p, p the number of
+//! coefficients, in plain `f64` (libtorch is linked only through `mtl-core`'s error
+//! type); deep multi-task models live in `mtl`.
 
 mod baselines;
 mod config;

@@ -312,3 +312,28 @@ fn bad_input_is_a_typed_error_naming_the_task() {
         Err(Error::Config(_))
     ));
 }
+
+#[test]
+fn the_report_round_trips_and_holds_what_it_says() {
+    let data = synthetic(false);
+    let fit = HierarchicalLinear::fit(&data, &EmConfig::default()).unwrap();
+    let report = mtl_bayes::BayesReport::linear(&fit, &data, 100.0).unwrap();
+    let back: mtl_bayes::BayesReport = serde_json::from_str(&report.to_json().unwrap()).unwrap();
+    assert_eq!(back, report);
+    // Pooling is the shared model with Σ = 0, so its maximised likelihood cannot beat
+    // the shared one (up to the covariance floor).
+    assert!(
+        report.log_bf_vs_pooled > -1e-6,
+        "{}",
+        report.log_bf_vs_pooled
+    );
+    assert!(report.mean_overlap_shared > report.mean_overlap_independent);
+    assert_eq!(report.tasks.len(), data.n_tasks());
+    for t in &report.tasks {
+        for j in 0..2 {
+            assert!(t.lower[j] < t.mean[j] && t.mean[j] < t.upper[j]);
+            // 95 %: mean ± 1.96 sd
+            assert!((t.upper[j] - t.mean[j] - 1.959964 * t.sd[j]).abs() < 1e-5);
+        }
+    }
+}
