@@ -35,7 +35,7 @@
 //! ```
 
 use crate::data_parallel as dp;
-use crate::{Aggregation, Method, StepContext};
+use crate::{Aggregation, Method, StepContext, Weighting};
 use mtl_core::jacobian::check_per_task_lists;
 use mtl_core::{check_losses, jacobian_rows, params, Collective, Error, JacobianRequest, Result};
 use tch::Tensor;
@@ -186,13 +186,7 @@ impl<'a> Backward<'a> {
         };
         let weights = match method {
             Method::Weighting(w) => {
-                let stacked = Tensor::f_stack(self.losses, 0)?;
-                let mut total = w.combine(&stacked, &ctx)?;
-                if let Some(aux) = self.auxiliary {
-                    total += aux;
-                }
-                total.f_backward()?;
-                w.weights()
+                weighted_backward(w.as_mut(), self.losses, self.auxiliary, &ctx)?
             }
             Method::Aggregator(_) => {
                 let jac = jacobian(&self)?;
@@ -260,14 +254,9 @@ impl<'a> Backward<'a> {
         };
         let weights = match method {
             Method::Weighting(w) => {
-                let stacked = Tensor::f_stack(&losses, 0)?;
-                let mut total = w.combine(&stacked, &ctx)?;
-                if let Some(aux) = self.auxiliary {
-                    total += aux;
-                }
-                total.f_backward()?;
+                let weights = weighted_backward(w.as_mut(), &losses, self.auxiliary, &ctx)?;
                 dp::average_grads(group, &everything())?;
-                w.weights()
+                weights
             }
             Method::Aggregator(_) => {
                 let jac = jacobian(&global)?;
@@ -314,6 +303,23 @@ impl<'a> Backward<'a> {
             weights,
         })
     }
+}
+
+/// A loss-level step: the weighted sum of the stacked losses (plus the auxiliary term)
+/// backpropagated once; the weights the method used.
+fn weighted_backward(
+    w: &mut dyn Weighting,
+    losses: &[Tensor],
+    auxiliary: Option<&Tensor>,
+    ctx: &StepContext<'_>,
+) -> Result<Vec<f64>> {
+    let stacked = Tensor::f_stack(losses, 0)?;
+    let mut total = w.combine(&stacked, ctx)?;
+    if let Some(aux) = auxiliary {
+        total += aux;
+    }
+    total.f_backward()?;
+    Ok(w.weights())
 }
 
 /// TorchJD's `backward(losses, aggregator)`: the K `losses` differentiated with

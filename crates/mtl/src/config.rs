@@ -4,6 +4,8 @@
 use crate::diagnostics::DiagnosticsConfig;
 use crate::divergence::DivergenceGuard;
 use crate::early_stopping::EarlyStopping;
+use crate::robust::Adversarial;
+use crate::semi::SemiSupervised;
 use crate::step::GradMode;
 use crate::tracking::TrackingConfig;
 use mtl_core::{Error, LrSchedule, OptimizerConfig, Result};
@@ -87,6 +89,14 @@ pub struct TrainerConfig {
     /// Per-step metrics to CSV and TensorBoard files ([`MetricsWriter`](crate::MetricsWriter)).
     #[serde(default)]
     pub tracking: Option<TrackingConfig>,
+    /// Consistency training on rows without labels (Π-model or mean teacher; see
+    /// [`crate::semi`]): an auxiliary term added after the task combination.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub semi_supervised: Option<SemiSupervised>,
+    /// Adversarial training under an FGSM or PGD attack on the inputs (see
+    /// [`crate::robust`]): each task's loss becomes its clean plus its attacked loss.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adversarial: Option<Adversarial>,
 }
 
 /// One step of a gradual-unfreezing schedule ([`TrainerConfig::unfreeze`]): the
@@ -181,6 +191,8 @@ impl Default for TrainerConfig {
             tasks_per_step: 1,
             divergence: DivergenceGuard::default(),
             tracking: None,
+            semi_supervised: None,
+            adversarial: None,
         }
     }
 }
@@ -336,6 +348,16 @@ impl TrainerConfig {
         self.tracking = Some(t);
         self
     }
+    /// Trains with a consistency term on unlabelled rows as `s` says.
+    pub fn semi_supervised(mut self, s: SemiSupervised) -> Self {
+        self.semi_supervised = Some(s);
+        self
+    }
+    /// Trains adversarially under the attack `a`.
+    pub fn adversarial(mut self, a: Adversarial) -> Self {
+        self.adversarial = Some(a);
+        self
+    }
 
     /// Checks every setting's range, as [`Trainer::new`](crate::Trainer::new) does: positive epochs (at most
     /// [`MAX_EPOCHS`]) and batch size, non-empty prefixes to freeze, unfreeze epochs
@@ -405,6 +427,12 @@ impl TrainerConfig {
         }
         if let Some(t) = &self.tracking {
             t.check()?;
+        }
+        if let Some(s) = &self.semi_supervised {
+            s.check()?;
+        }
+        if let Some(a) = &self.adversarial {
+            a.check()?;
         }
         if let Some(c) = &self.checkpoint {
             if c.every_epochs == 0 {

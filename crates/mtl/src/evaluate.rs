@@ -136,7 +136,7 @@ pub fn evaluate_multi_input(
 
 /// Feeds a batch to a task's metrics, in original units when the task's targets are
 /// stored standardised.
-fn update(
+pub(crate) fn update(
     metrics: &mut dyn Metrics,
     scale: Option<&TargetScale>,
     output: &Tensor,

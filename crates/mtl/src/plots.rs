@@ -271,28 +271,47 @@ pub fn plot_matrix(
     scale: f64,
     path: impl AsRef<Path>,
 ) -> Result<()> {
+    plot_grid(matrix, tasks, tasks, title, scale, path)
+}
+
+/// An R×C heatmap, `rows` naming the matrix's rows and `columns` its columns, with the
+/// value printed in each cell when the cells are large enough to hold it; colours as
+/// [`plot_matrix`].
+pub fn plot_grid(
+    matrix: &[Vec<f64>],
+    rows: &[String],
+    columns: &[String],
+    title: &str,
+    scale: f64,
+    path: impl AsRef<Path>,
+) -> Result<()> {
     let path = path.as_ref();
     mtl_core::files::write_atomically_with(path, |file| {
-        draw_matrix(file, path, matrix, tasks, title, scale)
+        draw_grid(file, path, matrix, rows, columns, title, scale)
     })
 }
 
-/// [`plot_matrix`] into `file`, naming `path` in errors.
-fn draw_matrix(
+/// [`plot_grid`] into `file`, naming `path` in errors.
+fn draw_grid(
     file: &Path,
     path: &Path,
     matrix: &[Vec<f64>],
-    tasks: &[String],
+    rows: &[String],
+    columns: &[String],
     title: &str,
     scale: f64,
 ) -> Result<()> {
     register_font();
-    let k = matrix.len();
-    if k == 0 || matrix.iter().any(|r| r.len() != k) || tasks.len() != k {
+    let (r, c) = (rows.len(), columns.len());
+    if r == 0 || c == 0 || matrix.len() != r || matrix.iter().any(|row| row.len() != c) {
         return Err(Error::shape(
             format!("heatmap `{title}`"),
-            format!("a {}×{} matrix", tasks.len(), tasks.len()),
-            format!("{k} rows"),
+            format!("a {r}×{c} matrix"),
+            format!(
+                "{} rows of lengths {:?}",
+                matrix.len(),
+                matrix.iter().map(Vec::len).collect::<Vec<_>>()
+            ),
         ));
     }
     if !(scale.is_finite() && scale > 0.0) {
@@ -309,14 +328,14 @@ fn draw_matrix(
         .margin(16)
         .x_label_area_size(40)
         .y_label_area_size(110)
-        .build_cartesian_2d(0.0..k as f64, 0.0..k as f64)
+        .build_cartesian_2d(0.0..c as f64, 0.0..r as f64)
         .map_err(|e| drawing_error(path, e))?;
     // Row i of the matrix is drawn at the top for i = 0, as a matrix is read.
     chart
-        .draw_series((0..k).flat_map(|i| {
-            (0..k).map(move |j| {
+        .draw_series((0..r).flat_map(|i| {
+            (0..c).map(move |j| {
                 let v = matrix[i][j] / scale;
-                let (x, y) = (j as f64, (k - 1 - i) as f64);
+                let (x, y) = (j as f64, (r - 1 - i) as f64);
                 Rectangle::new([(x, y), (x + 1.0, y + 1.0)], diverging(v).filled())
             })
         }))
@@ -331,26 +350,32 @@ fn draw_matrix(
             ))
     };
     let (w, h) = plot.dim_in_pixel();
-    let value_size = (w.min(h) as f64 / (k as f64 * 6.0)).clamp(10.0, 26.0);
-    for (i, row) in matrix.iter().enumerate() {
-        for (j, &v) in row.iter().enumerate() {
-            let centre = chart.backend_coord(&(j as f64 + 0.5, (k - i) as f64 - 0.5));
-            let colour = if (v / scale).abs() > 0.6 {
-                WHITE
-            } else {
-                BLACK
-            };
-            plot.draw(&Text::new(
-                format!("{v:+.decimals$}"),
-                centre,
-                centred(value_size, &colour),
-            ))
-            .map_err(|e| drawing_error(path, e))?;
+    let value_size = (w as f64 / (c as f64 * 6.0))
+        .min(h as f64 / (r as f64 * 2.0))
+        .min(26.0);
+    // Values too small to read are left out; the colours still show them.
+    if value_size >= 9.0 {
+        for (i, row) in matrix.iter().enumerate() {
+            for (j, &v) in row.iter().enumerate() {
+                let centre = chart.backend_coord(&(j as f64 + 0.5, (r - i) as f64 - 0.5));
+                let colour = if (v / scale).abs() > 0.6 {
+                    WHITE
+                } else {
+                    BLACK
+                };
+                plot.draw(&Text::new(
+                    format!("{v:+.decimals$}"),
+                    centre,
+                    centred(value_size, &colour),
+                ))
+                .map_err(|e| drawing_error(path, e))?;
+            }
         }
     }
-    // Task names centred on their rows and columns, outside the grid.
+    // Names centred on their rows and columns, outside the grid; with many rows only
+    // every n-th is named, so the labels do not overlap.
     let label_size = 15.0;
-    for (t, name) in tasks.iter().enumerate() {
+    for (t, name) in columns.iter().enumerate() {
         let (x, y_bottom) = chart.backend_coord(&(t as f64 + 0.5, 0.0));
         plot.draw(&Text::new(
             name.clone(),
@@ -358,7 +383,10 @@ fn draw_matrix(
             centred(label_size, &BLACK),
         ))
         .map_err(|e| drawing_error(path, e))?;
-        let (x_left, y) = chart.backend_coord(&(0.0, (k - t) as f64 - 0.5));
+    }
+    let every = r.div_ceil(30).max(1);
+    for (t, name) in rows.iter().enumerate().step_by(every) {
+        let (x_left, y) = chart.backend_coord(&(0.0, (r - t) as f64 - 0.5));
         plot.draw(&Text::new(
             name.clone(),
             (x_left - 8, y),

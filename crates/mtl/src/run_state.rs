@@ -17,6 +17,7 @@ use crate::evaluate::Evaluation;
 use crate::model::MultiTaskModel;
 use crate::plan::Plan;
 use crate::report::EpochRecord;
+use crate::semi::Teacher;
 use crate::task_optimizers::TaskOptimizers;
 use mtl_core::checkpoint::Checkpoint;
 use mtl_core::files::{self, OutputLock};
@@ -122,6 +123,10 @@ struct Saved {
     seconds: f64,
     samples: Vec<GradientSample>,
     divergence: DivergenceWatch,
+    /// The mean teacher's update count, when the run has one (its weights are the
+    /// checkpoint's `teacher.` tensors).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    teacher_updates: Option<u64>,
 }
 
 /// Everything about the loop that the checkpoint must match, and nothing that may
@@ -418,6 +423,8 @@ pub(crate) struct Parts<'a, 'b> {
     pub method: &'a mut Method,
     pub optimizer: &'a mut TaskOptimizers,
     pub plan: &'a mut Plan<'b>,
+    /// The mean teacher of semi-supervised training, when there is one.
+    pub teacher: Option<&'a mut Teacher>,
 }
 
 /// Writes the checkpoint of the run after `state.epoch - 1` epochs.
@@ -448,6 +455,7 @@ pub(crate) fn save(
         seconds: state.seconds + elapsed,
         samples: state.samples.clone(),
         divergence: state.divergence.clone(),
+        teacher_updates: parts.teacher.as_ref().map(|t| t.updates()),
     };
     let json = serde_json::to_value(&saved)
         .map_err(|e| Error::config(format!("run state is not serialisable: {e}")))?;
@@ -461,6 +469,14 @@ pub(crate) fn save(
             .enumerate()
             .map(|(i, t)| (i.to_string(), t)),
     );
+    if let Some(t) = &parts.teacher {
+        ckpt.extend(
+            Some("teacher"),
+            t.weights()
+                .iter()
+                .map(|(n, t)| (n.clone(), t.shallow_clone())),
+        );
+    }
     if let Some(b) = &state.best {
         ckpt.extend(
             Some("best"),
@@ -579,6 +595,18 @@ fn load(
         .seek(&saved.position)
         .map_err(|e| mismatch(e.to_string()))?;
 
+    if let Some(teacher) = parts.teacher.as_deref_mut() {
+        let updates = saved.teacher_updates.ok_or_else(|| {
+            mismatch(
+                "holds no mean teacher, and this run trains with one: resume a checkpoint \
+                 of a mean-teacher run"
+                    .into(),
+            )
+        })?;
+        teacher
+            .load(&ckpt.group(Some("teacher")), updates)
+            .map_err(|e| mismatch(e.to_string()))?;
+    }
     let best = match saved.best {
         Some((score, epoch)) => {
             let weights = ckpt.group(Some("best"));

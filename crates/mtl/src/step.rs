@@ -251,11 +251,42 @@ pub fn train_step_in(
     epoch: usize,
     parallel: Option<(&dyn Collective, DataParallelMode)>,
 ) -> Result<StepOutcome> {
+    check_representation(model, method, mode, data)?;
+    let out = data.losses(model, true, step)?;
+    backward_losses(
+        model, groups, method, mode, data, out, step, epoch, parallel,
+    )
+}
+
+/// Rep-grad mode needs one batch shared by every task.
+pub(crate) fn check_representation(
+    model: &MultiTaskModel,
+    method: &Method,
+    mode: GradMode,
+    data: &StepData,
+) -> Result<()> {
     let representation = method.is_gradient_level() && mode == GradMode::Representation;
     if representation && matches!(data, StepData::PerTask(_)) {
         return Err(no_representation(model, data));
     }
-    let out = data.losses(model, true, step)?;
+    Ok(())
+}
+
+/// The engine's half of [`train_step_in`]: the step's losses `out` (from
+/// [`StepData::losses`] or a training regime's variant of it) to `.grad()`.
+#[allow(clippy::too_many_arguments)] // the stages of a step, kept a plain function on purpose
+pub(crate) fn backward_losses(
+    model: &MultiTaskModel,
+    groups: &ParamGroups,
+    method: &mut Method,
+    mode: GradMode,
+    data: &StepData,
+    out: StepLosses,
+    step: u64,
+    epoch: usize,
+    parallel: Option<(&dyn Collective, DataParallelMode)>,
+) -> Result<StepOutcome> {
+    let representation = method.is_gradient_level() && mode == GradMode::Representation;
     let shared = groups.shared_tensors();
     let task_params: Vec<Vec<Tensor>> = groups
         .task

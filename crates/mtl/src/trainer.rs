@@ -14,9 +14,10 @@ use crate::freeze::Freezing;
 use crate::model::MultiTaskModel;
 use crate::plan::Plan;
 use crate::progress::{should_draw, Progress};
+use crate::regime::{per_task_refused, Regime};
 use crate::report::{EpochRecord, RunReport};
 use crate::run_state::{self, Parts, RunState, Start};
-use crate::step::{train_step_in, GradMode, StepOutcome};
+use crate::step::{backward_losses, check_representation, GradMode, StepOutcome};
 use crate::task_optimizers::TaskOptimizers;
 use crate::tracking::{Hooks, Observers, RunStart, StepRecord, TrainingObserver};
 use mtl_core::checkpoint::Checkpoint;
@@ -342,6 +343,28 @@ impl Trainer {
                  use GradMode::Parameters",
             ));
         }
+        let regime_on = cfg.semi_supervised.is_some() || cfg.adversarial.is_some();
+        if regime_on {
+            let refusal = if plan.per_task_steps() {
+                Some(per_task_refused())
+            } else if group.is_some() {
+                Some(Error::config(
+                    "semi-supervised and adversarial training run in one process;                      data-parallel training with them is not supported",
+                ))
+            } else {
+                None
+            };
+            if let Some(e) = refusal {
+                self.method = Some(method);
+                return Err(e);
+            }
+        }
+        if let (Some(_), Plan::Joint { train, .. }) = (&cfg.semi_supervised, &*plan) {
+            if let Err(e) = crate::semi::require_unlabelled(*train, cfg.batch_size) {
+                self.method = Some(method);
+                return Err(e);
+            }
+        }
         // Frozen variables stop requiring gradients before the groups are split, so they
         // are neither in the Jacobian nor in the optimiser. A resumed run rebuilds what
         // trained when its checkpoint was written (after the epoch before the one it
@@ -369,6 +392,7 @@ impl Trainer {
             .checked_mul(cfg.epochs as u64)
             .ok_or_else(|| Error::config(format!("{} epochs is too many steps", cfg.epochs)))?;
         let base_lr = cfg.optimizer.lr();
+        let mut regime = Regime::new(&cfg, model, steps_per_epoch);
 
         // Before the first step: the checkpoint file is locked and this run's to write,
         // and a resumed run matches its checkpoint.
@@ -384,6 +408,7 @@ impl Trainer {
                 method: &mut method,
                 optimizer: &mut opt,
                 plan: &mut *plan,
+                teacher: regime.teacher.as_mut(),
             },
         )?;
 
@@ -455,17 +480,22 @@ impl Trainer {
                     )?);
                 }
                 opt.zero_grad();
-                let out = train_step_in(
-                    model,
-                    &groups,
-                    &mut method,
-                    cfg.grad_mode,
-                    &data,
-                    step,
-                    epoch,
-                    group.map(|g| (g, cfg.data_parallel)),
-                )
-                .map_err(|e| explain_width_change(e, widened, method.name()))?;
+                let out = check_representation(model, &method, cfg.grad_mode, &data)
+                    .and_then(|()| regime.losses(model, &data, step))
+                    .and_then(|losses| {
+                        backward_losses(
+                            model,
+                            &groups,
+                            &mut method,
+                            cfg.grad_mode,
+                            &data,
+                            losses,
+                            step,
+                            epoch,
+                            group.map(|g| (g, cfg.data_parallel)),
+                        )
+                    })
+                    .map_err(|e| explain_width_change(e, widened, method.name()))?;
                 widened = None;
                 let norm = match cfg.clip_grad_norm {
                     Some(max_norm) => clip_grad_norm(opt.params(), max_norm)?,
@@ -478,6 +508,7 @@ impl Trainer {
                         model.task_names().swap_remove(t)
                     })?;
                 opt.step(&drawn)?;
+                regime.after_update(model)?;
                 sums.add(&out, &drawn, norm);
                 hooks.step(&StepRecord {
                     step,
@@ -517,6 +548,7 @@ impl Trainer {
                             method: &mut method,
                             optimizer: &mut opt,
                             plan: &mut *plan,
+                            teacher: regime.teacher.as_mut(),
                         },
                         &state,
                         start.elapsed().as_secs_f64(),
