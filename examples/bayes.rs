@@ -26,6 +26,8 @@ use std::time::Instant;
 /// standardised scores) λ = 1 is a prior standard deviation of one unit of the target
 /// per unit of feature, mild against tasks of tens of rows.
 const LAMBDA: f64 = 1.0;
+/// The penalties leave-one-out chooses from for the second independent baseline.
+const LOO_GRID: [f64; 9] = [0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0];
 /// The variance of the independent models' vague prior (standard deviation 10).
 const VAGUE: f64 = 100.0;
 
@@ -140,6 +142,7 @@ fn regression(title: &str, data: &GroupedData, a: &Args, file: &str) -> Result<(
     )?;
     let fit_s = t0.elapsed().as_secs_f64();
     let indep = PointModel::independent(&train, LAMBDA)?;
+    let (indep_loo, lambda_loo) = PointModel::independent_loo(&train, &LOO_GRID)?;
     let pooled = PointModel::pooled(&train, LAMBDA)?;
     println!(
         "  held-out MSE ({} rows in {} tasks; 20 % of each task's rows)",
@@ -150,6 +153,10 @@ fn regression(title: &str, data: &GroupedData, a: &Args, file: &str) -> Result<(
     row(
         &format!("independent ridge λ={LAMBDA}"),
         &score(&test, |k, x| indep.predict(k, x))?,
+    );
+    row(
+        &format!("independent ridge LOO λ={lambda_loo}"),
+        &score(&test, |k, x| indep_loo.predict(k, x))?,
     );
     row(
         &format!("pooled ridge λ={LAMBDA}"),

@@ -53,6 +53,48 @@ impl PointModel {
         })
     }
 
+    /// Independent ridge regressions with the penalty chosen from `grid` by exact
+    /// leave-one-out error summed over every task's rows: for a fixed λ ridge is a
+    /// linear smoother, so row `i`'s left-out residual is `eᵢ / (1 − hᵢᵢ)` with
+    /// `hᵢᵢ = xᵢᵀ(XᵀX + λD)⁻¹xᵢ` (Allen 1974), no refits needed. Tasks of one row have no
+    /// left-out prediction (their intercept fits the row exactly) and do not vote.
+    /// Returns the model and the λ chosen.
+    ///
+    /// Errors: a 0/1 target, an empty or non-positive grid, and what
+    /// [`independent`](Self::independent) returns.
+    pub fn independent_loo(data: &GroupedData, grid: &[f64]) -> Result<(Self, f64)> {
+        if data.binary {
+            return Err(Error::config(
+                "leave-one-out choice of the penalty is for real-valued targets",
+            ));
+        }
+        if grid.is_empty() || grid.iter().any(|l| !(*l > 0.0 && l.is_finite())) {
+            return Err(Error::config(format!(
+                "the penalty grid must be non-empty, positive and finite, got {grid:?}"
+            )));
+        }
+        let ds = designs(data, false)?;
+        let mut best = (f64::INFINITY, grid[0]);
+        for &lambda in grid {
+            let mut sse = 0.0;
+            for (k, d) in ds.iter().enumerate().filter(|(_, d)| d.rows() > 1) {
+                let what = format!("task {k} (`{}`)", d.name);
+                let (l, beta) = ridge(d, lambda, &what)?;
+                for (row, y) in d.x.outer_iter().zip(&d.y) {
+                    let h = row.dot(&chol_solve(&l, &row.to_owned()));
+                    let e = y - row.dot(&beta);
+                    if 1.0 - h > 1e-9 {
+                        sse += (e / (1.0 - h)).powi(2);
+                    }
+                }
+            }
+            if sse < best.0 {
+                best = (sse, lambda);
+            }
+        }
+        Ok((Self::independent(data, best.1)?, best.1))
+    }
+
     /// One model for every task of `data`, fitted on the stacked rows.
     ///
     /// Errors: as [`independent`](Self::independent), for the stacked design.
@@ -154,6 +196,12 @@ fn fit_one(d: &Design, lambda: f64, binary: bool, what: &str) -> Result<Array1<f
     if binary {
         return logistic_newton(d, lambda, what);
     }
+    Ok(ridge(d, lambda, what)?.1)
+}
+
+/// The ridge solution and the Cholesky factor of `XᵀX + λD` (D the identity without its
+/// intercept entry).
+fn ridge(d: &Design, lambda: f64, what: &str) -> Result<(Array2<f64>, Array1<f64>)> {
     let mut a = d.gram.clone();
     for j in 1..a.nrows() {
         a[[j, j]] += lambda;
@@ -165,7 +213,8 @@ fn fit_one(d: &Design, lambda: f64, binary: bool, what: &str) -> Result<Array1<f
     if l.diag().iter().any(|v| v * v <= 1e-12 * scale) {
         return Err(rank_deficient(what));
     }
-    Ok(chol_solve(&l, &d.xty))
+    let beta = chol_solve(&l, &d.xty);
+    Ok((l, beta))
 }
 
 fn bernoulli_log_likelihood(d: &Design, beta: &Array1<f64>) -> f64 {

@@ -337,3 +337,33 @@ fn the_report_round_trips_and_holds_what_it_says() {
         }
     }
 }
+
+/// The leave-one-out choice of the ridge penalty against refitting without each row.
+#[test]
+fn leave_one_out_penalty_matches_refitting() {
+    let data = synthetic(false);
+    let grid = [0.01, 1.0, 100.0];
+    let (_, chosen) = PointModel::independent_loo(&data, &grid).unwrap();
+    let mut best = (f64::INFINITY, 0.0);
+    for &lambda in &grid {
+        let mut sse = 0.0;
+        for t in data.tasks.iter().filter(|t| t.y.len() > 1) {
+            for i in 0..t.y.len() {
+                let keep: Vec<usize> = (0..t.y.len()).filter(|&r| r != i).collect();
+                let one = GroupedData {
+                    tasks: vec![t.select(&keep)],
+                    ..data.clone()
+                };
+                let m = PointModel::independent(&one, lambda).unwrap();
+                let p = m.predict(0, &t.select(&[i]).x).unwrap()[0];
+                sse += (p - t.y[i]).powi(2);
+            }
+        }
+        if sse < best.0 {
+            best = (sse, lambda);
+        }
+    }
+    assert_eq!(chosen, best.1);
+    assert!(PointModel::independent_loo(&synthetic(true), &grid).is_err());
+    assert!(PointModel::independent_loo(&data, &[]).is_err());
+}
