@@ -26,11 +26,13 @@ commands:
                    shell exports instead of the progress lines
   doctor           report the libtorch install, CUDA, the cache, and how to fix problems
   test             setup, then fmt check, clippy -D warnings, and every test
-  demo [dense|text]
+  demo [dense|text|linear]
                    setup, then train the olive-oil multi-task demo; `demo dense` trains
                    segmentation, depth and normals on generated scenes; `demo text`
                    pretrains a small Transformer as a masked language model, fine-tunes it
-                   on sentence topics and entity tags, and predicts raw sentences
+                   on sentence topics and entity tags, and predicts raw sentences; `demo
+                   linear` compares regularized multi-task linear models with single-task
+                   and pooled baselines on London schools, radon and contraception
   bench [--peer]   setup, then time every method per training step (target/bench/bench.json)
   repro NAME|--list
                    setup, then rerun a published experiment (release build); --list
@@ -60,6 +62,7 @@ fn main() -> Result<()> {
         "demo" => match rest.split_first() {
             Some((which, rest)) if which == "dense" => example("dense", rest)?,
             Some((which, rest)) if which == "text" => example("text", rest)?,
+            Some((which, rest)) if which == "linear" => example("linear", rest)?,
             _ => example("olive_oil", rest)?,
         },
         "bench" => bench::bench(rest)?,
