@@ -1,18 +1,4 @@
-//! Clustered multi-task learning, the convex relaxation of Zhou, Chen & Ye
-//! ("Clustered multi-task learning via alternating structure optimization", NIPS
-//! 2011; cCMTL). Tasks fall into `k` clusters whose members share weights; relaxing
-//! the k-means cluster-indicator matrix to `M` with `0 ⪯ M ⪯ I`, `tr M = k` gives the
-//! jointly convex problem
-//!
-//! `min_{W, b, M} Σₜ Σᵢ ℓ(yₜᵢ, xₜᵢᵀwₜ + bₜ) + ρ₁ η(1 + η) tr(W (ηI + M)⁻¹ Wᵀ)`,
-//! `η = ρ₂/ρ₁`, `s.t. tr M = k, 0 ⪯ M ⪯ I`,
-//!
-//! where `ρ₁` weighs the clustering (k-means) term and `ρ₂` a ridge. (This relaxation
-//! is chosen over Jacob, Bach & Vert's 2008 one for its simpler constraint set, whose
-//! `M` step has a closed form.) Alternating: for fixed `M` the `W` step is smooth with
-//! coupling `ρ₁η(1+η)(ηI + M)⁻¹` (Newton); for fixed `W`, with `WᵀW = Q diag(sᵢ) Qᵀ`,
-//! `M = Q diag(mᵢ) Qᵀ`, `mᵢ = clip(τ√sᵢ − η, 0, 1)` and `τ` found by bisection so
-//! that `Σ mᵢ = k` (the KKT conditions of `min Σ sᵢ/(η + mᵢ)` over the capped simplex).
+//! The clustered model; its objective and solver are on its type.
 
 use crate::alternate::{self, Step};
 use crate::fitted::{Extra, FittedLinear};
@@ -24,7 +10,21 @@ use mtl_core::{Error, Result};
 use mtl_data::GroupedData;
 use nalgebra::{DMatrix, DVector, SymmetricEigen};
 
-/// Convex clustered multi-task learning (see the [module](self)).
+/// Clustered multi-task learning, the convex relaxation of Zhou, Chen & Ye
+/// ("Clustered multi-task learning via alternating structure optimization", NIPS
+/// 2011; cCMTL). Tasks fall into `k` clusters whose members share weights; relaxing
+/// the k-means cluster-indicator matrix to `M` with `0 ⪯ M ⪯ I`, `tr M = k` gives the
+/// jointly convex problem
+///
+/// `min_{W, b, M} Σₜ Σᵢ ℓ(yₜᵢ, xₜᵢᵀwₜ + bₜ) + ρ₁ η(1 + η) tr(W (ηI + M)⁻¹ Wᵀ)`,
+/// `η = ρ₂/ρ₁`, `s.t. tr M = k, 0 ⪯ M ⪯ I`,
+///
+/// where `ρ₁` weighs the clustering (k-means) term and `ρ₂` a ridge. (This relaxation
+/// is chosen over Jacob, Bach & Vert's 2008 one for its simpler constraint set, whose
+/// `M` step has a closed form.) Alternating: for fixed `M` the `W` step is smooth with
+/// coupling `ρ₁η(1+η)(ηI + M)⁻¹` (Newton); for fixed `W`, with `WᵀW = Q diag(sᵢ) Qᵀ`,
+/// `M = Q diag(mᵢ) Qᵀ`, `mᵢ = clip(τ√sᵢ − η, 0, 1)` and `τ` found by bisection so
+/// that `Σ mᵢ = k` (the KKT conditions of `min Σ sᵢ/(η + mᵢ)` over the capped simplex).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ClusteredMtl {
     /// `ρ₁ > 0`, the weight on the clustering term.

@@ -1,14 +1,4 @@
-//! Graph-Laplacian task relations for a given task graph (Evgeniou, Micchelli &
-//! Pontil, "Learning multiple tasks with kernel methods", JMLR 2005): tasks joined by
-//! an edge of weight `aₛₜ` are pulled towards each other,
-//!
-//! `min_{W, b} Σₜ Σᵢ ℓ(yₜᵢ, xₜᵢᵀwₜ + bₜ) + λ Σ_{s<t} aₛₜ ‖wₛ − wₜ‖² + γ ‖W‖_F²`
-//! `          = … + tr(W (λ L + γ I) Wᵀ)`,  `L = diag(A𝟙) − A`.
-//!
-//! `L` is singular (constant weights across a connected component cost nothing), so
-//! `γ > 0` or designs of full rank keep the problem solvable. Smooth and convex:
-//! solved by Newton's method on the joint system (one step for the squared loss). For
-//! a graph learned from the data see [`Mtrl`](crate::Mtrl).
+//! The graph model; its objective and solver are on its type.
 
 use crate::fitted::FittedLinear;
 use crate::model::{fitted, MultiTaskLinear};
@@ -19,7 +9,17 @@ use mtl_data::GroupedData;
 use nalgebra::DMatrix;
 use ndarray::Array2;
 
-/// Graph-Laplacian regularization over a given task graph (see the [module](self)).
+/// Graph-Laplacian task relations for a given task graph (Evgeniou, Micchelli &
+/// Pontil, "Learning multiple tasks with kernel methods", JMLR 2005): tasks joined by
+/// an edge of weight `aₛₜ` are pulled towards each other,
+///
+/// `min_{W, b} Σₜ Σᵢ ℓ(yₜᵢ, xₜᵢᵀwₜ + bₜ) + λ Σ_{s<t} aₛₜ ‖wₛ − wₜ‖² + γ ‖W‖_F²`
+/// `          = … + tr(W (λ L + γ I) Wᵀ)`,  `L = diag(A𝟙) − A`.
+///
+/// `L` is singular (constant weights across a connected component cost nothing), so
+/// `γ > 0` or designs of full rank keep the problem solvable. Smooth and convex:
+/// solved by Newton's method on the joint system (one step for the squared loss). For
+/// a graph learned from the data see [`Mtrl`](crate::Mtrl).
 #[derive(Debug, Clone, PartialEq)]
 pub struct GraphLaplacian {
     /// `[tasks, tasks]`: the symmetric, non-negative edge weights `aₛₜ` (the diagonal

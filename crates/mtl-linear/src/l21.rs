@@ -1,14 +1,4 @@
-//! Joint feature selection by the L2,1 norm: each feature is used by all tasks or by
-//! none (Obozinski, Taskar & Jordan, "Joint covariate selection and joint subspace
-//! selection for multiple classification problems", Statistics and Computing 2010;
-//! Liu, Ji & Ye, "Multi-task feature learning via efficient ℓ2,1-norm minimization",
-//! UAI 2009):
-//!
-//! `min_{W, b} Σₜ Σᵢ ℓ(yₜᵢ, xₜᵢᵀwₜ + bₜ) + λ Σⱼ ‖Wⱼ,·‖₂`,
-//!
-//! the penalty summing the Euclidean norms of `W`'s rows (one row per feature, across
-//! tasks). Solved by accelerated proximal gradient; the proximal map shrinks each row
-//! towards zero as a group, `Wⱼ,· ← max(0, 1 − τ/‖Wⱼ,·‖) Wⱼ,·`.
+//! The l21 model; its objective and solver are on its type.
 
 use crate::apg::{self, Penalty, Settings};
 use crate::fitted::FittedLinear;
@@ -19,7 +9,17 @@ use mtl_core::Result;
 use mtl_data::GroupedData;
 use nalgebra::DMatrix;
 
-/// L2,1-regularized joint feature selection (see the [module](self)).
+/// Joint feature selection by the L2,1 norm: each feature is used by all tasks or by
+/// none (Obozinski, Taskar & Jordan, "Joint covariate selection and joint subspace
+/// selection for multiple classification problems", Statistics and Computing 2010;
+/// Liu, Ji & Ye, "Multi-task feature learning via efficient ℓ2,1-norm minimization",
+/// UAI 2009):
+///
+/// `min_{W, b} Σₜ Σᵢ ℓ(yₜᵢ, xₜᵢᵀwₜ + bₜ) + λ Σⱼ ‖Wⱼ,·‖₂`,
+///
+/// the penalty summing the Euclidean norms of `W`'s rows (one row per feature, across
+/// tasks). Solved by accelerated proximal gradient; the proximal map shrinks each row
+/// towards zero as a group, `Wⱼ,· ← max(0, 1 − τ/‖Wⱼ,·‖) Wⱼ,·`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct L21 {
     /// `λ`, the weight on `Σⱼ‖Wⱼ,·‖₂`.

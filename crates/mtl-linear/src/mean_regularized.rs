@@ -1,16 +1,4 @@
-//! Mean-regularized multi-task learning (Evgeniou & Pontil, "Regularized multi-task
-//! learning", KDD 2004): every task's weights are a shared mean plus a task-specific
-//! offset, `wₜ = w₀ + vₜ`, and
-//!
-//! `min_{w₀, v, b} Σₜ cₜ Σᵢ ℓ(yₜᵢ, xₜᵢᵀ(w₀ + vₜ) + bₜ) + λ Σₜ ‖vₜ‖² + γ ‖w₀‖²`.
-//!
-//! Minimising over `w₀` first gives `w₀ = λ Σₜ wₜ / (Tλ + γ)` and leaves a penalty
-//! `tr(W A Wᵀ)` with `A = λ I − λ²/(Tλ + γ) 𝟙𝟙ᵀ`, which is positive semi-definite, so
-//! the problem is one smooth convex problem in `(W, b)`: for the squared loss its joint
-//! normal equations are solved once (Cholesky), for the logistic loss Newton's method
-//! runs on the same system. `λ → ∞` forces `vₜ = 0`: one weight vector shared by all
-//! tasks with their own intercepts, which `lambda = f64::INFINITY` solves exactly;
-//! `λ = 0` fits every task alone.
+//! The mean-regularized model; its objective and solver are on its type.
 
 use crate::fitted::{Extra, FittedLinear};
 use crate::model::{fitted, to_array1, MultiTaskLinear};
@@ -20,8 +8,19 @@ use mtl_core::{Error, Result};
 use mtl_data::GroupedData;
 use nalgebra::{DMatrix, DVector};
 
-/// Mean-regularized multi-task learning: `wₜ = w₀ + vₜ` with `λ Σₜ‖vₜ‖² + γ‖w₀‖²`
-/// (see the [module](self) for the objective and solver).
+/// Mean-regularized multi-task learning (Evgeniou & Pontil, "Regularized multi-task
+/// learning", KDD 2004): every task's weights are a shared mean plus a task-specific
+/// offset, `wₜ = w₀ + vₜ`, and
+///
+/// `min_{w₀, v, b} Σₜ cₜ Σᵢ ℓ(yₜᵢ, xₜᵢᵀ(w₀ + vₜ) + bₜ) + λ Σₜ ‖vₜ‖² + γ ‖w₀‖²`.
+///
+/// Minimising over `w₀` first gives `w₀ = λ Σₜ wₜ / (Tλ + γ)` and leaves a penalty
+/// `tr(W A Wᵀ)` with `A = λ I − λ²/(Tλ + γ) 𝟙𝟙ᵀ`, which is positive semi-definite, so
+/// the problem is one smooth convex problem in `(W, b)`: for the squared loss its joint
+/// normal equations are solved once (Cholesky), for the logistic loss Newton's method
+/// runs on the same system. `λ → ∞` forces `vₜ = 0`: one weight vector shared by all
+/// tasks with their own intercepts, which `lambda = f64::INFINITY` solves exactly;
+/// `λ = 0` fits every task alone.
 ///
 /// Its special case `λ = ∞` with two tasks is the two-task linear model with a shared
 /// `β`, biases `b₁, b₂`, a ridge `λ‖β‖²` (here `γ`) and weight `γ` on the second task

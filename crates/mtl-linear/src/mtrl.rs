@@ -1,18 +1,4 @@
-//! Multi-task relationship learning (MTRL; Zhang & Yeung, "A convex formulation for
-//! learning task relationships in multi-task learning", UAI 2010): the task graph is
-//! learned as a task covariance `Ω` beside the weights,
-//!
-//! `min_{W, b, Ω} Σₜ Σᵢ ℓ(yₜᵢ, xₜᵢᵀwₜ + bₜ) + λ₁ ‖W‖_F² + λ₂ tr(Ω⁻¹ (WᵀW + εI))`
-//! `s.t. Ω ≻ 0, tr Ω = 1`.
-//!
-//! The paper's penalty is `tr(W Ω⁻¹ Wᵀ) = tr(Ω⁻¹ WᵀW)`; `ε > 0` keeps `Ω` invertible
-//! when `WᵀW` is singular (fewer features than tasks), and `ε → 0` recovers it. (The
-//! paper halves both penalties; here they are not halved, as everywhere in this crate.)
-//! The objective is jointly convex. Alternating: for fixed `Ω` the `W` step is a
-//! smooth problem with coupling `λ₁ I + λ₂ Ω⁻¹` (Newton, one step for the squared
-//! loss); for fixed `W`, `Ω = (WᵀW + εI)^{1/2} / tr (WᵀW + εI)^{1/2}`. Minimising `Ω`
-//! out leaves `λ₂ (tr (WᵀW + εI)^{1/2})²`, the squared nuclear norm of `[W; √ε I]`,
-//! which is the objective [`FittedLinear::objective`] reports.
+//! The mtrl model; its objective and solver are on its type.
 
 use crate::alternate::{self, Step};
 use crate::fitted::{Extra, FittedLinear};
@@ -23,7 +9,21 @@ use mtl_core::{Error, Result};
 use mtl_data::GroupedData;
 use nalgebra::{DMatrix, SymmetricEigen};
 
-/// Multi-task relationship learning (see the [module](self)).
+/// Multi-task relationship learning (MTRL; Zhang & Yeung, "A convex formulation for
+/// learning task relationships in multi-task learning", UAI 2010): the task graph is
+/// learned as a task covariance `Ω` beside the weights,
+///
+/// `min_{W, b, Ω} Σₜ Σᵢ ℓ(yₜᵢ, xₜᵢᵀwₜ + bₜ) + λ₁ ‖W‖_F² + λ₂ tr(Ω⁻¹ (WᵀW + εI))`
+/// `s.t. Ω ≻ 0, tr Ω = 1`.
+///
+/// The paper's penalty is `tr(W Ω⁻¹ Wᵀ) = tr(Ω⁻¹ WᵀW)`; `ε > 0` keeps `Ω` invertible
+/// when `WᵀW` is singular (fewer features than tasks), and `ε → 0` recovers it. (The
+/// paper halves both penalties; here they are not halved, as everywhere in this crate.)
+/// The objective is jointly convex. Alternating: for fixed `Ω` the `W` step is a
+/// smooth problem with coupling `λ₁ I + λ₂ Ω⁻¹` (Newton, one step for the squared
+/// loss); for fixed `W`, `Ω = (WᵀW + εI)^{1/2} / tr (WᵀW + εI)^{1/2}`. Minimising `Ω`
+/// out leaves `λ₂ (tr (WᵀW + εI)^{1/2})²`, the squared nuclear norm of `[W; √ε I]`,
+/// which is the objective [`FittedLinear::objective`] reports.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Mtrl {
     /// `λ₁`, the ridge on `W`.

@@ -1,13 +1,4 @@
-//! Trace-norm regularized multi-task learning: low-rank `W`, so the tasks' weight
-//! vectors lie near a shared low-dimensional subspace (Argyriou, Evgeniou & Pontil,
-//! "Convex multi-task feature learning", Machine Learning 2008; Ji & Ye, "An
-//! accelerated gradient method for trace norm minimization", ICML 2009):
-//!
-//! `min_{W, b} Σₜ Σᵢ ℓ(yₜᵢ, xₜᵢᵀwₜ + bₜ) + λ ‖W‖_*`,  `‖W‖_* = Σₖ σₖ(W)`.
-//!
-//! Solved by accelerated proximal gradient (FISTA with backtracking and restart); the
-//! proximal map of the trace norm is singular-value shrinkage,
-//! `prox(V) = U max(Σ − τ, 0) Vᵀ` (Cai, Candès & Shen 2010).
+//! The trace-norm model; its objective and solver are on its type.
 
 use crate::apg::{self, Penalty, Settings};
 use crate::fitted::FittedLinear;
@@ -18,8 +9,16 @@ use mtl_core::Result;
 use mtl_data::GroupedData;
 use nalgebra::DMatrix;
 
-/// Trace-norm (nuclear-norm) regularized multi-task learning (see the
-/// [module](self)).
+/// Trace-norm regularized multi-task learning: low-rank `W`, so the tasks' weight
+/// vectors lie near a shared low-dimensional subspace (Argyriou, Evgeniou & Pontil,
+/// "Convex multi-task feature learning", Machine Learning 2008; Ji & Ye, "An
+/// accelerated gradient method for trace norm minimization", ICML 2009):
+///
+/// `min_{W, b} Σₜ Σᵢ ℓ(yₜᵢ, xₜᵢᵀwₜ + bₜ) + λ ‖W‖_*`,  `‖W‖_* = Σₖ σₖ(W)`.
+///
+/// Solved by accelerated proximal gradient (FISTA with backtracking and restart); the
+/// proximal map of the trace norm is singular-value shrinkage,
+/// `prox(V) = U max(Σ − τ, 0) Vᵀ` (Cai, Candès & Shen 2010).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TraceNorm {
     /// `λ`, the weight on `‖W‖_*`.
