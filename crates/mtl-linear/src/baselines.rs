@@ -23,7 +23,7 @@ pub struct SingleTask {
 
 impl MultiTaskLinear for SingleTask {
     fn name(&self) -> String {
-        format!("single-task(λ={})", self.lambda)
+        format!("single-task(λ={})", crate::model::short(self.lambda))
     }
 
     fn fit(&self, data: &GroupedData, loss: Loss) -> Result<FittedLinear> {
@@ -49,7 +49,7 @@ pub struct Pooled {
 
 impl MultiTaskLinear for Pooled {
     fn name(&self) -> String {
-        format!("pooled(λ={})", self.lambda)
+        format!("pooled(λ={})", crate::model::short(self.lambda))
     }
 
     fn fit(&self, data: &GroupedData, loss: Loss) -> Result<FittedLinear> {

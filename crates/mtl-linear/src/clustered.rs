@@ -113,7 +113,9 @@ impl MultiTaskLinear for ClusteredMtl {
     fn name(&self) -> String {
         format!(
             "clustered(ρ₁={}, ρ₂={}, k={})",
-            self.rho1, self.rho2, self.clusters
+            crate::model::short(self.rho1),
+            crate::model::short(self.rho2),
+            self.clusters
         )
     }
 

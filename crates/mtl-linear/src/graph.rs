@@ -71,7 +71,11 @@ impl GraphLaplacian {
 
 impl MultiTaskLinear for GraphLaplacian {
     fn name(&self) -> String {
-        format!("graph-laplacian(λ={}, γ={})", self.lambda, self.gamma)
+        format!(
+            "graph-laplacian(λ={}, γ={})",
+            crate::model::short(self.lambda),
+            crate::model::short(self.gamma)
+        )
     }
 
     fn fit(&self, data: &GroupedData, loss: Loss) -> Result<FittedLinear> {

@@ -62,7 +62,7 @@ impl Penalty for RowNorms {
 
 impl MultiTaskLinear for L21 {
     fn name(&self) -> String {
-        format!("l21(λ={})", self.lambda)
+        format!("l21(λ={})", crate::model::short(self.lambda))
     }
 
     fn fit(&self, data: &GroupedData, loss: Loss) -> Result<FittedLinear> {

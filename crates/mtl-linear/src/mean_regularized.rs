@@ -96,7 +96,11 @@ impl MeanRegularized {
 
 impl MultiTaskLinear for MeanRegularized {
     fn name(&self) -> String {
-        format!("mean-regularized(λ={}, γ={})", self.lambda, self.gamma)
+        format!(
+            "mean-regularized(λ={}, γ={})",
+            crate::model::short(self.lambda),
+            crate::model::short(self.gamma)
+        )
     }
 
     fn fit(&self, data: &GroupedData, loss: Loss) -> Result<FittedLinear> {

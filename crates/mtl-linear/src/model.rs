@@ -53,3 +53,34 @@ pub(crate) fn fitted(
         extra,
     }
 }
+
+/// A hyper-parameter as model names print it: four significant digits, no trailing
+/// zeros (`436.9`, `0.4369`, `∞`), so tables stay readable.
+pub(crate) fn short(x: f64) -> String {
+    if !x.is_finite() || x == 0.0 {
+        return if x == f64::INFINITY {
+            "∞".into()
+        } else {
+            x.to_string()
+        };
+    }
+    let decimals = (3 - x.abs().log10().floor() as i32).max(0) as usize;
+    let s = format!("{x:.decimals$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn short_keeps_four_significant_digits() {
+        assert_eq!(super::short(436.9230769), "436.9");
+        assert_eq!(super::short(0.436923), "0.4369");
+        assert_eq!(super::short(7.0), "7");
+        assert_eq!(super::short(12345.6), "12346");
+        assert_eq!(super::short(f64::INFINITY), "∞");
+    }
+}

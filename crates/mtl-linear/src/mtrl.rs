@@ -69,7 +69,11 @@ pub(crate) fn sym_fn(s: &DMatrix<f64>, f: impl Fn(f64) -> f64) -> DMatrix<f64> {
 
 impl MultiTaskLinear for Mtrl {
     fn name(&self) -> String {
-        format!("mtrl(λ₁={}, λ₂={})", self.lambda1, self.lambda2)
+        format!(
+            "mtrl(λ₁={}, λ₂={})",
+            crate::model::short(self.lambda1),
+            crate::model::short(self.lambda2)
+        )
     }
 
     fn fit(&self, data: &GroupedData, loss: Loss) -> Result<FittedLinear> {

@@ -61,7 +61,7 @@ impl Penalty for Nuclear {
 
 impl MultiTaskLinear for TraceNorm {
     fn name(&self) -> String {
-        format!("trace-norm(λ={})", self.lambda)
+        format!("trace-norm(λ={})", crate::model::short(self.lambda))
     }
 
     fn fit(&self, data: &GroupedData, loss: Loss) -> Result<FittedLinear> {
