@@ -99,6 +99,28 @@ fn smooth_models_have_zero_gradient() {
         }
         assert_small("mean-regularized: ∂/∂w₀", g0.amax(), 1e-8);
 
+        // λ = ∞: one shared w, so the data gradient summed over tasks balances 2γw.
+        let f = MeanRegularized::new(f64::INFINITY, gamma)
+            .fit(&data, loss)
+            .unwrap();
+        let w = w_of(&f);
+        assert_small(
+            "shared: one w",
+            (&w - w.column(0) * nalgebra::RowDVector::from_element(t_n, 1.0)).amax(),
+            0.0,
+        );
+        let (gw, gb) = data_gradient(&data, &f, loss);
+        assert_small(
+            "shared: ∂/∂w",
+            (gw.column_sum() + 2.0 * gamma * w.column(0)).amax(),
+            1e-7,
+        );
+        assert_small(
+            "shared: ∂/∂b",
+            gb.iter().fold(0.0_f64, |a, v| a.max(v.abs())),
+            1e-7,
+        );
+
         let f = SingleTask { lambda: 2.0 }.fit(&data, loss).unwrap();
         check_smooth("single-task", &data, &f, loss, 4.0 * w_of(&f));
 
