@@ -26,7 +26,7 @@ commands:
                    shell exports instead of the progress lines
   doctor           report the libtorch install, CUDA, the cache, and how to fix problems
   test             setup, then fmt check, clippy -D warnings, and every test
-  demo [dense|text|semi|robust|federated|bayes]
+  demo [dense|text|semi|robust|federated|bayes|linear]
                    setup, then train the olive-oil multi-task demo; `demo dense` trains
                    segmentation, depth and normals on generated scenes; `demo text`
                    pretrains a small Transformer as a masked language model, fine-tunes it
@@ -37,7 +37,9 @@ commands:
                    `demo federated` spreads olive oil over 8 simulated clients and
                    compares local-only, FedAvg, FedProx and Ditto per client; `demo
                    bayes` compares hierarchical Bayesian, independent and pooled models
-                   on radon, London schools and contraception
+                   on radon, London schools and contraception; `demo linear` compares
+                   regularized multi-task linear models with single-task and pooled
+                   baselines on London schools, radon and contraception
   bench [--peer]   setup, then time every method per training step (target/bench/bench.json)
   repro NAME|--list
                    setup, then rerun a published experiment (release build); --list
@@ -76,6 +78,7 @@ fn main() -> Result<()> {
             }
             Some((which, rest)) if which == "federated" => example("federated", rest)?,
             Some((which, rest)) if which == "bayes" => example("bayes", rest)?,
+            Some((which, rest)) if which == "linear" => example("linear", rest)?,
             _ => example("olive_oil", rest)?,
         },
         "bench" => bench::bench(rest)?,
