@@ -16,7 +16,7 @@
 /// other registered method is not scale-invariant.
 pub const SCALE_INVARIANT_METHODS: &[&str] = &[
     "uw", "imtl_l", "gls", "stch", "famo", "db_mtl", "gradnorm", "imtl_g", "nash_mtl", "config",
-    "fairgrad",
+    "fairgrad", "imtl",
 ];
 
 /// The ratio of the largest to the smallest first-epoch task loss above which
