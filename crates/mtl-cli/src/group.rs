@@ -21,7 +21,7 @@
 use crate::config::RunConfig;
 use crate::jobs::{self, Reference, TrainJob};
 use crate::subset::{restrict_tasks, standalone};
-use mtl::core::files::{self, OutputLock};
+use mtl::core::files;
 use mtl::core::{Error, Result};
 use mtl::grouping::{mean_affinity, select_groups, GroupingOptions, TaskGrouping};
 use mtl::{DeltaM, DiagnosticsConfig, Evaluation};
@@ -215,21 +215,7 @@ pub fn group(args: &GroupArgs) -> Result<GroupOutcome> {
     // The group runs need no diagnostics (they cost time and change nothing).
     base.train.diagnostics = None;
 
-    let out = args.out.clone().unwrap_or_else(|| {
-        let stem = args
-            .config
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "group".into());
-        PathBuf::from("groups").join(stem)
-    });
-    files::check_writable(&out)?;
-    let _lock = OutputLock::acquire(OutputLock::for_dir(&out), &out)?;
-    files::clean_stale_temps(&out)?;
-    let out = std::path::absolute(&out).map_err(|source| Error::Io {
-        path: out.clone(),
-        source,
-    })?;
+    let (out, _lock) = jobs::claim_out_dir(args.out.as_deref(), &args.config, "groups", "group")?;
     let exe = jobs::mtl_exe()?;
     let parallel = args.jobs.unwrap_or_else(jobs::default_jobs);
 

@@ -10,6 +10,7 @@
 //! stale.
 
 use crate::config::RunConfig;
+use mtl::core::files::{self, OutputLock};
 use mtl::core::{Error, Result};
 use mtl::{Baselines, RunReport};
 use std::collections::VecDeque;
@@ -235,4 +236,31 @@ pub fn mtl_exe() -> Result<PathBuf> {
 /// least one.
 pub fn default_jobs() -> usize {
     std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
+}
+
+/// The output directory of a sweep or grouping, made this run's: `out`, else
+/// `<parent>/<config stem>` (`<parent>/<fallback>` for a config without a stem); checked
+/// writable, locked against a second run (hold the lock until the command ends),
+/// cleared of stale temporary files, and absolute (child runs start elsewhere).
+pub fn claim_out_dir(
+    out: Option<&Path>,
+    config: &Path,
+    parent: &str,
+    fallback: &str,
+) -> Result<(PathBuf, OutputLock)> {
+    let out = out.map(Path::to_path_buf).unwrap_or_else(|| {
+        let stem = config
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| fallback.into());
+        PathBuf::from(parent).join(stem)
+    });
+    files::check_writable(&out)?;
+    let lock = OutputLock::acquire(OutputLock::for_dir(&out), &out)?;
+    files::clean_stale_temps(&out)?;
+    let out = std::path::absolute(&out).map_err(|source| Error::Io {
+        path: out.clone(),
+        source,
+    })?;
+    Ok((out, lock))
 }

@@ -27,7 +27,7 @@
 use crate::config::RunConfig;
 use crate::jobs::{self, Reference, TrainJob};
 use crate::subset::standalone;
-use mtl::core::files::{self, OutputLock};
+use mtl::core::files;
 use mtl::core::{Error, Result};
 use mtl::sweep::{summarize, MethodRuns, SeedResult, SweepSummary, EW, TUNED_STATIC};
 use mtl::{DeltaM, Evaluation, RunReport};
@@ -257,21 +257,7 @@ pub fn sweep(args: &SweepArgs) -> Result<SweepOutcome> {
         base.train.epochs = e;
     }
     base.check()?;
-    let out = args.out.clone().unwrap_or_else(|| {
-        let stem = args
-            .config
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "sweep".into());
-        PathBuf::from("sweeps").join(stem)
-    });
-    files::check_writable(&out)?;
-    let _lock = OutputLock::acquire(OutputLock::for_dir(&out), &out)?;
-    files::clean_stale_temps(&out)?;
-    let out = std::path::absolute(&out).map_err(|source| Error::Io {
-        path: out.clone(),
-        source,
-    })?;
+    let (out, _lock) = jobs::claim_out_dir(args.out.as_deref(), &args.config, "sweeps", "sweep")?;
     let exe = jobs::mtl_exe()?;
     let parallel = args.jobs.unwrap_or_else(jobs::default_jobs);
     let seeds: Vec<u64> = (0..args.seeds as u64)
