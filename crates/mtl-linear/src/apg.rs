@@ -41,6 +41,30 @@ pub(crate) fn objective(
     p.value(w, b) + lambda * pen.value(w)
 }
 
+/// A model `loss + λ P(W)` fitted by [`solve`]: the shared body of every
+/// proximal-gradient model (`ctx` names it in errors and in the result).
+pub(crate) fn fit(
+    data: &mtl_data::GroupedData,
+    loss: crate::Loss,
+    pen: &dyn Penalty,
+    lambda: f64,
+    settings: Settings,
+    ctx: String,
+) -> Result<crate::fitted::FittedLinear> {
+    crate::problem::check_penalty(&ctx, "λ", lambda)?;
+    let p = Problem::new(data, loss, None, &ctx)?;
+    let sol = solve(&p, pen, lambda, settings, &ctx)?;
+    let obj = objective(&p, pen, lambda, &sol.w, &sol.b);
+    Ok(crate::model::fitted(
+        &p,
+        ctx,
+        (&sol.w, &sol.b),
+        obj,
+        sol.iterations,
+        None,
+    ))
+}
+
 pub(crate) fn solve(
     p: &Problem,
     pen: &dyn Penalty,

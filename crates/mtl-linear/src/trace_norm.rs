@@ -2,8 +2,7 @@
 
 use crate::apg::{self, Penalty, Settings};
 use crate::fitted::FittedLinear;
-use crate::model::{fitted, MultiTaskLinear};
-use crate::problem::{check_penalty, Problem};
+use crate::model::MultiTaskLinear;
 use crate::Loss;
 use mtl_core::Result;
 use mtl_data::GroupedData;
@@ -65,15 +64,10 @@ impl MultiTaskLinear for TraceNorm {
     }
 
     fn fit(&self, data: &GroupedData, loss: Loss) -> Result<FittedLinear> {
-        let ctx = self.name();
-        check_penalty(&ctx, "λ", self.lambda)?;
-        let p = Problem::new(data, loss, None, &ctx)?;
         let settings = Settings {
             tol: self.tol,
             max_iter: self.max_iter,
         };
-        let sol = apg::solve(&p, &Nuclear, self.lambda, settings, &ctx)?;
-        let obj = apg::objective(&p, &Nuclear, self.lambda, &sol.w, &sol.b);
-        Ok(fitted(&p, ctx, (&sol.w, &sol.b), obj, sol.iterations, None))
+        apg::fit(data, loss, &Nuclear, self.lambda, settings, self.name())
     }
 }
