@@ -21,29 +21,14 @@
 mod common;
 
 use anyhow::Result;
-use common::task_heads;
-use mtl::core::CnnConfig;
+use common::lenet;
 use mtl::data::{data_root, multi_mnist, MultiMnistConfig};
-use mtl::heads::ClassificationHead;
 use mtl::prelude::*;
 use mtl::{evaluate_under_attack, Adversarial};
 use std::time::Instant;
-use tch::{nn, Device};
 
 const SEED: u64 = 1;
 const EPSILON: f64 = 0.1;
-
-fn lenet(data: &MultiTaskDataset) -> Result<MultiTaskModel> {
-    let vs = nn::VarStore::new(Device::Cpu);
-    let cnn = CnnConfig::new(28, 28);
-    let width = cnn.out_dim;
-    let trunk = cnn.build(&(vs.root() / "trunk"))?;
-    let arch = HardSharing::new(trunk, data.num_tasks())?;
-    let heads = task_heads(&vs.root(), &data.task_names(), |path, _, name| {
-        ClassificationHead::new(path, name, width, 10)
-    })?;
-    Ok(MultiTaskModel::new(vs, arch, heads)?)
-}
 
 fn main() -> Result<()> {
     tch::set_num_threads(2);

@@ -73,3 +73,17 @@ pub fn print_results(
         println!("{line} {delta_m:>9} {:>7} {:>9.2}", r.epochs, r.seconds);
     }
 }
+
+/// LeNet (Sener & Koltun's MultiMNIST widths) shared by one 10-class head per task of
+/// `data`.
+pub fn lenet(data: &MultiTaskDataset) -> mtl::core::Result<MultiTaskModel> {
+    let vs = nn::VarStore::new(tch::Device::Cpu);
+    let cnn = mtl::core::CnnConfig::new(28, 28);
+    let width = cnn.out_dim;
+    let trunk = cnn.build(&(vs.root() / "trunk"))?;
+    let arch = HardSharing::new(trunk, data.num_tasks())?;
+    let heads = task_heads(&vs.root(), &data.task_names(), |path, _, name| {
+        mtl::heads::ClassificationHead::new(path, name, width, 10)
+    })?;
+    MultiTaskModel::new(vs, arch, heads)
+}
