@@ -381,6 +381,57 @@ fn plot(path: &Path, points: &[Point], epochs: usize) -> Result<()> {
     Ok(())
 }
 
+/// Paired differences `a − b` of test MSE over the seeds both ran (same data, each at
+/// its chosen learning rate): mean, standard error and seeds where `a` is lower.
+fn paired(cells: &[&Cell], points: &[Point], p: f64, a: Model, b: Model) -> String {
+    let lr = |m: Model| {
+        points
+            .iter()
+            .find(|q| q.model == m && q.correlation == p)
+            .map(|q| q.lr)
+    };
+    let (Some(la), Some(lb)) = (lr(a), lr(b)) else {
+        return "–".into();
+    };
+    let of = |m: Model, lr: f64, seed: u64| {
+        cells
+            .iter()
+            .find(|c| c.model == m && c.correlation == p && c.lr == lr && c.seed == seed)
+            .map(|c| c.test())
+    };
+    let d: Vec<f64> = cells
+        .iter()
+        .filter(|c| c.model == a && c.correlation == p && c.lr == la)
+        .filter_map(|c| Some(c.test() - of(b, lb, c.seed)?))
+        .collect();
+    if d.is_empty() {
+        return "–".into();
+    }
+    let (m, sd) = mean_std(&d);
+    let wins = d.iter().filter(|x| **x < 0.0).count();
+    format!(
+        "{m:+.3} ± {:.3} ({wins}/{})",
+        sd / (d.len() as f64).sqrt(),
+        d.len()
+    )
+}
+
+fn paired_table(cells: &[&Cell], points: &[Point], correlations: &[f64]) -> String {
+    let mut s = String::from(
+        "| correlation p | MMoE − OMoE | MMoE − shared-bottom | OMoE − shared-bottom |\n\
+         |---|---|---|---|\n",
+    );
+    for &p in correlations {
+        s.push_str(&format!(
+            "| {p:.1} | {} | {} | {} |\n",
+            paired(cells, points, p, Model::Mmoe, Model::Omoe),
+            paired(cells, points, p, Model::Mmoe, Model::SharedBottom),
+            paired(cells, points, p, Model::Omoe, Model::SharedBottom)
+        ));
+    }
+    s
+}
+
 fn table(points: &[Point], correlations: &[f64]) -> String {
     let mut s = String::from(
         "| correlation p | shared-bottom | OMoE | MMoE | MMoE ≤ OMoE ≤ shared-bottom | \
@@ -545,7 +596,9 @@ fn main() -> Result<()> {
         }
     }
     let md = table(&points, &correlations);
+    let pairs = paired_table(&mine, &points, &correlations);
     println!("\ntest MSE (mean of the two tasks), mean ± std over {seeds} seeds:\n\n{md}");
+    println!("paired differences (mean ± standard error, seeds where the first is lower):\n\n{pairs}");
     let result = json!({
         "experiment": "Ma et al. 2018 synthetic two-task regression: shared-bottom, OMoE, MMoE",
         "setup": {
@@ -576,7 +629,9 @@ fn main() -> Result<()> {
             "Test MSE, mean of the two tasks, mean ± standard deviation over {seeds} seeds \
              ({epochs} epochs of {TRAIN_ROWS} rows, batch {BATCH}, Adam, {lr_note}; the \
              label noise alone costs 0.01; the last column is the validation MSE after \
-             epoch {}):\n\n{md}\n![test MSE against correlation](img/mmoe_synthetic.png)\n",
+             epoch {}):\n\n{md}\nPaired differences of test MSE on the same data (mean ± standard error over \
+             seeds; in brackets the seeds where the first model is lower):\n\n{pairs}\n\
+             ![test MSE against correlation](img/mmoe_synthetic.png)\n",
             early
         );
         write_doc(&body)?;
