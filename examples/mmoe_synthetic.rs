@@ -598,7 +598,9 @@ fn main() -> Result<()> {
     let md = table(&points, &correlations);
     let pairs = paired_table(&mine, &points, &correlations);
     println!("\ntest MSE (mean of the two tasks), mean ± std over {seeds} seeds:\n\n{md}");
-    println!("paired differences (mean ± standard error, seeds where the first is lower):\n\n{pairs}");
+    println!(
+        "paired differences (mean ± standard error, seeds where the first is lower):\n\n{pairs}"
+    );
     let result = json!({
         "experiment": "Ma et al. 2018 synthetic two-task regression: shared-bottom, OMoE, MMoE",
         "setup": {
