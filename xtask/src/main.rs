@@ -41,9 +41,13 @@ commands:
                    regularized multi-task linear models with single-task and pooled
                    baselines on London schools, radon and contraception
   bench [--peer]   setup, then time every method per training step (target/bench/bench.json)
-  repro NAME|--list
+  repro NAME|--list [-- ARGS]
                    setup, then rerun a published experiment (release build); --list
-                   says which exist
+                   says which exist; `repro mmoe` runs the MMoE paper's synthetic
+                   experiment in quick mode (10 seeds, a few minutes) and writes its
+                   table and plot into docs/reproductions.md, `repro mmoe -- --full`
+                   runs the paper's 200 seeds and learning-rate grid (hours); it
+                   resumes from the cells an interrupted run recorded
   data [NAME|all]  download, verify and unpack the real data sets into the cache
   methods [--json] list every loss weighting and gradient aggregator
   help             this text
@@ -144,28 +148,39 @@ fn test() -> Result<()> {
     Ok(())
 }
 
-/// The experiments `cargo xtask repro` reruns: (name, example, what it reproduces).
-const REPROS: &[(&str, &str, &str)] = &[(
-    "toy",
-    "toy",
-    "the two-objective toy of CAGrad / Nash-MTL / FAMO: 7 methods from the papers' 5 starts",
-)];
+/// The experiments `cargo xtask repro` reruns: (name, example, arguments it always
+/// gets, what it reproduces).
+const REPROS: &[(&str, &str, &[&str], &str)] = &[
+    (
+        "toy",
+        "toy",
+        &[],
+        "the two-objective toy of CAGrad / Nash-MTL / FAMO: 7 methods from the papers' 5 starts",
+    ),
+    (
+        "mmoe",
+        "mmoe_synthetic",
+        &["--docs"],
+        "MMoE paper's synthetic data: shared-bottom, OMoE, MMoE vs task correlation (--full: 200 seeds)",
+    ),
+];
 
 /// `cargo xtask repro NAME [-- args]` or `--list`.
 fn repro(rest: &[String]) -> Result<()> {
     let Some((name, rest)) = rest.split_first().filter(|(n, _)| n.as_str() != "--list") else {
-        for (name, _, what) in REPROS {
+        for (name, _, _, what) in REPROS {
             println!("{name:<6} {what}");
         }
         return Ok(());
     };
-    let Some((_, example, _)) = REPROS.iter().find(|(n, _, _)| n == name) else {
-        let known: Vec<&str> = REPROS.iter().map(|(n, _, _)| *n).collect();
+    let Some((_, example, fixed, _)) = REPROS.iter().find(|(n, _, _, _)| n == name) else {
+        let known: Vec<&str> = REPROS.iter().map(|(n, _, _, _)| *n).collect();
         bail!("no experiment `{name}`; known: {}", known.join(", "));
     };
     libtorch::setup(false)?;
     let mut cmd = cargo();
     cmd.args(["run", "--release", "--example", example, "--"]);
+    cmd.args(*fixed);
     cmd.args(rest.iter().filter(|a| a.as_str() != "--"));
     run(&mut cmd)
 }

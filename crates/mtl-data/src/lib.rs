@@ -90,7 +90,7 @@ pub use image_folder::{image_folder_arrays, read_image_folder, ImageFolder};
 pub use joint_data::{batch_rows, JointData};
 pub use locate::{cache_data_dir, data_dir, data_root};
 pub use mlm::{MaskedLmData, MLM_IGNORE};
-pub use mmoe_synthetic::{mmoe_synthetic, MmoeSyntheticConfig};
+pub use mmoe_synthetic::{mmoe_synthetic, MmoeSyntheticConfig, SinusoidShapes};
 pub use mnist::{mnist, multi_mnist, MultiMnistConfig};
 pub use multi_input::{MultiInputData, MultiInputSplit, TaskInput};
 pub use named::NamedArrays;

@@ -38,6 +38,19 @@ fn unit(v: Vec<f64>) -> Vec<f64> {
     v.into_iter().map(|x| x / n).collect()
 }
 
+/// How the sinusoid shapes `α_j, β_j` are chosen; the paper calls them "given
+/// parameters" without values.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SinusoidShapes {
+    /// `α_j, β_j ~ N(0, s²)`, drawn once per seed and shared by both tasks.
+    Normal(f64),
+    /// `α_j = j`, `β_j = (j − 1)²` for `j = 1..m`, the same for every seed: the fixed
+    /// values Google Research's generator for this data uses. Frequencies up to `m`
+    /// make the labels oscillate fast along `w_iᵀx`, so a small network is short of
+    /// capacity and sharing it between tasks costs more.
+    Ladder,
+}
+
 /// The constants of the construction. [`Default`] gives `c = 1`, `m = 10`, label noise
 /// of variance 0.01 (the paper's values) and sinusoid shapes `α_j, β_j ~ N(0, 1)`.
 ///
@@ -51,8 +64,11 @@ pub struct MmoeSyntheticConfig {
     pub scale: f64,
     /// The number of sinusoids `m`.
     pub sinusoids: usize,
-    /// The standard deviation of `α_j` and `β_j`.
+    /// The standard deviation of `α_j` and `β_j` (under [`SinusoidShapes::Normal`]).
     pub shape_std: f64,
+    /// Fixed `α_j = j, β_j = (j − 1)²` instead of normal draws when true
+    /// ([`SinusoidShapes::Ladder`]).
+    pub ladder_shapes: bool,
     /// The standard deviation of the label noise `ε_i`.
     pub noise_std: f64,
 }
@@ -63,6 +79,7 @@ impl Default for MmoeSyntheticConfig {
             scale: 1.0,
             sinusoids: 10,
             shape_std: 1.0,
+            ladder_shapes: false,
             noise_std: 0.1,
         }
     }
@@ -82,6 +99,17 @@ impl MmoeSyntheticConfig {
     /// Sets the standard deviation of `α_j`, `β_j`.
     pub fn shape_std(mut self, s: f64) -> Self {
         self.shape_std = s;
+        self
+    }
+    /// Sets how the sinusoid shapes are chosen.
+    pub fn shapes(mut self, shapes: SinusoidShapes) -> Self {
+        match shapes {
+            SinusoidShapes::Normal(s) => {
+                self.shape_std = s;
+                self.ladder_shapes = false;
+            }
+            SinusoidShapes::Ladder => self.ladder_shapes = true,
+        }
         self
     }
     /// Sets the standard deviation of the label noise.
@@ -132,12 +160,18 @@ impl MmoeSyntheticConfig {
             .zip(&u2)
             .map(|(a, b)| c * (correlation * a + side * b))
             .collect();
-        let alpha: Vec<f64> = (0..self.sinusoids)
+        // Normal shapes are drawn even under the ladder, so the rows and noise that
+        // follow are the same draws under either choice.
+        let mut alpha: Vec<f64> = (0..self.sinusoids)
             .map(|_| self.shape_std * normal(&mut rng))
             .collect();
-        let beta: Vec<f64> = (0..self.sinusoids)
+        let mut beta: Vec<f64> = (0..self.sinusoids)
             .map(|_| self.shape_std * normal(&mut rng))
             .collect();
+        if self.ladder_shapes {
+            alpha = (1..=self.sinusoids).map(|j| j as f64).collect();
+            beta = (0..self.sinusoids).map(|j| (j * j) as f64).collect();
+        }
         let label = |z: f64, rng: &mut ChaCha8Rng| -> f32 {
             let waves: f64 = alpha
                 .iter()
@@ -231,6 +265,34 @@ mod tests {
         // Nearly linear sinusoids: the label correlation is close to the cosine.
         let r = pearson_at(MmoeSyntheticConfig::default().shape_std(0.1), 0.5);
         assert!((r - 0.5).abs() < 0.05, "{r}");
+    }
+
+    #[test]
+    fn ladder_shapes_follow_their_formula() {
+        let ladder = MmoeSyntheticConfig::default().shapes(SinusoidShapes::Ladder);
+        // p = 1 and no noise: y₁ = y₂ = z + Σ_j sin(j·z + (j−1)²) with z = w₁ᵀx.
+        let ds = ladder.noise_std(0.0).generate(50, 6, 1.0, 5).unwrap();
+        let (y1, y2) = (labels(&ds, 0), labels(&ds, 1));
+        let x = ds.features();
+        // z rebuilt from the seed's u₁, the stream's first draws.
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let u1 = unit((0..6).map(|_| normal(&mut rng)).collect());
+        for i in 0..50 {
+            let row: Vec<f64> = (0..6).map(|j| x[[i, j]] as f64).collect();
+            let z = dot(&u1, &row);
+            let want: f64 = z
+                + (1..=10)
+                    .map(|j| (j as f64 * z + ((j - 1) * (j - 1)) as f64).sin())
+                    .sum::<f64>();
+            assert!((y1[i] - want).abs() < 1e-4, "row {i}: {} vs {want}", y1[i]);
+            assert_eq!(y1[i], y2[i]);
+        }
+        // Same rows as under normal shapes: only the label function changes.
+        let normal_ds = MmoeSyntheticConfig::default()
+            .generate(50, 6, 1.0, 5)
+            .unwrap();
+        assert_eq!(normal_ds.features(), ds.features());
+        assert_ne!(labels(&normal_ds, 0), y1);
     }
 
     #[test]

@@ -10,6 +10,11 @@
 //! task k   h_k = Σ_e g_k(x)_e · f_e(x)           [B, D]
 //! ```
 //!
+//! With [`MmoeConfig::shared_gate`] the model is the paper's one-gate baseline (OMoE,
+//! its eq. 5 under task towers): a single shared gate `g(x)` mixes the experts once and
+//! every task reads the same `h = Σ_e g(x)_e · f_e(x)`, so the tasks can only differ in
+//! their towers.
+//!
 //! `TaskFeatures::shared` is the stacked expert outputs `F`, which every task feature
 //! derives from. The paper's task towers are the task heads' job, or wrap the model in
 //! [`TaskTowers`](super::TaskTowers) for a per-task tower backbone before the heads.
@@ -35,6 +40,10 @@ pub struct MmoeConfig {
     /// gates, unless set).
     #[serde(default)]
     pub gate_init: Init,
+    /// One gate shared by all tasks (OMoE, the paper's one-gate MoE baseline) instead of
+    /// one gate per task.
+    #[serde(default)]
+    pub shared_gate: bool,
 }
 
 impl MmoeConfig {
@@ -45,6 +54,7 @@ impl MmoeConfig {
             num_experts,
             num_tasks,
             gate_init: Init::default(),
+            shared_gate: false,
         }
     }
     /// Sets the number of experts.
@@ -62,9 +72,15 @@ impl MmoeConfig {
         self.gate_init = init;
         self
     }
+    /// One gate for all tasks (OMoE) when `yes`, one per task (MMoE) otherwise.
+    pub fn shared_gate(mut self, yes: bool) -> Self {
+        self.shared_gate = yes;
+        self
+    }
 
     /// Builds the experts (`path/expert<e>`, shared) with `expert` and the gates
-    /// (`task_path(path, k)/gate`).
+    /// (`task_path(path, k)/gate`, or one shared `path/gate` under
+    /// [`shared_gate`](Self::shared_gate)).
     pub fn build(&self, path: &nn::Path, expert: &dyn BackboneBuilder) -> Result<Mmoe> {
         if self.num_tasks == 0 {
             return Err(Error::TaskCount {
@@ -86,20 +102,31 @@ impl MmoeConfig {
             self.in_dim,
             "mmoe expert",
         )?;
-        let gates = (0..self.num_tasks)
-            .map(|k| {
-                SoftmaxGate::new(
-                    &(task_path(path, k) / "gate"),
-                    self.in_dim,
-                    self.num_experts,
-                    format!("mmoe gate of task {k}"),
-                    self.gate_init,
-                )
-            })
-            .collect::<Result<_>>()?;
+        let gates = if self.shared_gate {
+            vec![SoftmaxGate::new(
+                &(path / "gate"),
+                self.in_dim,
+                self.num_experts,
+                "omoe shared gate".to_string(),
+                self.gate_init,
+            )?]
+        } else {
+            (0..self.num_tasks)
+                .map(|k| {
+                    SoftmaxGate::new(
+                        &(task_path(path, k) / "gate"),
+                        self.in_dim,
+                        self.num_experts,
+                        format!("mmoe gate of task {k}"),
+                        self.gate_init,
+                    )
+                })
+                .collect::<Result<_>>()?
+        };
         Ok(Mmoe {
             experts,
             gates,
+            num_tasks: self.num_tasks,
             in_dim: self.in_dim,
             width,
         })
@@ -110,22 +137,31 @@ impl MmoeConfig {
 #[derive(Debug)]
 pub struct Mmoe {
     experts: Vec<Box<dyn Backbone>>,
+    /// One per task, or a single one shared by all tasks (OMoE).
     gates: Vec<SoftmaxGate>,
+    num_tasks: usize,
     in_dim: i64,
     width: i64,
 }
 
 impl Mmoe {
     /// `[B, K, E]`: every task's gate weights for `xs` (for inspecting which experts a
-    /// task uses).
+    /// task uses; the same for all tasks under a shared gate).
     pub fn gate_weights(&self, xs: &Tensor) -> Result<Tensor> {
         check_input_width("mmoe input", xs, self.in_dim)?;
-        let w = self
-            .gates
-            .iter()
-            .map(|g| g.weights(xs))
+        let w = (0..self.num_tasks)
+            .map(|k| self.gate_of(k).weights(xs))
             .collect::<Result<Vec<_>>>()?;
         Ok(Tensor::f_stack(&w, 1)?)
+    }
+
+    /// Whether one gate serves every task (OMoE).
+    pub fn is_shared_gate(&self) -> bool {
+        self.gates.len() == 1 && self.num_tasks > 1
+    }
+
+    fn gate_of(&self, task: usize) -> &SoftmaxGate {
+        &self.gates[task.min(self.gates.len() - 1)]
     }
 }
 
@@ -144,19 +180,23 @@ pub(crate) fn stack_experts(
 
 impl Architecture for Mmoe {
     fn num_tasks(&self) -> usize {
-        self.gates.len()
+        self.num_tasks
     }
     fn feature_dims(&self) -> Vec<i64> {
-        vec![self.width; self.gates.len()]
+        vec![self.width; self.num_tasks]
     }
     fn forward_t(&self, xs: &Tensor, train: bool) -> Result<TaskFeatures> {
         check_input_width("mmoe input", xs, self.in_dim)?;
         let stacked = stack_experts(&self.experts, xs, train)?;
-        let per_task = self
+        let mixed = self
             .gates
             .iter()
             .map(|g| g.mix(xs, &stacked))
             .collect::<Result<Vec<_>>>()?;
+        // A shared gate mixes once; every task then reads that one mixture.
+        let per_task = (0..self.num_tasks)
+            .map(|k| mixed[k.min(mixed.len() - 1)].shallow_clone())
+            .collect();
         Ok(TaskFeatures::new(Some(stacked), per_task))
     }
     fn name(&self) -> &'static str {
@@ -219,6 +259,39 @@ mod tests {
                 ]
             );
         }
+    }
+
+    #[test]
+    fn one_shared_gate_gives_every_task_the_same_mixture() {
+        let _rng = crate::torch_rng_lock();
+        tch::manual_seed(3);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let m = MmoeConfig::new(6, 3, 2)
+            .shared_gate(true)
+            .build(&(vs.root() / "omoe"), &MlpBuilder::new([4]))
+            .unwrap();
+        assert!(m.is_shared_gate());
+        assert_eq!(m.num_tasks(), 2);
+        // The one gate is shared: no task owns a parameter, so both tasks' gradients
+        // reach it.
+        let g = ParamGroups::from_var_store(&vs, 2).unwrap();
+        assert!(g.task.iter().all(|own| own.is_empty()));
+        let names: Vec<&str> = g.shared.iter().map(|p| p.name.as_str()).collect();
+        assert!(names.contains(&"omoe.gate.weight"), "{names:?}");
+        let x = Tensor::randn([5, 6], (Kind::Float, Device::Cpu));
+        let f = m.forward_t(&x, false).unwrap();
+        assert!(f.per_task[0].equal(&f.per_task[1]));
+        let w = m.gate_weights(&x).unwrap();
+        assert_eq!(w.size(), vec![5, 2, 3]);
+        assert!(w.select(1, 0).equal(&w.select(1, 1)));
+        // Per-task gates (MMoE) start apart, so the task mixtures differ.
+        let vs2 = nn::VarStore::new(Device::Cpu);
+        let mm = MmoeConfig::new(6, 3, 2)
+            .build(&(vs2.root() / "mmoe"), &MlpBuilder::new([4]))
+            .unwrap();
+        assert!(!mm.is_shared_gate());
+        let f2 = mm.forward_t(&x, false).unwrap();
+        assert!(!f2.per_task[0].allclose(&f2.per_task[1], 1e-6, 1e-6, false));
     }
 
     #[test]
