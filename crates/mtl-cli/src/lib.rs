@@ -15,6 +15,7 @@
 pub mod config;
 pub mod group;
 pub mod jobs;
+pub mod latents;
 pub mod predict;
 pub mod run;
 pub mod subset;

@@ -73,6 +73,9 @@ enum Command {
     /// Choose task groups from the TAG affinity of one all-in-one run, train them, and
     /// compare Δm with all-in-one and single-task training.
     Group(mtl_cli::group::GroupArgs),
+    /// Which shared latent dimension of a saved model tracks which column of a CSV
+    /// file (correlation and mutual information; writes latents.json and latents.png).
+    Latents(mtl_cli::latents::LatentArgs),
     /// List the registered weighting and aggregation methods.
     Methods,
 }
@@ -154,6 +157,17 @@ fn main() -> ExitCode {
                     outcome.columns.join(", "),
                     outcome.out.display()
                 );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("mtl: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Latents(args) => match mtl_cli::latents::latents(&args) {
+            Ok((report, out)) => {
+                print!("{}", report.ranked_table(15));
+                println!("wrote {0}/latents.json and {0}/latents.png", out.display());
                 ExitCode::SUCCESS
             }
             Err(e) => {

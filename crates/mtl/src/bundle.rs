@@ -350,9 +350,23 @@ impl Bundle {
         path: impl AsRef<Path>,
         header: Option<&[String]>,
     ) -> Result<Vec<TaskPrediction>> {
+        let x = self.read_features_csv(path, header)?;
+        self.predict(x.view())
+    }
+
+    /// The feature columns of a CSV file as the model was trained on them, by name and
+    /// encoded as in training (see [`Bundle::predict_csv`]), before the feature
+    /// standardisation that [`MultiTaskModel::predict`] applies; `header` replaces the
+    /// file's header line.
+    ///
+    /// Errors: those of [`Bundle::predict_csv`].
+    pub fn read_features_csv(
+        &self,
+        path: impl AsRef<Path>,
+        header: Option<&[String]>,
+    ) -> Result<ndarray::Array2<f32>> {
         if let Some(table) = &self.model.preprocessing().table {
-            let x = table.read_csv(path, header)?;
-            return self.predict(x.view());
+            return table.read_csv(path, header);
         }
         let names = self
             .model
@@ -365,8 +379,7 @@ impl Bundle {
                  read them from a CSV file; predict on an array instead",
                 )
             })?;
-        let x = mtl_data::read_csv_features(path, names, header)?;
-        self.predict(x.view())
+        mtl_data::read_csv_features(path, names, header)
     }
 }
 

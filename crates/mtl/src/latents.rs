@@ -200,13 +200,73 @@ pub fn latent_associations(
     covariates: &[Covariate],
     config: &LatentConfig,
 ) -> Result<LatentReport> {
+    check_request(model, data.len(), covariates, config)?;
+    let (latents, targets, skipped) = collect(model, data, config)?;
+    let mut variables: Vec<(String, Values)> = targets.into_values().collect();
+    variables.extend(
+        covariates
+            .iter()
+            .map(|c| (c.name.clone(), c.values.clone())),
+    );
+    Ok(associate(&latents, variables, skipped, config))
+}
+
+/// [`latent_associations`] on raw feature rows (as [`MultiTaskModel::predict`] takes
+/// them: the model's feature standardisation is applied) against `covariates` alone,
+/// for data without task targets, such as a CSV file read through a saved bundle.
+///
+/// Errors: as [`latent_associations`], and a non-finite feature.
+pub fn latent_associations_of_rows(
+    model: &MultiTaskModel,
+    x: ndarray::ArrayView2<'_, f32>,
+    covariates: &[Covariate],
+    config: &LatentConfig,
+) -> Result<LatentReport> {
+    check_request(model, x.nrows(), covariates, config)?;
+    if let Some(((r, c), v)) = x.indexed_iter().find(|(_, v)| !v.is_finite()) {
+        return Err(Error::NonFinite {
+            what: format!("feature row {r}, column {c}"),
+            task: None,
+            step: None,
+            value: v.to_string(),
+        });
+    }
+    let x = match &model.preprocessing().features {
+        Some(s) => s.transform(&x.to_owned())?,
+        None => x.to_owned(),
+    };
+    let _guard = tch::no_grad_guard();
+    let mut latents = Vec::with_capacity(x.nrows());
+    let step = config.batch_size.max(1);
+    for start in (0..x.nrows()).step_by(step) {
+        let end = (start + step).min(x.nrows());
+        let rows = x.slice(ndarray::s![start..end, ..]);
+        let rows = rows.as_standard_layout();
+        let xs = Tensor::f_from_slice(rows.as_slice().unwrap_or(&[]))?
+            .f_view([(end - start) as i64, x.ncols() as i64])?
+            .f_to_device(model.device())?;
+        latents.extend(batch_latents(model, &xs, config.source, latents.len())?);
+    }
+    let variables = covariates
+        .iter()
+        .map(|c| (c.name.clone(), c.values.clone()))
+        .collect();
+    Ok(associate(&latents, variables, Vec::new(), config))
+}
+
+/// The checks every entry point makes before reading any latent.
+fn check_request(
+    model: &MultiTaskModel,
+    n: usize,
+    covariates: &[Covariate],
+    config: &LatentConfig,
+) -> Result<()> {
     if config.bins < 2 {
         return Err(Error::config(format!(
             "latent associations need at least 2 bins, got {}",
             config.bins
         )));
     }
-    let n = data.len();
     if n == 0 {
         return Err(Error::config("latent associations need at least one row"));
     }
@@ -236,17 +296,18 @@ pub fn latent_associations(
             });
         }
     }
+    Ok(())
+}
 
-    let (latents, targets, skipped) = collect(model, data, config)?;
+/// Every latent dimension against every variable, ranked.
+fn associate(
+    latents: &[Vec<f64>],
+    variables: Vec<(String, Values)>,
+    skipped: Vec<String>,
+    config: &LatentConfig,
+) -> LatentReport {
+    let n = latents.len();
     let dims = latents.first().map_or(0, Vec::len);
-
-    let mut variables: Vec<(String, Values)> = targets.into_values().collect();
-    variables.extend(
-        covariates
-            .iter()
-            .map(|c| (c.name.clone(), c.values.clone())),
-    );
-
     let mut correlation = vec![vec![0.0; variables.len()]; dims];
     let mut mutual_information = vec![vec![0.0; variables.len()]; dims];
     let mut ranked = Vec::with_capacity(dims * variables.len());
@@ -287,7 +348,7 @@ pub fn latent_associations(
             .total_cmp(&a.mutual_information)
             .then(b.correlation.abs().total_cmp(&a.correlation.abs()))
     });
-    Ok(LatentReport {
+    LatentReport {
         source: config.source,
         dims,
         variables: variables.into_iter().map(|(name, _)| name).collect(),
@@ -295,7 +356,7 @@ pub fn latent_associations(
         mutual_information,
         skipped_tasks: skipped,
         ranked,
-    })
+    }
 }
 
 /// Latents (row-major, one `Vec` per row) and each per-row task target by name.
@@ -319,33 +380,7 @@ fn collect(
     for batch in data.joint_batches(config.batch_size.max(1), None)? {
         let batch = batch?;
         let x = batch.x.to_device(model.device());
-        let fwd = model.forward_t(&x, false)?;
-        let rep = match config.source {
-            LatentSource::Shared => fwd.features.shared.ok_or_else(|| {
-                Error::config(format!(
-                    "the {} architecture has no shared representation; read one task's \
-                     features with LatentSource::Task(k)",
-                    model.architecture().name()
-                ))
-            })?,
-            LatentSource::Task(k) => fwd.features.per_task[k].shallow_clone(),
-        };
-        let rep = per_row(&rep)?;
-        let rows: Vec<Vec<f64>> = Vec::<Vec<f64>>::try_from(&rep)?;
-        if let Some(bad) = rows.iter().flatten().position(|v| !v.is_finite()) {
-            let width = rows[0].len().max(1);
-            return Err(Error::NonFinite {
-                what: format!(
-                    "latent dimension {} of row {}",
-                    bad % width,
-                    latents.len() + bad / width
-                ),
-                task: None,
-                step: None,
-                value: format!("{}", rows[bad / width][bad % width]),
-            });
-        }
-        latents.extend(rows);
+        latents.extend(batch_latents(model, &x, config.source, latents.len())?);
         for (k, target) in batch.targets.iter().enumerate() {
             let values = &target.values;
             let mask: Option<Vec<bool>> = match &target.mask {
@@ -409,6 +444,42 @@ fn collect(
         }
     }
     Ok((latents, targets, skipped))
+}
+
+/// The latents of one batch `xs` (rows numbered from `first_row` in errors).
+fn batch_latents(
+    model: &MultiTaskModel,
+    xs: &Tensor,
+    source: LatentSource,
+    first_row: usize,
+) -> Result<Vec<Vec<f64>>> {
+    let fwd = model.forward_t(xs, false)?;
+    let rep = match source {
+        LatentSource::Shared => fwd.features.shared.ok_or_else(|| {
+            Error::config(format!(
+                "the {} architecture has no shared representation; read one task's \
+                 features with LatentSource::Task(k)",
+                model.architecture().name()
+            ))
+        })?,
+        LatentSource::Task(k) => fwd.features.per_task[k].shallow_clone(),
+    };
+    let rep = per_row(&rep)?;
+    let rows: Vec<Vec<f64>> = Vec::<Vec<f64>>::try_from(&rep)?;
+    if let Some(bad) = rows.iter().flatten().position(|v| !v.is_finite()) {
+        let width = rows[0].len().max(1);
+        return Err(Error::NonFinite {
+            what: format!(
+                "latent dimension {} of row {}",
+                bad % width,
+                first_row + bad / width
+            ),
+            task: None,
+            step: None,
+            value: format!("{}", rows[bad / width][bad % width]),
+        });
+    }
+    Ok(rows)
 }
 
 /// One value per row and channel: `[B, D]` as is, `[B, T, D]` averaged over `T`,

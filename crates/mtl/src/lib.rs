@@ -106,7 +106,10 @@ pub use diagnostics::{DiagnosticsConfig, GradientSample};
 pub use divergence::DivergenceGuard;
 pub use early_stopping::{EarlyStopping, Monitor};
 pub use evaluate::{evaluate, evaluate_multi_input, Evaluation};
-pub use latents::{latent_associations, Covariate, LatentConfig, LatentReport, LatentSource};
+pub use latents::{
+    latent_associations, latent_associations_of_rows, Covariate, LatentConfig, LatentReport,
+    LatentSource,
+};
 pub use loss_scale::{loss_scale_warning, LOSS_SCALE_RATIO, SCALE_INVARIANT_METHODS};
 pub use model::{Forward, MultiTaskModel, TaskForward};
 pub use mtl_core::pretrained::{LoadOptions, LoadReport};
