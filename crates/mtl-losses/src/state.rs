@@ -49,6 +49,29 @@ pub(crate) fn task_vector(method: &str, state: &Value, key: &str, k: usize) -> R
     Ok(v)
 }
 
+/// The state of a method that keeps a step count and one finite per-task vector under
+/// `key` (Nash-MTL's α, IMTL's scales, the smoothed λ of CR-MOGM and MoDo…).
+pub(crate) fn step_and_vector_json(step: u64, key: &str, v: &[f64]) -> Value {
+    let mut map = serde_json::Map::new();
+    map.insert("step".into(), Value::from(step));
+    map.insert(key.into(), Value::from(v.to_vec()));
+    Value::Object(map)
+}
+
+/// The inverse of [`step_and_vector_json`], checked: the step count and `k` finite
+/// values under `key`.
+pub(crate) fn step_and_vector(
+    method: &str,
+    state: &Value,
+    key: &str,
+    k: usize,
+) -> Result<(u64, Vec<f64>)> {
+    Ok((
+        step(method, state)?,
+        finite_task_vector(method, state, key, k)?,
+    ))
+}
+
 /// [`task_vector`] for a vector the method divides by or feeds to a solver, where a
 /// non-finite value would poison every later step.
 pub(crate) fn finite_task_vector(

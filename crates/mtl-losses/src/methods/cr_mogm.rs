@@ -91,14 +91,12 @@ impl Aggregator for CrMogm {
 
     /// The smoothed weights and the step count.
     fn state(&self) -> serde_json::Value {
-        serde_json::json!({ "step": self.step, "lambda": self.lambda })
+        state::step_and_vector_json(self.step, "lambda", &self.lambda)
     }
 
     fn load_state(&mut self, state: &serde_json::Value) -> Result<()> {
-        let step = state::step("cr_mogm", state)?;
-        let lambda = state::finite_task_vector("cr_mogm", state, "lambda", self.num_tasks)?;
-        self.step = step;
-        self.lambda = lambda;
+        (self.step, self.lambda) =
+            state::step_and_vector("cr_mogm", state, "lambda", self.num_tasks)?;
         Ok(())
     }
 }

@@ -179,14 +179,11 @@ impl Aggregator for Imtl {
 
     /// The log-scales and the step count.
     fn state(&self) -> serde_json::Value {
-        serde_json::json!({ "step": self.step, "scales": self.scales })
+        state::step_and_vector_json(self.step, "scales", &self.scales)
     }
 
     fn load_state(&mut self, state: &serde_json::Value) -> Result<()> {
-        let step = state::step("imtl", state)?;
-        let scales = state::finite_task_vector("imtl", state, "scales", self.num_tasks)?;
-        self.step = step;
-        self.scales = scales;
+        (self.step, self.scales) = state::step_and_vector("imtl", state, "scales", self.num_tasks)?;
         Ok(())
     }
 }

@@ -126,14 +126,11 @@ impl Aggregator for MoDo {
 
     /// λ and the step count.
     fn state(&self) -> serde_json::Value {
-        serde_json::json!({ "step": self.step, "lambda": self.lambda })
+        state::step_and_vector_json(self.step, "lambda", &self.lambda)
     }
 
     fn load_state(&mut self, state: &serde_json::Value) -> Result<()> {
-        let step = state::step("modo", state)?;
-        let lambda = state::finite_task_vector("modo", state, "lambda", self.num_tasks)?;
-        self.step = step;
-        self.lambda = lambda;
+        (self.step, self.lambda) = state::step_and_vector("modo", state, "lambda", self.num_tasks)?;
         Ok(())
     }
 }

@@ -394,14 +394,12 @@ impl Aggregator for NashMtl {
 
     /// The step count and the last α (the next solve's start).
     fn state(&self) -> serde_json::Value {
-        serde_json::json!({ "step": self.step, "alpha": self.alpha })
+        state::step_and_vector_json(self.step, "alpha", &self.alpha)
     }
 
     fn load_state(&mut self, state: &serde_json::Value) -> Result<()> {
-        let step = state::step("nash_mtl", state)?;
-        let alpha = state::finite_task_vector("nash_mtl", state, "alpha", self.num_tasks)?;
-        self.step = step;
-        self.alpha = alpha;
+        (self.step, self.alpha) =
+            state::step_and_vector("nash_mtl", state, "alpha", self.num_tasks)?;
         Ok(())
     }
 }

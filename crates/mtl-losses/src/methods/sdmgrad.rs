@@ -216,14 +216,11 @@ impl Aggregator for SdmGrad {
 
     /// The inner weights and the step count.
     fn state(&self) -> serde_json::Value {
-        serde_json::json!({ "step": self.step, "w": self.w })
+        state::step_and_vector_json(self.step, "w", &self.w)
     }
 
     fn load_state(&mut self, state: &serde_json::Value) -> Result<()> {
-        let step = state::step("sdmgrad", state)?;
-        let w = state::finite_task_vector("sdmgrad", state, "w", self.num_tasks)?;
-        self.step = step;
-        self.w = w;
+        (self.step, self.w) = state::step_and_vector("sdmgrad", state, "w", self.num_tasks)?;
         Ok(())
     }
 }
