@@ -3,42 +3,16 @@
 
 mod common;
 
-use common::{config, synthetic, torch_lock};
+use common::{config, model_without_dropout, synthetic, torch_lock};
 use mtl::core::Collective;
 use mtl::data::MultiTaskDataset;
-use mtl::heads::{ClassificationHead, RegressionHead, RegressionLoss};
 use mtl::prelude::*;
 use mtl_dist::{launch, DistConfig, ProcessGroup};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use tch::{nn, Device, Tensor};
+use tch::Tensor;
 
 const METHODS: [&str; 3] = ["ew", "uw", "upgrad"];
-
-/// The trainer tests' two-task model without dropout (whose masks are drawn per rank).
-fn model(seed: u64) -> MultiTaskModel {
-    seed_everything(seed);
-    let vs = nn::VarStore::new(Device::Cpu);
-    let trunk = MlpConfig::new([4, 16, 8])
-        .build(&(vs.root() / "trunk"))
-        .unwrap();
-    let heads: Vec<Box<dyn TaskHead>> = vec![
-        Box::new(
-            ClassificationHead::new(&(task_path(&vs.root(), 0) / "head"), "sign", 8, 2).unwrap(),
-        ),
-        Box::new(
-            RegressionHead::new(
-                &(task_path(&vs.root(), 1) / "head"),
-                "linear",
-                8,
-                1,
-                RegressionLoss::Mse,
-            )
-            .unwrap(),
-        ),
-    ];
-    MultiTaskModel::new(vs, HardSharing::new(trunk, 2).unwrap(), heads).unwrap()
-}
 
 fn data() -> MultiTaskDataset {
     // 80 training rows: 5 batches of 16 per epoch.
@@ -67,7 +41,7 @@ fn fit(
     if let Some(g) = group {
         trainer = trainer.distributed(Arc::clone(g));
     }
-    let mut m = model(seed);
+    let mut m = model_without_dropout(seed);
     let report = trainer.fit(&mut m, &data(), None).unwrap();
     let flat: Vec<Tensor> = m
         .snapshot()
@@ -160,7 +134,7 @@ fn ranks_with_other_configurations_are_refused() {
         let err = Trainer::new(config_for(method))
             .unwrap()
             .distributed(Arc::clone(&pg))
-            .fit(&mut model(5), &data(), None)
+            .fit(&mut model_without_dropout(5), &data(), None)
             .unwrap_err()
             .to_string();
         // Each rank names the disagreement and stops before training.

@@ -5,37 +5,11 @@
 
 mod common;
 
-use common::{config, synthetic, torch_lock, weights};
-use mtl::heads::{ClassificationHead, RegressionHead, RegressionLoss};
+use common::{config, model_without_dropout, synthetic, torch_lock, weights};
 use mtl::prelude::*;
 use mtl::robust::{perturb, Objective};
 use mtl::{evaluate_under_attack, Adversarial, AttackTarget};
-use tch::{nn, Device, Kind, Tensor};
-
-/// The two-task model without dropout, so clean and attacked passes are comparable.
-fn plain_model(seed: u64) -> MultiTaskModel {
-    seed_everything(seed);
-    let vs = nn::VarStore::new(Device::Cpu);
-    let trunk = MlpConfig::new([4, 16, 8])
-        .build(&(vs.root() / "trunk"))
-        .unwrap();
-    let heads: Vec<Box<dyn TaskHead>> = vec![
-        Box::new(
-            ClassificationHead::new(&(task_path(&vs.root(), 0) / "head"), "sign", 8, 2).unwrap(),
-        ),
-        Box::new(
-            RegressionHead::new(
-                &(task_path(&vs.root(), 1) / "head"),
-                "linear",
-                8,
-                1,
-                RegressionLoss::Mse,
-            )
-            .unwrap(),
-        ),
-    ];
-    MultiTaskModel::new(vs, HardSharing::new(trunk, 2).unwrap(), heads).unwrap()
-}
+use tch::{Device, Kind, Tensor};
 
 fn batch(n: usize) -> mtl::data::Batch {
     let d = synthetic(n, 5);
@@ -59,7 +33,7 @@ fn linf(a: &Tensor, b: &Tensor) -> f64 {
 #[test]
 fn fgsm_moves_by_epsilon_and_raises_the_loss() {
     let _torch = torch_lock();
-    let m = plain_model(1);
+    let m = model_without_dropout(1);
     let b = batch(32);
     let eps = 0.05;
     let xa = perturb(
@@ -100,7 +74,7 @@ fn fgsm_moves_by_epsilon_and_raises_the_loss() {
 fn pgd_stays_in_the_ball_and_bounds_and_beats_fgsm() {
     let _torch = torch_lock();
     tch::manual_seed(3);
-    let m = plain_model(2);
+    let m = model_without_dropout(2);
     let b = batch(32);
     let eps = 0.1;
     let fgsm = perturb(
@@ -139,7 +113,7 @@ fn pgd_stays_in_the_ball_and_bounds_and_beats_fgsm() {
 #[test]
 fn negative_epsilon_and_integer_inputs_are_refused() {
     let _torch = torch_lock();
-    let m = plain_model(1);
+    let m = model_without_dropout(1);
     let b = batch(8);
     for bad in [
         Adversarial::fgsm(-0.1),
@@ -175,12 +149,12 @@ fn the_training_objective_is_clean_plus_beta_times_attacked() {
     let c = config("ew").epochs(1).batch_size(40);
     let plain = Trainer::new(c.clone())
         .unwrap()
-        .fit(&mut plain_model(4), &data, None)
+        .fit(&mut model_without_dropout(4), &data, None)
         .unwrap();
     // ε = 0: the attacked loss is the clean one, so each task's loss is (1 + β) times it.
     let adv = Trainer::new(c.clone().adversarial(Adversarial::fgsm(0.0).weight(0.5)))
         .unwrap()
-        .fit(&mut plain_model(4), &data, None)
+        .fit(&mut model_without_dropout(4), &data, None)
         .unwrap();
     for (p, a) in plain.epochs[0]
         .train_losses
@@ -195,7 +169,7 @@ fn the_training_objective_is_clean_plus_beta_times_attacked() {
     // ε > 0: the attacked part is larger than the clean one.
     let adv = Trainer::new(c.adversarial(Adversarial::fgsm(0.2)))
         .unwrap()
-        .fit(&mut plain_model(4), &data, None)
+        .fit(&mut model_without_dropout(4), &data, None)
         .unwrap();
     for (p, a) in plain.epochs[0]
         .train_losses
@@ -217,7 +191,7 @@ fn adversarial_training_runs_with_a_weighting_and_an_aggregator() {
             let c = config(method)
                 .epochs(3)
                 .adversarial(Adversarial::pgd(0.1, 3, 0.05).target(target));
-            let mut m = plain_model(7);
+            let mut m = model_without_dropout(7);
             let before = weights(&m);
             let report = Trainer::new(c)
                 .unwrap()
@@ -237,7 +211,7 @@ fn robust_accuracy_is_reported_per_task_beside_the_clean_one() {
     let _torch = torch_lock();
     tch::manual_seed(2);
     let data = synthetic(80, 8);
-    let mut m = plain_model(9);
+    let mut m = model_without_dropout(9);
     Trainer::new(config("ew").epochs(5))
         .unwrap()
         .fit(&mut m, &data, None)
@@ -264,13 +238,13 @@ fn rep_grad_mode_differentiates_the_attacked_rows_too() {
         .batch_size(48)
         .optimizer(OptimizerConfig::sgd(0.5))
         .adversarial(Adversarial::fgsm(0.3));
-    let mut by_params = plain_model(3);
+    let mut by_params = model_without_dropout(3);
     let before = weights(&by_params);
     Trainer::new(c.clone())
         .unwrap()
         .fit(&mut by_params, &data, None)
         .unwrap();
-    let mut by_rep = plain_model(3);
+    let mut by_rep = model_without_dropout(3);
     Trainer::new(c.grad_mode(GradMode::Representation))
         .unwrap()
         .fit(&mut by_rep, &data, None)

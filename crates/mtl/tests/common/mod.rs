@@ -33,12 +33,23 @@ pub fn synthetic(n: usize, seed: u64) -> MultiTaskDataset {
 /// A 4→16→8 trunk (with dropout, so resumes must restore the dropout stream too) and
 /// one head per task of `tasks` (a subset of the two synthetic tasks, in order).
 pub fn model_for(seed: u64, tasks: &[usize]) -> MultiTaskModel {
+    build(seed, tasks, true)
+}
+
+/// The two-task model without dropout, for tests that compare passes (clean and
+/// attacked) or ranks, where a dropout mask drawn anew would differ.
+pub fn model_without_dropout(seed: u64) -> MultiTaskModel {
+    build(seed, &[0, 1], false)
+}
+
+fn build(seed: u64, tasks: &[usize], dropout: bool) -> MultiTaskModel {
     seed_everything(seed);
     let vs = nn::VarStore::new(Device::Cpu);
-    let trunk = MlpConfig::new([4, 16, 8])
-        .dropout(0.1)
-        .build(&(vs.root() / "trunk"))
-        .unwrap();
+    let mut trunk = MlpConfig::new([4, 16, 8]);
+    if dropout {
+        trunk = trunk.dropout(0.1);
+    }
+    let trunk = trunk.build(&(vs.root() / "trunk")).unwrap();
     let heads: Vec<Box<dyn TaskHead>> = tasks
         .iter()
         .enumerate()
