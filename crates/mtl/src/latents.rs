@@ -223,30 +223,11 @@ pub fn latent_associations_of_rows(
     config: &LatentConfig,
 ) -> Result<LatentReport> {
     check_request(model, x.nrows(), covariates, config)?;
-    if let Some(((r, c), v)) = x.indexed_iter().find(|(_, v)| !v.is_finite()) {
-        return Err(Error::NonFinite {
-            what: format!("feature row {r}, column {c}"),
-            task: None,
-            step: None,
-            value: v.to_string(),
-        });
-    }
-    let x = match &model.preprocessing().features {
-        Some(s) => s.transform(&x.to_owned())?,
-        None => x.to_owned(),
-    };
-    let _guard = tch::no_grad_guard();
     let mut latents = Vec::with_capacity(x.nrows());
-    let step = config.batch_size.max(1);
-    for start in (0..x.nrows()).step_by(step) {
-        let end = (start + step).min(x.nrows());
-        let rows = x.slice(ndarray::s![start..end, ..]);
-        let rows = rows.as_standard_layout();
-        let xs = Tensor::f_from_slice(rows.as_slice().unwrap_or(&[]))?
-            .f_view([(end - start) as i64, x.ncols() as i64])?
-            .f_to_device(model.device())?;
-        latents.extend(batch_latents(model, &xs, config.source, latents.len())?);
-    }
+    model.for_each_input_chunk(x, config.batch_size, "latent input", |start, xs| {
+        latents.extend(batch_latents(model, xs, config.source, start)?);
+        Ok(())
+    })?;
     let variables = covariates
         .iter()
         .map(|c| (c.name.clone(), c.values.clone()))

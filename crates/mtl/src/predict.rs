@@ -194,6 +194,52 @@ impl TaskPrediction {
 }
 
 impl MultiTaskModel {
+    /// Runs `f` on the raw feature rows `x` as the model takes them: checked finite
+    /// (an error names `what`, the row and the column), standardised as in training,
+    /// cut into tensors of at most `chunk` rows on the model's device, without
+    /// gradients; `f` also gets the first row of its chunk. An empty `x` gives one
+    /// empty chunk.
+    pub(crate) fn for_each_input_chunk(
+        &self,
+        x: ArrayView2<'_, f32>,
+        chunk: usize,
+        what: &str,
+        mut f: impl FnMut(usize, &Tensor) -> Result<()>,
+    ) -> Result<()> {
+        if let Some((r, c)) = x
+            .indexed_iter()
+            .find(|(_, v)| !v.is_finite())
+            .map(|(i, _)| i)
+        {
+            return Err(Error::NonFinite {
+                what: format!("{what} at row {r}, column {c}"),
+                task: None,
+                step: None,
+                value: x[[r, c]].to_string(),
+            });
+        }
+        let x = match &self.preprocessing().features {
+            Some(s) => s.transform(&x.to_owned())?,
+            None => x.to_owned(),
+        };
+        let (n, width) = x.dim();
+        let device = self.device();
+        let chunk = chunk.max(1);
+        tch::no_grad(|| -> Result<()> {
+            for start in (0..n.max(1)).step_by(chunk) {
+                let end = (start + chunk).min(n);
+                let rows = x.slice(ndarray::s![start..end, ..]);
+                let rows = rows.as_standard_layout();
+                let slice = rows.as_slice().unwrap_or(&[]);
+                let xs = Tensor::f_from_slice(slice)?
+                    .f_view([(end - start) as i64, width as i64])?
+                    .f_to_device(device)?;
+                f(start, &xs)?;
+            }
+            Ok(())
+        })
+    }
+
     /// Predicts every task for the rows of `x` (`[n, features]`, raw features): applies
     /// the model's [`Preprocessing`] to the input, runs the model in evaluation mode
     /// without gradients (in chunks, on the model's device), reads each head's output
@@ -216,43 +262,16 @@ impl MultiTaskModel {
     /// ```
     pub fn predict(&self, x: ArrayView2<'_, f32>) -> Result<Vec<TaskPrediction>> {
         let prep = self.preprocessing();
-        if let Some((r, c)) = x
-            .indexed_iter()
-            .find(|(_, v)| !v.is_finite())
-            .map(|(i, _)| i)
-        {
-            return Err(Error::NonFinite {
-                what: format!("prediction input at row {r}, column {c}"),
-                task: None,
-                step: None,
-                value: x[[r, c]].to_string(),
-            });
-        }
-        let x = match &prep.features {
-            Some(s) => s.transform(&x.to_owned())?,
-            None => x.to_owned(),
-        };
-        let (n, width) = x.dim();
-        let device = self.device();
         let mut chunks: Vec<Vec<Prediction>> = Vec::new();
-        tch::no_grad(|| -> Result<()> {
-            for start in (0..n.max(1)).step_by(PREDICT_CHUNK) {
-                let end = (start + PREDICT_CHUNK).min(n);
-                let rows = x.slice(ndarray::s![start..end, ..]);
-                let rows = rows.as_standard_layout();
-                let slice = rows.as_slice().unwrap_or(&[]);
-                let xs = Tensor::f_from_slice(slice)?
-                    .f_view([(end - start) as i64, width as i64])?
-                    .f_to_device(device)?;
-                let fwd = self.forward_t(&xs, false)?;
-                let preds = self
-                    .heads()
-                    .iter()
-                    .zip(&fwd.outputs)
-                    .map(|(h, o)| h.predict(o))
-                    .collect::<Result<Vec<_>>>()?;
-                chunks.push(preds);
-            }
+        self.for_each_input_chunk(x, PREDICT_CHUNK, "prediction input", |_, xs| {
+            let fwd = self.forward_t(xs, false)?;
+            let preds = self
+                .heads()
+                .iter()
+                .zip(&fwd.outputs)
+                .map(|(h, o)| h.predict(o))
+                .collect::<Result<Vec<_>>>()?;
+            chunks.push(preds);
             Ok(())
         })?;
         (0..self.num_tasks())
