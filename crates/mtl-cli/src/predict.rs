@@ -65,22 +65,8 @@ pub fn predict(args: &PredictArgs) -> Result<PredictOutcome> {
         )));
     }
     let bundle = Bundle::load(&args.bundle)?;
-    let names = bundle
-        .model()
-        .preprocessing()
-        .feature_names
-        .clone()
-        .ok_or_else(|| {
-            Error::config(format!(
-                "the bundle in {} does not record its feature columns' names",
-                args.bundle.display()
-            ))
-        })?;
-    let x = match &bundle.model().preprocessing().table {
-        // Categories and missing values encoded as in training.
-        Some(table) => table.read_csv(&args.csv, args.header.as_deref())?,
-        None => mtl::data::read_csv_features(&args.csv, &names, args.header.as_deref())?,
-    };
+    // Categories and missing values encoded as in training.
+    let x = bundle.read_features_csv(&args.csv, args.header.as_deref())?;
     let predictions = bundle.predict(x.view())?;
     let mut columns: Vec<(String, Vec<String>)> = Vec::new();
     for p in &predictions {
