@@ -31,8 +31,8 @@ pub struct LatentArgs {
     /// Equal-frequency bins per numeric variable for the mutual information.
     #[arg(long, default_value_t = 10)]
     pub bins: usize,
-    /// Where to write latents.json and latents.png (default: `latents/` beside the CSV
-    /// file's stem, `latents/<stem>`).
+    /// Where to write latents.json and latents.png (default: `latents/<stem>` under the
+    /// current directory, `<stem>` the CSV file's name without its extension).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Column names replacing the CSV file's header line (comma-separated).
