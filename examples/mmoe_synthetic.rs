@@ -37,6 +37,7 @@
 mod common;
 
 use anyhow::{anyhow, bail, Context, Result};
+use common::repro::{append_cell, arg, flag, list, load_cells, mean_std, write_doc, DOC};
 use common::task_heads;
 use mtl::core::{MlpBuilder, MmoeConfig, TaskTowers};
 use mtl::data::{MmoeSyntheticConfig, SinusoidShapes};
@@ -45,7 +46,6 @@ use mtl::prelude::*;
 use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use tch::{nn, Device};
 
@@ -58,10 +58,7 @@ const EXPERT_UNITS: i64 = 16;
 const BOTTOM_UNITS: i64 = 113;
 const TOWER_UNITS: i64 = 8;
 const OUT_DIR: &str = "runs/mmoe_synthetic";
-const DOC: &str = "docs/reproductions.md";
 const DOC_PLOT: &str = "docs/img/mmoe_synthetic.png";
-const BEGIN: &str = "<!-- mmoe-synthetic:begin (written by examples/mmoe_synthetic.rs) -->";
-const END: &str = "<!-- mmoe-synthetic:end -->";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 enum Model {
@@ -216,49 +213,6 @@ fn train(setup: &Setup, model: Model, p: f64, seed: u64, lr: f64) -> Result<Cell
 }
 
 /// The cells of earlier runs; a torn last line (a run killed mid-write) is skipped.
-fn load_cells(path: &Path) -> Result<Vec<Cell>> {
-    if !path.exists() {
-        return Ok(Vec::new());
-    }
-    let file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut cells = Vec::new();
-    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line = line?;
-        match serde_json::from_str::<Cell>(&line) {
-            Ok(c) => cells.push(c),
-            Err(e) => eprintln!(
-                "{}:{}: skipping an unreadable cell ({e})",
-                path.display(),
-                i + 1
-            ),
-        }
-    }
-    Ok(cells)
-}
-
-fn append_cell(path: &Path, cell: &Cell) -> Result<()> {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)?;
-    // One write per line, so a kill leaves at most one torn line at the end.
-    f.write_all(format!("{}\n", serde_json::to_string(cell)?).as_bytes())?;
-    f.sync_data()?;
-    Ok(())
-}
-
-/// Mean and sample standard deviation.
-fn mean_std(v: &[f64]) -> (f64, f64) {
-    let n = v.len() as f64;
-    let mean = v.iter().sum::<f64>() / n;
-    let var = if v.len() > 1 {
-        v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
-    } else {
-        0.0
-    };
-    (mean, var.sqrt())
-}
-
 /// One (model, correlation) point: the learning rate with the lowest mean validation
 /// MSE over seeds, and that rate's test MSEs.
 #[derive(Debug, Clone, Serialize)]
@@ -469,45 +423,6 @@ fn table(points: &[Point], correlations: &[f64]) -> String {
     s
 }
 
-/// Replaces the text between the markers of `DOC` with `body`.
-fn write_doc(body: &str) -> Result<()> {
-    let doc = std::fs::read_to_string(DOC).with_context(|| format!("reading {DOC}"))?;
-    let (Some(b), Some(e)) = (doc.find(BEGIN), doc.find(END)) else {
-        bail!("{DOC} has no `{BEGIN}` … `{END}` markers to write between");
-    };
-    if e < b {
-        bail!("{DOC}: the `{END}` marker comes before `{BEGIN}`");
-    }
-    let new = format!("{}{BEGIN}\n{body}{}", &doc[..b], &doc[e..]);
-    std::fs::write(DOC, new)?;
-    Ok(())
-}
-
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-}
-
-fn flag(name: &str) -> bool {
-    std::env::args().any(|a| a == name)
-}
-
-fn list(name: &str, default: &[f64]) -> Result<Vec<f64>> {
-    match arg(name) {
-        None => Ok(default.to_vec()),
-        Some(s) => s
-            .split(',')
-            .map(|v| {
-                v.trim()
-                    .parse::<f64>()
-                    .with_context(|| format!("{name}: `{v}` is not a number"))
-            })
-            .collect(),
-    }
-}
-
 fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -538,7 +453,7 @@ fn main() -> Result<()> {
     if flag("--fresh") && cells_path.exists() {
         std::fs::remove_file(&cells_path)?;
     }
-    let mut cells = load_cells(&cells_path)?;
+    let mut cells: Vec<Cell> = load_cells(&cells_path)?;
     let total = MODELS.len() * correlations.len() * seeds as usize * lrs.len();
     println!(
         "MMoE synthetic: {} correlations × {seeds} seeds × {} learning rates × 3 models, \
@@ -636,7 +551,7 @@ fn main() -> Result<()> {
              ![test MSE against correlation](img/mmoe_synthetic.png)\n",
             early
         );
-        write_doc(&body)?;
+        write_doc("mmoe-synthetic", &body)?;
         println!("wrote {DOC_PLOT} and the table in {DOC}");
     }
     Ok(())

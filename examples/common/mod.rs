@@ -6,6 +6,8 @@
 // Each example uses only part of this module.
 #![allow(dead_code)]
 
+pub mod repro;
+
 use mtl::prelude::*;
 use tch::nn;
 
