@@ -1,12 +1,15 @@
 //! The two-objective toy problem of CAGrad (Liu et al., NeurIPS 2021), as Nash-MTL
 //! (Navon et al., ICML 2022) and FAMO (Liu et al., NeurIPS 2023) run it: the first
-//! objective scaled by 0.1, Adam with learning rate 10⁻³ for 35 000 steps from the five
-//! starting points of their scripts, for EW, MGDA, PCGrad, CAGrad, Nash-MTL, FAMO and
-//! UPGrad through `mtl`'s engine (`cargo xtask repro toy`; `-- --steps N` for a shorter
-//! run, `--scale 1` for CAGrad's balanced version).
+//! objective scaled by 0.1, Adam with learning rate 10⁻³ for 35 000 steps (Nash-MTL's
+//! script; 50 000 for FAMO, as its script) from the five starting points of their
+//! scripts, for EW, MGDA, PCGrad, CAGrad, Nash-MTL, FAMO and UPGrad through `mtl`'s
+//! engine (`cargo xtask repro toy`; `-- --steps N` for a shorter run, `--scale 1` for
+//! CAGrad's balanced version, `--methods a,b` for some of them).
 //!
-//! Both objectives are shifted by +21 so they are positive (FAMO takes their logarithm);
-//! gradients, and so every other method, are unchanged.
+//! FAMO runs as FAMO's toy script sets it up: minimum losses L* = (−21 · scale, −21),
+//! below the objectives' minima (FAMO takes log(L − L*)), and no weight decay on its
+//! logits (γ = 0; its script notes the objective does not change). Every other method
+//! runs with its paper defaults.
 //!
 //! For each method and start it prints where the run ends, both objectives there, and
 //! whether the end is Pareto-stationary: the min-norm point of the convex hull of the two
@@ -14,11 +17,16 @@
 //! i.e. no direction improves both. It draws the trajectories over the plane into
 //! `target/repro/toy.png`.
 
+mod common;
+
 use anyhow::Result;
+use common::repro::arg;
 use mtl::core::OptimizerConfig;
 use mtl::data::toy_objectives;
-use mtl::losses::{by_name, Backward, Wrt};
+use mtl::losses::registry::by_name_with;
+use mtl::losses::{Backward, Method, Wrt};
 use plotters::prelude::*;
+use serde_json::json;
 use tch::Tensor;
 
 /// The starting points of the Nash-MTL and FAMO toy scripts.
@@ -40,14 +48,20 @@ struct Run {
     stationary: f64,
 }
 
-/// Added to both objectives so that they are positive, as FAMO's log(L − L*) with
-/// L* = 0 needs (the toy's minimum is about −20.3); no gradient changes.
-const SHIFT: f64 = 21.0;
-
-/// The objectives (first one scaled) at `x`, shifted by [`SHIFT`].
+/// The objectives at `x`, the first one scaled.
 fn objectives(x: &Tensor, scale: f64) -> Result<Tensor> {
     let f = toy_objectives(x)?;
-    Ok(f * Tensor::from_slice(&[scale, 1.0]) + SHIFT)
+    Ok(f * Tensor::from_slice(&[scale, 1.0]))
+}
+
+/// `method` as the papers' toy scripts configure it (see the module docs).
+fn method(name: &str, scale: f64) -> Result<Method> {
+    let params = match name {
+        "famo" => json!({ "min_losses": [-21.0 * scale, -21.0], "gamma": 0.0 }),
+        _ => json!({}),
+    };
+    let params = params.as_object().cloned().unwrap_or_default();
+    Ok(by_name_with(name, 2, 0, &params)?)
 }
 
 /// min over α ∈ [0, 1] of ‖α g₁ + (1 − α) g₂‖ at `x`.
@@ -73,7 +87,7 @@ fn min_norm(x: [f64; 2], scale: f64) -> Result<f64> {
 
 fn run(method: &str, start: [f64; 2], steps: usize, scale: f64) -> Result<Run> {
     let x = Tensor::from_slice(&start).set_requires_grad(true);
-    let mut m = by_name(method, 2, 0)?;
+    let mut m = self::method(method, scale)?;
     let mut params = vec![x.shallow_clone()];
     params.extend(m.parameters());
     let mut opt = OptimizerConfig::adam(1e-3).build(params)?;
@@ -103,24 +117,29 @@ fn run(method: &str, start: [f64; 2], steps: usize, scale: f64) -> Result<Run> {
     })
 }
 
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-}
-
 fn main() -> Result<()> {
-    let steps: usize = arg("--steps").map_or(Ok(35_000), |s| s.parse())?;
+    let steps: Option<usize> = arg("--steps").map(|s| s.parse()).transpose()?;
+    let methods: Vec<String> = match arg("--methods") {
+        Some(list) => list.split(',').map(|m| m.trim().to_string()).collect(),
+        None => METHODS.iter().map(|m| m.to_string()).collect(),
+    };
+    if let Some(m) = methods.iter().find(|m| !METHODS.contains(&m.as_str())) {
+        anyhow::bail!("--methods: `{m}` is not one of {}", METHODS.join(", "));
+    }
     let scale: f64 = arg("--scale").map_or(Ok(0.1), |s| s.parse())?;
     tch::set_num_threads(1);
-    println!("toy problem: f1 scaled by {scale}, Adam lr 1e-3, {steps} steps");
+    println!(
+        "toy problem: f1 scaled by {scale}, Adam lr 1e-3, {} steps",
+        steps.map_or("35 000 (FAMO 50 000)".to_string(), |s| s.to_string())
+    );
     println!(
         "{:<9} {:>14} {:>18} {:>18} {:>10} Pareto-stationary",
         "method", "start", "end", "f1, f2", "min-norm"
     );
     let mut all: Vec<(&str, Vec<Run>)> = Vec::new();
-    for method in METHODS {
+    for method in methods.iter().map(String::as_str) {
+        // The papers' scripts: Nash-MTL's 35 000 steps, FAMO's 50 000.
+        let steps = steps.unwrap_or(if method == "famo" { 50_000 } else { 35_000 });
         let mut runs = Vec::new();
         for start in STARTS {
             let r = run(method, start, steps, scale)?;

@@ -144,8 +144,8 @@ const ENTRIES: &[(MethodInfo, Builder)] = &[
             level: MethodLevel::Loss,
             paper: "Liu, Feng, Stone & Liu, FAMO: Fast Adaptive Multitask Optimization, \
                     NeurIPS 2023",
-            defaults: "w_lr=0.025, gamma=1e-3 (internal Adam on the logits), min_losses=0; \
-                       step t's update finished with step t+1's losses",
+            defaults: "w_lr=0.025, gamma=1e-3 (internal Adam on the logits), min_losses=0 \
+                       (per task); step t's update finished with step t+1's losses",
             tested_by: "golden libmtl_FAMO.json (tests/famo.rs)",
         },
         |k, _, p| {
@@ -154,7 +154,11 @@ const ENTRIES: &[(MethodInfo, Builder)] = &[
                 w_lr: p.f64("w_lr", d.w_lr)?,
                 gamma: p.f64("gamma", d.gamma)?,
             };
-            Ok(Method::Weighting(Box::new(Famo::with_config(k, config)?)))
+            let mut famo = Famo::with_config(k, config)?;
+            if let Some(min_losses) = p.per_task("min_losses", k)? {
+                famo = famo.with_min_losses(min_losses)?;
+            }
+            Ok(Method::Weighting(Box::new(famo)))
         },
     ),
     (

@@ -153,3 +153,47 @@ fn edge_cases() {
     assert!(Famo::with_config(2, bad).is_err());
     assert!(Famo::with_config(0, FamoConfig::default()).is_err());
 }
+
+/// FAMO only sees Lₖ − Lₖ*: with minimum losses L*, a run on L equals a run with L* = 0
+/// on L − L*, step for step (the toy problem's L* = (−2.1, −21) is the paper's use).
+#[test]
+fn min_losses_act_as_a_shift() {
+    let min = vec![-2.1, -21.0];
+    let mut shifted = Famo::new(2).with_min_losses(min.clone()).unwrap();
+    let mut plain = Famo::new(2);
+    let losses = [[-1.5, -20.0], [-1.9, -19.0], [-2.0, -20.5], [-2.05, -20.9]];
+    for (t, l) in losses.iter().enumerate() {
+        let (_, g1) = common::weighting_grad(&mut shifted, l, &ctx_at(t as u64, 0)).unwrap();
+        let moved = [l[0] - min[0], l[1] - min[1]];
+        let (_, g0) = common::weighting_grad(&mut plain, &moved, &ctx_at(t as u64, 0)).unwrap();
+        common::assert_close(&g1, &g0, 1e-12, 1e-12, &format!("weights at step {t}"));
+        common::assert_close(shifted.logits(), plain.logits(), 1e-12, 1e-12, "logits");
+    }
+    assert!(
+        shifted.logits().iter().any(|w| w.abs() > 1e-6),
+        "the logits moved"
+    );
+    // A loss below its L* is refused and names it; so are a wrong K and a NaN bound.
+    let err = shifted
+        .combine(&Tensor::from_slice(&[-3.0f64, -20.0]), &ctx_at(9, 0))
+        .unwrap_err();
+    assert!(err.to_string().contains("L* = -2.1"), "{err}");
+    assert!(Famo::new(2).with_min_losses(vec![0.0]).is_err());
+    assert!(matches!(
+        Famo::new(2).with_min_losses(vec![0.0, f64::NAN]),
+        Err(Error::NonFinite { task: Some(1), .. })
+    ));
+    // Reachable by name.
+    let params = serde_json::json!({ "min_losses": [-2.1, -21.0], "gamma": 0.0 });
+    let mtl_losses::Method::Weighting(mut by_name) =
+        mtl_losses::registry::by_name_with("famo", 2, 0, params.as_object().unwrap()).unwrap()
+    else {
+        panic!("famo is a weighting")
+    };
+    // Negative losses above L* are accepted, and so is γ = 0.
+    let total = by_name
+        .combine(&Tensor::from_slice(&[-1.0f64, -20.0]), &ctx_at(0, 0))
+        .unwrap();
+    assert!(total.double_value(&[]).is_finite());
+    assert!(by_name.state()["logits"].is_array());
+}

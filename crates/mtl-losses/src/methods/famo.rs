@@ -6,7 +6,7 @@
 //! Multitask Optimization", NeurIPS 2023 (arXiv:2306.03792), Algorithm 1.
 //!
 //! Update rule: logits ξ ∈ ℝᴷ (init 0), z = softmax(ξ), Dₖ = Lₖ − Lₖ* + ε with the
-//! minimum losses L* = 0 and ε = 1e-8:
+//! minimum losses L* (0 by default, [`Famo::with_min_losses`] otherwise) and ε = 1e-8:
 //!
 //! ```text
 //! c = Σₖ zₖ / Dₖ                                   (held constant)
@@ -26,8 +26,10 @@
 //! finds nothing pending. The Adam state is FAMO's own, not the trainer's optimiser.
 //!
 //! Defaults: β = 0.025 (`FAMO_w_lr`), γ = 1e-3 (`FAMO_w_gamma`), Adam's (0.9, 0.999)
-//! and 1e-8, as in the paper's code and LibMTL. Losses must be ≥ 0 (they are
-//! logged).
+//! and 1e-8, as in the paper's code and LibMTL. Losses must be ≥ L* (FAMO takes the
+//! logarithm of their distance to it); the paper's code sets L* for objectives that go
+//! negative, e.g. (−2.1, −21) on the two-objective toy problem, where it also uses
+//! γ = 0.
 //!
 //! # Example
 //!
@@ -81,6 +83,8 @@ pub struct Famo {
     num_tasks: usize,
     config: FamoConfig,
     state: FamoState,
+    /// L*, each task's lower bound on its loss.
+    min_losses: Vec<f64>,
     last_weights: Vec<f64>,
 }
 
@@ -109,6 +113,7 @@ impl Famo {
                 adam_t: 0,
                 pending: None,
             },
+            min_losses: vec![0.0; num_tasks],
             last_weights: vec![1.0 / num_tasks.max(1) as f64; num_tasks],
         }
     }
@@ -140,6 +145,27 @@ impl Famo {
         })
     }
 
+    /// With the minimum losses L* (one finite value per task) in place of 0, as the
+    /// paper's `set_min_losses`.
+    pub fn with_min_losses(mut self, min_losses: Vec<f64>) -> Result<Self> {
+        state::check_len("famo min_losses", self.num_tasks, &min_losses)?;
+        if let Some((task, v)) = min_losses.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            return Err(Error::NonFinite {
+                what: "famo min_losses".into(),
+                task: Some(task),
+                step: None,
+                value: v.to_string(),
+            });
+        }
+        self.min_losses = min_losses;
+        Ok(self)
+    }
+
+    /// The minimum losses L*.
+    pub fn min_losses(&self) -> &[f64] {
+        &self.min_losses
+    }
+
     /// The hyper-parameters.
     pub fn config(&self) -> FamoConfig {
         self.config
@@ -163,12 +189,13 @@ impl Famo {
         let prev = self.state.pending.clone().ok_or_else(|| {
             Error::config("famo: update_w without a preceding combine (nothing pending)")
         })?;
-        check_values(curr_losses, self.num_tasks, None)?;
+        check_values(curr_losses, &self.min_losses, None)?;
         let z = softmax(&self.state.logits);
         let delta: Vec<f64> = prev
             .iter()
             .zip(curr_losses)
-            .map(|(p, c)| (p + EPS).ln() - (c + EPS).ln())
+            .zip(&self.min_losses)
+            .map(|((p, c), m)| (p - m + EPS).ln() - (c - m + EPS).ln())
             .collect();
         let zd: f64 = z.iter().zip(&delta).map(|(z, d)| z * d).sum();
         let mut next = self.state.clone();
@@ -199,16 +226,16 @@ impl Famo {
     }
 }
 
-/// K finite values ≥ 0 (FAMO takes their logarithm).
-fn check_values(values: &[f64], k: usize, step: Option<u64>) -> Result<()> {
-    if values.len() != k {
+/// K finite values, each ≥ its task's L* (FAMO takes the logarithm of the distance).
+fn check_values(values: &[f64], min_losses: &[f64], step: Option<u64>) -> Result<()> {
+    if values.len() != min_losses.len() {
         return Err(Error::TaskCount {
             context: "famo losses".into(),
-            expected: k,
+            expected: min_losses.len(),
             got: values.len(),
         });
     }
-    for (task, &v) in values.iter().enumerate() {
+    for (task, (&v, &m)) in values.iter().zip(min_losses).enumerate() {
         if !v.is_finite() {
             return Err(Error::NonFinite {
                 what: "famo loss".into(),
@@ -217,10 +244,10 @@ fn check_values(values: &[f64], k: usize, step: Option<u64>) -> Result<()> {
                 value: v.to_string(),
             });
         }
-        if v < 0.0 {
+        if v < m {
             return Err(Error::config(format!(
-                "famo: the loss of task {task} is {v}; FAMO takes log(L − L* + ε) with \
-                 L* = 0, so losses must be >= 0"
+                "famo: the loss of task {task} is {v}, below its minimum loss L* = {m}; \
+                 FAMO takes log(L − L* + ε), so set min_losses to a lower bound"
             )));
         }
     }
@@ -250,20 +277,28 @@ impl Weighting for Famo {
                 .f_to_kind(Kind::Double)?
                 .f_to_device(Device::Cpu)?,
         )?;
-        check_values(&values, self.num_tasks, Some(ctx.step))?;
+        check_values(&values, &self.min_losses, Some(ctx.step))?;
         if self.state.pending.is_some() {
             // The previous step's update, with this step's losses as L' (see the
             // module docs).
             self.update_w(&values)?;
         }
         let z = softmax(&self.state.logits);
-        let d: Vec<f64> = values.iter().map(|v| v + EPS).collect();
+        let d: Vec<f64> = values
+            .iter()
+            .zip(&self.min_losses)
+            .map(|(v, m)| v - m + EPS)
+            .collect();
         let c: f64 = z.iter().zip(&d).map(|(z, d)| z / d).sum();
         let coef: Vec<f64> = z.iter().map(|z| z / c).collect();
         let coef_t = Tensor::from_slice(&coef)
             .f_to_kind(flat.kind())?
             .f_to_device(flat.device())?;
+        let shift = Tensor::from_slice(&self.min_losses)
+            .f_to_kind(flat.kind())?
+            .f_to_device(flat.device())?;
         let total = flat
+            .f_sub(&shift)?
             .f_add_scalar(EPS)?
             .f_log()?
             .f_mul(&coef_t)?
