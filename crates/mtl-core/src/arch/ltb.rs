@@ -85,7 +85,9 @@ pub struct LtbConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nodes: Option<Vec<usize>>,
     /// The initial temperature `τ₀`; `None` (the default, LibMTL's) for `E / 20` in a
-    /// run of `E` epochs.
+    /// run of `E` epochs (so, as a learning-rate schedule over the whole run, a resumed
+    /// run reproduces an uninterrupted one only with the same `E`; give `τ₀` to be free
+    /// of it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub temperature: Option<f64>,
     /// The fraction of the epochs that warm up with every parent fed (0.01, LibMTL's
