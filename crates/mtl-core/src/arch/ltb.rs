@@ -427,7 +427,7 @@ impl Ltb {
     pub fn fix_branches(&self) -> Result<BranchTree> {
         let tree = self.derive()?;
         if let Some(buffer) = &self.fixed {
-            let flat: Vec<f32> = tree.parents.iter().flatten().map(|&p| p as f32).collect();
+            let flat: Vec<f32> = tree.parents().iter().flatten().map(|&p| p as f32).collect();
             let values = Tensor::from_slice(&flat).f_to_device(buffer.device())?;
             tch::no_grad(|| buffer.shallow_clone().f_copy_(&values))?;
         }
@@ -556,11 +556,19 @@ impl Architecture for Ltb {
         let mut h: Vec<Option<Tensor>> = Vec::new();
         for (l, layer) in self.layers.iter().enumerate() {
             let inputs: Vec<Option<Tensor>> = if l == 0 {
-                (0..layer.len()).map(|_| Some(xs.shallow_clone())).collect()
+                // Every node of layer 0 reads the input (those no task reaches, not at all).
+                need[0]
+                    .iter()
+                    .map(|&n| n.then(|| xs.shallow_clone()))
+                    .collect()
             } else {
                 match &routes[l - 1] {
                     Route::Parents(p) => (0..layer.len())
-                        .map(|i| if need[l][i] { h[p[i]].take_ref() } else { None })
+                        .map(|i| {
+                            need[l][i]
+                                .then(|| h[p[i]].as_ref().map(Tensor::shallow_clone))
+                                .flatten()
+                        })
                         .collect(),
                     Route::Mix(w) => {
                         let parents = h
@@ -619,52 +627,94 @@ impl Architecture for Ltb {
     }
 }
 
-/// `Option<Tensor>` by shallow clone, for a parent several children read.
-trait TakeRef {
-    fn take_ref(&self) -> Option<Tensor>;
-}
-
-impl TakeRef for Option<Tensor> {
-    fn take_ref(&self) -> Option<Tensor> {
-        self.as_ref().map(Tensor::shallow_clone)
-    }
-}
-
 /// A derived LTB tree: each node's parent, and from them which tasks share which nodes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BranchTree {
     /// Nodes per layer.
-    pub nodes: Vec<usize>,
+    nodes: Vec<usize>,
     /// `parents[ℓ − 1][i]`: the parent (in layer `ℓ − 1`) of node `i` of layer `ℓ`.
-    pub parents: Vec<Vec<usize>>,
+    parents: Vec<Vec<usize>>,
 }
 
 impl BranchTree {
+    /// A tree of `nodes[ℓ]` nodes per layer whose node `i` of layer `ℓ ≥ 1` reads node
+    /// `parents[ℓ − 1][i]` of layer `ℓ − 1`; an [`Error::Config`] naming the first
+    /// entry that does not fit.
+    pub fn new(nodes: Vec<usize>, parents: Vec<Vec<usize>>) -> Result<Self> {
+        let tree = BranchTree { nodes, parents };
+        tree.check()?;
+        Ok(tree)
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.nodes.is_empty() || self.parents.len() + 1 != self.nodes.len() {
+            return Err(Error::config(format!(
+                "branch tree: {} layers need {} parent lists, got {}",
+                self.nodes.len(),
+                self.nodes.len().saturating_sub(1),
+                self.parents.len()
+            )));
+        }
+        for (l, row) in self.parents.iter().enumerate() {
+            if row.len() != self.nodes[l + 1] {
+                return Err(Error::config(format!(
+                    "branch tree: layer {} has {} nodes but {} parents",
+                    l + 1,
+                    self.nodes[l + 1],
+                    row.len()
+                )));
+            }
+            if let Some(i) = row.iter().position(|&p| p >= self.nodes[l]) {
+                return Err(Error::config(format!(
+                    "branch tree: node {i} of layer {} reads node {} of layer {l}, which has \
+                     {} nodes",
+                    l + 1,
+                    row[i],
+                    self.nodes[l]
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Nodes per layer.
+    pub fn nodes(&self) -> &[usize] {
+        &self.nodes
+    }
+    /// `parents()[ℓ − 1][i]`: the parent (in layer `ℓ − 1`) of node `i` of layer `ℓ`.
+    pub fn parents(&self) -> &[Vec<usize>] {
+        &self.parents
+    }
+
     /// The number of tasks (nodes of the last layer).
     pub fn num_tasks(&self) -> usize {
         self.nodes.last().copied().unwrap_or(0)
     }
 
-    /// Task `task`'s path: the node it runs through in every layer, layer 0 first.
-    pub fn path(&self, task: usize) -> Vec<usize> {
+    /// Task `task`'s path: the node it runs through in every layer, layer 0 first;
+    /// `None` for a task the tree does not have (or a tree read from a file that does
+    /// not hold together).
+    pub fn path(&self, task: usize) -> Option<Vec<usize>> {
         let layers = self.nodes.len();
-        let mut path = vec![0; layers];
-        if layers == 0 {
-            return path;
+        if task >= self.num_tasks() {
+            return None;
         }
+        let mut path = vec![0; layers];
         path[layers - 1] = task;
         for l in (1..layers).rev() {
-            path[l - 1] = self.parents[l - 1][path[l]];
+            path[l - 1] = *self.parents.get(l - 1)?.get(path[l])?;
         }
-        path
+        Some(path)
     }
 
     /// The nodes of layer `layer` some task runs through, each with its tasks, in node
-    /// order.
+    /// order (empty for a layer the tree does not have).
     pub fn groups(&self, layer: usize) -> Vec<(usize, Vec<usize>)> {
         let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
         for k in 0..self.num_tasks() {
-            let node = self.path(k)[layer];
+            let Some(&node) = self.path(k).as_ref().and_then(|p| p.get(layer)) else {
+                continue;
+            };
             match groups.iter_mut().find(|(n, _)| *n == node) {
                 Some((_, tasks)) => tasks.push(k),
                 None => groups.push((node, vec![k])),
@@ -674,10 +724,11 @@ impl BranchTree {
         groups
     }
 
-    /// How many layers, from the input, tasks `a` and `b` share (0: none).
-    pub fn shared_layers(&self, a: usize, b: usize) -> usize {
-        let (pa, pb) = (self.path(a), self.path(b));
-        pa.iter().zip(&pb).take_while(|(x, y)| x == y).count()
+    /// How many layers, from the input, tasks `a` and `b` share (0: none); `None` for a
+    /// task the tree does not have.
+    pub fn shared_layers(&self, a: usize, b: usize) -> Option<usize> {
+        let (pa, pb) = (self.path(a)?, self.path(b)?);
+        Some(pa.iter().zip(&pb).take_while(|(x, y)| x == y).count())
     }
 }
 
@@ -827,12 +878,23 @@ mod tests {
         assert_eq!(ltb.last_sample().unwrap(), tree);
         let searched_eval = ltb.forward_t(&xs, false).unwrap().per_task;
         let derived = ltb.fix_branches().unwrap();
-        assert_eq!(derived.parents, tree);
+        assert_eq!(derived.parents(), tree);
         assert!(ltb.is_fixed().unwrap());
         // Scramble the logits: the frozen tree must not follow them.
         force(&ltb, &[vec![2, 2, 2], vec![0, 0, 0]], 1e3);
         let fixed = ltb.forward_t(&xs, true).unwrap().per_task;
         assert!(ltb.last_sample().unwrap().is_empty());
+        // The frozen tree runs only the nodes on some task's path: node 0 of layer 1
+        // (no task reads it) and node 1 of layer 0 (no node reads it) sit out.
+        fixed
+            .iter()
+            .map(|t| t.sum(Kind::Float))
+            .fold(Tensor::zeros([], (Kind::Float, Device::Cpu)), |a, b| a + b)
+            .backward();
+        let vars = vs.variables();
+        let grad = |name: &str| vars[name].grad().defined();
+        assert!(grad("ltb.layer0.node0.0.weight") && grad("ltb.layer0.node2.0.weight"));
+        assert!(!grad("ltb.layer0.node1.0.weight") && !grad("ltb.layer1.node0.0.weight"));
         for k in 0..3 {
             assert!(
                 sampled[k].allclose(&fixed[k], 1e-5, 1e-6, false),
@@ -841,29 +903,26 @@ mod tests {
             assert!(searched_eval[k].allclose(&fixed[k], 1e-6, 1e-7, false));
         }
         // And by hand: task 1's last node reads node 1 of layer 1, which reads node 0.
-        assert_eq!(derived.path(1), vec![0, 1, 1]);
+        assert_eq!(derived.path(1), Some(vec![0, 1, 1]));
         ltb.unfix_branches().unwrap();
         assert!(!ltb.is_fixed().unwrap());
-        assert_eq!(
-            ltb.derive().unwrap().parents,
-            vec![vec![2, 2, 2], vec![0, 0, 0]]
-        );
+        assert_eq!(ltb.derive().unwrap().parents(), [[2, 2, 2], [0, 0, 0]]);
     }
 
     #[test]
     fn the_derived_tree_is_reported() {
-        let tree = BranchTree {
-            nodes: vec![3, 3, 3],
-            parents: vec![vec![0, 0, 2], vec![0, 0, 2]],
-        };
+        let tree = BranchTree::new(vec![3, 3, 3], vec![vec![0, 0, 2], vec![0, 0, 2]]).unwrap();
         assert_eq!(tree.num_tasks(), 3);
-        assert_eq!(tree.path(0), vec![0, 0, 0]);
-        assert_eq!(tree.path(1), vec![0, 0, 1]);
-        assert_eq!(tree.path(2), vec![2, 2, 2]);
+        assert_eq!(tree.path(0), Some(vec![0, 0, 0]));
+        assert_eq!(tree.path(1), Some(vec![0, 0, 1]));
+        assert_eq!(tree.path(2), Some(vec![2, 2, 2]));
+        assert_eq!(tree.path(3), None);
+        assert!(tree.groups(3).is_empty());
         assert_eq!(tree.groups(0), vec![(0, vec![0, 1]), (2, vec![2])]);
         assert_eq!(tree.groups(1), vec![(0, vec![0, 1]), (2, vec![2])]);
-        assert_eq!(tree.shared_layers(0, 1), 2);
-        assert_eq!(tree.shared_layers(0, 2), 0);
+        assert_eq!(tree.shared_layers(0, 1), Some(2));
+        assert_eq!(tree.shared_layers(0, 2), Some(0));
+        assert_eq!(tree.shared_layers(0, 5), None);
         assert_eq!(
             tree.to_string(),
             "layer 0: node0 {task0, task1} | node2 {task2}\n\
@@ -871,15 +930,31 @@ mod tests {
              layer 2: node0 {task0} | node1 {task1} | node2 {task2}\n"
         );
         // A shared root: every task through node 0 of layer 0.
-        let rooted = BranchTree {
-            nodes: vec![1, 2, 3],
-            parents: vec![vec![0, 0], vec![0, 1, 1]],
-        };
+        let rooted = BranchTree::new(vec![1, 2, 3], vec![vec![0, 0], vec![0, 1, 1]]).unwrap();
         assert_eq!(rooted.groups(0), vec![(0, vec![0, 1, 2])]);
         assert_eq!(rooted.groups(1), vec![(0, vec![0]), (1, vec![1, 2])]);
-        assert_eq!(rooted.shared_layers(1, 2), 2);
+        assert_eq!(rooted.shared_layers(1, 2), Some(2));
         let json = serde_json::to_string(&rooted).unwrap();
         assert_eq!(serde_json::from_str::<BranchTree>(&json).unwrap(), rooted);
+        // Trees that do not hold together are refused, or read without panicking.
+        for (nodes, parents) in [
+            (vec![2, 2], vec![]),
+            (vec![2, 2], vec![vec![0]]),
+            (vec![2, 2], vec![vec![0, 2]]),
+            (vec![], vec![]),
+        ] {
+            assert!(matches!(
+                BranchTree::new(nodes, parents),
+                Err(Error::Config(_))
+            ));
+        }
+        let broken: BranchTree =
+            serde_json::from_str(r#"{"nodes": [2, 2], "parents": [[0]]}"#).unwrap();
+        assert_eq!(broken.path(1), None);
+        assert_eq!(
+            broken.to_string(),
+            "layer 0: node0 {task0}\nlayer 1: node0 {task0}\n"
+        );
     }
 
     #[test]
@@ -940,7 +1015,7 @@ mod tests {
         force(&ltb, &[vec![1, 1, 1], vec![0, 1, 2]], 50.0);
         ltb.start_epoch(5, 10).unwrap();
         assert!(ltb.is_fixed().unwrap());
-        assert_eq!(ltb.derive().unwrap().parents, [[1, 1, 1], [0, 1, 2]]);
+        assert_eq!(ltb.derive().unwrap().parents(), [[1, 1, 1], [0, 1, 2]]);
         let fixed = LtbConfig::new(5, 3).temperature(2.0);
         let mut ltb = build(&nn::VarStore::new(Device::Cpu), fixed).unwrap();
         ltb.start_epoch(3, 50).unwrap();
