@@ -483,6 +483,11 @@ pub enum ArchKind {
     /// Cross-stitch networks: one tower per task, one stage per width of `hidden`,
     /// a learned unit mixing the towers after each stage.
     CrossStitch,
+    /// Learning to branch (Guo et al., ICML 2020): one layer of nodes per width of
+    /// `hidden` (K nodes each, the last one per task), each node reading one node of the
+    /// layer before, chosen by learned Gumbel-softmax logits; `fix_branches_at` freezes
+    /// the argmax tree.
+    Ltb,
     /// A convolutional encoder–decoder over `[N, C, H, W]` images (a dilated ResNet,
     /// [`mtl::core::ConvNetConfig`]): `widths`, `blocks`, `dilated_stages`,
     /// `out_channels`, `decoders`.
@@ -496,6 +501,7 @@ impl ArchKind {
             ArchKind::HardSharing => "hard_sharing",
             ArchKind::Mmoe => "mmoe",
             ArchKind::CrossStitch => "cross_stitch",
+            ArchKind::Ltb => "ltb",
             ArchKind::ConvNet => "conv_net",
         }
     }
@@ -506,11 +512,11 @@ impl ArchKind {
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
     /// How the tasks share the network: `"hard_sharing"` (the default), `"mmoe"`,
-    /// `"cross_stitch"` or `"conv_net"`.
+    /// `"cross_stitch"`, `"ltb"` or `"conv_net"`.
     #[serde(default)]
     pub arch: ArchKind,
     /// Hidden layer widths: of the shared trunk (the heads read the last), of each
-    /// MMoE expert, or of the cross-stitch stages (one layer each); `[64, 32]` when
+    /// MMoE expert, or of the cross-stitch stages or LTB layers (one layer each); `[64, 32]` when
     /// left out. Not for `conv_net`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hidden: Option<Vec<i64>>,
@@ -541,6 +547,10 @@ pub struct ModelConfig {
     /// Cross-stitch only: each unit's initial weight on its own task (0.9 by default).
     #[serde(default)]
     pub alpha_self: Option<f64>,
+    /// LTB only: the epoch at whose start the argmax branching tree is frozen (never
+    /// by default, as LibMTL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix_branches_at: Option<usize>,
     /// Dropout after each hidden layer.
     #[serde(default)]
     pub dropout: f64,
@@ -634,12 +644,13 @@ impl ModelConfig {
     /// architecture it belongs to.
     fn check_arch_keys(&self) -> Result<()> {
         use ArchKind::*;
-        let keys: [(&str, bool, &[ArchKind]); 9] = [
+        let keys: [(&str, bool, &[ArchKind]); 10] = [
             (
                 "hidden",
                 self.hidden.is_some(),
-                &[HardSharing, Mmoe, CrossStitch],
+                &[HardSharing, Mmoe, CrossStitch, Ltb],
             ),
+            ("fix_branches_at", self.fix_branches_at.is_some(), &[Ltb]),
             ("experts", self.experts.is_some(), &[Mmoe]),
             ("alpha_self", self.alpha_self.is_some(), &[CrossStitch]),
             ("widths", self.widths.is_some(), &[ConvNet]),
@@ -683,6 +694,7 @@ impl Default for ModelConfig {
             in_channels: None,
             experts: None,
             alpha_self: None,
+            fix_branches_at: None,
             dropout: 0.0,
             init: Init::default(),
             head_init: None,

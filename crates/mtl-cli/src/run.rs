@@ -13,7 +13,7 @@
 use crate::config::{ArchKind, InputKind, RunConfig, TargetConfig};
 use mtl::core::files::{self, OutputLock};
 use mtl::core::init::{self, Init};
-use mtl::core::{CrossStitchConfig, Error, Result};
+use mtl::core::{CrossStitchConfig, Error, LtbConfig, Result};
 use mtl::data::{
     extreme_columns, read_csv_summary, CsvSpec, CsvSummary, CsvTarget, FeatureScaling,
     Standardizer, TableEncoder, TargetData, TargetStandardizer, EXTREME_Z,
@@ -87,7 +87,7 @@ pub fn model_spec(
     }
 }
 
-/// The MLP architecture `model.arch` names (hard sharing, MMoE or cross-stitch) over
+/// The MLP architecture `model.arch` names (hard sharing, MMoE, cross-stitch or LTB) over
 /// `inputs` features for `tasks` tasks; a conv net is not an MLP and is built by the
 /// array input from the images' shape.
 pub fn mlp_arch(cfg: &RunConfig, inputs: i64, tasks: usize) -> ArchSpec {
@@ -103,6 +103,14 @@ pub fn mlp_arch(cfg: &RunConfig, inputs: i64, tasks: usize) -> ArchSpec {
             config: CrossStitchConfig::new(inputs, tasks).alpha_self(m.alpha_self.unwrap_or(0.9)),
             stages: hidden.iter().map(|w| mlp(&[*w])).collect(),
         },
+        ArchKind::Ltb => {
+            let mut config = LtbConfig::new(inputs, tasks);
+            config.fix_at_epoch = m.fix_branches_at;
+            ArchSpec::Ltb {
+                config,
+                layers: hidden.iter().map(|w| mlp(&[*w])).collect(),
+            }
+        }
         // `check` refuses a conv net over CSV rows; the array input builds its own.
         ArchKind::HardSharing | ArchKind::ConvNet => {
             let mut sizes = vec![inputs];

@@ -435,7 +435,7 @@ fn method_hyper_parameters_are_read_from_train_and_checked_before_the_data() {
 }
 
 #[test]
-fn mmoe_and_cross_stitch_train_from_the_example_configs_and_predict_from_their_bundles() {
+fn mmoe_cross_stitch_and_ltb_train_from_the_example_configs_and_predict_from_their_bundles() {
     for (config, arch, method) in [
         ("examples/configs/olive_mmoe.toml", "mmoe", "upgrad"),
         (
@@ -443,6 +443,7 @@ fn mmoe_and_cross_stitch_train_from_the_example_configs_and_predict_from_their_b
             "cross_stitch",
             "cagrad",
         ),
+        ("examples/configs/olive_ltb.toml", "ltb", "ew"),
     ] {
         let out = temp(arch);
         let overrides = mtl_cli::Overrides {

@@ -31,12 +31,12 @@ mod target;
 
 pub use arch::{
     gradient_reversal, smooth_step, Activation, Architecture, AspMtl, AspMtlConfig, Backbone,
-    BackboneBuilder, Cgc, CgcConfig, Cnn, CnnConfig, ConvDecoderConfig, ConvNet, ConvNetConfig,
-    ConvNorm, CrossStitch, CrossStitchConfig, DSelectK, DSelectKConfig, EmbeddingInput,
-    EmbeddingInputConfig, EmbeddingTable, HardSharing, Mlp, MlpBuilder, MlpConfig, Mmoe,
-    MmoeConfig, Mtan, MtanConfig, MtanOutput, MultiInput, Ple, PleConfig, Pooling, SharedBottom,
-    SoftSharing, SoftSharingConfig, SoftmaxGate, TaskFeatures, TaskTowers, TransformerConfig,
-    TransformerEncoder, TransformerTower, TransformerTowerConfig,
+    BackboneBuilder, BranchTree, Cgc, CgcConfig, Cnn, CnnConfig, ConvDecoderConfig, ConvNet,
+    ConvNetConfig, ConvNorm, CrossStitch, CrossStitchConfig, DSelectK, DSelectKConfig,
+    EmbeddingInput, EmbeddingInputConfig, EmbeddingTable, HardSharing, Ltb, LtbConfig, Mlp,
+    MlpBuilder, MlpConfig, Mmoe, MmoeConfig, Mtan, MtanConfig, MtanOutput, MultiInput, Ple,
+    PleConfig, Pooling, SharedBottom, SoftSharing, SoftSharingConfig, SoftmaxGate, TaskFeatures,
+    TaskTowers, TransformerConfig, TransformerEncoder, TransformerTower, TransformerTowerConfig,
 };
 pub use checkpoint::Checkpoint;
 pub use collective::Collective;

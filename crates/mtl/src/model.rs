@@ -118,6 +118,18 @@ impl MultiTaskModel {
     pub fn architecture(&self) -> &dyn Architecture {
         self.arch.as_ref()
     }
+    /// The architecture as the concrete type `A`, when it is one (behind an embedding
+    /// input too; see [`Architecture::as_any`]): `model.architecture_as::<Ltb>()` for
+    /// LTB's derived tree.
+    pub fn architecture_as<A: 'static>(&self) -> Option<&A> {
+        self.arch.as_any()?.downcast_ref::<A>()
+    }
+    /// Tells the architecture that epoch `epoch` of `epochs` starts
+    /// ([`Architecture::start_epoch`]: LTB's temperature schedule); the trainer calls it
+    /// before each epoch's first step.
+    pub fn start_epoch(&mut self, epoch: usize, epochs: usize) -> Result<()> {
+        self.arch.start_epoch(epoch, epochs)
+    }
     /// The var store holding every weight.
     pub fn var_store(&self) -> &nn::VarStore {
         &self.vs

@@ -3,7 +3,8 @@
 //! without the code that first built it.
 //!
 //! A spec covers the models `mtl` can name: an MLP trunk shared by every task (hard
-//! sharing), MMoE over MLP experts, cross-stitch towers of MLP stages, or a
+//! sharing), MMoE over MLP experts, cross-stitch towers of MLP stages, a learned
+//! branching tree of MLP layers (LTB), or a
 //! convolutional encoder–decoder over images ([`ConvNetConfig`]) with one decoder or
 //! one per task, or a Transformer encoder over token ids ([`TransformerConfig`]); with
 //! classification, binary, regression and multi-label heads on rows, segmentation,
@@ -15,8 +16,8 @@
 use crate::model::MultiTaskModel;
 use mtl_core::{
     task_path, Architecture, BackboneBuilder, ConvNetConfig, CrossStitchConfig,
-    EmbeddingInputConfig, Error, HardSharing, MlpBuilder, MlpConfig, MmoeConfig, Pooling, Result,
-    SharedBottom, TransformerConfig,
+    EmbeddingInputConfig, Error, HardSharing, LtbConfig, MlpBuilder, MlpConfig, MmoeConfig,
+    Pooling, Result, SharedBottom, TransformerConfig,
 };
 use mtl_data::{TargetData, TaskData};
 use mtl_heads::{
@@ -52,6 +53,16 @@ pub enum ArchSpec {
         config: CrossStitchConfig,
         /// Each stage of every tower: an MLP from the previous stage's width.
         stages: Vec<MlpBuilder>,
+    },
+    /// Learning to branch ([`Ltb`](mtl_core::Ltb), Guo et al., ICML 2020) under `ltb`:
+    /// layer `l` of nodes built by `layers[l]`, each node of a layer after the first
+    /// reading one node of the layer before, chosen by learned Gumbel-softmax branching
+    /// logits; the last layer has one node per task.
+    Ltb {
+        /// Input width, number of tasks, nodes per layer and the branching schedule.
+        config: LtbConfig,
+        /// Each node of layer `l`: an MLP from the previous layer's width.
+        layers: Vec<MlpBuilder>,
     },
     /// A convolutional encoder–decoder over `[B, C, H, W]` images ([`ConvNet`](
     /// mtl_core::ConvNet)): with [`ConvDecoders::Shared`] the whole network under
@@ -94,6 +105,7 @@ impl ArchSpec {
             ArchSpec::HardSharing { trunk } => trunk.sizes.first().copied().unwrap_or(0),
             ArchSpec::Mmoe { config, .. } => config.in_dim,
             ArchSpec::CrossStitch { config, .. } => config.in_dim,
+            ArchSpec::Ltb { config, .. } => config.in_dim,
             ArchSpec::ConvNet { config, .. } => config.in_channels,
             ArchSpec::Transformer { encoder } => encoder.max_len,
         }
@@ -343,6 +355,12 @@ impl ModelSpec {
         match &mut architecture {
             ArchSpec::Mmoe { config, .. } => config.num_tasks = 1,
             ArchSpec::CrossStitch { config, .. } => config.num_tasks = 1,
+            ArchSpec::Ltb { config, .. } => {
+                config.num_tasks = 1;
+                if let Some(last) = config.nodes.as_mut().and_then(|n| n.last_mut()) {
+                    *last = 1;
+                }
+            }
             ArchSpec::HardSharing { .. }
             | ArchSpec::ConvNet { .. }
             | ArchSpec::Transformer { .. } => {}
@@ -365,7 +383,7 @@ impl ModelSpec {
     }
 
     /// Builds the model with fresh weights on `device`: the architecture's variables
-    /// under `trunk` (an MLP, a shared conv net, a Transformer), `mmoe`, `cross_stitch` or `net`, head k's under `task_path(root, k)/head`, so the split
+    /// under `trunk` (an MLP, a shared conv net, a Transformer), `mmoe`, `cross_stitch`, `ltb` or `net`, head k's under `task_path(root, k)/head`, so the split
     /// into shared and task parameters finds them and saved weights load by name.
     pub fn build(&self, device: Device) -> Result<MultiTaskModel> {
         if self.heads.is_empty() {
@@ -433,6 +451,20 @@ impl ModelSpec {
                 let stages: Vec<&dyn BackboneBuilder> =
                     stages.iter().map(|b| b as &dyn BackboneBuilder).collect();
                 let arch = config.build(&(&root / "cross_stitch"), &stages)?;
+                let heads = build_heads(&mtl_core::Architecture::feature_dims(&arch))?;
+                self.assemble(vs, arch, heads)?
+            }
+            ArchSpec::Ltb { config, layers } => {
+                if config.num_tasks != k {
+                    return Err(Error::TaskCount {
+                        context: "model spec: LTB task nodes vs heads".into(),
+                        expected: config.num_tasks,
+                        got: k,
+                    });
+                }
+                let layers: Vec<&dyn BackboneBuilder> =
+                    layers.iter().map(|b| b as &dyn BackboneBuilder).collect();
+                let arch = config.build(&(&root / "ltb"), &layers)?;
                 let heads = build_heads(&mtl_core::Architecture::feature_dims(&arch))?;
                 self.assemble(vs, arch, heads)?
             }

@@ -455,6 +455,9 @@ impl Trainer {
             }
             let t0 = Instant::now();
             mtl_core::seed_everything(epoch_seed(cfg.seed, epoch));
+            // Epoch-scheduled architectures (LTB's temperature) follow the epoch; a
+            // resumed run calls it again at the epoch it resumes at.
+            model.start_epoch(epoch, cfg.epochs)?;
             let mut sums = EpochSums::new(k);
             for data in plan.epoch(&cfg)? {
                 let data = data?;

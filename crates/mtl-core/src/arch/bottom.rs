@@ -65,4 +65,10 @@ impl<A: Architecture> Architecture for SharedBottom<A> {
     fn name(&self) -> &'static str {
         "shared_bottom"
     }
+    fn start_epoch(&mut self, epoch: usize, epochs: usize) -> Result<()> {
+        self.inner.start_epoch(epoch, epochs)
+    }
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        self.inner.as_any()
+    }
 }

@@ -15,6 +15,7 @@ mod dselect_k;
 mod embedding_input;
 mod gate;
 mod hard_sharing;
+mod ltb;
 mod mlp;
 mod mmoe;
 mod mtan;
@@ -35,6 +36,7 @@ pub use dselect_k::{smooth_step, DSelectK, DSelectKConfig};
 pub use embedding_input::{EmbeddingInput, EmbeddingInputConfig, EmbeddingTable};
 pub use gate::SoftmaxGate;
 pub use hard_sharing::HardSharing;
+pub use ltb::{BranchTree, Ltb, LtbConfig};
 pub use mlp::{Activation, Mlp, MlpConfig};
 pub use mmoe::{Mmoe, MmoeConfig};
 pub use mtan::{Mtan, MtanConfig, MtanOutput};
@@ -121,6 +123,21 @@ pub trait Architecture: std::fmt::Debug + Send {
             per_task: vec![picked],
             ..all
         })
+    }
+    /// Called by the trainer at the start of every epoch `epoch` (0-based) of a run of
+    /// `epochs`, before its first step (and again at the epoch a resumed run starts
+    /// at), for architectures whose behaviour follows a schedule: LTB's Gumbel-softmax
+    /// temperature, warm-up and branch fixing ([`Ltb`]). What it sets must depend on
+    /// `(epoch, epochs)` and the weights only, so a resumed run recomputes it. Nothing
+    /// by default.
+    fn start_epoch(&mut self, _epoch: usize, _epochs: usize) -> Result<()> {
+        Ok(())
+    }
+    /// The architecture as [`Any`](std::any::Any), so code holding a boxed one (a
+    /// model's) can reach its own methods by downcasting (LTB's derived tree); `None`
+    /// by default. Wrappers ([`SharedBottom`], [`TaskTowers`]) answer for the architecture they wrap.
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        None
     }
 }
 

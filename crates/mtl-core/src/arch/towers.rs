@@ -68,6 +68,12 @@ impl<A: Architecture> Architecture for TaskTowers<A> {
     fn name(&self) -> &'static str {
         self.inner.name()
     }
+    fn start_epoch(&mut self, epoch: usize, epochs: usize) -> Result<()> {
+        self.inner.start_epoch(epoch, epochs)
+    }
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        self.inner.as_any()
+    }
 }
 
 #[cfg(test)]
