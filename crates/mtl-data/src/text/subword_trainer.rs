@@ -3,6 +3,11 @@
 //! Units", §3.2) over the words of a corpus, as the Hugging Face `tokenizers` trainers
 //! do, but with every choice fixed so that one corpus always gives one vocabulary.
 //!
+//! WordPiece vocabularies are learned with the same count rule, only with
+//! continuation pieces prefixed `##` (as the `tokenizers` `WordPieceTrainer` does), not
+//! with the likelihood score of Schuster & Nakajima (2012, "Japanese and Korean Voice
+//! Search"); encoding then takes the longest vocabulary prefix, WordPiece's way.
+//!
 //! Why our own: the `tokenizers` trainers number the continuing-subword alphabet
 //! (`##a`, `##b`, …) in hash-map order and break merges of equal count by those
 //! numbers, so two trainings on one corpus can differ. Here:

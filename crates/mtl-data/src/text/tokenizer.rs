@@ -10,6 +10,10 @@
 //! around every sentence. The special tokens come first in the vocabulary, in the order
 //! of [`SPECIAL_TOKENS`], so `[PAD]` is id 0 — the encoder's default `pad_id`.
 //!
+//! Training is our own and deterministic (one corpus, one vocabulary; see
+//! [`TextTokenizer::train`]); the result is an ordinary `tokenizers` WordPiece or BPE
+//! model, saved as a `tokenizer.json` that Hugging Face `tokenizers` loads.
+//!
 //! Encoding runs `tokenizers`' own `encode_batch`, which spreads the sentences over the
 //! global rayon pool (the one the rest of this crate uses); `TOKENIZERS_PARALLELISM=false`
 //! turns it off.
@@ -49,8 +53,9 @@ pub enum SubwordModel {
 pub struct TokenizerConfig {
     /// The sub-word model.
     pub model: SubwordModel,
-    /// The vocabulary size to reach, special tokens included (the corpus may yield
-    /// fewer).
+    /// The vocabulary size to reach, special tokens included. The corpus may yield
+    /// fewer; it yields more only when its characters alone (with their `##` forms for
+    /// WordPiece) outnumber it, since the alphabet is kept whole.
     pub vocab_size: usize,
     /// Pieces seen fewer times are not merged.
     pub min_frequency: u64,
