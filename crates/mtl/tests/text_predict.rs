@@ -151,16 +151,9 @@ fn a_saved_text_model_predicts_raw_strings_as_in_memory() {
     else {
         panic!("{after:?}")
     };
-    // What a few steps of training learn depends on the tokenizer, whose training is
-    // not reproducible run to run (see `TextTokenizer::train`): check the answers'
-    // form, not their content.
-    assert_eq!(labels.len(), 3);
-    assert!(
-        labels
-            .iter()
-            .all(|l| ["person", "weather"].contains(&l.as_str())),
-        "{labels:?}"
-    );
+    // Tokenizer training is deterministic and the model seeded, so what a few steps of
+    // training learn is fixed: the topics and the people.
+    assert_eq!(labels, &["person", "weather", "person"]);
     assert_eq!(probabilities.dim(), (3, 2));
     let TextOutput::Words { words, tags, spans } = &after[1].output else {
         panic!("{after:?}")
@@ -170,17 +163,9 @@ fn a_saved_text_model_predicts_raw_strings_as_in_memory() {
         ["Ada", "Lovelace", "praised", "Edsger", "Dijkstra"]
     );
     assert!(tags.iter().zip(words).all(|(t, w)| t.len() == w.len()));
-    // Every span covers words of its string and starts where a tag opens an entity.
-    for ((spans, tags), words) in spans.iter().zip(tags).zip(words) {
-        for span in spans {
-            assert!(span.start < span.end && span.end <= words.len(), "{span:?}");
-            let first = tags[span.start].as_deref().unwrap_or("O");
-            assert!(
-                first.starts_with("B-") || first.starts_with("I-"),
-                "{tags:?}"
-            );
-        }
-    }
+    let people: Vec<(usize, usize)> = spans[0].iter().map(|s| (s.start, s.end)).collect();
+    assert_eq!(people, [(0, 2), (4, 6)], "{tags:?}");
+    assert!(spans[1].is_empty(), "{tags:?}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

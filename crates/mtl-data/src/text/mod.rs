@@ -53,6 +53,7 @@ mod conll;
 mod dataset;
 mod example;
 mod jsonl;
+mod subword_trainer;
 mod tokenizer;
 
 pub use conll::{parse_conll, read_conll, ConllSpec, LabelColumn};

@@ -10,22 +10,25 @@
 //! around every sentence. The special tokens come first in the vocabulary, in the order
 //! of [`SPECIAL_TOKENS`], so `[PAD]` is id 0 — the encoder's default `pad_id`.
 //!
+//! Training is our own and deterministic (one corpus, one vocabulary; see
+//! [`TextTokenizer::train`]); the result is an ordinary `tokenizers` WordPiece or BPE
+//! model, saved as a `tokenizer.json` that Hugging Face `tokenizers` loads.
+//!
 //! Encoding runs `tokenizers`' own `encode_batch`, which spreads the sentences over the
 //! global rayon pool (the one the rest of this crate uses); `TOKENIZERS_PARALLELISM=false`
 //! turns it off.
 
 use crate::text::read_utf8;
+use crate::text::subword_trainer::SubwordTrainer;
 use mtl_core::{Error, Result};
 use sha2::{Digest, Sha256};
 use std::path::Path;
 use tch::Tensor;
-use tokenizers::models::bpe::{BpeTrainer, BPE};
-use tokenizers::models::wordpiece::{WordPiece, WordPieceTrainer};
-use tokenizers::models::TrainerWrapper;
+use tokenizers::models::wordpiece::WordPiece;
 use tokenizers::normalizers::BertNormalizer;
 use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
 use tokenizers::processors::template::TemplateProcessing;
-use tokenizers::{AddedToken, EncodeInput, Encoding, PostProcessor, Tokenizer};
+use tokenizers::{EncodeInput, Encoding, PostProcessor, Tokenizer};
 
 /// The special tokens of a trained tokenizer, in id order: `[PAD]` is 0.
 pub const SPECIAL_TOKENS: [&str; 5] = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"];
@@ -50,8 +53,9 @@ pub enum SubwordModel {
 pub struct TokenizerConfig {
     /// The sub-word model.
     pub model: SubwordModel,
-    /// The vocabulary size to reach, special tokens included (the corpus may yield
-    /// fewer).
+    /// The vocabulary size to reach, special tokens included. The corpus may yield
+    /// fewer; it yields more only when its characters alone (with their `##` forms for
+    /// WordPiece) outnumber it, since the alphabet is kept whole.
     pub vocab_size: usize,
     /// Pieces seen fewer times are not merged.
     pub min_frequency: u64,
@@ -190,13 +194,16 @@ impl TextTokenizer {
 
     /// Trains a tokenizer on `corpus` (one text per item). The vocabulary starts with
     /// [`SPECIAL_TOKENS`] (`[PAD]` = 0, `[UNK]` = 1, `[CLS]` = 2, `[SEP]` = 3,
-    /// `[MASK]` = 4). Fails when the vocabulary size cannot even hold them.
+    /// `[MASK]` = 4), then the corpus's characters, then the learned pieces. Fails when
+    /// the vocabulary size cannot even hold the special tokens.
     ///
-    /// Not reproducible run to run: the `tokenizers` trainer numbers the
-    /// continuing-subword alphabet (`##a`, `##b`…) in hash-map order, and merges of equal
-    /// count are then broken by those ids, so two trainings on the same corpus can give
-    /// different vocabularies. Save the trained tokenizer ([`TextTokenizer::save`]) and
-    /// load it for a repeatable run; a bundle records its fingerprint.
+    /// Deterministic: one corpus and one config give one vocabulary, byte for byte the
+    /// same `tokenizer.json` and [`vocab_fingerprint`](Self::vocab_fingerprint), whatever
+    /// the order of the texts or the number of rayon threads. Words are split by the
+    /// normaliser and pre-tokeniser that encoding uses; merges follow a fixed rule
+    /// (highest count, ties to the lexicographically first pair), described in the
+    /// trainer's notes in the source (`text/subword_trainer.rs`). The result loads in
+    /// Hugging Face `tokenizers` as any WordPiece or BPE `tokenizer.json`.
     pub fn train<S: AsRef<str> + Send>(
         corpus: impl IntoIterator<Item = S, IntoIter: Send>,
         config: &TokenizerConfig,
@@ -208,42 +215,19 @@ impl TextTokenizer {
                 SPECIAL_TOKENS.len()
             )));
         }
-        let special: Vec<AddedToken> = SPECIAL_TOKENS
-            .iter()
-            .map(|t| AddedToken::from(*t, true))
-            .collect();
-        let unk = SPECIAL_TOKENS[1].to_string();
-        let (model, mut trainer): (tokenizers::models::ModelWrapper, TrainerWrapper) =
-            match config.model {
-                SubwordModel::WordPiece => (
-                    WordPiece::builder()
-                        .unk_token(unk)
-                        .build()
-                        .map_err(tok_err("WordPiece"))?
-                        .into(),
-                    WordPieceTrainer::builder()
-                        .vocab_size(config.vocab_size)
-                        .min_frequency(config.min_frequency)
-                        .special_tokens(special)
-                        .show_progress(false)
-                        .build()
-                        .into(),
-                ),
-                SubwordModel::Bpe => (
-                    BPE::builder()
-                        .unk_token(unk)
-                        .build()
-                        .map_err(tok_err("BPE"))?
-                        .into(),
-                    BpeTrainer::builder()
-                        .vocab_size(config.vocab_size)
-                        .min_frequency(config.min_frequency)
-                        .special_tokens(special)
-                        .show_progress(false)
-                        .build()
-                        .into(),
-                ),
-            };
+        let unk = SPECIAL_TOKENS[1];
+        let mut trainer = SubwordTrainer::new(
+            config.model,
+            config.vocab_size,
+            config.min_frequency,
+            &SPECIAL_TOKENS,
+            unk,
+        );
+        // The trainer replaces this placeholder with the trained model.
+        let model = WordPiece::builder()
+            .unk_token(unk.to_string())
+            .build()
+            .map_err(tok_err("WordPiece"))?;
         let mut inner = Tokenizer::new(model);
         inner
             .with_normalizer(Some(BertNormalizer::new(
