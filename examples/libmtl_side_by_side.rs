@@ -55,6 +55,8 @@ use mtl::data::{
 use mtl::losses::methods::{Mgda, MgdaNormalization};
 use mtl::ndarray::{Array2, Axis};
 use mtl::prelude::*;
+use mtl::stats::t_cdf;
+use mtl::Evaluation;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::io::{BufRead, Write};
@@ -115,6 +117,10 @@ struct Cell {
     /// The sum of the first encoder layer's initial weights.
     #[serde(default)]
     init_first_layer_sum: Option<f64>,
+    /// Test ROC-AUC per task of the untrained model: equal on both sides when the
+    /// initial weights, the test arrays and the metric are.
+    #[serde(default)]
+    init_test_auc: Vec<Option<f64>>,
 }
 
 /// One line of the comparison: a method on a task.
@@ -130,6 +136,8 @@ struct Comparison {
     difference: f64,
     threshold: f64,
     within_spread: bool,
+    /// Welch's two-sided t-test of equal means (a guide: the seeds are few).
+    welch_p: f64,
 }
 
 fn arg(name: &str) -> Option<String> {
@@ -286,6 +294,12 @@ fn train_mtl(
         .find(|v| v.size() == [HIDDEN[0], train.num_features() as i64])
         .context("the model has no first encoder layer")?;
     let init_sum = first.sum(Kind::Double).double_value(&[]);
+    let auc = |eval: &Evaluation| -> Vec<Option<f64>> {
+        (0..train.num_tasks())
+            .map(|k| eval.metric(k, "roc_auc"))
+            .collect()
+    };
+    let init_test_auc = auc(&evaluate(&model, test, 4096)?);
     let t0 = Instant::now();
     trainer(setup, libmtl_name, mtl_name, seed)?.fit(&mut model, train, None)?;
     let eval = evaluate(&model, test, 4096)?;
@@ -294,11 +308,10 @@ fn train_mtl(
         method: libmtl_name.into(),
         seed,
         setup: setup.clone(),
-        test_auc: (0..train.num_tasks())
-            .map(|k| eval.metric(k, "roc_auc"))
-            .collect(),
+        test_auc: auc(&eval),
         seconds: t0.elapsed().as_secs_f64(),
         init_first_layer_sum: Some(init_sum),
+        init_test_auc,
     })
 }
 
@@ -333,6 +346,16 @@ fn append_cell(path: &Path, cell: &Cell) -> Result<()> {
     Ok(())
 }
 
+/// Welch's two-sided p-value for equal means of `a` and `b` (NaN when both are constant).
+fn welch_p(a: &[f64], b: &[f64]) -> f64 {
+    let ((ma, sa), (mb, sb)) = (mean_std(a), mean_std(b));
+    let (va, vb) = (sa * sa / a.len() as f64, sb * sb / b.len() as f64);
+    let se = (va + vb).sqrt();
+    let df =
+        (va + vb).powi(2) / (va * va / (a.len() as f64 - 1.0) + vb * vb / (b.len() as f64 - 1.0));
+    2.0 * (1.0 - t_cdf(((ma - mb) / se).abs(), df))
+}
+
 /// Mean and sample standard deviation.
 fn mean_std(v: &[f64]) -> (f64, f64) {
     let n = v.len() as f64;
@@ -364,8 +387,9 @@ fn compare(
             })
             .collect()
     };
-    let (mtl_mean, mtl_sd) = mean_std(&values("mtl")?);
-    let (libmtl_mean, libmtl_sd) = mean_std(&values("libmtl")?);
+    let (ours, theirs) = (values("mtl")?, values("libmtl")?);
+    let (mtl_mean, mtl_sd) = mean_std(&ours);
+    let (libmtl_mean, libmtl_sd) = mean_std(&theirs);
     let difference = mtl_mean - libmtl_mean;
     let threshold = mtl_sd.max(libmtl_sd);
     Ok(Comparison {
@@ -379,17 +403,18 @@ fn compare(
         difference,
         threshold,
         within_spread: difference.abs() <= threshold,
+        welch_p: welch_p(&ours, &theirs),
     })
 }
 
 fn table(rows: &[Comparison]) -> String {
     let mut s = String::from(
-        "| method | task | mtl | LibMTL | Δ (mtl − LibMTL) | max sd | verdict |\n\
-         |---|---|---|---|---|---|---|\n",
+        "| method | task | mtl | LibMTL | Δ (mtl − LibMTL) | max sd | verdict | Welch p |\n\
+         |---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
         s += &format!(
-            "| {} | {} | {:.4} ± {:.4} | {:.4} ± {:.4} | {:+.4} | {:.4} | {} |\n",
+            "| {} | {} | {:.4} ± {:.4} | {:.4} ± {:.4} | {:+.4} | {:.4} | {} | {:.2} |\n",
             r.method,
             r.task,
             r.mtl_mean,
@@ -402,7 +427,8 @@ fn table(rows: &[Comparison]) -> String {
                 "within spread"
             } else {
                 "**outside**"
-            }
+            },
+            r.welch_p
         );
     }
     s
@@ -456,7 +482,7 @@ fn main() -> Result<()> {
             })
             .collect::<Result<_>>()?,
     };
-    if n_seeds < 2 || epochs == 0 || batch_size == 0 || !(lr > 0.0) {
+    if n_seeds < 2 || epochs == 0 || batch_size == 0 || lr.is_nan() || lr <= 0.0 {
         bail!("need at least two seeds (for a spread), one epoch, a batch and a positive lr");
     }
     let seeds: Vec<u64> = (0..n_seeds).collect();
@@ -575,7 +601,7 @@ fn main() -> Result<()> {
         }
     }
     // Same seed, same numbers: does each library start from the same weights?
-    let (mut same_init, mut pairs) = (0, 0);
+    let (mut same_init, mut pairs, mut same_auc, mut auc_pairs) = (0, 0, 0, 0);
     for c in mine.iter().filter(|c| c.library == "mtl") {
         let peer = mine
             .iter()
@@ -587,6 +613,16 @@ fn main() -> Result<()> {
             pairs += 1;
             if (a - b).abs() <= 1e-4 * (1.0 + a.abs()) {
                 same_init += 1;
+            }
+        }
+        let before = |c: &Cell| -> Option<Vec<f64>> {
+            let v: Option<Vec<f64>> = c.init_test_auc.iter().copied().collect();
+            v.filter(|v| !v.is_empty())
+        };
+        if let (Some(a), Some(b)) = (before(c), peer.and_then(|p| before(p))) {
+            auc_pairs += 1;
+            if a.len() == b.len() && a.iter().zip(&b).all(|(x, y)| (x - y).abs() <= 1e-6) {
+                same_auc += 1;
             }
         }
     }
@@ -602,7 +638,8 @@ fn main() -> Result<()> {
     println!("\ntest ROC-AUC, mean ± sd over {n_seeds} seeds:\n\n{md}");
     println!(
         "{within}/{} within spread; identical initial first layer in {same_init}/{pairs} \
-         (method, seed) pairs; training time mtl {mtl_s:.0} s, LibMTL {lib_s:.0} s; wall {:.0} s",
+         (method, seed) pairs, identical untrained test AUC (±1e-6) in {same_auc}/{auc_pairs}; \
+         training time mtl {mtl_s:.0} s, LibMTL {lib_s:.0} s; wall {:.0} s",
         rows.len(),
         wall.elapsed().as_secs_f64()
     );
@@ -616,6 +653,7 @@ fn main() -> Result<()> {
         "comparisons": rows,
         "within_spread": within,
         "identical_init_pairs": [same_init, pairs],
+        "identical_untrained_test_auc_pairs": [same_auc, auc_pairs],
         "training_seconds": {"mtl": mtl_s, "libmtl": lib_s},
         "cells": mine,
     });
@@ -628,7 +666,8 @@ fn main() -> Result<()> {
              ({} training rows, {} features, {epochs} epochs, batch {batch_size}, Adam \
              {lr:e}; {} validation and {} test rows). **{within} of {} within spread**; \
              the first encoder layer started from identical weights in {same_init} of \
-             {pairs} (method, seed) pairs. Training time summed over the cells: mtl \
+             {pairs} (method, seed) pairs, and the untrained models' test AUCs agreed to \
+             1e-6 in {same_auc} of {auc_pairs}. Training time summed over the cells: mtl \
              {mtl_s:.0} s, LibMTL {lib_s:.0} s (one thread each).\n\n{md}",
             setup.train_rows,
             setup.features,

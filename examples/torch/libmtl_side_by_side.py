@@ -235,19 +235,25 @@ def run_cell(libmtl, data, method, seed, args, hidden):
             **kwargs)
     # Compared with mtl's: after the same seed both libraries draw the same weights.
     init_sum = float(trainer.model.encoder.net[0].weight.detach().double().sum())
-    t0 = time.perf_counter()
+    test_loader = loader(data['x_test'], data['y_test'], 4096, False)
     log = io.StringIO()
+    with contextlib.redirect_stdout(log):
+        # The untrained model's test AUC: mtl's equals it when the weights, the arrays
+        # and the metric are the same. No random draws, so training is unchanged.
+        trainer.test(test_loader)
+    init_auc = [task_dict[t]['metrics_fn'].last for t in TASKS]
+    t0 = time.perf_counter()
     with contextlib.redirect_stdout(log):
         # Validation rows stand in for LibMTL's per-epoch "test" pass, so the test rows
         # are scored once, after the last epoch.
         trainer.train(loader(data['x_train'], data['y_train'], args.batch_size, True),
                       loader(data['x_val'], data['y_val'], 4096, False), args.epochs)
-        trainer.test(loader(data['x_test'], data['y_test'], 4096, False))
+        trainer.test(test_loader)
     seconds = time.perf_counter() - t0
     auc = [task_dict[t]['metrics_fn'].last for t in TASKS]
     train_loss = [float(v) for v in trainer.model.train_loss_buffer[:, -1]]
     return {'test_auc': auc, 'final_train_loss': train_loss, 'seconds': seconds,
-            'init_first_layer_sum': init_sum}
+            'init_first_layer_sum': init_sum, 'init_test_auc': init_auc}
 
 
 def main():
