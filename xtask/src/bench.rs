@@ -426,7 +426,7 @@ fn ensure_libmtl(dir: Option<PathBuf>) -> Result<PathBuf> {
 /// LibMTL's dependencies and the harness's. When `setup` installed torch into its own
 /// virtualenv, this one reuses it through a `.pth` file and adds only what Python's
 /// `import torch` needs beyond the libraries Rust links.
-fn ensure_peer_python(lt: &Libtorch) -> Result<PathBuf> {
+pub(crate) fn ensure_peer_python(lt: &Libtorch) -> Result<PathBuf> {
     let venv = cache_dir().join("peer-venv");
     let python = venv.join("bin").join("python");
     let imports_ok = || {

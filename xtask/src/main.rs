@@ -47,7 +47,11 @@ commands:
                    experiment in quick mode (10 seeds, a few minutes) and writes its
                    table and plot into docs/reproductions.md, `repro mmoe -- --full`
                    runs the paper's 200 seeds and learning-rate grid (hours); it
-                   resumes from the cells an interrupted run recorded
+                   resumes from the cells an interrupted run recorded; `repro libmtl
+                   -- --libmtl PATH` trains 7 methods in mtl and in the LibMTL checkout
+                   at PATH on the same Census-Income arrays and seeds (quick: 3 seeds,
+                   40k rows; --full: 5 seeds, all rows), preparing LibMTL's virtualenv
+                   in the cache as `bench --peer` does
   data [NAME|all]  download, verify and unpack the real data sets into the cache
   methods [--json] list every loss weighting and gradient aggregator
   help             this text
@@ -86,7 +90,7 @@ fn main() -> Result<()> {
             _ => example("olive_oil", rest)?,
         },
         "bench" => bench::bench(rest)?,
-        "repro" => repro(rest)?,
+        "repro" => repro(rest, &caller)?,
         "data" => data::data(rest)?,
         "methods" => example("methods", rest)?,
         "help" | "--help" | "-h" => print!("{HELP}"),
@@ -163,10 +167,16 @@ const REPROS: &[(&str, &str, &[&str], &str)] = &[
         &["--docs"],
         "MMoE paper's synthetic data: shared-bottom, OMoE, MMoE vs task correlation (--full: 200 seeds)",
     ),
+    (
+        "libmtl",
+        "libmtl_side_by_side",
+        &["--docs"],
+        "side by side with LibMTL on Census-Income: 7 methods, same data and seeds (-- --libmtl PATH)",
+    ),
 ];
 
 /// `cargo xtask repro NAME [-- args]` or `--list`.
-fn repro(rest: &[String]) -> Result<()> {
+fn repro(rest: &[String], caller: &Path) -> Result<()> {
     let Some((name, rest)) = rest.split_first().filter(|(n, _)| n.as_str() != "--list") else {
         for (name, _, _, what) in REPROS {
             println!("{name:<6} {what}");
@@ -177,12 +187,66 @@ fn repro(rest: &[String]) -> Result<()> {
         let known: Vec<&str> = REPROS.iter().map(|(n, _, _, _)| *n).collect();
         bail!("no experiment `{name}`; known: {}", known.join(", "));
     };
-    libtorch::setup(false)?;
+    let lt = libtorch::setup(false)?;
+    let mut rest: Vec<String> = rest
+        .iter()
+        .filter(|a| a.as_str() != "--")
+        .cloned()
+        .collect();
+    if *name == "libmtl" {
+        rest = libmtl_args(rest, caller, &lt)?;
+    }
     let mut cmd = cargo();
     cmd.args(["run", "--release", "--example", example, "--"]);
     cmd.args(*fixed);
-    cmd.args(rest.iter().filter(|a| a.as_str() != "--"));
+    cmd.args(rest);
     run(&mut cmd)
+}
+
+/// `repro libmtl`'s arguments: the LibMTL checkout (`--libmtl PATH` or `LIBMTL_PATH`)
+/// made absolute, since the example runs from the project root, and `--python` set to
+/// the virtualenv `bench --peer` uses (prepared here when missing) unless given.
+fn libmtl_args(
+    mut args: Vec<String>,
+    caller: &Path,
+    lt: &libtorch::Libtorch,
+) -> Result<Vec<String>> {
+    let given = args.iter().position(|a| a == "--libmtl");
+    let path = match given {
+        Some(i) => match args.get(i + 1) {
+            Some(p) => p.clone(),
+            None => bail!("--libmtl needs the path of a LibMTL checkout"),
+        },
+        None => std::env::var("LIBMTL_PATH").unwrap_or_default(),
+    };
+    if path.is_empty() {
+        bail!(
+            "repro libmtl needs a LibMTL checkout: `cargo xtask repro libmtl -- --libmtl PATH` \
+             (or LIBMTL_PATH=PATH), PATH a clone of https://github.com/median-research-group/LibMTL"
+        );
+    }
+    let dir = caller.join(&path);
+    if !dir.join("LibMTL").join("__init__.py").is_file() {
+        bail!(
+            "{} is not a LibMTL checkout (no LibMTL/__init__.py); clone \
+             https://github.com/median-research-group/LibMTL and pass its folder to --libmtl",
+            dir.display()
+        );
+    }
+    let dir = dir.display().to_string();
+    match given {
+        Some(i) => args[i + 1] = dir,
+        None => args.extend(["--libmtl".to_string(), dir]),
+    }
+    if let Some(i) = args.iter().position(|a| a == "--python") {
+        if let Some(p) = args.get_mut(i + 1) {
+            *p = caller.join(&*p).display().to_string();
+        }
+    } else {
+        let python = bench::ensure_peer_python(lt)?;
+        args.extend(["--python".to_string(), python.display().to_string()]);
+    }
+    Ok(args)
 }
 
 /// Runs one of the root package's examples (in the test profile's build, so it
