@@ -163,6 +163,12 @@ const REPROS: &[(&str, &str, &[&str], &str)] = &[
         &["--docs"],
         "MMoE paper's synthetic data: shared-bottom, OMoE, MMoE vs task correlation (--full: 200 seeds)",
     ),
+    (
+        "census",
+        "census_repro",
+        &["--docs"],
+        "MMoE paper's Census-Income: shared-bottom, OMoE, MMoE test AUC, both task groups (--full: all rows, 10 seeds, grid)",
+    ),
 ];
 
 /// `cargo xtask repro NAME [-- args]` or `--list`.
