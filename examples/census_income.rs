@@ -9,7 +9,9 @@
 //! model trains for at most 4 epochs with early stopping, which keeps the run to a few
 //! minutes on 2 CPU cores; set `CENSUS_ROWS` to use fewer training rows.
 //!
-//! Run with `cargo run --release --example census_income`.
+//! Run with `cargo run --release --example census_income`. The paper's own comparison
+//! (shared-bottom, OMoE and MMoE over seeds) is `examples/census_repro.rs`
+//! (`cargo xtask repro census`).
 
 mod common;
 

@@ -37,9 +37,8 @@
 mod common;
 
 use anyhow::{anyhow, bail, Context, Result};
+use common::moe::{build_model, Model, MoeShape, MODELS};
 use common::repro::{append_cell, arg, flag, list, load_cells, mean_std, write_doc, DOC};
-use common::task_heads;
-use mtl::core::{MlpBuilder, MmoeConfig, TaskTowers};
 use mtl::data::{MmoeSyntheticConfig, SinusoidShapes};
 use mtl::heads::{RegressionHead, RegressionLoss};
 use mtl::prelude::*;
@@ -47,7 +46,6 @@ use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::path::{Path, PathBuf};
-use tch::{nn, Device};
 
 const DIM: usize = 100;
 const TRAIN_ROWS: usize = 10_000;
@@ -59,25 +57,6 @@ const BOTTOM_UNITS: i64 = 113;
 const TOWER_UNITS: i64 = 8;
 const OUT_DIR: &str = "runs/mmoe_synthetic";
 const DOC_PLOT: &str = "docs/img/mmoe_synthetic.png";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-enum Model {
-    SharedBottom,
-    Omoe,
-    Mmoe,
-}
-
-const MODELS: [Model; 3] = [Model::SharedBottom, Model::Omoe, Model::Mmoe];
-
-impl Model {
-    fn label(self) -> &'static str {
-        match self {
-            Model::SharedBottom => "shared-bottom",
-            Model::Omoe => "OMoE",
-            Model::Mmoe => "MMoE",
-        }
-    }
-}
 
 /// What a cell's numbers depend on besides its own (model, correlation, seed, lr).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -118,32 +97,20 @@ impl Cell {
     }
 }
 
+/// The paper's sizes: 8 experts of 16 units or a bottom of 113, towers of 8.
+const SHAPE: MoeShape = MoeShape {
+    in_dim: DIM as i64,
+    experts: EXPERTS,
+    expert_units: EXPERT_UNITS,
+    bottom_units: BOTTOM_UNITS,
+    tower_units: TOWER_UNITS,
+};
+
 fn build(model: Model) -> Result<MultiTaskModel> {
-    let vs = nn::VarStore::new(Device::Cpu);
-    let root = vs.root();
-    let towers = MlpBuilder::new([TOWER_UNITS]);
     let names = ["y1".to_string(), "y2".to_string()];
-    let heads = task_heads(&root, &names, |path, _, name| {
+    Ok(build_model(model, &SHAPE, &names, |path, _, name| {
         RegressionHead::new(path, name, TOWER_UNITS, 1, RegressionLoss::Mse)
-    })?;
-    let experts = MlpBuilder::new([EXPERT_UNITS]);
-    let moe = |shared_gate: bool| {
-        MmoeConfig::new(DIM as i64, EXPERTS, 2)
-            .shared_gate(shared_gate)
-            .build(&(&root / "moe"), &experts)
-    };
-    let m = match model {
-        Model::SharedBottom => {
-            let bottom = MlpConfig::new([DIM as i64, BOTTOM_UNITS]).build(&(&root / "bottom"))?;
-            let arch = TaskTowers::build(HardSharing::new(bottom, 2)?, &root, &towers)?;
-            MultiTaskModel::new(vs, arch, heads)?
-        }
-        Model::Omoe | Model::Mmoe => {
-            let arch = TaskTowers::build(moe(model == Model::Omoe)?, &root, &towers)?;
-            MultiTaskModel::new(vs, arch, heads)?
-        }
-    };
-    Ok(m)
+    })?)
 }
 
 /// The paper's generator: `α_j, β_j ~ N(0, 1)` per seed, or the fixed ladder

@@ -6,6 +6,7 @@
 // Each example uses only part of this module.
 #![allow(dead_code)]
 
+pub mod moe;
 pub mod repro;
 
 use mtl::prelude::*;

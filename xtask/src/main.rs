@@ -173,6 +173,12 @@ const REPROS: &[(&str, &str, &[&str], &str)] = &[
         &["--docs"],
         "side by side with LibMTL on Census-Income: 7 methods, same data and seeds (-- --libmtl PATH)",
     ),
+    (
+        "census",
+        "census_repro",
+        &["--docs"],
+        "MMoE paper's Census-Income: shared-bottom, OMoE, MMoE test AUC, both task groups (--full: all rows, 10 seeds, grid)",
+    ),
 ];
 
 /// `cargo xtask repro NAME [-- args]` or `--list`.
