@@ -180,15 +180,13 @@ fn matches_the_reference_implementation() {
 /// ∂L_val(θ'(λ))/∂λ by double backward: θ' = θ − α(μb + ∇θ Σ λₖLₖ(θ) + ωθ) kept in the
 /// graph of λ, then autograd through the validation loss at θ'.
 fn exact_meta_gradient(
-    params: &[Tensor],
-    buffers: &[Tensor],
-    step: VirtualStep,
-    lambdas: &[f64],
-    primary: &[f64],
+    problem: &MetaProblem,
     k: usize,
     train: (&Tensor, &Tensor),
     val: (&Tensor, &Tensor),
 ) -> Vec<f64> {
+    let (params, buffers, step) = (problem.parameters, problem.momentum_buffers, problem.step);
+    let (lambdas, primary) = (problem.lambdas, problem.validation_weights);
     let lam = Tensor::from_slice(lambdas).set_requires_grad(true);
     let losses = Tensor::stack(&tiny_losses(params, k, train.0, train.1), 0);
     let total = (&losses * &lam).sum(Kind::Double);
@@ -200,7 +198,7 @@ fn exact_meta_gradient(
         .map(|(i, (p, g))| {
             let mut d = g + p.detach() * step.weight_decay;
             if let Some(b) = buffers.get(i) {
-                d = d + b * step.momentum;
+                d += b * step.momentum;
             }
             p.detach() - d * step.lr
         })
@@ -281,16 +279,7 @@ fn finite_difference_matches_the_exact_second_order_meta_gradient() {
                 &mut || Ok(tiny_losses(&params, k, &vx, &vy)),
             )
             .unwrap();
-            let exact = exact_meta_gradient(
-                &params,
-                bufs,
-                step,
-                &lambdas,
-                &primary,
-                k,
-                (&tx, &ty),
-                (&vx, &vy),
-            );
+            let exact = exact_meta_gradient(&problem, k, (&tx, &ty), (&vx, &vy));
             // ∂L_val/∂λₖ = −α ∇Lₖ(θ)·v exactly; the central difference over ±εv
             // (‖εv‖ = 0.01) approximates the product to O(ε²‖v‖²).
             let scale = exact.iter().fold(0.0f64, |m, x| m.max(x.abs()));

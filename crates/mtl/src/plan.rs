@@ -21,6 +21,10 @@ use mtl_core::{derive_rng, Error, Result, SeededRng};
 use mtl_data::{Batch, JointData, MultiInputData, ScheduleConfig, TaskSampling, TaskSchedule};
 use serde_json::json;
 
+/// A step's training data and, when the method learns its weights on validation data,
+/// the validation batch drawn beside it.
+pub(crate) type PlannedStep = (StepData, Option<StepData>);
+
 /// What a fit trains and validates on.
 pub(crate) enum Plan<'a> {
     /// One dataset for every task.
@@ -180,7 +184,7 @@ impl<'a> Plan<'a> {
     pub(crate) fn epoch(
         &mut self,
         cfg: &TrainerConfig,
-    ) -> Result<Box<dyn Iterator<Item = Result<Option<(StepData, Option<StepData>)>>> + '_>> {
+    ) -> Result<Box<dyn Iterator<Item = Result<Option<PlannedStep>>> + '_>> {
         let (batch_size, drop_last) = (cfg.batch_size, cfg.drop_last);
         match self {
             Plan::Joint {
@@ -196,7 +200,7 @@ impl<'a> Plan<'a> {
                 let mut meta = match (meta_rng, validation) {
                     (Some(r), Some(v)) => Some(MetaBatches {
                         data: *v,
-                        rng: &mut **r,
+                        rng: r,
                         batch_size,
                         current: None,
                     }),
