@@ -5,9 +5,12 @@
 use super::floor::{FloorKind, FloorModel};
 use super::spec::{build_model, make_data, row_method_name, FixedBatch, Workload};
 use super::timing::{proc_status_mib, round3, CpuSnapshot, Summary};
+use mtl::core::TaskTarget;
 use mtl::core::{params, OptimizerConfig};
+use mtl::data::Batch;
+use mtl::losses::bilevel::VirtualStep;
 use mtl::losses::{by_name, list, Method, MethodLevel, StepContext};
-use mtl::{backward_step, GradMode};
+use mtl::{backward_step, GradMode, StepData};
 use serde_json::{json, Map, Value};
 use std::time::Instant;
 use tch::{Device, Kind, Tensor};
@@ -465,6 +468,22 @@ fn cycle(data: &[FixedBatch], i: usize) -> &FixedBatch {
     &data[i % data.len()]
 }
 
+/// A fixed batch as the trainer's step data (sharing its tensors).
+fn step_data(b: &FixedBatch) -> StepData {
+    StepData::Joint(Batch {
+        x: b.x.shallow_clone(),
+        targets: b
+            .targets
+            .iter()
+            .map(|t| TaskTarget {
+                values: t.values.shallow_clone(),
+                mask: t.mask.as_ref().map(Tensor::shallow_clone),
+            })
+            .collect(),
+        rows: Vec::new(),
+    })
+}
+
 fn run_method(w: Workload, name: &str, mode: GradMode, cfg: &RunConfig) -> anyhow::Result<Value> {
     let rss0 = proc_status_mib("VmRSS");
     let data = make_data(w, cfg.seed, cfg.n_batches, cfg.device);
@@ -486,6 +505,22 @@ fn run_method(w: Workload, name: &str, mode: GradMode, cfg: &RunConfig) -> anyho
     let mut last = None;
     let mut step = |i: usize| -> anyhow::Result<()> {
         let b = cycle(&data, i);
+        if method.meta().is_some() {
+            // Auto-λ's meta step, timed with the step: the next fixed batch stands in
+            // for the validation batch (the reference draws it from the training set).
+            let parameters = groups.all_tensors();
+            mtl::meta_step(
+                &model,
+                &mut method,
+                &parameters,
+                &[],
+                VirtualStep::sgd(w.lr()),
+                &step_data(b),
+                &step_data(cycle(&data, i + 1)),
+                i as u64,
+                cfg.seed,
+            )?;
+        }
         opt.zero_grad();
         let out = backward_step(
             &model,

@@ -101,6 +101,15 @@ impl OptimizerConfig {
         }
     }
 
+    /// The L2 weight decay (added to the gradient by SGD and Adam, applied to the
+    /// weights directly by AdamW).
+    pub fn weight_decay(&self) -> f64 {
+        match *self {
+            OptimizerConfig::Sgd { weight_decay, .. }
+            | OptimizerConfig::Adam { weight_decay, .. } => weight_decay,
+        }
+    }
+
     /// Checks the hyper-parameters: a positive learning rate, non-negative momentum and
     /// weight decay, Adam's betas in [0, 1) and a positive ε (all finite).
     pub fn check(&self) -> Result<()> {
@@ -242,6 +251,25 @@ impl Optimizer {
     /// The number of steps taken.
     pub fn steps(&self) -> u64 {
         self.steps
+    }
+
+    /// The configuration it was built with.
+    pub fn config(&self) -> &OptimizerConfig {
+        &self.cfg
+    }
+
+    /// SGD's momentum factor and its momentum buffers, one per parameter in
+    /// [`Optimizer::params`] order (zeros before the first step); `None` for Adam and for
+    /// SGD without momentum. A look-ahead step (Auto-λ's virtual step) reads them.
+    pub fn momentum_buffers(&self) -> Option<(f64, &[Tensor])> {
+        match self.cfg {
+            OptimizerConfig::Sgd { momentum, .. }
+                if momentum != 0.0 && self.first.len() == self.params.len() =>
+            {
+                Some((momentum, &self.first))
+            }
+            _ => None,
+        }
     }
 
     /// Zeroes every gradient, keeping it allocated.

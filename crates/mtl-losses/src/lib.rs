@@ -15,6 +15,7 @@
 //! losses in, gradients in `.grad()` out — and is what the `mtl` trainer calls; this
 //! crate does not own models, data or the training loop.
 
+pub mod bilevel;
 mod data_parallel;
 pub mod engine;
 pub mod gram;
@@ -35,4 +36,4 @@ pub use registry::{by_name, by_name_with, list, MethodInfo, MethodLevel};
 // The version this crate was built with, so a method written elsewhere uses the same
 // `tch` types.
 pub use tch;
-pub use traits::{Aggregation, Aggregator, StepContext, Weighting};
+pub use traits::{Aggregation, Aggregator, MetaWeighting, StepContext, Weighting};

@@ -2,7 +2,7 @@
 //! engine, the trainer and checkpoints need from either, so none of them matches on
 //! the level.
 
-use crate::{Aggregator, MethodLevel, Weighting};
+use crate::{Aggregator, MetaWeighting, MethodLevel, Weighting};
 use mtl_core::Result;
 use tch::Tensor;
 
@@ -59,6 +59,24 @@ impl Method {
         match self {
             Method::Weighting(w) => w.state(),
             Method::Aggregator(a) => a.state(),
+        }
+    }
+
+    /// The bilevel side of a method that learns its weights through a validation loss
+    /// (Auto-λ), `None` for the others: such a method needs validation data and a meta
+    /// step before each training step.
+    pub fn meta(&self) -> Option<&dyn MetaWeighting> {
+        match self {
+            Method::Weighting(w) => w.meta(),
+            Method::Aggregator(_) => None,
+        }
+    }
+
+    /// [`Method::meta`], mutable.
+    pub fn meta_mut(&mut self) -> Option<&mut dyn MetaWeighting> {
+        match self {
+            Method::Weighting(w) => w.meta_mut(),
+            Method::Aggregator(_) => None,
         }
     }
 

@@ -163,6 +163,28 @@ const ENTRIES: &[(MethodInfo, Builder)] = &[
     ),
     (
         MethodInfo {
+            name: "auto_lambda",
+            level: MethodLevel::Loss,
+            paper: "Liu, James, Davison & Johns, Auto-Lambda: Disentangling Dynamic Task \
+                    Relationships, TMLR 2022 (Auto-λ)",
+            defaults: "init=0.1, lr=1e-4 (Adam on λ), primary=1 for every task; needs \
+                       validation data: one meta step per training step",
+            tested_by: "golden autolambda_AutoLambda.json (tests/auto_lambda.rs, \
+                        tests/reference/auto_lambda.py), exact second-order meta-gradient",
+        },
+        |k, _, p| {
+            let config = AutoLambdaConfig {
+                init: p.f64("init", AutoLambda::DEFAULT_INIT)?,
+                lr: p.f64("lr", AutoLambda::DEFAULT_LR)?,
+                primary: p.per_task("primary", k)?,
+            };
+            Ok(Method::Weighting(Box::new(AutoLambda::with_config(
+                k, config,
+            )?)))
+        },
+    ),
+    (
+        MethodInfo {
             name: "gradnorm",
             level: MethodLevel::Gradient,
             paper: "Chen, Badrinarayanan, Lee & Rabinovich, GradNorm: Gradient Normalization \

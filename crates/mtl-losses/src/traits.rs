@@ -41,6 +41,30 @@ pub trait Weighting: std::fmt::Debug + Send {
     fn load_state(&mut self, state: &serde_json::Value) -> Result<()> {
         no_state(self.name(), state)
     }
+    /// The bilevel side of a weighting whose weights are learned through a validation
+    /// loss (Auto-λ); `None` for every other method. A trainer that finds one runs a
+    /// meta step ([`crate::bilevel::meta_gradient`]) on a validation batch before each
+    /// training step.
+    fn meta(&self) -> Option<&dyn MetaWeighting> {
+        None
+    }
+    /// [`Weighting::meta`], mutable, to apply the meta-gradient.
+    fn meta_mut(&mut self) -> Option<&mut dyn MetaWeighting> {
+        None
+    }
+}
+
+/// A weighting whose task weights λ are updated by a meta-gradient: the derivative of a
+/// validation loss, taken after one virtual training step, with respect to λ
+/// (see [`crate::bilevel`]).
+pub trait MetaWeighting {
+    /// The current task weights λ (the training loss is Σₖ λₖ Lₖ).
+    fn lambdas(&self) -> Vec<f64>;
+    /// The weight of each task in the validation loss (1 for a primary task, 0 for an
+    /// auxiliary one).
+    fn validation_weights(&self) -> Vec<f64>;
+    /// Applies ∂L_val/∂λ (`gradient`, K values) before training step `step`.
+    fn meta_update(&mut self, gradient: &[f64], step: u64) -> Result<()>;
 }
 
 /// The default `load_state`: a stateless method accepts only `Null`.

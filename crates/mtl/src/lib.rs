@@ -76,6 +76,7 @@ mod freeze;
 pub mod grouping;
 pub mod latents;
 mod loss_scale;
+mod meta_step;
 mod model;
 mod plan;
 pub mod plots;
@@ -111,6 +112,7 @@ pub use latents::{
     LatentSource,
 };
 pub use loss_scale::{loss_scale_warning, LOSS_SCALE_RATIO, SCALE_INVARIANT_METHODS};
+pub use meta_step::meta_step;
 pub use model::{Forward, MultiTaskModel, TaskForward};
 pub use mtl_core::pretrained::{LoadOptions, LoadReport};
 pub use predict::{Predicted, Preprocessing, TargetEncoding, TaskPrediction};

@@ -6,6 +6,11 @@
 //!   pass over its rows.
 //! * [`Plan::PerTask`]: tasks that each bring their own dataset; a seeded
 //!   [`TaskSchedule`] draws tasks and one batch of each drawn task's rows per step.
+//!
+//! A joint plan can also draw one validation batch beside each training batch
+//! ([`Plan::draw_meta_batches`]), for a method that learns its weights on validation
+//! data (Auto-λ): a seeded pass over the validation rows that starts afresh each epoch
+//! and again whenever it runs out, as the reference's second data loader does.
 
 use crate::config::TrainerConfig;
 use crate::evaluate::{evaluate, evaluate_multi_input, Evaluation};
@@ -13,8 +18,12 @@ use crate::model::MultiTaskModel;
 use crate::step::StepData;
 use mtl_core::checkpoint::{rng_from_state, rng_state};
 use mtl_core::{derive_rng, Error, Result, SeededRng};
-use mtl_data::{JointData, MultiInputData, ScheduleConfig, TaskSampling, TaskSchedule};
+use mtl_data::{Batch, JointData, MultiInputData, ScheduleConfig, TaskSampling, TaskSchedule};
 use serde_json::json;
+
+/// A step's training data and, when the method learns its weights on validation data,
+/// the validation batch drawn beside it.
+pub(crate) type PlannedStep = (StepData, Option<StepData>);
 
 /// What a fit trains and validates on.
 pub(crate) enum Plan<'a> {
@@ -24,6 +33,9 @@ pub(crate) enum Plan<'a> {
         validation: Option<&'a dyn JointData>,
         rng: Box<SeededRng>,
         steps_per_epoch: u64,
+        /// The generator of the validation batches drawn beside each step, when a
+        /// method needs them.
+        meta_rng: Option<Box<SeededRng>>,
     },
     /// Each task its own dataset.
     PerTask {
@@ -61,6 +73,7 @@ impl<'a> Plan<'a> {
             validation,
             rng: Box::new(derive_rng(cfg.seed, "batches")),
             steps_per_epoch,
+            meta_rng: None,
         })
     }
 
@@ -98,6 +111,41 @@ impl<'a> Plan<'a> {
         })
     }
 
+    /// Makes every step carry a validation batch besides its training batch, for
+    /// `method` (Auto-λ), which learns its weights on validation data. Errors naming
+    /// what is missing: no validation data, or per-task data (whose steps have no one
+    /// validation batch).
+    pub(crate) fn draw_meta_batches(&mut self, seed: u64, method: &str) -> Result<()> {
+        match self {
+            Plan::Joint {
+                validation: Some(v),
+                meta_rng,
+                ..
+            } => {
+                if v.is_empty() {
+                    return Err(Error::config(format!(
+                        "method `{method}` learns its task weights on validation batches, \
+                         and the validation set is empty"
+                    )));
+                }
+                *meta_rng = Some(Box::new(derive_rng(seed, "meta-batches")));
+                Ok(())
+            }
+            Plan::Joint {
+                validation: None, ..
+            } => Err(Error::config(format!(
+                "method `{method}` needs validation data: it learns its task weights from \
+                 a validation batch at every step; pass a validation set to Trainer::fit \
+                 (the training set again reproduces the reference's choice)"
+            ))),
+            Plan::PerTask { .. } => Err(Error::config(format!(
+                "method `{method}` needs one validation batch per step with a target for \
+                 every task; tasks that bring their own data (fit_multi_input) have none: \
+                 use Trainer::fit"
+            ))),
+        }
+    }
+
     /// Whether a step may leave some tasks out (their parameters then keep still).
     pub(crate) fn per_task_steps(&self) -> bool {
         matches!(self, Plan::PerTask { .. })
@@ -129,29 +177,44 @@ impl<'a> Plan<'a> {
         }
     }
 
-    /// The steps of one epoch, in order: `None` for a step that has nothing to train
-    /// (every drawn batch dropped as short), which still counts as a step; an error
-    /// where a batch could not be assembled.
+    /// The steps of one epoch, in order, each with its validation batch when
+    /// [`Plan::draw_meta_batches`] asked for one: `None` for a step that has nothing to
+    /// train (every drawn batch dropped as short), which still counts as a step; an
+    /// error where a batch could not be assembled.
     pub(crate) fn epoch(
         &mut self,
         cfg: &TrainerConfig,
-    ) -> Result<Box<dyn Iterator<Item = Result<Option<StepData>>> + '_>> {
+    ) -> Result<Box<dyn Iterator<Item = Result<Option<PlannedStep>>> + '_>> {
         let (batch_size, drop_last) = (cfg.batch_size, cfg.drop_last);
         match self {
             Plan::Joint {
                 train,
+                validation,
                 rng,
                 steps_per_epoch,
-                ..
+                meta_rng,
             } => {
                 // Batches come in full until the last, so taking `steps_per_epoch` of
                 // them is what drops a short last one.
                 let batches = train.joint_batches(batch_size, Some(&mut **rng))?;
-                Ok(Box::new(
-                    batches
-                        .take(*steps_per_epoch as usize)
-                        .map(|b| b.map(|b| Some(StepData::Joint(b)))),
-                ))
+                let mut meta = match (meta_rng, validation) {
+                    (Some(r), Some(v)) => Some(MetaBatches {
+                        data: *v,
+                        rng: r,
+                        batch_size,
+                        current: None,
+                    }),
+                    _ => None,
+                };
+                Ok(Box::new(batches.take(*steps_per_epoch as usize).map(
+                    move |b| {
+                        let val = match meta.as_mut() {
+                            Some(m) => Some(StepData::Joint(m.next_batch()?)),
+                            None => None,
+                        };
+                        Ok(Some((StepData::Joint(b?), val)))
+                    },
+                )))
             }
             Plan::PerTask { schedule, .. } => {
                 let n = schedule.steps_per_epoch();
@@ -160,7 +223,7 @@ impl<'a> Plan<'a> {
                     if drop_last {
                         parts.retain(|(_, b)| b.len() == batch_size);
                     }
-                    Ok((!parts.is_empty()).then_some(StepData::PerTask(parts)))
+                    Ok((!parts.is_empty()).then_some((StepData::PerTask(parts), None)))
                 })))
             }
         }
@@ -195,6 +258,11 @@ impl<'a> Plan<'a> {
     /// Where the batch stream is, for a checkpoint.
     pub(crate) fn position(&self) -> serde_json::Value {
         match self {
+            Plan::Joint {
+                rng,
+                meta_rng: Some(meta),
+                ..
+            } => json!({ "batch_rng": rng_state(rng), "meta_rng": rng_state(meta) }),
             Plan::Joint { rng, .. } => json!({ "batch_rng": rng_state(rng) }),
             Plan::PerTask { schedule, .. } => json!({ "schedule_steps": schedule.step() }),
         }
@@ -203,11 +271,17 @@ impl<'a> Plan<'a> {
     /// Moves the batch stream to a saved [`Plan::position`].
     pub(crate) fn seek(&mut self, position: &serde_json::Value) -> Result<()> {
         match self {
-            Plan::Joint { rng, .. } => {
+            Plan::Joint { rng, meta_rng, .. } => {
                 let saved = position
                     .get("batch_rng")
                     .ok_or_else(|| Error::config("no batch generator position"))?;
                 **rng = rng_from_state(saved)?;
+                if let Some(meta) = meta_rng {
+                    let saved = position.get("meta_rng").ok_or_else(|| {
+                        Error::config("no validation-batch generator position (Auto-λ)")
+                    })?;
+                    **meta = rng_from_state(saved)?;
+                }
             }
             Plan::PerTask { schedule, .. } => {
                 let steps = position
@@ -225,6 +299,30 @@ impl<'a> Plan<'a> {
             }
         }
         Ok(())
+    }
+}
+
+/// The validation batches drawn beside the steps of one epoch: seeded passes over the
+/// validation rows, a new one whenever the last runs out.
+struct MetaBatches<'a, 'r> {
+    data: &'a dyn JointData,
+    rng: &'r mut SeededRng,
+    batch_size: usize,
+    current: Option<Box<dyn Iterator<Item = Result<Batch>> + 'a>>,
+}
+
+impl MetaBatches<'_, '_> {
+    fn next_batch(&mut self) -> Result<Batch> {
+        for _ in 0..2 {
+            if let Some(batch) = self.current.as_mut().and_then(Iterator::next) {
+                return batch;
+            }
+            self.current = Some(
+                self.data
+                    .joint_batches(self.batch_size, Some(&mut *self.rng))?,
+            );
+        }
+        Err(Error::config("the validation set gave no batch"))
     }
 }
 

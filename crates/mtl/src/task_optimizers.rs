@@ -9,6 +9,7 @@
 use mtl_core::params::Param;
 use mtl_core::{Error, Optimizer};
 use mtl_core::{OptimizerConfig, ParamGroups, Result};
+use mtl_losses::bilevel::VirtualStep;
 use tch::Tensor;
 
 /// The optimisers of one cohort: every parameter, or the shared ones and any method
@@ -171,6 +172,32 @@ impl TaskOptimizers {
                 o.set_lr(lr);
             }
         }
+    }
+
+    /// What a virtual step of these optimisers reads (Auto-λ's look-ahead): every
+    /// parameter, its SGD momentum buffer (none for Adam or SGD without momentum) and
+    /// the step's terms at the current learning rate.
+    pub(crate) fn virtual_step(&self) -> (Vec<Tensor>, Vec<Tensor>, VirtualStep) {
+        let mut params = Vec::new();
+        let mut buffers = Vec::new();
+        let mut momentum = 0.0;
+        for o in self.cohorts.iter().flat_map(Cohort::all) {
+            params.extend(o.params().iter().map(Tensor::shallow_clone));
+            if let Some((mu, b)) = o.momentum_buffers() {
+                momentum = mu;
+                buffers.extend(b.iter().map(Tensor::shallow_clone));
+            }
+        }
+        if buffers.len() != params.len() {
+            buffers.clear();
+            momentum = 0.0;
+        }
+        let step = VirtualStep {
+            lr: self.lr(),
+            weight_decay: self.config.weight_decay(),
+            momentum,
+        };
+        (params, buffers, step)
     }
 
     /// Zeroes every gradient.

@@ -343,6 +343,21 @@ impl Trainer {
                  use GradMode::Parameters",
             ));
         }
+        if method.meta().is_some() {
+            // Auto-λ: a validation batch beside every step, in one process.
+            let refusal = match group {
+                Some(_) => Err(Error::config(format!(
+                    "method `{}` learns its weights in one process; data-parallel training \
+                     with it is not supported",
+                    method.name()
+                ))),
+                None => plan.draw_meta_batches(cfg.seed, method.name()),
+            };
+            if let Err(e) = refusal {
+                self.method = Some(method);
+                return Err(e);
+            }
+        }
         let regime_on = cfg.semi_supervised.is_some() || cfg.adversarial.is_some();
         if regime_on {
             let refusal = if plan.per_task_steps() {
@@ -463,7 +478,9 @@ impl Trainer {
                 let data = data?;
                 let step = state.step;
                 state.step += 1;
-                let Some(data) = data else { continue };
+                let Some((data, meta_data)) = data else {
+                    continue;
+                };
                 let _step_span = tracing::debug_span!("step", step).entered();
                 let data = match group {
                     Some(g) => data.shard(g.rank(), g.world_size()),
@@ -481,6 +498,20 @@ impl Trainer {
                         epoch,
                         opt.lr(),
                     )?);
+                }
+                if let Some(val) = meta_data {
+                    let (params, buffers, virtual_step) = opt.virtual_step();
+                    crate::meta_step(
+                        model,
+                        &mut method,
+                        &params,
+                        &buffers,
+                        virtual_step,
+                        &data,
+                        &val.to_device(device),
+                        step,
+                        cfg.seed,
+                    )?;
                 }
                 opt.zero_grad();
                 let out = check_representation(model, &method, cfg.grad_mode, &data)

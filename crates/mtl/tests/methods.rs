@@ -89,9 +89,13 @@ fn train(
         .optimizer(OptimizerConfig::adam(1e-2))
         .method(method)
         .grad_mode(mode);
+    // A method that learns its weights on validation batches (Auto-λ) gets the training
+    // set again, as its reference implementation uses it.
+    let needs_validation =
+        mtl::losses::by_name(method, classes.len(), 0).is_ok_and(|m| m.meta().is_some());
     let report = Trainer::new(config)
         .unwrap()
-        .fit(&mut m, data, None)
+        .fit(&mut m, data, needs_validation.then_some(data))
         .unwrap_or_else(|e| panic!("{method} {mode:?}: {e}"));
     let sum = |l: &[f64]| l.iter().sum::<f64>();
     Some((

@@ -1,6 +1,7 @@
 //! Every weighting and aggregator, one file each.
 
 mod aligned_mtl;
+mod auto_lambda;
 mod cagrad;
 mod columns;
 mod config_method;
@@ -39,6 +40,7 @@ mod uncertainty;
 mod upgrad;
 
 pub use aligned_mtl::{AlignedMtl, AlignedPreference, AlignedScale};
+pub use auto_lambda::{AutoLambda, AutoLambdaConfig};
 pub use cagrad::{CaGrad, CaGradConvention, CaGradRescale};
 pub use config_method::ConFig;
 pub use constant::Constant;
