@@ -48,6 +48,7 @@
 mod common;
 
 use anyhow::{bail, Context, Result};
+use common::repro::{append_cell, arg, flag, load_cells, mean_std, write_doc, DOC};
 use common::task_heads;
 use mtl::data::{
     census_income, data_root, write_npy, CensusConfig, CensusGroup, DenseArray, TargetData,
@@ -59,7 +60,6 @@ use mtl::stats::t_cdf;
 use mtl::Evaluation;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -70,10 +70,6 @@ const HIDDEN: [i64; 2] = [128, 64];
 const DATA_SEED: u64 = 0;
 const OUT_DIR: &str = "runs/libmtl_side_by_side";
 const SCRIPT: &str = "examples/torch/libmtl_side_by_side.py";
-const DOC: &str = "docs/reproductions.md";
-const BEGIN: &str =
-    "<!-- libmtl-side-by-side:begin (written by examples/libmtl_side_by_side.rs) -->";
-const END: &str = "<!-- libmtl-side-by-side:end -->";
 /// What the Python side imports besides LibMTL itself.
 const PYTHON_PROBE: &str = "import torch, numpy, scipy, cvxpy, qpsolvers, quadprog, ecos";
 
@@ -138,17 +134,6 @@ struct Comparison {
     within_spread: bool,
     /// Welch's two-sided t-test of equal means (a guide: the seeds are few).
     welch_p: f64,
-}
-
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-}
-
-fn flag(name: &str) -> bool {
-    std::env::args().any(|a| a == name)
 }
 
 fn parsed<T: std::str::FromStr>(name: &str, default: T) -> Result<T>
@@ -315,37 +300,6 @@ fn train_mtl(
     })
 }
 
-/// The cells of earlier runs; a torn last line (a run killed mid-write) is skipped.
-fn load_cells(path: &Path) -> Result<Vec<Cell>> {
-    if !path.exists() {
-        return Ok(Vec::new());
-    }
-    let file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut cells = Vec::new();
-    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
-        match serde_json::from_str::<Cell>(&line?) {
-            Ok(c) => cells.push(c),
-            Err(e) => eprintln!(
-                "{}:{}: skipping an unreadable cell ({e})",
-                path.display(),
-                i + 1
-            ),
-        }
-    }
-    Ok(cells)
-}
-
-fn append_cell(path: &Path, cell: &Cell) -> Result<()> {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)?;
-    // One write per line, so a kill leaves at most one torn line at the end.
-    f.write_all(format!("{}\n", serde_json::to_string(cell)?).as_bytes())?;
-    f.sync_data()?;
-    Ok(())
-}
-
 /// Welch's two-sided p-value for equal means of `a` and `b` (NaN when both are constant).
 fn welch_p(a: &[f64], b: &[f64]) -> f64 {
     let ((ma, sa), (mb, sb)) = (mean_std(a), mean_std(b));
@@ -354,18 +308,6 @@ fn welch_p(a: &[f64], b: &[f64]) -> f64 {
     let df =
         (va + vb).powi(2) / (va * va / (a.len() as f64 - 1.0) + vb * vb / (b.len() as f64 - 1.0));
     2.0 * (1.0 - t_cdf(((ma - mb) / se).abs(), df))
-}
-
-/// Mean and sample standard deviation.
-fn mean_std(v: &[f64]) -> (f64, f64) {
-    let n = v.len() as f64;
-    let mean = v.iter().sum::<f64>() / n;
-    let var = if v.len() > 1 {
-        v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
-    } else {
-        0.0
-    };
-    (mean, var.sqrt())
 }
 
 fn compare(
@@ -432,20 +374,6 @@ fn table(rows: &[Comparison]) -> String {
         );
     }
     s
-}
-
-/// Replaces the text between the markers of `DOC` with `body`.
-fn write_doc(body: &str) -> Result<()> {
-    let doc = std::fs::read_to_string(DOC).with_context(|| format!("reading {DOC}"))?;
-    let (Some(b), Some(e)) = (doc.find(BEGIN), doc.find(END)) else {
-        bail!("{DOC} has no `{BEGIN}` … `{END}` markers to write between");
-    };
-    if e < b {
-        bail!("{DOC}: the `{END}` marker comes before `{BEGIN}`");
-    }
-    let new = format!("{}{BEGIN}\n{body}{}", &doc[..b], &doc[e..]);
-    std::fs::write(DOC, new)?;
-    Ok(())
 }
 
 fn main() -> Result<()> {
@@ -521,7 +449,7 @@ fn main() -> Result<()> {
     if flag("--fresh") && cells_path.exists() {
         std::fs::remove_file(&cells_path)?;
     }
-    let mut cells = load_cells(&cells_path)?;
+    let mut cells: Vec<Cell> = load_cells(&cells_path)?;
     println!(
         "Census-Income group 1: {} train / {} validation / {} test rows, {} features, tasks \
          {tasks:?}; {} methods × {n_seeds} seeds × 2 libraries, {epochs} epochs, batch \
@@ -585,7 +513,7 @@ fn main() -> Result<()> {
     if !status.success() {
         bail!("{SCRIPT} failed ({status}); the cells it finished are kept for a rerun");
     }
-    let cells = load_cells(&cells_path)?;
+    let cells: Vec<Cell> = load_cells(&cells_path)?;
     let mine: Vec<&Cell> = cells
         .iter()
         .filter(|c| {
@@ -675,7 +603,7 @@ fn main() -> Result<()> {
             setup.test_rows,
             rows.len(),
         );
-        write_doc(&body)?;
+        write_doc("libmtl-side-by-side", &body)?;
         println!("wrote the table in {DOC}");
     }
     Ok(())
