@@ -16,8 +16,8 @@
 mod common;
 
 use anyhow::Result;
-use common::task_heads;
-use mtl::data::{census_income, data_root, CensusConfig, CensusGroup, Standardizer};
+use common::{census_standardised, task_heads};
+use mtl::data::{data_root, CensusGroup};
 use mtl::heads::BinaryHead;
 use mtl::prelude::*;
 use std::time::Instant;
@@ -54,16 +54,7 @@ fn main() -> Result<()> {
     let mut table = Vec::new();
     for group in [CensusGroup::Income, CensusGroup::Education] {
         let t0 = Instant::now();
-        let mut config = CensusConfig::new(group).seed(SEED);
-        config.max_train_rows = rows;
-        let census = census_income(&root, &config)?;
-        let s = &census.split;
-        let scaler = Standardizer::fit(&s.train);
-        let (train, val, test) = (
-            scaler.apply(&s.train)?,
-            scaler.apply(&s.validation)?,
-            scaler.apply(&s.test)?,
-        );
+        let (train, val, test) = census_standardised(&root, group, SEED, rows)?;
         let names = train.task_names();
         println!(
             "group {group:?}: {} train / {} validation / {} test rows, {} features, tasks {names:?} \

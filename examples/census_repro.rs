@@ -38,9 +38,10 @@
 mod common;
 
 use anyhow::{anyhow, bail, Context, Result};
+use common::census_standardised;
 use common::moe::{build_model, parameter_count, Model, MoeShape, MODELS};
 use common::repro::{append_cell, arg, flag, list, load_cells, mean_std, write_doc, DOC};
-use mtl::data::{census_income, data_root, CensusConfig, CensusGroup, Standardizer, TargetData};
+use mtl::data::{data_root, CensusGroup, TargetData};
 use mtl::heads::BinaryHead;
 use mtl::prelude::*;
 use plotters::prelude::*;
@@ -148,12 +149,7 @@ struct GroupData {
 }
 
 fn load(root: &Path, group: Group, rows: Option<usize>) -> Result<GroupData> {
-    let mut config = CensusConfig::new(group.census()).seed(SPLIT_SEED);
-    config.max_train_rows = rows;
-    let census = census_income(root, &config)?;
-    let s = &census.split;
-    let scaler = Standardizer::fit(&s.train);
-    let train = scaler.apply(&s.train)?;
+    let (train, validation, test) = census_standardised(root, group.census(), SPLIT_SEED, rows)?;
     let labels = |k: usize| -> Result<Vec<f64>> {
         match &train.tasks()[k].data {
             TargetData::Binary(v) => Ok(v.iter().map(|&x| f64::from(x)).collect()),
@@ -163,8 +159,8 @@ fn load(root: &Path, group: Group, rows: Option<usize>) -> Result<GroupData> {
     Ok(GroupData {
         label_correlation: pearson(&labels(0)?, &labels(1)?).abs(),
         names: train.task_names(),
-        validation: scaler.apply(&s.validation)?,
-        test: scaler.apply(&s.test)?,
+        validation,
+        test,
         train,
     })
 }

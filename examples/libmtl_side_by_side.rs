@@ -49,10 +49,8 @@ mod common;
 
 use anyhow::{bail, Context, Result};
 use common::repro::{append_cell, arg, flag, load_cells, mean_std, write_doc, DOC};
-use common::task_heads;
-use mtl::data::{
-    census_income, data_root, write_npy, CensusConfig, CensusGroup, DenseArray, TargetData,
-};
+use common::{census_standardised, task_heads};
+use mtl::data::{data_root, write_npy, CensusGroup, DenseArray, TargetData};
 use mtl::losses::methods::{Mgda, MgdaNormalization};
 use mtl::ndarray::{Array2, Axis};
 use mtl::prelude::*;
@@ -416,16 +414,8 @@ fn main() -> Result<()> {
     let seeds: Vec<u64> = (0..n_seeds).collect();
 
     let root = data_root("census-income-kdd")?;
-    let mut config = CensusConfig::new(CensusGroup::Income).seed(DATA_SEED);
-    config.max_train_rows = train_rows;
-    let census = census_income(&root, &config)?;
-    let s = &census.split;
-    let scaler = Standardizer::fit(&s.train);
-    let (train, val, test) = (
-        scaler.apply(&s.train)?,
-        scaler.apply(&s.validation)?,
-        scaler.apply(&s.test)?,
-    );
+    let (train, val, test) =
+        census_standardised(&root, CensusGroup::Income, DATA_SEED, train_rows)?;
     let tasks = train.task_names();
     let setup = Setup {
         data: "census-income-kdd, MMoE group 1 (income, never_married), standardised".into(),

@@ -90,3 +90,23 @@ pub fn lenet(data: &MultiTaskDataset) -> mtl::core::Result<MultiTaskModel> {
     })?;
     MultiTaskModel::new(vs, arch, heads)
 }
+
+/// Census-Income (KDD) for one of the MMoE paper's task groups, its features
+/// standardised on the training rows: `(train, validation, test)`.
+pub fn census_standardised(
+    root: &std::path::Path,
+    group: mtl::data::CensusGroup,
+    seed: u64,
+    max_train_rows: Option<usize>,
+) -> mtl::core::Result<(MultiTaskDataset, MultiTaskDataset, MultiTaskDataset)> {
+    let mut config = mtl::data::CensusConfig::new(group).seed(seed);
+    config.max_train_rows = max_train_rows;
+    let census = mtl::data::census_income(root, &config)?;
+    let s = &census.split;
+    let scaler = mtl::data::Standardizer::fit(&s.train);
+    Ok((
+        scaler.apply(&s.train)?,
+        scaler.apply(&s.validation)?,
+        scaler.apply(&s.test)?,
+    ))
+}
