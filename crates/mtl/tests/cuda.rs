@@ -10,9 +10,8 @@ mod common;
 use mtl::core::checkpoint::save_weights;
 use mtl::core::device::cuda_available;
 use mtl::core::{select_device, DeviceRequest};
-use mtl::heads::RegressionLoss;
 use mtl::prelude::*;
-use mtl::{HeadSpec, ModelSpec, RunReport};
+use mtl::{ModelSpec, RunReport};
 use tch::{Device, Tensor};
 
 /// The GPU, when one is visible; otherwise says so and returns `None`.
@@ -118,21 +117,7 @@ fn gpu_initialisation_is_seeded_and_gpu_weights_load_on_the_cpu() {
     let Some(dev) = gpu("seeded GPU init and GPU→CPU weights") else {
         return;
     };
-    let spec = ModelSpec::hard_sharing(
-        4,
-        &[16, 8],
-        vec![
-            HeadSpec::Classification {
-                name: "sign".into(),
-                classes: 2,
-            },
-            HeadSpec::Regression {
-                name: "linear".into(),
-                outputs: 1,
-                loss: RegressionLoss::Mse,
-            },
-        ],
-    );
+    let spec = ModelSpec::hard_sharing(4, &[16, 8], common::synthetic_head_specs());
     let draw = || {
         let _rng = common::torch_lock();
         seed_everything(11);

@@ -8,7 +8,6 @@ mod common;
 
 use common::{config, synthetic, torch_lock, weights};
 use mtl::core::{Ltb, LtbConfig, MlpBuilder};
-use mtl::heads::RegressionLoss;
 use mtl::prelude::*;
 use mtl::ArchSpec;
 use std::path::PathBuf;
@@ -31,17 +30,7 @@ fn spec(config: LtbConfig) -> ModelSpec {
                 MlpBuilder::new([8]),
             ],
         },
-        heads: vec![
-            HeadSpec::Classification {
-                name: "sign".into(),
-                classes: 2,
-            },
-            HeadSpec::Regression {
-                name: "linear".into(),
-                outputs: 1,
-                loss: RegressionLoss::Mse,
-            },
-        ],
+        heads: common::synthetic_head_specs(),
         input: None,
     }
 }

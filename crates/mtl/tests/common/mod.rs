@@ -92,3 +92,18 @@ pub fn config(method: &str) -> TrainerConfig {
 /// compare runs bit for bit hold this lock so parallel tests do not draw from it.
 #[allow(unused_imports)] // not every test file draws
 pub use mtl::core::torch_rng_lock as torch_lock;
+
+/// The heads of the two synthetic tasks, as a `ModelSpec` lists them.
+pub fn synthetic_head_specs() -> Vec<mtl::HeadSpec> {
+    vec![
+        mtl::HeadSpec::Classification {
+            name: "sign".into(),
+            classes: 2,
+        },
+        mtl::HeadSpec::Regression {
+            name: "linear".into(),
+            outputs: 1,
+            loss: RegressionLoss::Mse,
+        },
+    ]
+}
