@@ -163,6 +163,12 @@ const REPROS: &[(&str, &str, &[&str], &str)] = &[
         &["--docs"],
         "MMoE paper's synthetic data: shared-bottom, OMoE, MMoE vs task correlation (--full: 200 seeds)",
     ),
+    (
+        "multimnist",
+        "multimnist",
+        &["--docs"],
+        "Sener & Koltun's MultiMNIST: single-task, uniform scaling, MGDA-UB (--full: 50k, 100 epochs)",
+    ),
 ];
 
 /// `cargo xtask repro NAME [-- args]` or `--list`.
