@@ -168,16 +168,22 @@ const REPROS: &[(&str, &str, &[&str], &str)] = &[
         "MMoE paper's synthetic data: shared-bottom, OMoE, MMoE vs task correlation (--full: 200 seeds)",
     ),
     (
-        "libmtl",
-        "libmtl_side_by_side",
-        &["--docs"],
-        "side by side with LibMTL on Census-Income: 7 methods, same data and seeds (-- --libmtl PATH)",
-    ),
-    (
         "census",
         "census_repro",
         &["--docs"],
         "MMoE paper's Census-Income: shared-bottom, OMoE, MMoE test AUC, both task groups (--full: all rows, 10 seeds, grid)",
+    ),
+    (
+        "multimnist",
+        "multimnist",
+        &["--docs"],
+        "Sener & Koltun's MultiMNIST: single-task, uniform scaling, MGDA-UB (--full: 50k, 100 epochs)",
+    ),
+    (
+        "libmtl",
+        "libmtl_side_by_side",
+        &["--docs"],
+        "side by side with LibMTL on Census-Income: 7 methods, same data and seeds (-- --libmtl PATH)",
     ),
 ];
 
@@ -185,7 +191,7 @@ const REPROS: &[(&str, &str, &[&str], &str)] = &[
 fn repro(rest: &[String], caller: &Path) -> Result<()> {
     let Some((name, rest)) = rest.split_first().filter(|(n, _)| n.as_str() != "--list") else {
         for (name, _, _, what) in REPROS {
-            println!("{name:<6} {what}");
+            println!("{name:<10} {what}");
         }
         return Ok(());
     };

@@ -91,7 +91,7 @@ pub use joint_data::{batch_rows, JointData};
 pub use locate::{cache_data_dir, data_dir, data_root};
 pub use mlm::{MaskedLmData, MLM_IGNORE};
 pub use mmoe_synthetic::{mmoe_synthetic, MmoeSyntheticConfig, SinusoidShapes};
-pub use mnist::{mnist, multi_mnist, MultiMnistConfig};
+pub use mnist::{mnist, multi_mnist, MultiMnistConfig, MultiMnistPlacement, MultiMnistResize};
 pub use multi_input::{MultiInputData, MultiInputSplit, TaskInput};
 pub use named::NamedArrays;
 pub use npy::{encode_npy, parse_npy, read_npy, write_npy};

@@ -60,9 +60,16 @@ fn multi_mnist_small_is_well_formed_and_reproducible() {
     assert_eq!(a.train.task_names(), ["left", "right"]);
     assert_eq!(a.train.class_names(1).unwrap()[7], "7");
     assert!(a.train.features().iter().all(|v| (0.0..=1.0).contains(v)));
-    // Two digits' worth of ink: more lit pixels than a single MNIST digit has on average.
-    let lit = a.train.features().iter().filter(|&&v| v > 0.1).count() as f64 / 300.0;
-    assert!(lit > 150.0, "{lit}");
+    // Two digits' worth of ink: more lit pixels than a single MNIST digit shrunk by the
+    // same 36 → 28 resize (its lit area times (28/36)²) has on average.
+    let lit =
+        |x: &ndarray::Array2<f32>| x.iter().filter(|&&v| v > 0.1).count() as f64 / x.nrows() as f64;
+    let single = lit(mtl_data::mnist(&root).unwrap().train.features()) * (28.0f64 / 36.0).powi(2);
+    let two = lit(a.train.features());
+    assert!(
+        two > 1.3 * single,
+        "{two} lit pixels against {single} for one digit"
+    );
     // Every class appears among 300 left and 300 right digits.
     for k in 0..2 {
         let mut seen = [false; 10];
