@@ -51,7 +51,9 @@ commands:
                    -- --libmtl PATH` trains 7 methods in mtl and in the LibMTL checkout
                    at PATH on the same Census-Income arrays and seeds (quick: 3 seeds,
                    40k rows; --full: 5 seeds, all rows), preparing LibMTL's virtualenv
-                   in the cache as `bench --peer` does
+                   in the cache as `bench --peer` does; `repro census` and `repro
+                   multimnist` rerun the MMoE paper's Census-Income groups and Sener
+                   & Koltun's MultiMNIST (quick modes; --full for the papers' budgets)
   data [NAME|all]  download, verify and unpack the real data sets into the cache
   methods [--json] list every loss weighting and gradient aggregator
   help             this text
