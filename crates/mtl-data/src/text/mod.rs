@@ -1,7 +1,8 @@
 //! Text for multi-task learning: sub-word tokenization ([`TextTokenizer`], over the
 //! Hugging Face `tokenizers` crate), loaders for CoNLL-style column files
 //! ([`read_conll`]) and JSON Lines ([`read_jsonl`]), the shipped Brown corpus
-//! ([`BrownCorpus`]: genres per document, universal part-of-speech tags per word), and [`text_dataset`], which turns
+//! ([`BrownCorpus`]: a genre per document, a universal part-of-speech tag per word),
+//! and [`text_dataset`], which turns
 //! loaded examples into a one-task [`TensorDataset`](crate::TensorDataset) of token ids
 //! — sentence labels `Int64 [N]` or token labels `Int64 [N, T]` — ready for the
 //! `TransformerEncoder` and, task by task, for
