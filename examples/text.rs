@@ -837,8 +837,8 @@ fn main() -> Result<()> {
         );
     }
     println!(
-        "Δm: mean over the two tasks of the relative change of {} and {}",
-        format!("{} accuracy", names[0]),
+        "Δm: mean over the two tasks of the relative change of {} accuracy and {}",
+        names[0],
         tagger_header.trim_end_matches('↑')
     );
     println!("against the single-task models of the same start (negative: better).");
