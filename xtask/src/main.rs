@@ -30,7 +30,8 @@ commands:
                    setup, then train the olive-oil multi-task demo; `demo dense` trains
                    segmentation, depth and normals on generated scenes; `demo text`
                    pretrains a small Transformer as a masked language model, fine-tunes it
-                   on sentence topics and entity tags, and predicts raw sentences; `demo
+                   on Brown-corpus genres and part-of-speech tags (`--corpus synthetic`:
+                   topics and entity tags), and predicts raw sentences; `demo
                    semi` compares 10 % labels alone with 10 % plus consistency training
                    on the rest (olive oil, several seeds); `demo robust` compares standard
                    and adversarial training on MultiMNIST, clean and under attack;

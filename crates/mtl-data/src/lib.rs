@@ -20,7 +20,8 @@
 //!   ([`Augmentation`], one [`TargetLayout`] per task).
 //! - **Text** ([`text`]): sub-word tokenization (WordPiece or BPE trained on a corpus,
 //!   or a `tokenizer.json`) into padded token ids with word labels aligned to
-//!   sub-words, CoNLL column and JSON Lines loaders, and [`text_dataset`] for one text
+//!   sub-words, CoNLL column and JSON Lines loaders, the shipped Brown corpus
+//!   ([`text::BrownCorpus`]: genres and part-of-speech tags), and [`text_dataset`] for one text
 //!   task as a [`TensorDataset`].
 //! - **Heterogeneous tasks**, each with its own dataset ([`MultiInputData`]), drawn per
 //!   step by a seeded [`TaskSchedule`] (all, round-robin, proportional, temperature,

@@ -250,3 +250,97 @@ fn a_bundle_without_a_tokenizer_is_not_a_text_model() {
     assert!(err.contains("not a text model"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A plain tagging head (`HeadSpec::Sequence`, part-of-speech tags, no BIO): the model
+/// is scored by token accuracy, and the predictor answers one tag name per word and no
+/// entity spans, through a saved bundle.
+#[test]
+fn a_plain_tagger_answers_a_tag_per_word_without_spans() {
+    let _torch = torch_lock();
+    let (nouns, verbs) = (["dog", "cat", "bird", "horse"], ["sees", "likes", "chases"]);
+    let source: std::sync::Arc<Path> = Path::new("pos").into();
+    let tagged: Vec<TextExample> = (0..48)
+        .map(|i| {
+            let text = format!(
+                "the {} {} a {} .",
+                nouns[i % 4],
+                verbs[i % 3],
+                nouns[(i / 4) % 4]
+            );
+            TextExample {
+                source: source.clone(),
+                line: i as u64 + 1,
+                words: text.split(' ').map(String::from).collect(),
+                raw: None,
+                labels: TextLabels::Tokens(
+                    ["DET", "NOUN", "VERB", "DET", "NOUN", "."]
+                        .map(String::from)
+                        .to_vec(),
+                ),
+            }
+        })
+        .collect();
+    let corpus: Vec<String> = tagged.iter().map(|e| e.text().into_owned()).collect();
+    let tokenizer = TextTokenizer::train_wordpiece(&corpus, 60).unwrap();
+    let labels = LabelVocab::fit(&tagged).unwrap();
+    assert_eq!(labels.names(), [".", "DET", "NOUN", "VERB"]);
+    let data = text_dataset(
+        "pos",
+        &tokenizer,
+        &tagged,
+        &labels,
+        &TextDatasetConfig::new(MAX_LEN),
+    )
+    .unwrap();
+    let spec = ModelSpec {
+        architecture: ArchSpec::Transformer {
+            encoder: TransformerConfig::new(tokenizer.vocab_size() as i64, MAX_LEN as i64)
+                .d_model(32)
+                .layers(1)
+                .dropout(0.0),
+        },
+        heads: vec![HeadSpec::Sequence {
+            name: "pos".into(),
+            classes: labels.len() as i64,
+            padding_label: Some(mtl::data::text::TOKEN_PADDING_LABEL),
+        }],
+        input: None,
+    };
+    tch::manual_seed(0);
+    let mut model = MultiTaskModel::from_spec(&spec, tch::Device::Cpu).unwrap();
+    let data = MultiInputData::from_tensor_datasets(vec![data.dataset]).unwrap();
+    Trainer::new(
+        TrainerConfig::default()
+            .epochs(15)
+            .batch_size(16)
+            .optimizer(OptimizerConfig::adam(3e-3))
+            .seed(1)
+            .progress(false),
+    )
+    .unwrap()
+    .fit_multi_input(&mut model, &data, None, TaskSampling::All)
+    .unwrap();
+    let scores = evaluate_multi_input(&model, &data, 64).unwrap();
+    let accuracy = scores.metric(0, "token_accuracy").unwrap();
+    assert!(accuracy > 0.95, "token accuracy {accuracy}");
+    assert_eq!(scores.metric(0, "span_f1"), None);
+
+    let predictor = TextPredictor::new(model, tokenizer, MAX_LEN, vec![labels]).unwrap();
+    let dir = temp("plain-tagger");
+    predictor.save(&dir, "ew").unwrap();
+    let loaded = TextPredictor::load(&dir).unwrap();
+    let texts = ["The cat chases a dog .", "the  bird likes a horse ."];
+    let out = loaded.predict(&texts).unwrap();
+    assert_eq!(out, predictor.predict(&texts).unwrap());
+    let TextOutput::Words { words, tags, spans } = &out[0].output else {
+        panic!("{out:?}")
+    };
+    assert_eq!(words[1], ["the", "bird", "likes", "a", "horse", "."]);
+    let want = ["DET", "NOUN", "VERB", "DET", "NOUN", "."];
+    for row in tags {
+        let got: Vec<&str> = row.iter().map(|t| t.as_deref().unwrap_or("?")).collect();
+        assert_eq!(got, want);
+    }
+    assert!(spans.iter().all(Vec::is_empty), "{spans:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

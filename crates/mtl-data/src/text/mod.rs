@@ -1,6 +1,8 @@
 //! Text for multi-task learning: sub-word tokenization ([`TextTokenizer`], over the
 //! Hugging Face `tokenizers` crate), loaders for CoNLL-style column files
-//! ([`read_conll`]) and JSON Lines ([`read_jsonl`]), and [`text_dataset`], which turns
+//! ([`read_conll`]) and JSON Lines ([`read_jsonl`]), the shipped Brown corpus
+//! ([`BrownCorpus`]: a genre per document, a universal part-of-speech tag per word),
+//! and [`text_dataset`], which turns
 //! loaded examples into a one-task [`TensorDataset`](crate::TensorDataset) of token ids
 //! — sentence labels `Int64 [N]` or token labels `Int64 [N, T]` — ready for the
 //! `TransformerEncoder` and, task by task, for
@@ -49,6 +51,7 @@
 //! # Ok::<(), mtl_core::Error>(())
 //! ```
 
+mod brown;
 mod conll;
 mod dataset;
 mod example;
@@ -56,6 +59,9 @@ mod jsonl;
 mod subword_trainer;
 mod tokenizer;
 
+pub use brown::{
+    universal_tag, BrownCorpus, BrownGenre, BrownSentence, CoarseGenre, UniversalTag, BROWN_FILE,
+};
 pub use conll::{parse_conll, read_conll, ConllSpec, LabelColumn};
 pub use dataset::{text_dataset, LabelVocab, TextData, TextDatasetConfig};
 pub use example::{EmptyText, TextExample, TextLabels};
