@@ -50,8 +50,8 @@ commands:
                    runs the paper's 200 seeds and learning-rate grid (hours); it
                    resumes from the cells an interrupted run recorded; `repro libmtl
                    -- --libmtl PATH` trains 7 methods in mtl and in the LibMTL checkout
-                   at PATH on the same Census-Income arrays and seeds (quick: 3 seeds,
-                   40k rows; --full: 5 seeds, all rows), preparing LibMTL's virtualenv
+                   at PATH on the same Census-Income arrays and seeds (quick: 10 seeds,
+                   40k rows; --full: all rows), preparing LibMTL's virtualenv
                    in the cache as `bench --peer` does; `repro census` and `repro
                    multimnist` rerun the MMoE paper's Census-Income groups and Sener
                    & Koltun's MultiMNIST (quick modes; --full for the papers' budgets)
