@@ -16,6 +16,7 @@ pub(crate) fn agree_on_run(
     cfg: &TrainerConfig,
     model: &MultiTaskModel,
     plan: &Plan<'_>,
+    data: &crate::run_state::DataHash,
 ) -> Result<()> {
     let hash = |parts: &[&[u8]]| {
         let mut h = Sha256::new();
@@ -51,7 +52,7 @@ pub(crate) fn agree_on_run(
         "the model's parameters and shapes",
         hash(&[format!("{shapes:?}").as_bytes()]),
     )?;
-    let data = crate::run_state::data_sha256(plan)?;
+    let data = data.of(plan)?;
     agree(group, "the training data", hash(&[data.as_bytes()]))
 }
 

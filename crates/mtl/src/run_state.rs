@@ -146,8 +146,25 @@ fn resume_key(cfg: &TrainerConfig) -> serde_json::Value {
     serde_json::to_value(key).unwrap_or(serde_json::Value::Null)
 }
 
+/// The training data's SHA-256, computed at most once per fit: a data-parallel start
+/// (ranks agree on it) and the checkpoint identity both need it, and hashing a large
+/// dataset is not free.
+#[derive(Debug, Default)]
+pub(crate) struct DataHash(std::cell::OnceCell<String>);
+
+impl DataHash {
+    /// The hash of `plan`'s training data (the same plan on every call of one fit).
+    pub(crate) fn of(&self, plan: &Plan<'_>) -> Result<String> {
+        if let Some(h) = self.0.get() {
+            return Ok(h.clone());
+        }
+        let h = data_sha256(plan)?;
+        Ok(self.0.get_or_init(|| h).clone())
+    }
+}
+
 /// The SHA-256 of the training data of `plan`, in hex.
-pub(crate) fn data_sha256(plan: &Plan<'_>) -> Result<String> {
+fn data_sha256(plan: &Plan<'_>) -> Result<String> {
     let mut h = Sha256::new();
     match plan {
         Plan::Joint { train, .. } => train.fingerprint(&mut |b| h.update(b)),
@@ -326,6 +343,8 @@ pub(crate) struct Start<'a> {
     pub force: bool,
     /// The caller's description of the preprocessing.
     pub preprocessing: &'a serde_json::Value,
+    /// The training data's hash, shared with the data-parallel start.
+    pub data: &'a DataHash,
 }
 
 /// Prepares a fit: claims the checkpoint file (see [`claim`]) and restores the run to
@@ -341,7 +360,7 @@ pub(crate) fn start(
     }
     let identity = Identity {
         train_rows: parts.plan.train_rows(),
-        data_sha256: data_sha256(parts.plan)?,
+        data_sha256: start.data.of(parts.plan)?,
         preprocessing: start.preprocessing.clone(),
     };
     let lock = match &target {

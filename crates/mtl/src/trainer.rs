@@ -315,8 +315,9 @@ impl Trainer {
     ) -> Result<RunReport> {
         let group = group.filter(|g| g.world_size() > 1);
         let mut cfg = self.config.clone();
+        let data_hash = run_state::DataHash::default();
         if let Some(g) = group {
-            crate::data_parallel::agree_on_run(g, &cfg, model, plan)?;
+            crate::data_parallel::agree_on_run(g, &cfg, model, plan, &data_hash)?;
             if g.rank() != 0 {
                 // Rank 0 writes for the group; the others resume from what it wrote.
                 cfg.checkpoint = None;
@@ -416,6 +417,7 @@ impl Trainer {
                 resume: self.resume.take(),
                 force: self.force_resume,
                 preprocessing: &self.preprocessing,
+                data: &data_hash,
             },
             &mut Parts {
                 cfg: &cfg,
