@@ -40,14 +40,14 @@ mod common;
 use anyhow::{anyhow, bail, Context, Result};
 use common::census_standardised;
 use common::moe::{build_model, parameter_count, Model, MoeShape, MODELS};
-use common::repro::{append_cell, arg, flag, list, load_cells, mean_std, write_doc, DOC};
+use common::repro::{append_cell, arg, flag, list, mean_std, open_run, write_doc, DOC};
 use mtl::data::{data_root, CensusGroup, TargetData};
 use mtl::heads::BinaryHead;
 use mtl::prelude::*;
 use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 const BATCH: usize = 1024;
@@ -504,13 +504,7 @@ fn main() -> Result<()> {
         tower_units: TOWER_UNITS,
     };
     let root = data_root("census-income-kdd")?;
-    let out = PathBuf::from(arg("--out").unwrap_or_else(|| OUT_DIR.to_string()));
-    std::fs::create_dir_all(&out)?;
-    let cells_path = out.join("cells.jsonl");
-    if flag("--fresh") && cells_path.exists() {
-        std::fs::remove_file(&cells_path)?;
-    }
-    let mut cells: Vec<Cell> = load_cells(&cells_path)?;
+    let (out, cells_path, mut cells): (_, _, Vec<Cell>) = open_run(OUT_DIR)?;
     let total = GROUPS.len() * MODELS.len() * seeds as usize * grid.len();
     println!(
         "Census-Income (MMoE paper): 2 groups × 3 models × {seeds} seeds × {} configurations, \

@@ -49,7 +49,7 @@
 mod common;
 
 use anyhow::{bail, Context, Result};
-use common::repro::{append_cell, arg, flag, load_cells, mean_std, write_doc, DOC};
+use common::repro::{append_cell, arg, flag, load_cells, mean_std, open_run, write_doc, DOC};
 use common::{census_standardised, task_heads};
 use mtl::data::{data_root, write_npy, CensusGroup, DenseArray, TargetData};
 use mtl::losses::methods::{Mgda, MgdaNormalization};
@@ -430,17 +430,12 @@ fn main() -> Result<()> {
         batch_size,
         lr,
     };
-    let out = PathBuf::from(arg("--out").unwrap_or_else(|| OUT_DIR.to_string()));
+    let (out, cells_path, mut cells): (_, _, Vec<Cell>) = open_run(OUT_DIR)?;
     let data_dir = out.join("data");
     std::fs::create_dir_all(&data_dir)?;
     for (name, ds) in [("train", &train), ("val", &val), ("test", &test)] {
         write_arrays(&data_dir, name, ds)?;
     }
-    let cells_path = out.join("cells.jsonl");
-    if flag("--fresh") && cells_path.exists() {
-        std::fs::remove_file(&cells_path)?;
-    }
-    let mut cells: Vec<Cell> = load_cells(&cells_path)?;
     println!(
         "Census-Income group 1: {} train / {} validation / {} test rows, {} features, tasks \
          {tasks:?}; {} methods × {n_seeds} seeds × 2 libraries, {epochs} epochs, batch \

@@ -38,14 +38,14 @@ mod common;
 
 use anyhow::{anyhow, bail, Context, Result};
 use common::moe::{build_model, Model, MoeShape, MODELS};
-use common::repro::{append_cell, arg, flag, list, load_cells, mean_std, write_doc, DOC};
+use common::repro::{append_cell, arg, flag, list, mean_std, open_run, write_doc, DOC};
 use mtl::data::{MmoeSyntheticConfig, SinusoidShapes};
 use mtl::heads::{RegressionHead, RegressionLoss};
 use mtl::prelude::*;
 use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 const DIM: usize = 100;
 const TRAIN_ROWS: usize = 10_000;
@@ -414,13 +414,7 @@ fn main() -> Result<()> {
         generator: format!("{:?}", generator(flag("--ladder"))),
         ladder: flag("--ladder"),
     };
-    let out = PathBuf::from(arg("--out").unwrap_or_else(|| OUT_DIR.to_string()));
-    std::fs::create_dir_all(&out)?;
-    let cells_path = out.join("cells.jsonl");
-    if flag("--fresh") && cells_path.exists() {
-        std::fs::remove_file(&cells_path)?;
-    }
-    let mut cells: Vec<Cell> = load_cells(&cells_path)?;
+    let (out, cells_path, mut cells): (_, _, Vec<Cell>) = open_run(OUT_DIR)?;
     let total = MODELS.len() * correlations.len() * seeds as usize * lrs.len();
     println!(
         "MMoE synthetic: {} correlations × {seeds} seeds × {} learning rates × 3 models, \

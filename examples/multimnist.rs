@@ -39,7 +39,7 @@
 mod common;
 
 use anyhow::{anyhow, bail, Context, Result};
-use common::repro::{append_cell, arg, flag, load_cells, mean_std, write_doc, DOC};
+use common::repro::{append_cell, arg, flag, mean_std, open_run, write_doc, DOC};
 use common::{lenet, task_heads};
 use mtl::core::init::{self, Init};
 use mtl::core::{Backbone, MlpBuilder, TaskTowers};
@@ -48,7 +48,6 @@ use mtl::heads::ClassificationHead;
 use mtl::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use std::path::PathBuf;
 use std::time::Instant;
 use tch::{nn, Device, Tensor};
 
@@ -386,13 +385,7 @@ fn main() -> Result<()> {
             })
             .collect::<Result<_>>()?,
     };
-    let out = PathBuf::from(arg("--out").unwrap_or_else(|| OUT_DIR.to_string()));
-    std::fs::create_dir_all(&out)?;
-    let cells_path = out.join("cells.jsonl");
-    if flag("--fresh") && cells_path.exists() {
-        std::fs::remove_file(&cells_path)?;
-    }
-    let mut cells: Vec<Cell> = load_cells(&cells_path)?;
+    let (out, cells_path, mut cells): (_, _, Vec<Cell>) = open_run(OUT_DIR)?;
 
     let t0 = Instant::now();
     let mut config = MultiMnistConfig::sized(setup.train, setup.test).validation(setup.validation);

@@ -5,7 +5,7 @@
 use anyhow::{bail, Context, Result};
 use serde::{de::DeserializeOwned, Serialize};
 use std::io::{BufRead, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The page the reproductions write their tables into.
 pub const DOC: &str = "docs/reproductions.md";
@@ -44,6 +44,20 @@ pub fn append_cell<C: Serialize>(path: &Path, cell: &C) -> Result<()> {
     f.write_all(format!("{}\n", serde_json::to_string(cell)?).as_bytes())?;
     f.sync_data()?;
     Ok(())
+}
+
+/// A reproduction's run directory (`--out`, else `default`), created, with the path of
+/// its cell log and the cells already in it (none after `--fresh`, which deletes the log).
+pub fn open_run<C: DeserializeOwned>(default: &str) -> Result<(PathBuf, PathBuf, Vec<C>)> {
+    let out = PathBuf::from(arg("--out").unwrap_or_else(|| default.to_string()));
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let cells_path = out.join("cells.jsonl");
+    if flag("--fresh") && cells_path.exists() {
+        std::fs::remove_file(&cells_path)
+            .with_context(|| format!("removing {}", cells_path.display()))?;
+    }
+    let cells = load_cells(&cells_path)?;
+    Ok((out, cells_path, cells))
 }
 
 /// Replaces what stands between `<!-- KEY:begin … -->` and `<!-- KEY:end -->` in
