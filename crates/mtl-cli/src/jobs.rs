@@ -75,6 +75,12 @@ pub fn prepare(job: &TrainJob, cfg: &RunConfig) -> Result<bool> {
 
 /// Reads a run's `report.json`.
 pub fn read_report(path: &Path) -> Result<RunReport> {
+    read_json(path, "a run report")
+}
+
+/// Reads a JSON file the CLI wrote as a `T`; a file that does not parse is an
+/// [`Error::Parse`] naming it, the line and `what` it should have been.
+pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path, what: &str) -> Result<T> {
     let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
         source,
@@ -82,7 +88,7 @@ pub fn read_report(path: &Path) -> Result<RunReport> {
     serde_json::from_str(&text).map_err(|e| Error::Parse {
         path: path.to_path_buf(),
         line: e.line() as u64,
-        message: format!("not a run report: {e}"),
+        message: format!("not {what}: {e}"),
     })
 }
 

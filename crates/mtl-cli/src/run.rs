@@ -386,15 +386,10 @@ pub fn run_in(
 
 /// Reads the `baselines.json` of an earlier run.
 pub fn read_baselines(path: &Path) -> Result<Baselines> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    serde_json::from_str(&text).map_err(|e| Error::Parse {
-        path: path.to_path_buf(),
-        line: e.line() as u64,
-        message: format!("not a baselines report written by `mtl train --baselines`: {e}"),
-    })
+    crate::jobs::read_json(
+        path,
+        "a baselines report written by `mtl train --baselines`",
+    )
 }
 
 /// A rank's scratch output directory, removed when the run ends.
